@@ -1,0 +1,232 @@
+//! Types that parse and refuse bad input at the edge: past them, a domain, a commit
+//! hash or a repository path is known to be valid.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A configuration domain: the network service whose files are backed up together
+/// and committed together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Domain {
+    /// nftables rules and scripts on the gateway.
+    Gateway,
+    /// Unbound DNS and its sinkhole lists.
+    Dns,
+    /// FreeRADIUS.
+    Radius,
+    /// Kea DHCP.
+    Kea,
+    /// OSPF routing.
+    Ospf,
+}
+
+impl Domain {
+    /// Every domain, in the audit trail's CHECK order.
+    pub const ALL: [Domain; 5] = [Domain::Gateway, Domain::Dns, Domain::Radius, Domain::Kea, Domain::Ospf];
+
+    /// The lower-case name used in configuration, the API and the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Domain::Gateway => "gateway",
+            Domain::Dns => "dns",
+            Domain::Radius => "radius",
+            Domain::Kea => "kea",
+            Domain::Ospf => "ospf",
+        }
+    }
+
+    /// The allowed names, for error messages: "gateway, dns, radius, kea, ospf".
+    pub fn allowed() -> String {
+        Domain::ALL.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not one of the known domains.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown domain {given:?}: allowed values are {allowed}", allowed = Domain::allowed())]
+pub struct UnknownDomain {
+    /// What was given.
+    pub given: String,
+}
+
+impl FromStr for Domain {
+    type Err = UnknownDomain;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Domain::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| UnknownDomain { given: s.to_owned() })
+    }
+}
+
+/// A full commit id (40 lower-case hex digits).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CommitHash(String);
+
+impl CommitHash {
+    /// The hex form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 7 hex digits.
+    pub fn short(&self) -> &str {
+        &self.0[..7]
+    }
+}
+
+impl From<git2::Oid> for CommitHash {
+    fn from(oid: git2::Oid) -> Self {
+        CommitHash(oid.to_string())
+    }
+}
+
+impl fmt::Display for CommitHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A commit given by a caller: full or abbreviated hex, at least 7 digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitPrefix(String);
+
+/// Why a commit reference was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{given:?} is not a commit hash: expected 7 to 40 hexadecimal digits")]
+pub struct BadCommitPrefix {
+    /// What was given.
+    pub given: String,
+}
+
+impl CommitPrefix {
+    /// The lower-case hex given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for CommitPrefix {
+    type Err = BadCommitPrefix;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok = (7..=40).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if ok {
+            Ok(CommitPrefix(s.to_ascii_lowercase()))
+        } else {
+            Err(BadCommitPrefix { given: s.chars().take(64).collect() })
+        }
+    }
+}
+
+/// A path relative to the source root and the repository root: UTF-8, `/`-separated,
+/// no empty, `.` or `..` components, not absolute, no control characters or backslashes
+/// (so it is the same path on disk, in git and in a `sha256sum` manifest).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RepoPath(String);
+
+/// Why a path was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{given:?} is not a relative path inside the source root: {why}")]
+pub struct BadRepoPath {
+    /// What was given.
+    pub given: String,
+    /// What is wrong with it.
+    pub why: &'static str,
+}
+
+impl RepoPath {
+    /// The path as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this path is the backup's own metadata (manifests), not a config file.
+    pub fn is_metadata(&self) -> bool {
+        self.0.starts_with(crate::repo::METADATA_DIR)
+    }
+}
+
+impl FromStr for RepoPath {
+    type Err = BadRepoPath;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why| BadRepoPath { given: s.chars().take(256).collect(), why };
+        if s.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if s.starts_with('/') {
+            return Err(bad("it is absolute"));
+        }
+        if s.chars().any(|c| c.is_control() || c == '\\') {
+            return Err(bad("it contains a control character or a backslash"));
+        }
+        if s.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            return Err(bad("it has an empty, '.' or '..' component"));
+        }
+        Ok(RepoPath(s.to_owned()))
+    }
+}
+
+impl fmt::Display for RepoPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who asked for a backup or a rollback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// The daily schedule; recorded as "system".
+    System,
+    /// A caller, by the subject of their token.
+    User(String),
+}
+
+impl Actor {
+    /// The audit trail's `backed_up_by`.
+    pub fn as_audit(&self) -> &str {
+        match self {
+            Actor::System => "system",
+            Actor::User(sub) => sub,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_parse_from_their_names_only() {
+        for d in Domain::ALL {
+            assert_eq!(d.as_str().parse::<Domain>().unwrap(), d);
+        }
+        let err = "dhcp".parse::<Domain>().unwrap_err().to_string();
+        assert!(err.contains("gateway, dns, radius, kea, ospf"), "{err}");
+    }
+
+    #[test]
+    fn commit_prefixes_need_7_to_40_hex_digits() {
+        assert!("abc123d".parse::<CommitPrefix>().is_ok());
+        assert!("ABC123DEF".parse::<CommitPrefix>().is_ok());
+        assert!("abc123".parse::<CommitPrefix>().is_err());
+        assert!("xyz1234".parse::<CommitPrefix>().is_err());
+        assert!("a".repeat(41).parse::<CommitPrefix>().is_err());
+    }
+
+    #[test]
+    fn repo_paths_refuse_escapes() {
+        assert!("config/kea/kea-dhcp4.conf".parse::<RepoPath>().is_ok());
+        for bad in ["", "/etc/passwd", "../x", "a/../b", "a//b", "a/./b", "a\\b", "a\nb"] {
+            assert!(bad.parse::<RepoPath>().is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,682 @@
+//! The backup engine: one run = for each domain, scan, hash, stage, commit; then push
+//! and record. The engine lock keeps one backup or rollback at a time, across
+//! replicas that share a database. Git and file work runs on the blocking pool.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::domain::{Actor, CommitHash, Domain, RepoPath};
+use crate::error::{EngineError, blocking};
+use crate::repo::{self, ChangeKind, CommitInfo, FileRecord, Manifest, ManifestEntry, WorkingCopy};
+use crate::settings::{DomainSpec, Settings};
+use crate::sources;
+use crate::store::{
+    AuditRow, DomainSummary, LockAttempt, LockHolder, LockKind, PushOutcome, RunOutcome, RunRecord, Store, Trigger,
+};
+
+/// What to back up and on whose behalf.
+#[derive(Debug, Clone)]
+pub struct BackupParams {
+    /// What started it.
+    pub trigger: Trigger,
+    /// Who asked.
+    pub actor: Actor,
+    /// Only these domains (validated against the configuration); empty for all.
+    pub domains: Vec<String>,
+}
+
+/// What one domain's part of a run did.
+#[derive(Debug, Clone, Default)]
+pub struct DomainReport {
+    /// The domain.
+    pub domain: Option<Domain>,
+    /// The commit made.
+    pub commit: Option<CommitHash>,
+    /// Its message.
+    pub message: String,
+    /// Its parent.
+    pub previous: Option<CommitHash>,
+    /// Added, modified and deleted files.
+    pub changes: Vec<FileRecord>,
+    /// How many files were unchanged.
+    pub unchanged: usize,
+    /// Patterns that matched nothing.
+    pub unmatched: Vec<String>,
+    /// Skipped files and unreadable directories.
+    pub warnings: Vec<String>,
+    /// Why the domain failed.
+    pub error: Option<String>,
+}
+
+impl DomainReport {
+    /// Count of a change kind.
+    pub fn count(&self, kind: ChangeKind) -> usize {
+        if kind == ChangeKind::Unchanged {
+            return self.unchanged;
+        }
+        self.changes.iter().filter(|c| c.kind == kind).count()
+    }
+}
+
+/// The push at the end of a run.
+#[derive(Debug, Clone)]
+pub struct PushReport {
+    /// What happened.
+    pub outcome: PushOutcome,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Local commits the remote lacks.
+    pub unpushed: usize,
+    /// The remote head, if verified.
+    pub remote_head: Option<CommitHash>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct BackupReport {
+    /// The run as recorded.
+    pub run: RunRecord,
+    /// Per domain, in configured order.
+    pub domains: Vec<DomainReport>,
+    /// The push.
+    pub push: PushReport,
+}
+
+/// The service's state for the Status call.
+#[derive(Debug, Clone)]
+pub struct EngineStatus {
+    /// The last run.
+    pub last_run: Option<RunRecord>,
+    /// The last successful run.
+    pub last_successful_run: Option<RunRecord>,
+    /// Per configured domain: summary and tracked file count.
+    pub domains: Vec<(Domain, Option<DomainSummary>, usize)>,
+    /// Commits the remote lacks.
+    pub unpushed: usize,
+    /// When a push last succeeded.
+    pub last_push_at: Option<DateTime<Utc>>,
+    /// The last push error, if the last run's push failed.
+    pub last_push_error: Option<String>,
+    /// The next scheduled run.
+    pub next_scheduled_at: DateTime<Utc>,
+    /// Whether the schedule is on.
+    pub schedule_enabled: bool,
+    /// The remote, password removed.
+    pub remote: String,
+    /// The branch.
+    pub branch: String,
+    /// What holds the lock now.
+    pub running: Option<LockHolder>,
+}
+
+/// The engine. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: Arc<Settings>,
+    store: Arc<dyn Store>,
+    host: String,
+    tasks: TaskTracker,
+}
+
+/// Holds the engine lock and renews it until released.
+#[derive(Debug)]
+pub struct EngineLock {
+    store: Arc<dyn Store>,
+    id: Uuid,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl EngineLock {
+    /// Releases the lock.
+    pub async fn release(self) {
+        self.heartbeat.abort();
+        if let Err(e) = self.store.release_lock(self.id).await {
+            tracing::error!(error = %e, id = %self.id, "could not release the engine lock; it expires by itself");
+        }
+    }
+}
+
+impl Drop for EngineLock {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}
+
+const RECOVERY_LIMIT: usize = 1000;
+
+impl Engine {
+    /// An engine over these settings and this store.
+    pub fn new(settings: Settings, store: Arc<dyn Store>) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                settings: Arc::new(settings),
+                store,
+                host: crate::store::hostname(),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Creates the embedded remote if it is the default, and opens or clones the
+    /// working copy. Called at start; the service is ready when this succeeds.
+    pub async fn prepare(&self) -> Result<(), EngineError> {
+        let git = self.inner.settings.git.clone();
+        blocking(move || -> Result<(), EngineError> {
+            if git.remote_is_embedded {
+                repo::ensure_bare_remote(std::path::Path::new(&git.remote), &git.branch)?;
+            }
+            WorkingCopy::open(&git)?;
+            Ok(())
+        })
+        .await??;
+        self.inner.store.ping().await?;
+        Ok(())
+    }
+
+    /// Waits for running backups and rollbacks to finish; new ones are refused after.
+    pub async fn shutdown(&self) {
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    /// Runs `fut` as a task that outlives its caller (a client that disconnects does
+    /// not cancel a backup) and that [`Engine::shutdown`] waits for.
+    pub async fn run_detached<T, F>(&self, fut: F) -> Result<T, EngineError>
+    where
+        F: std::future::Future<Output = Result<T, EngineError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.inner.tasks.is_closed() {
+            return Err(EngineError::Internal("the server is shutting down".to_owned()));
+        }
+        self.inner
+            .tasks
+            .spawn(fut)
+            .await
+            .map_err(|e| EngineError::Internal(format!("task failed: {e}")))?
+    }
+
+    /// Takes the engine lock for a backup or rollback, or says who holds it.
+    pub async fn lock(&self, kind: LockKind, id: Uuid) -> Result<EngineLock, EngineError> {
+        let store = self.inner.store.clone();
+        let holder =
+            LockHolder { kind, id, host: self.inner.host.clone(), pid: std::process::id(), acquired_at: Utc::now() };
+        let ttl = self.inner.settings.lock_ttl;
+        match store.try_lock(&holder, ttl).await? {
+            LockAttempt::Held(h) => return Err(EngineError::Busy(h)),
+            LockAttempt::Acquired { replaced: Some(dead) } => {
+                tracing::warn!(%dead, "took over the engine lock from a holder that stopped");
+            }
+            LockAttempt::Acquired { replaced: None } => {}
+        }
+        let hb_store = store.clone();
+        let heartbeat = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(ttl / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match hb_store.renew_lock(id, Utc::now()).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::error!(%id, "the engine lock was taken over while held"),
+                    Err(e) => tracing::warn!(error = %e, %id, "could not renew the engine lock"),
+                }
+            }
+        });
+        Ok(EngineLock { store, id, heartbeat })
+    }
+
+    /// Runs a backup now. Fails with [`EngineError::Busy`] if one is running.
+    pub async fn backup(&self, params: BackupParams) -> Result<BackupReport, EngineError> {
+        let specs = self.select_domains(&params.domains)?;
+        let this = self.clone();
+        self.run_detached(async move { this.backup_locked(params, specs).await }).await
+    }
+
+    fn select_domains(&self, names: &[String]) -> Result<Vec<DomainSpec>, EngineError> {
+        let settings = &self.inner.settings;
+        if names.is_empty() {
+            return Ok(settings.domains.clone());
+        }
+        let mut wanted = HashSet::new();
+        for name in names {
+            let domain: Domain = name.parse().map_err(|e: crate::domain::UnknownDomain| {
+                EngineError::InvalidArgument { field: "domains", message: e.to_string() }
+            })?;
+            if settings.domain(domain).is_none() {
+                return Err(EngineError::InvalidArgument {
+                    field: "domains",
+                    message: format!(
+                        "domain {domain} is not configured: configured domains are {}",
+                        settings.configured_domains()
+                    ),
+                });
+            }
+            wanted.insert(domain);
+        }
+        Ok(settings.domains.iter().filter(|d| wanted.contains(&d.domain)).cloned().collect())
+    }
+
+    async fn backup_locked(&self, params: BackupParams, specs: Vec<DomainSpec>) -> Result<BackupReport, EngineError> {
+        let run_id = Uuid::new_v4();
+        let lock = self.lock(LockKind::Backup, run_id).await?;
+        let result = self.backup_inner(run_id, params, specs).await;
+        lock.release().await;
+        result
+    }
+
+    async fn backup_inner(
+        &self,
+        run_id: Uuid,
+        params: BackupParams,
+        specs: Vec<DomainSpec>,
+    ) -> Result<BackupReport, EngineError> {
+        let store = &self.inner.store;
+        let started = Instant::now();
+        let started_at = Utc::now();
+        let interrupted = store.mark_interrupted_runs(run_id, started_at).await?;
+        if !interrupted.is_empty() {
+            tracing::warn!(runs = ?interrupted, "runs interrupted by a stop were marked; their commits are recovered now");
+        }
+        let mut run = RunRecord {
+            id: run_id,
+            trigger: params.trigger,
+            requested_by: params.actor.as_audit().to_owned(),
+            host: self.inner.host.clone(),
+            started_at,
+            finished_at: None,
+            outcome: RunOutcome::Running,
+            error: None,
+            push_outcome: None,
+            push_error: None,
+            unpushed_commits: 0,
+            files_added: 0,
+            files_modified: 0,
+            files_deleted: 0,
+            files_unchanged: 0,
+            commits: 0,
+        };
+        store.insert_run(&run).await?;
+        tracing::info!(run_id = %run_id, trigger = run.trigger.as_str(), by = %run.requested_by, "backup started");
+
+        let settings = self.inner.settings.clone();
+        let actor = params.actor.clone();
+        let git_phase = blocking(move || git_phase(&settings, run_id, &actor, &specs, started_at)).await?;
+
+        let (domains, push, error) = match git_phase {
+            Ok(g) => (g.domains, g.push, None),
+            Err(e) => {
+                tracing::error!(run_id = %run_id, error = %e, "backup failed before committing");
+                let push = PushReport { outcome: PushOutcome::NotAttempted, error: None, unpushed: 0, remote_head: None };
+                (Vec::new(), push, Some(e.to_string()))
+            }
+        };
+
+        // Record every commit not yet in the audit trail: this run's, and those of a
+        // run that was interrupted between its commit and its record.
+        let recorded = self.record_unrecorded_commits().await;
+
+        for d in &domains {
+            run.files_added += d.count(ChangeKind::Added) as i64;
+            run.files_modified += d.count(ChangeKind::Modified) as i64;
+            run.files_deleted += d.count(ChangeKind::Deleted) as i64;
+            run.files_unchanged += d.count(ChangeKind::Unchanged) as i64;
+            run.commits += i64::from(d.commit.is_some());
+        }
+        let failed_domains: Vec<String> = domains
+            .iter()
+            .filter_map(|d| d.error.as_ref().map(|e| format!("{}: {e}", d.domain.map(|x| x.as_str()).unwrap_or("?"))))
+            .collect();
+        let mut errors: Vec<String> = error.into_iter().chain(failed_domains).collect();
+        if let Err(e) = &recorded {
+            errors.push(format!("audit trail: {e}"));
+        }
+        run.outcome = if run.commits == 0 {
+            RunOutcome::Failed
+        } else if errors.is_empty() && push.outcome == PushOutcome::Pushed {
+            RunOutcome::Success
+        } else {
+            RunOutcome::Partial
+        };
+        if push.outcome != PushOutcome::Pushed {
+            if let Some(e) = &push.error {
+                errors.push(format!("push: {e}"));
+            }
+        }
+        run.error = (!errors.is_empty()).then(|| errors.join("; "));
+        run.push_outcome = Some(push.outcome);
+        run.push_error = push.error.clone();
+        run.unpushed_commits = push.unpushed as i64;
+        run.finished_at = Some(Utc::now());
+        store.update_run(&run).await?;
+
+        if let Err(e) = self.apply_retention().await {
+            tracing::warn!(error = %e, "retention of audit rows failed; it is tried again after the next run");
+        }
+        tracing::info!(
+            run_id = %run_id,
+            outcome = run.outcome.as_str(),
+            push = push.outcome.as_str(),
+            commits = run.commits,
+            added = run.files_added,
+            modified = run.files_modified,
+            deleted = run.files_deleted,
+            unchanged = run.files_unchanged,
+            unpushed = push.unpushed,
+            duration_ms = started.elapsed().as_millis() as u64,
+            error = run.error.as_deref().unwrap_or(""),
+            "backup finished"
+        );
+        Ok(BackupReport { run, domains, push })
+    }
+
+    /// Inserts audit rows for commits on the branch that the audit trail lacks.
+    async fn record_unrecorded_commits(&self) -> Result<usize, EngineError> {
+        let git = self.inner.settings.git.clone();
+        let candidates =
+            blocking(move || -> Result<Vec<git2::Oid>, EngineError> {
+                let wc = WorkingCopy::open(&git)?;
+                Ok(wc.unrecorded_commits(|_| false, RECOVERY_LIMIT)?)
+            })
+            .await??;
+        let mut missing = Vec::new();
+        for id in candidates {
+            if self.inner.store.commit_recorded(&id.to_string()).await? {
+                break;
+            }
+            missing.push(id);
+        }
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let git = self.inner.settings.git.clone();
+        let infos = blocking(move || -> Result<Vec<CommitInfo>, EngineError> {
+            let wc = WorkingCopy::open(&git)?;
+            let mut out = Vec::new();
+            for id in missing.into_iter().rev() {
+                if let Some(info) = wc.commit_info(id)? {
+                    out.push(info);
+                }
+            }
+            Ok(out)
+        })
+        .await??;
+        let rows: Vec<AuditRow> = infos.iter().flat_map(audit_rows).collect();
+        self.inner.store.insert_audit_rows(&rows).await?;
+        Ok(infos.len())
+    }
+
+    /// Deletes audit rows older than the retention.
+    pub async fn apply_retention(&self) -> Result<u64, EngineError> {
+        let months = self.inner.settings.retention_months;
+        let cutoff = Utc::now()
+            .checked_sub_months(chrono::Months::new(months))
+            .ok_or_else(|| EngineError::Internal("retention cutoff out of range".to_owned()))?;
+        Ok(self.inner.store.delete_audit_rows_before(cutoff).await?)
+    }
+
+    /// The service's state.
+    pub async fn status(&self) -> Result<EngineStatus, EngineError> {
+        let store = &self.inner.store;
+        let settings = &self.inner.settings;
+        let last_run = store.last_run().await?;
+        let last_successful_run = store.last_successful_run().await?;
+        let last_push_at = store.last_push_success().await?;
+        let running = store.lock_holder().await?;
+        let git = settings.git.clone();
+        let domains_cfg: Vec<Domain> = settings.domains.iter().map(|d| d.domain).collect();
+        let (unpushed, tracked) = blocking(move || -> Result<(usize, Vec<usize>), EngineError> {
+            if !git.working_dir.join(".git").exists() {
+                return Ok((0, vec![0; domains_cfg.len()]));
+            }
+            let wc = WorkingCopy::open(&git)?;
+            let head = wc.head()?;
+            let mut tracked = Vec::new();
+            for d in &domains_cfg {
+                tracked.push(wc.manifest_at(head, *d)?.len());
+            }
+            Ok((wc.unpushed()?, tracked))
+        })
+        .await??;
+        let mut domains = Vec::new();
+        for (spec, count) in settings.domains.iter().zip(tracked) {
+            domains.push((spec.domain, store.domain_summary(spec.domain).await?, count));
+        }
+        let last_push_error = last_run
+            .as_ref()
+            .filter(|r| matches!(r.push_outcome, Some(PushOutcome::Failed | PushOutcome::Diverged)))
+            .and_then(|r| r.push_error.clone());
+        Ok(EngineStatus {
+            last_run,
+            last_successful_run,
+            domains,
+            unpushed,
+            last_push_at,
+            last_push_error,
+            next_scheduled_at: settings.schedule.next_after(Utc::now()),
+            schedule_enabled: settings.schedule.enabled,
+            remote: crate::settings::redact_url(&settings.git.remote),
+            branch: settings.git.branch.clone(),
+            running,
+        })
+    }
+
+    /// Whether the branch has any commit yet.
+    pub async fn has_commits(&self) -> Result<bool, EngineError> {
+        let git = self.inner.settings.git.clone();
+        blocking(move || -> Result<bool, EngineError> { Ok(WorkingCopy::open(&git)?.head()?.is_some()) }).await?
+    }
+}
+
+/// The audit rows of one backup commit: one per file of the domain.
+pub fn audit_rows(info: &CommitInfo) -> Vec<AuditRow> {
+    let by = repo::trailer(&info.message, repo::TRAILER_BY).unwrap_or("system").to_owned();
+    info.files
+        .iter()
+        .map(|f| AuditRow {
+            id: Uuid::new_v4(),
+            seq: 0,
+            run_id: info.run_id,
+            backup_date: info.time.date_naive(),
+            domain: info.domain,
+            config_file: f.path.to_string(),
+            commit_hash: info.id.to_string(),
+            commit_message: info.message.clone(),
+            changes_made: f.kind != ChangeKind::Unchanged,
+            change_type: f.kind,
+            previous_hash: info.parent.map(|p| p.to_string()),
+            file_sha256: f.new.as_ref().map(|e| e.sha256.clone()),
+            previous_file_sha256: f.old.as_ref().map(|e| e.sha256.clone()),
+            backed_up_at: info.time,
+            backed_up_by: by.clone(),
+        })
+        .collect()
+}
+
+struct GitPhase {
+    domains: Vec<DomainReport>,
+    push: PushReport,
+}
+
+/// The blocking part of a run: every domain's commit, then the push.
+fn git_phase(
+    settings: &Settings,
+    run_id: Uuid,
+    actor: &Actor,
+    specs: &[DomainSpec],
+    started_at: DateTime<Utc>,
+) -> Result<GitPhase, EngineError> {
+    let wc = WorkingCopy::open(&settings.git)?;
+    for lock in wc.recover_stale_locks() {
+        tracing::warn!(lock = %lock.display(), "removed a stale git lock left by a stopped process");
+    }
+    wc.reset_to_head()?;
+    let date = started_at.format("%Y-%m-%d").to_string();
+    let mut claimed: BTreeMap<RepoPath, Domain> = BTreeMap::new();
+    let mut domains = Vec::new();
+    for spec in specs {
+        let report = match backup_domain(&wc, settings, spec, &mut claimed, &date, run_id, actor) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(run_id = %run_id, domain = %spec.domain, error = %e, "domain backup failed");
+                let _ = wc.reset_to_head();
+                DomainReport { domain: Some(spec.domain), error: Some(e.to_string()), ..Default::default() }
+            }
+        };
+        domains.push(report);
+    }
+    let push = push(&wc);
+    Ok(GitPhase { domains, push })
+}
+
+fn push(wc: &WorkingCopy) -> PushReport {
+    let result = wc.push();
+    let unpushed = wc.unpushed().unwrap_or(0);
+    match result {
+        Ok(Some(r)) => {
+            PushReport { outcome: PushOutcome::Pushed, error: None, unpushed, remote_head: Some(r.remote_head.into()) }
+        }
+        Ok(None) => PushReport { outcome: PushOutcome::NotAttempted, error: None, unpushed, remote_head: None },
+        Err(e) => {
+            tracing::warn!(error = %e, unpushed, "push failed; the commits stay in the working copy");
+            PushReport { outcome: PushOutcome::Failed, error: Some(e.to_string()), unpushed, remote_head: None }
+        }
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn backup_domain(
+    wc: &WorkingCopy,
+    settings: &Settings,
+    spec: &DomainSpec,
+    claimed: &mut BTreeMap<RepoPath, Domain>,
+    date: &str,
+    run_id: Uuid,
+    actor: &Actor,
+) -> Result<DomainReport, EngineError> {
+    let domain = spec.domain;
+    let head = wc.head()?;
+    let old = wc.manifest_at(head, domain)?;
+    let scan = sources::scan(&settings.source_root, &spec.patterns)
+        .map_err(|e| EngineError::Internal(format!("reading {}: {e}", settings.source_root.display())))?;
+    let mut warnings = scan.warnings.clone();
+    let mut new = Manifest::new();
+    let mut contents = BTreeMap::new();
+    for file in &scan.files {
+        if let Some(owner) = claimed.get(&file.path) {
+            warnings.push(format!("{}: skipped, it belongs to domain {owner}", file.path));
+            continue;
+        }
+        claimed.insert(file.path.clone(), domain);
+        match std::fs::read(&file.abs) {
+            Ok(bytes) => {
+                let entry = ManifestEntry { sha256: sha256_hex(&bytes), mode: repo::git_mode(file.executable) };
+                if old.get(&file.path) != Some(&entry) {
+                    contents.insert(file.path.clone(), bytes);
+                }
+                new.insert(file.path.clone(), entry);
+            }
+            Err(e) => {
+                warnings.push(format!("{}: cannot read ({e}); the backed-up version is kept", file.path));
+                if let Some(o) = old.get(&file.path) {
+                    new.insert(file.path.clone(), o.clone());
+                }
+            }
+        }
+    }
+    for (path, entry) in &old {
+        if !new.contains_key(path) && !claimed.contains_key(path) && scan.may_have_missed(path) {
+            warnings.push(format!("{path}: not found in an unreadable directory; the backed-up version is kept"));
+            new.insert(path.clone(), entry.clone());
+        }
+    }
+    let records = repo::compare(&old, &new);
+    let deleted: Vec<RepoPath> =
+        records.iter().filter(|r| r.kind == ChangeKind::Deleted).map(|r| r.path.clone()).collect();
+    let message = commit_message(date, domain, &records, run_id, actor);
+    let commit = wc.commit_domain(domain, &new, &contents, &deleted, &message)?;
+    let changes: Vec<FileRecord> = records.iter().filter(|r| r.kind != ChangeKind::Unchanged).cloned().collect();
+    let unchanged = records.len() - changes.len();
+    tracing::info!(
+        run_id = %run_id,
+        domain = %domain,
+        commit = %commit,
+        changed = changes.len(),
+        unchanged,
+        "domain committed"
+    );
+    Ok(DomainReport {
+        domain: Some(domain),
+        commit: Some(commit.into()),
+        message,
+        previous: head.map(CommitHash::from),
+        changes,
+        unchanged,
+        unmatched: scan.unmatched,
+        warnings,
+        error: None,
+    })
+}
+
+fn short(entry: Option<&ManifestEntry>) -> &str {
+    entry.map(|e| &e.sha256[..7.min(e.sha256.len())]).unwrap_or("0000000")
+}
+
+/// The commit message: the product's first line, a body line per file when several
+/// changed, and trailers that tie the commit to its domain, run and requester.
+pub fn commit_message(date: &str, domain: Domain, records: &[FileRecord], run_id: Uuid, actor: &Actor) -> String {
+    let changed: Vec<&FileRecord> = records.iter().filter(|r| r.kind != ChangeKind::Unchanged).collect();
+    let mut msg = match changed.as_slice() {
+        [] => format!("config backup {date} — no changes ({domain} domain stable)\n"),
+        [one] => format!(
+            "config backup {date} {} {}→{}\n",
+            one.path,
+            short(one.old.as_ref()),
+            short(one.new.as_ref())
+        ),
+        many => {
+            let mut m = format!("config backup {date} {domain}: {} files changed\n\n", many.len());
+            for r in many {
+                m.push_str(&format!(
+                    "{} {} {}→{}\n",
+                    r.kind.letter(),
+                    r.path,
+                    short(r.old.as_ref()),
+                    short(r.new.as_ref())
+                ));
+            }
+            m
+        }
+    };
+    msg.push_str(&format!(
+        "\n{}: {domain}\n{}: {run_id}\n{}: {}\n",
+        repo::TRAILER_DOMAIN,
+        repo::TRAILER_RUN,
+        repo::TRAILER_BY,
+        actor.as_audit()
+    ));
+    msg
+}

@@ -1,0 +1,18 @@
+//! The config-backup engine: reads each domain's configuration files, detects changes
+//! by SHA-256, commits them to a git working copy (one commit per domain), pushes to
+//! the backup remote and keeps an SQL audit trail. It knows nothing of gRPC, HTTP or
+//! JSON: the server crate adapts it to the API.
+
+pub mod domain;
+pub mod engine;
+pub mod error;
+pub mod repo;
+pub mod settings;
+pub mod sources;
+pub mod store;
+pub mod transport;
+
+pub use domain::{Actor, CommitHash, CommitPrefix, Domain, RepoPath};
+pub use engine::{BackupParams, BackupReport, DomainReport, Engine, EngineStatus, PushReport};
+pub use error::EngineError;
+pub use settings::Settings;

@@ -1,0 +1,672 @@
+//! The git working copy: opening or cloning it, staging a domain's files, one commit per
+//! domain, manifests, and the push with its verification. Everything here is blocking
+//! (git2): callers run it through [`crate::blocking`], never on the async runtime.
+//!
+//! Each domain's commit carries a manifest at `.config-backup/<domain>.sha256` in
+//! `sha256sum` format. It says which files belong to the domain and their SHA-256, so
+//! change detection never re-reads old blobs, the audit rows of any commit can be
+//! derived from the repository alone (crash recovery), and an operator can check a
+//! checkout with `sha256sum -c`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use git2::{Commit, ErrorCode, FileMode, IndexEntry, IndexTime, Oid, Repository, Signature, Tree};
+
+use crate::domain::{Domain, RepoPath};
+use crate::settings::GitSettings;
+
+/// Where manifests live in the repository.
+pub const METADATA_DIR: &str = ".config-backup/";
+/// The commit trailer naming the domain.
+pub const TRAILER_DOMAIN: &str = "Config-Backup-Domain";
+/// The commit trailer naming the run (or rollback task).
+pub const TRAILER_RUN: &str = "Config-Backup-Run";
+/// The commit trailer naming who asked ("system" for the schedule).
+pub const TRAILER_BY: &str = "Config-Backup-By";
+
+/// A problem with the working copy or the remote.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The working copy belongs to another remote.
+    #[error(
+        "the working copy {dir} is a clone of {found:?}, not of GIT_BACKUP_REPO {expected:?}; \
+         move it away or point GIT_WORKING_DIR elsewhere"
+    )]
+    ForeignRemote {
+        /// The working directory.
+        dir: PathBuf,
+        /// Its origin.
+        found: String,
+        /// The configured remote.
+        expected: String,
+    },
+    /// The working copy cannot be opened or read.
+    #[error("the working copy {dir} is damaged: {source}")]
+    Damaged {
+        /// The working directory.
+        dir: PathBuf,
+        /// What git said.
+        source: git2::Error,
+    },
+    /// The directory exists, is not empty and is not a repository.
+    #[error("GIT_WORKING_DIR {0} exists and is not a git repository")]
+    NotARepository(PathBuf),
+    /// The remote could not be cloned.
+    #[error("cannot clone the backup remote {remote}: {source}")]
+    Clone {
+        /// The remote.
+        remote: String,
+        /// What git said.
+        source: git2::Error,
+    },
+    /// A git operation failed.
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    /// A file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RepoError {
+    let context = context.into();
+    move |source| RepoError::Io { context, source }
+}
+
+/// One file of a manifest: content hash and git mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestEntry {
+    /// SHA-256 of the content, lower-case hex.
+    pub sha256: String,
+    /// Git file mode: 0o100644 or 0o100755.
+    pub mode: u32,
+}
+
+/// A domain's files at one commit.
+pub type Manifest = BTreeMap<RepoPath, ManifestEntry>;
+
+/// How a file changed in a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// New in this commit.
+    Added,
+    /// Content or mode changed.
+    Modified,
+    /// Removed.
+    Deleted,
+    /// Unchanged.
+    Unchanged,
+}
+
+impl ChangeKind {
+    /// Name in the API and the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Modified => "modified",
+            ChangeKind::Deleted => "deleted",
+            ChangeKind::Unchanged => "unchanged",
+        }
+    }
+
+    /// The letter of a commit-message body line.
+    pub fn letter(self) -> char {
+        match self {
+            ChangeKind::Added => 'A',
+            ChangeKind::Modified => 'M',
+            ChangeKind::Deleted => 'D',
+            ChangeKind::Unchanged => ' ',
+        }
+    }
+
+    /// Parses an API name.
+    pub fn parse(s: &str) -> Option<ChangeKind> {
+        [ChangeKind::Added, ChangeKind::Modified, ChangeKind::Deleted, ChangeKind::Unchanged]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// One file's state change between a commit and its parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// The path.
+    pub path: RepoPath,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// Before (absent when added).
+    pub old: Option<ManifestEntry>,
+    /// After (absent when deleted).
+    pub new: Option<ManifestEntry>,
+}
+
+/// Compares two manifests, in path order.
+pub fn compare(old: &Manifest, new: &Manifest) -> Vec<FileRecord> {
+    let mut out = Vec::with_capacity(new.len().max(old.len()));
+    for (path, n) in new {
+        let kind = match old.get(path) {
+            None => ChangeKind::Added,
+            Some(o) if o != n => ChangeKind::Modified,
+            Some(_) => ChangeKind::Unchanged,
+        };
+        out.push(FileRecord { path: path.clone(), kind, old: old.get(path).cloned(), new: Some(n.clone()) });
+    }
+    for (path, o) in old {
+        if !new.contains_key(path) {
+            out.push(FileRecord { path: path.clone(), kind: ChangeKind::Deleted, old: Some(o.clone()), new: None });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// A backup commit read back from the repository.
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    /// The commit.
+    pub id: Oid,
+    /// Its first parent.
+    pub parent: Option<Oid>,
+    /// Its domain (from the trailer).
+    pub domain: Domain,
+    /// The run or task that made it (from the trailer).
+    pub run_id: Option<uuid::Uuid>,
+    /// The full message.
+    pub message: String,
+    /// The commit time.
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// Every file of the domain, changed or not, plus deletions.
+    pub files: Vec<FileRecord>,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushResult {
+    /// The remote head after the push, read back.
+    pub remote_head: Oid,
+}
+
+/// Why a push failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The transport failed (unreachable, authentication, host key).
+    #[error("push to {remote} failed: {message}")]
+    Transport {
+        /// The remote, password removed.
+        remote: String,
+        /// What git said.
+        message: String,
+    },
+    /// The remote refused the reference (hook, protection, non-fast-forward).
+    #[error("the remote rejected {refname}: {reason}")]
+    Rejected {
+        /// The reference.
+        refname: String,
+        /// The remote's reason.
+        reason: String,
+    },
+    /// The remote branch read back after the push is not our head.
+    #[error("push not verified: the remote {branch} is at {remote} but the local head is {local}")]
+    Unverified {
+        /// The branch.
+        branch: String,
+        /// The remote's head, or "nothing".
+        remote: String,
+        /// Ours.
+        local: String,
+    },
+}
+
+/// The working copy, open for one run.
+pub struct WorkingCopy {
+    repo: Repository,
+    git: GitSettings,
+}
+
+impl std::fmt::Debug for WorkingCopy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkingCopy").field("dir", &self.git.working_dir).finish()
+    }
+}
+
+/// Creates the embedded default remote (a bare repository) if it does not exist.
+pub fn ensure_bare_remote(path: &Path, branch: &str) -> Result<(), RepoError> {
+    if path.join("HEAD").exists() {
+        return Ok(());
+    }
+    let mut opts = git2::RepositoryInitOptions::new();
+    opts.bare(true).initial_head(branch).mkpath(true);
+    Repository::init_opts(path, &opts)?;
+    Ok(())
+}
+
+impl WorkingCopy {
+    /// Opens `GIT_WORKING_DIR`, or clones it from the remote when missing (an empty
+    /// remote gives an empty repository). Refuses a clone of another remote and a
+    /// damaged repository without changing anything.
+    pub fn open(git: &GitSettings) -> Result<WorkingCopy, RepoError> {
+        let dir = &git.working_dir;
+        if dir.join(".git").exists() {
+            let repo = Repository::open(dir).map_err(|source| RepoError::Damaged { dir: dir.clone(), source })?;
+            let origin = repo.find_remote("origin").map_err(|source| RepoError::Damaged { dir: dir.clone(), source })?;
+            let found = origin.url().unwrap_or_default().to_owned();
+            if normalize_remote(&found) != normalize_remote(&git.remote) {
+                return Err(RepoError::ForeignRemote { dir: dir.clone(), found, expected: git.remote.clone() });
+            }
+            drop(origin);
+            let wc = WorkingCopy { repo, git: git.clone() };
+            wc.check_health()?;
+            return Ok(wc);
+        }
+        if dir.exists() && std::fs::read_dir(dir).map_err(io_err(format!("reading {}", dir.display())))?.next().is_some()
+        {
+            return Err(RepoError::NotARepository(dir.clone()));
+        }
+        Self::clone_into(git)
+    }
+
+    /// Clones into a temporary sibling and renames it into place, so a failed clone
+    /// leaves nothing behind and the next run tries again.
+    fn clone_into(git: &GitSettings) -> Result<WorkingCopy, RepoError> {
+        let dir = &git.working_dir;
+        let parent = dir.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".config-backup-clone-")
+            .tempdir_in(parent)
+            .map_err(io_err(format!("creating a temporary directory in {}", parent.display())))?;
+        {
+            let mut opts = git2::RepositoryInitOptions::new();
+            opts.initial_head(&git.branch);
+            let repo = Repository::init_opts(tmp.path(), &opts)?;
+            repo.remote("origin", &git.remote)?;
+            let mut remote = repo.find_remote("origin")?;
+            let refspec = format!("+refs/heads/{b}:refs/remotes/origin/{b}", b = git.branch);
+            remote
+                .fetch(&[&refspec], Some(&mut crate::transport::fetch_options(git)), None)
+                .map_err(|source| RepoError::Clone { remote: crate::settings::redact_url(&git.remote), source })?;
+            if let Ok(tracking) = repo.find_reference(&format!("refs/remotes/origin/{}", git.branch)) {
+                let target = tracking.target().ok_or_else(|| git2::Error::from_str("symbolic tracking ref"))?;
+                repo.reference(&format!("refs/heads/{}", git.branch), target, true, "clone")?;
+                repo.set_head(&format!("refs/heads/{}", git.branch))?;
+                repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))?;
+            }
+        }
+        if dir.exists() {
+            std::fs::remove_dir(dir).map_err(io_err(format!("replacing the empty {}", dir.display())))?;
+        }
+        let tmp = tmp.keep();
+        std::fs::rename(&tmp, dir).map_err(io_err(format!("moving the clone to {}", dir.display())))?;
+        let repo = Repository::open(dir)?;
+        Ok(WorkingCopy { repo, git: git.clone() })
+    }
+
+    /// HEAD must be our branch and readable.
+    fn check_health(&self) -> Result<(), RepoError> {
+        let damaged = |source| RepoError::Damaged { dir: self.git.working_dir.clone(), source };
+        match self.repo.head() {
+            Ok(head) => {
+                if head.name().ok() != Some(format!("refs/heads/{}", self.git.branch).as_str()) {
+                    return Err(damaged(git2::Error::from_str(&format!(
+                        "HEAD is {}, not the branch {} (GIT_BACKUP_BRANCH)",
+                        head.name().unwrap_or("detached"),
+                        self.git.branch
+                    ))));
+                }
+                head.peel_to_commit().map_err(damaged)?.tree().map_err(damaged)?;
+            }
+            Err(e) if e.code() == ErrorCode::UnbornBranch => {}
+            Err(e) => return Err(damaged(e)),
+        }
+        Ok(())
+    }
+
+    /// Removes lock files left by a process that died. Only call while holding the
+    /// engine lock: then no other writer can own them.
+    pub fn recover_stale_locks(&self) -> Vec<PathBuf> {
+        let gitdir = self.repo.path();
+        let mut removed = Vec::new();
+        let candidates = [
+            gitdir.join("index.lock"),
+            gitdir.join("HEAD.lock"),
+            gitdir.join("packed-refs.lock"),
+            gitdir.join(format!("refs/heads/{}.lock", self.git.branch)),
+            gitdir.join(format!("refs/remotes/origin/{}.lock", self.git.branch)),
+        ];
+        for lock in candidates {
+            if lock.exists() && std::fs::remove_file(&lock).is_ok() {
+                removed.push(lock);
+            }
+        }
+        removed
+    }
+
+    /// Puts the index (and, if it had drifted, the work tree) back to HEAD, dropping
+    /// anything a crashed run staged but did not commit.
+    pub fn reset_to_head(&self) -> Result<(), RepoError> {
+        let mut index = self.repo.index()?;
+        index.read(true)?;
+        match self.head_commit()? {
+            Some(head) => {
+                let tree = head.tree()?;
+                let drifted = index.write_tree().map(|t| t != tree.id()).unwrap_or(true);
+                if drifted {
+                    tracing::warn!(dir = %self.git.working_dir.display(), "working copy drifted from HEAD; resetting it");
+                    self.repo.reset(head.as_object(), git2::ResetType::Hard, None)?;
+                }
+            }
+            None => {
+                if !index.is_empty() {
+                    index.clear()?;
+                    index.write()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The branch head, if there is one.
+    pub fn head(&self) -> Result<Option<Oid>, RepoError> {
+        Ok(self.head_commit()?.map(|c| c.id()))
+    }
+
+    fn head_commit(&self) -> Result<Option<Commit<'_>>, RepoError> {
+        match self.repo.head() {
+            Ok(h) => Ok(Some(h.peel_to_commit()?)),
+            Err(e) if e.code() == ErrorCode::UnbornBranch || e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The underlying repository, for read-only queries.
+    pub fn repository(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// A domain's manifest at a commit (empty if the commit has none).
+    pub fn manifest_at(&self, commit: Option<Oid>, domain: Domain) -> Result<Manifest, RepoError> {
+        let Some(commit) = commit else { return Ok(Manifest::new()) };
+        let tree = self.repo.find_commit(commit)?.tree()?;
+        read_manifest(&self.repo, &tree, domain)
+    }
+
+    /// Stages the domain's changes, writes the work tree, and commits on the branch.
+    /// `contents` holds the bytes of every added or modified file.
+    pub fn commit_domain(
+        &self,
+        domain: Domain,
+        manifest: &Manifest,
+        contents: &BTreeMap<RepoPath, Vec<u8>>,
+        deleted: &[RepoPath],
+        message: &str,
+    ) -> Result<Oid, RepoError> {
+        let workdir = self.repo.workdir().ok_or_else(|| git2::Error::from_str("bare working copy"))?.to_path_buf();
+        let mut index = self.repo.index()?;
+        for (path, content) in contents {
+            let mode = manifest.get(path).map(|e| e.mode).unwrap_or(0o100644);
+            write_work_file(&workdir, path.as_str(), content, mode)?;
+            index.add_frombuffer(&index_entry(path.as_str(), mode, content.len()), content)?;
+        }
+        for path in deleted {
+            let abs = workdir.join(path.as_str());
+            match std::fs::remove_file(&abs) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(format!("removing {}", abs.display()))(e)),
+            }
+            index.remove_path(Path::new(path.as_str()))?;
+        }
+        let manifest_path = manifest_path(domain);
+        let manifest_text = render_manifest(manifest);
+        write_work_file(&workdir, &manifest_path, manifest_text.as_bytes(), 0o100644)?;
+        index.add_frombuffer(&index_entry(&manifest_path, 0o100644, manifest_text.len()), manifest_text.as_bytes())?;
+        index.write()?;
+        let tree_id = index.write_tree()?;
+        let tree = self.repo.find_tree(tree_id)?;
+        let sig = Signature::now(&self.git.user_name, &self.git.user_email)?;
+        let parent = self.head_commit()?;
+        let parents: Vec<&Commit<'_>> = parent.iter().collect();
+        let id = self.repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
+        Ok(id)
+    }
+
+    /// Reads a backup commit: its domain, run and every file's change. `None` for a
+    /// commit without our trailers (made by someone else).
+    pub fn commit_info(&self, id: Oid) -> Result<Option<CommitInfo>, RepoError> {
+        let commit = self.repo.find_commit(id)?;
+        let message = commit.message().unwrap_or_default().to_owned();
+        let Some(domain) = trailer(&message, TRAILER_DOMAIN).and_then(|d| d.parse::<Domain>().ok()) else {
+            return Ok(None);
+        };
+        let run_id = trailer(&message, TRAILER_RUN).and_then(|r| r.parse().ok());
+        let parent = commit.parent_ids().next();
+        let new = read_manifest(&self.repo, &commit.tree()?, domain)?;
+        let old = self.manifest_at(parent, domain)?;
+        let time = chrono::DateTime::from_timestamp(commit.time().seconds(), 0).unwrap_or_default();
+        Ok(Some(CommitInfo { id, parent, domain, run_id, message, time, files: compare(&old, &new) }))
+    }
+
+    /// Commits reachable from HEAD, newest first, until `known` says one is already
+    /// recorded (or `limit` is reached).
+    pub fn unrecorded_commits(&self, mut known: impl FnMut(Oid) -> bool, limit: usize) -> Result<Vec<Oid>, RepoError> {
+        let Some(head) = self.head()? else { return Ok(Vec::new()) };
+        let mut walk = self.repo.revwalk()?;
+        walk.push(head)?;
+        walk.simplify_first_parent()?;
+        let mut out = Vec::new();
+        for id in walk {
+            let id = id?;
+            if known(id) || out.len() >= limit {
+                break;
+            }
+            out.push(id);
+        }
+        Ok(out)
+    }
+
+    /// Local commits the remote-tracking branch does not have.
+    pub fn unpushed(&self) -> Result<usize, RepoError> {
+        let Some(head) = self.head()? else { return Ok(0) };
+        let mut walk = self.repo.revwalk()?;
+        walk.push(head)?;
+        if let Some(tracking) = self.tracking_head()? {
+            walk.hide(tracking)?;
+        }
+        Ok(walk.count())
+    }
+
+    fn tracking_head(&self) -> Result<Option<Oid>, RepoError> {
+        match self.repo.find_reference(&format!("refs/remotes/origin/{}", self.git.branch)) {
+            Ok(r) => Ok(r.target()),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Pushes the branch, checks the per-reference result, reads the remote branch
+    /// back and compares it with the local head. Never forces.
+    pub fn push(&self) -> Result<Option<PushResult>, PushError> {
+        let remote_name = crate::settings::redact_url(&self.git.remote);
+        let transport = |e: git2::Error| PushError::Transport { remote: remote_name.clone(), message: e.message().to_owned() };
+        let Some(head) = self.head().map_err(|e| PushError::Transport { remote: remote_name.clone(), message: e.to_string() })?
+        else {
+            return Ok(None);
+        };
+        let branch_ref = format!("refs/heads/{}", self.git.branch);
+        let mut remote = self.repo.find_remote("origin").map_err(transport)?;
+        let rejected: RefCell<Option<(String, String)>> = RefCell::new(None);
+        {
+            let mut callbacks = crate::transport::callbacks(&self.git);
+            callbacks.push_update_reference(|refname, status| {
+                if let Some(reason) = status {
+                    *rejected.borrow_mut() = Some((refname.to_owned(), reason.to_owned()));
+                }
+                Ok(())
+            });
+            let mut opts = git2::PushOptions::new();
+            opts.remote_callbacks(callbacks);
+            remote.push(&[format!("{branch_ref}:{branch_ref}")], Some(&mut opts)).map_err(transport)?;
+        }
+        if let Some((refname, reason)) = rejected.into_inner() {
+            return Err(PushError::Rejected { refname, reason });
+        }
+        // Read the remote branch back.
+        let remote_head = {
+            let conn = remote
+                .connect_auth(git2::Direction::Fetch, Some(crate::transport::callbacks(&self.git)), None)
+                .map_err(transport)?;
+            let heads = conn.list().map_err(transport)?;
+            heads.iter().find(|h| h.name() == branch_ref).map(|h| h.oid())
+        };
+        if remote_head != Some(head) {
+            return Err(PushError::Unverified {
+                branch: self.git.branch.clone(),
+                remote: remote_head.map(|o| o.to_string()).unwrap_or_else(|| "nothing".to_owned()),
+                local: head.to_string(),
+            });
+        }
+        self.repo
+            .reference(&format!("refs/remotes/origin/{}", self.git.branch), head, true, "push verified")
+            .map_err(transport)?;
+        Ok(Some(PushResult { remote_head: head }))
+    }
+}
+
+/// Path of a domain's manifest in the repository.
+pub fn manifest_path(domain: Domain) -> String {
+    format!("{METADATA_DIR}{domain}.sha256")
+}
+
+/// `sha256sum` format, sorted by path.
+fn render_manifest(manifest: &Manifest) -> String {
+    let mut s = String::with_capacity(manifest.len() * 100);
+    for (path, entry) in manifest {
+        s.push_str(&entry.sha256);
+        s.push_str("  ");
+        s.push_str(path.as_str());
+        s.push('\n');
+    }
+    s
+}
+
+fn read_manifest(repo: &Repository, tree: &Tree<'_>, domain: Domain) -> Result<Manifest, RepoError> {
+    let entry = match tree.get_path(Path::new(&manifest_path(domain))) {
+        Ok(e) => e,
+        Err(e) if e.code() == ErrorCode::NotFound => return Ok(Manifest::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let blob = repo.find_blob(entry.id())?;
+    let text = std::str::from_utf8(blob.content()).map_err(|_| git2::Error::from_str("manifest is not UTF-8"))?;
+    let mut out = Manifest::new();
+    for line in text.lines() {
+        let Some((sha, path)) = line.split_once("  ") else { continue };
+        let Ok(path) = path.parse::<RepoPath>() else { continue };
+        let mode = match tree.get_path(Path::new(path.as_str())) {
+            Ok(e) => e.filemode() as u32,
+            Err(_) => continue,
+        };
+        out.insert(path, ManifestEntry { sha256: sha.to_owned(), mode });
+    }
+    Ok(out)
+}
+
+/// The value of a `Key: value` trailer in the last paragraph.
+pub fn trailer<'m>(message: &'m str, key: &str) -> Option<&'m str> {
+    message.lines().rev().take_while(|l| !l.trim().is_empty()).find_map(|l| {
+        l.strip_prefix(key).and_then(|rest| rest.strip_prefix(':')).map(str::trim)
+    })
+}
+
+/// Git's mode for a file: executable or not.
+pub fn git_mode(executable: bool) -> u32 {
+    if executable { i32::from(FileMode::BlobExecutable) as u32 } else { i32::from(FileMode::Blob) as u32 }
+}
+
+/// Octal text of a git mode ("100644").
+pub fn mode_text(mode: u32) -> String {
+    format!("{mode:o}")
+}
+
+fn index_entry(path: &str, mode: u32, len: usize) -> IndexEntry {
+    IndexEntry {
+        ctime: IndexTime::new(0, 0),
+        mtime: IndexTime::new(0, 0),
+        dev: 0,
+        ino: 0,
+        mode,
+        uid: 0,
+        gid: 0,
+        file_size: u32::try_from(len).unwrap_or(u32::MAX),
+        id: Oid::ZERO_SHA1,
+        flags: u16::try_from(path.len()).unwrap_or(0xfff).min(0xfff),
+        flags_extended: 0,
+        path: path.as_bytes().to_vec(),
+    }
+}
+
+/// Writes a file atomically: a temporary file beside it, fsync, chmod, rename.
+pub fn write_atomically(abs: &Path, content: &[u8], unix_mode: u32) -> std::io::Result<()> {
+    let dir = abs.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".cb-tmp-").tempfile_in(dir)?;
+    tmp.write_all(content)?;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(unix_mode))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(abs).map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn write_work_file(workdir: &Path, rel: &str, content: &[u8], git_mode: u32) -> Result<(), RepoError> {
+    let abs = workdir.join(rel);
+    let unix = if git_mode & 0o111 != 0 { 0o755 } else { 0o644 };
+    write_atomically(&abs, content, unix).map_err(io_err(format!("writing {}", abs.display())))
+}
+
+/// Local paths and `file://` URLs name the same remote.
+fn normalize_remote(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    if path.starts_with('/') {
+        return std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or_else(|_| path.to_owned());
+    }
+    url.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailers_are_read_from_the_last_paragraph() {
+        let m = "config backup 2026-11-26 dns: 2 files changed\n\nM a 1→2\n\nConfig-Backup-Domain: dns\nConfig-Backup-Run: x\n";
+        assert_eq!(trailer(m, TRAILER_DOMAIN), Some("dns"));
+        assert_eq!(trailer(m, TRAILER_RUN), Some("x"));
+        assert_eq!(trailer("no trailers", TRAILER_DOMAIN), None);
+    }
+
+    #[test]
+    fn compare_finds_every_kind_of_change() {
+        let e = |s: &str, m| ManifestEntry { sha256: s.to_owned(), mode: m };
+        let p = |s: &str| s.parse::<RepoPath>().unwrap();
+        let old: Manifest = [(p("a"), e("1", 0o100644)), (p("b"), e("2", 0o100644)), (p("c"), e("3", 0o100644))].into();
+        let new: Manifest = [(p("a"), e("1", 0o100644)), (p("b"), e("2", 0o100755)), (p("d"), e("4", 0o100644))].into();
+        let kinds: Vec<_> = compare(&old, &new).iter().map(|r| (r.path.to_string(), r.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("a".into(), ChangeKind::Unchanged),
+                ("b".into(), ChangeKind::Modified),
+                ("c".into(), ChangeKind::Deleted),
+                ("d".into(), ChangeKind::Added)
+            ]
+        );
+    }
+}

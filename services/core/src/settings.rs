@@ -1,0 +1,358 @@
+//! The engine's configuration, read from environment variables. Every problem is
+//! reported with the variable's name, so a bad deployment stops at start with a
+//! message an operator can act on.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::domain::Domain;
+
+/// Default glob patterns per domain (the product's standard site layout).
+pub fn default_patterns(domain: Domain) -> Option<&'static str> {
+    match domain {
+        Domain::Gateway => Some("scripts/gateway/*.nft,scripts/gateway/watch_config.sh"),
+        Domain::Dns => Some("config/unbound/unbound.conf,config/unbound/unbound.conf.d/*"),
+        Domain::Radius => Some("config/radius/radiusd.conf,config/radius/clients.conf,config/radius/dictionary"),
+        Domain::Kea => Some("config/kea/kea-dhcp4.conf"),
+        Domain::Ospf => None,
+    }
+}
+
+/// A configuration problem, naming the variable.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct SettingsError {
+    /// The environment variable at fault.
+    pub var: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+fn err(var: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError { var: var.to_owned(), message: message.into() }
+}
+
+/// One domain's sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainSpec {
+    /// The domain.
+    pub domain: Domain,
+    /// Glob patterns relative to the source root.
+    pub patterns: Vec<String>,
+}
+
+/// The daily schedule (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// `CONFIG_BACKUP_ENABLED`.
+    pub enabled: bool,
+    /// `CONFIG_BACKUP_HOUR_UTC`, 0–23.
+    pub hour: u32,
+    /// `CONFIG_BACKUP_MINUTE_UTC`, 0–59.
+    pub minute: u32,
+}
+
+impl Schedule {
+    /// The first scheduled time strictly after `now`.
+    pub fn next_after(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        use chrono::{Duration as D, TimeZone};
+        let today = now.date_naive().and_hms_opt(self.hour, self.minute, 0).expect("validated hour/minute");
+        let today = chrono::Utc.from_utc_datetime(&today);
+        if today > now { today } else { today + D::days(1) }
+    }
+
+    /// The last scheduled time at or before `now`.
+    pub fn last_at_or_before(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        self.next_after(now) - chrono::Duration::days(1)
+    }
+}
+
+/// The git side: where the working copy is and where it pushes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitSettings {
+    /// `GIT_BACKUP_REPO`: a local path, `file://`, `ssh://` or scp-like `user@host:path`.
+    pub remote: String,
+    /// Whether the remote is the embedded default (a bare repository this service creates).
+    pub remote_is_embedded: bool,
+    /// `GIT_BACKUP_BRANCH`.
+    pub branch: String,
+    /// `GIT_WORKING_DIR`.
+    pub working_dir: PathBuf,
+    /// `GIT_USER_NAME`.
+    pub user_name: String,
+    /// `GIT_USER_EMAIL`.
+    pub user_email: String,
+    /// `GIT_SSH_KEY_PATH`.
+    pub ssh_key_path: Option<PathBuf>,
+    /// `GIT_SSH_KNOWN_HOSTS`.
+    pub ssh_known_hosts: Option<PathBuf>,
+    /// `GIT_SSH_KEY_PASSPHRASE_FILE`.
+    pub ssh_key_passphrase_file: Option<PathBuf>,
+}
+
+/// Everything the engine needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `CONFIG_BACKUP_DATA_DIR`: the SQLite file, the default remote and working copy, the generated secret.
+    pub data_dir: PathBuf,
+    /// `CONFIG_BACKUP_SOURCE_ROOT`: the directory the globs are relative to.
+    pub source_root: PathBuf,
+    /// `CONFIG_BACKUP_DOMAINS` and `CONFIG_BACKUP_PATHS__<domain>`, in order.
+    pub domains: Vec<DomainSpec>,
+    /// The git side.
+    pub git: GitSettings,
+    /// The daily schedule.
+    pub schedule: Schedule,
+    /// `CONFIG_BACKUP_GIT_RETENTION_MONTHS`: audit rows older than this are deleted.
+    pub retention_months: u32,
+    /// `CONFIG_BACKUP_NOTIFY_ON_CHANGES`.
+    pub notify_on_changes: bool,
+    /// `CONFIG_BACKUP_NOTIFY_RECIPIENTS`.
+    pub notify_recipients: Vec<String>,
+    /// `DATABASE_URL`: `sqlite:` or `postgres://`.
+    pub database_url: String,
+    /// `CONFIG_BACKUP_LOCK_TTL_SECONDS`: a lock whose holder stopped renewing it is free after this.
+    pub lock_ttl: Duration,
+}
+
+impl Settings {
+    /// Reads the settings through `get` (normally `std::env::var`).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let data_dir = match get("CONFIG_BACKUP_DATA_DIR") {
+            Some(d) => PathBuf::from(d),
+            None => default_data_dir().ok_or_else(|| {
+                err("CONFIG_BACKUP_DATA_DIR", "not set, and there is no HOME or XDG_DATA_HOME to default to")
+            })?,
+        };
+
+        let source_root = get("CONFIG_BACKUP_SOURCE_ROOT").ok_or_else(|| {
+            err(
+                "CONFIG_BACKUP_SOURCE_ROOT",
+                "not set: name the directory the CONFIG_BACKUP_PATHS__<domain> globs are relative to \
+                 (or start the server with --sample-site)",
+            )
+        })?;
+        let source_root = PathBuf::from(source_root);
+        if !source_root.is_dir() {
+            return Err(err(
+                "CONFIG_BACKUP_SOURCE_ROOT",
+                format!("{} is not a directory", source_root.display()),
+            ));
+        }
+
+        let domains_var = get("CONFIG_BACKUP_DOMAINS").unwrap_or_else(|| "gateway,dns,radius,kea".to_owned());
+        let mut domains: Vec<DomainSpec> = Vec::new();
+        for name in domains_var.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let domain: Domain = name.parse().map_err(|e: crate::domain::UnknownDomain| {
+                err("CONFIG_BACKUP_DOMAINS", e.to_string())
+            })?;
+            if domains.iter().any(|d| d.domain == domain) {
+                return Err(err("CONFIG_BACKUP_DOMAINS", format!("domain {domain} is listed twice")));
+            }
+            let var = format!("CONFIG_BACKUP_PATHS__{domain}");
+            let raw = get(&var)
+                .or_else(|| default_patterns(domain).map(str::to_owned))
+                .ok_or_else(|| err(&var, format!("domain {domain} has no paths: set comma-separated globs")))?;
+            let patterns: Vec<String> =
+                raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+            if patterns.is_empty() {
+                return Err(err(&var, format!("domain {domain} has no paths: set comma-separated globs")));
+            }
+            for p in &patterns {
+                check_pattern(p).map_err(|m| err(&var, format!("pattern {p:?} {m}")))?;
+            }
+            domains.push(DomainSpec { domain, patterns });
+        }
+        if domains.is_empty() {
+            return Err(err("CONFIG_BACKUP_DOMAINS", format!("no domain given: allowed values are {}", Domain::allowed())));
+        }
+
+        let (remote, remote_is_embedded) = match get("GIT_BACKUP_REPO") {
+            Some(r) => (r, false),
+            None => (data_dir.join("remote.git").display().to_string(), true),
+        };
+        let branch = get("GIT_BACKUP_BRANCH").unwrap_or_else(|| "main".to_owned());
+        if git2::Branch::name_is_valid(&branch).map(|ok| !ok).unwrap_or(true) {
+            return Err(err("GIT_BACKUP_BRANCH", format!("{branch:?} is not a valid branch name")));
+        }
+        let git = GitSettings {
+            remote,
+            remote_is_embedded,
+            branch,
+            working_dir: get("GIT_WORKING_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("working-copy")),
+            user_name: get("GIT_USER_NAME").unwrap_or_else(|| "config-backup".to_owned()),
+            user_email: get("GIT_USER_EMAIL").unwrap_or_else(|| "config-backup@localhost".to_owned()),
+            ssh_key_path: get("GIT_SSH_KEY_PATH").map(PathBuf::from),
+            ssh_known_hosts: get("GIT_SSH_KNOWN_HOSTS").map(PathBuf::from),
+            ssh_key_passphrase_file: get("GIT_SSH_KEY_PASSPHRASE_FILE").map(PathBuf::from),
+        };
+
+        let schedule = Schedule {
+            enabled: parse_bool(&get, "CONFIG_BACKUP_ENABLED", true)?,
+            hour: parse_num(&get, "CONFIG_BACKUP_HOUR_UTC", 4, 0..=23)?,
+            minute: parse_num(&get, "CONFIG_BACKUP_MINUTE_UTC", 0, 0..=59)?,
+        };
+
+        let database_url = get("DATABASE_URL")
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("config-backup.db").display()));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(err("DATABASE_URL", "unsupported scheme: use sqlite:<path> or postgres://..."));
+        }
+
+        Ok(Settings {
+            data_dir,
+            source_root,
+            domains,
+            git,
+            schedule,
+            retention_months: parse_num(&get, "CONFIG_BACKUP_GIT_RETENTION_MONTHS", 24, 1..=1200)?,
+            notify_on_changes: parse_bool(&get, "CONFIG_BACKUP_NOTIFY_ON_CHANGES", false)?,
+            notify_recipients: get("CONFIG_BACKUP_NOTIFY_RECIPIENTS")
+                .map(|r| r.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default(),
+            database_url,
+            lock_ttl: Duration::from_secs(parse_num(&get, "CONFIG_BACKUP_LOCK_TTL_SECONDS", 30u64, 5..=3600)?),
+        })
+    }
+
+    /// The settings of one domain, if configured.
+    pub fn domain(&self, domain: Domain) -> Option<&DomainSpec> {
+        self.domains.iter().find(|d| d.domain == domain)
+    }
+
+    /// The configured domain names, for error messages.
+    pub fn configured_domains(&self) -> String {
+        self.domains.iter().map(|d| d.domain.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// `$XDG_DATA_HOME/config-backup`, else `$HOME/.local/share/config-backup`.
+pub fn default_data_dir() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Some(Path::new(&x).join("config-backup"));
+    }
+    std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| Path::new(&h).join(".local/share/config-backup"))
+}
+
+/// A glob must stay inside the source root and compile.
+fn check_pattern(p: &str) -> Result<(), String> {
+    if p.starts_with('/') || p.starts_with('~') {
+        return Err("is absolute: patterns are relative to CONFIG_BACKUP_SOURCE_ROOT".to_owned());
+    }
+    if p.split('/').any(|c| c == "..") {
+        return Err("escapes the source root with '..'".to_owned());
+    }
+    if p.contains('\\') {
+        return Err("contains a backslash: use '/' as the separator".to_owned());
+    }
+    crate::sources::compile_glob(p).map(|_| ()).map_err(|e| format!("is not a valid glob: {e}"))
+}
+
+fn parse_bool(get: &impl Fn(&str) -> Option<String>, var: &str, default: bool) -> Result<bool, SettingsError> {
+    match get(var).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(other) => Err(err(var, format!("{other:?} is not a boolean: use true or false"))),
+    }
+}
+
+fn parse_num<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, SettingsError>
+where
+    T: FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(raw) = get(var) else { return Ok(default) };
+    let value: T = raw
+        .parse()
+        .map_err(|_| err(var, format!("{raw:?} is not a number: expected {} to {}", range.start(), range.end())))?;
+    if !range.contains(&value) {
+        return Err(err(var, format!("{value} is out of range: expected {} to {}", range.start(), range.end())));
+    }
+    Ok(value)
+}
+
+/// A URL with any password replaced by `***`, for logs and the status.
+pub fn redact_url(url: &str) -> String {
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        let auth_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..auth_end].rfind('@') {
+            let userinfo = &rest[..at];
+            if let Some(colon) = userinfo.find(':') {
+                return format!("{}://{}:***{}", &url[..scheme_end], &userinfo[..colon], &rest[at..]);
+            }
+        }
+    }
+    url.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let dir = std::env::temp_dir();
+        let mut map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        map.entry("CONFIG_BACKUP_SOURCE_ROOT".into()).or_insert(dir.display().to_string());
+        map.entry("CONFIG_BACKUP_DATA_DIR".into()).or_insert(dir.join("cb").display().to_string());
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_cover_the_four_standard_domains() {
+        let s = settings(&[]).unwrap();
+        let names: Vec<_> = s.domains.iter().map(|d| d.domain.as_str()).collect();
+        assert_eq!(names, ["gateway", "dns", "radius", "kea"]);
+        assert_eq!((s.schedule.hour, s.schedule.minute, s.retention_months), (4, 0, 24));
+        assert!(s.git.remote_is_embedded);
+    }
+
+    #[test]
+    fn bad_settings_name_their_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("CONFIG_BACKUP_DOMAINS", "gateway,dhcp")], "CONFIG_BACKUP_DOMAINS"),
+            (&[("CONFIG_BACKUP_DOMAINS", "ospf")], "CONFIG_BACKUP_PATHS__ospf"),
+            (&[("CONFIG_BACKUP_PATHS__dns", "../etc/*")], "CONFIG_BACKUP_PATHS__dns"),
+            (&[("CONFIG_BACKUP_PATHS__dns", "/etc/unbound/*")], "CONFIG_BACKUP_PATHS__dns"),
+            (&[("CONFIG_BACKUP_PATHS__kea", " , ")], "CONFIG_BACKUP_PATHS__kea"),
+            (&[("CONFIG_BACKUP_HOUR_UTC", "four")], "CONFIG_BACKUP_HOUR_UTC"),
+            (&[("CONFIG_BACKUP_MINUTE_UTC", "60")], "CONFIG_BACKUP_MINUTE_UTC"),
+            (&[("CONFIG_BACKUP_ENABLED", "maybe")], "CONFIG_BACKUP_ENABLED"),
+            (&[("CONFIG_BACKUP_SOURCE_ROOT", "/nonexistent/x")], "CONFIG_BACKUP_SOURCE_ROOT"),
+            (&[("DATABASE_URL", "mysql://x")], "DATABASE_URL"),
+        ];
+        for (vars, var) in cases {
+            let e = settings(vars).unwrap_err();
+            assert_eq!(&e.var, var, "{vars:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn schedule_is_utc_and_strictly_after_now() {
+        use chrono::TimeZone;
+        let s = Schedule { enabled: true, hour: 4, minute: 0 };
+        let at = |h, m| chrono::Utc.with_ymd_and_hms(2026, 11, 26, h, m, 0).unwrap();
+        assert_eq!(s.next_after(at(3, 59)), at(4, 0));
+        assert_eq!(s.next_after(at(4, 0)), at(4, 0) + chrono::Duration::days(1));
+        assert_eq!(s.last_at_or_before(at(4, 0)), at(4, 0));
+        assert_eq!(s.last_at_or_before(at(3, 0)), at(4, 0) - chrono::Duration::days(1));
+    }
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("git@host:configs.git"), "git@host:configs.git");
+    }
+}

@@ -1,0 +1,321 @@
+//! The audit trail behind one trait, with SQLite (the embedded default) and PostgreSQL
+//! (production, shared by replicas) implementations. The backend is chosen from the
+//! URL scheme; migrations are embedded and applied at connect.
+
+mod sql;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use crate::domain::Domain;
+use crate::repo::ChangeKind;
+
+pub use sql::{PostgresStore, SqliteStore};
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or could not be reached.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A row holds a value this version does not know.
+    #[error("database row: {0}")]
+    Corrupt(String),
+}
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The daily schedule.
+    Scheduled,
+    /// The API.
+    Manual,
+    /// A rollback recording the new live state.
+    Rollback,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Not ended yet.
+    Running,
+    /// Every domain committed and the push verified.
+    Success,
+    /// Commits made, but a domain or the push failed.
+    Partial,
+    /// Nothing committed.
+    Failed,
+    /// The process stopped during the run.
+    Interrupted,
+}
+
+/// What became of the push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// Pushed and verified.
+    Pushed,
+    /// Failed; commits kept.
+    Failed,
+    /// The remote has commits ours do not apply on.
+    Diverged,
+    /// Not attempted.
+    NotAttempted,
+}
+
+macro_rules! text_enum {
+    ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            /// The name stored in the database.
+            pub fn as_str(self) -> &'static str {
+                match self { $(<$t>::$v => $s),* }
+            }
+            /// Parses a stored name.
+            pub fn parse(s: &str) -> Result<Self, StoreError> {
+                match s {
+                    $($s => Ok(<$t>::$v),)*
+                    other => Err(StoreError::Corrupt(format!("unknown {} {other:?}", stringify!($t)))),
+                }
+            }
+        }
+    };
+}
+text_enum!(Trigger { Scheduled => "scheduled", Manual => "manual", Rollback => "rollback" });
+text_enum!(RunOutcome {
+    Running => "running",
+    Success => "success",
+    Partial => "partial",
+    Failed => "failed",
+    Interrupted => "interrupted",
+});
+text_enum!(PushOutcome { Pushed => "pushed", Failed => "failed", Diverged => "diverged", NotAttempted => "not_attempted" });
+text_enum!(LockKind { Backup => "backup", Rollback => "rollback" });
+
+/// A run, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// Its id.
+    pub id: Uuid,
+    /// What started it.
+    pub trigger: Trigger,
+    /// Who asked ("system" for the schedule).
+    pub requested_by: String,
+    /// The host that ran it.
+    pub host: String,
+    /// Start.
+    pub started_at: DateTime<Utc>,
+    /// End.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Outcome.
+    pub outcome: RunOutcome,
+    /// Error, if any.
+    pub error: Option<String>,
+    /// Push outcome, once known.
+    pub push_outcome: Option<PushOutcome>,
+    /// Push error, if any.
+    pub push_error: Option<String>,
+    /// Commits not on the remote after the run.
+    pub unpushed_commits: i64,
+    /// Files added.
+    pub files_added: i64,
+    /// Files modified.
+    pub files_modified: i64,
+    /// Files deleted.
+    pub files_deleted: i64,
+    /// Files unchanged.
+    pub files_unchanged: i64,
+    /// Commits made.
+    pub commits: i64,
+}
+
+/// One file in one domain commit of one run (`config_git_backups`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    /// Row id.
+    pub id: Uuid,
+    /// Keyset cursor: insertion order (set by the database).
+    pub seq: i64,
+    /// The run that made the commit, if known.
+    pub run_id: Option<Uuid>,
+    /// The backup date (UTC).
+    pub backup_date: NaiveDate,
+    /// The domain.
+    pub domain: Domain,
+    /// The file path.
+    pub config_file: String,
+    /// The commit.
+    pub commit_hash: String,
+    /// Its message.
+    pub commit_message: String,
+    /// Whether the file changed.
+    pub changes_made: bool,
+    /// How.
+    pub change_type: ChangeKind,
+    /// The parent commit.
+    pub previous_hash: Option<String>,
+    /// SHA-256 after.
+    pub file_sha256: Option<String>,
+    /// SHA-256 before.
+    pub previous_file_sha256: Option<String>,
+    /// When.
+    pub backed_up_at: DateTime<Utc>,
+    /// "system" or the caller's subject.
+    pub backed_up_by: String,
+}
+
+/// What holds the engine lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// A backup run.
+    Backup,
+    /// A rollback task.
+    Rollback,
+}
+
+/// The holder of the engine lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockHolder {
+    /// Backup or rollback.
+    pub kind: LockKind,
+    /// The run or task id.
+    pub id: Uuid,
+    /// The host it runs on.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Since when.
+    pub acquired_at: DateTime<Utc>,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.kind {
+            LockKind::Backup => "backup run",
+            LockKind::Rollback => "rollback task",
+        };
+        write!(
+            f,
+            "{what} {} (started {} on {} pid {})",
+            self.id,
+            self.acquired_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            self.host,
+            self.pid
+        )
+    }
+}
+
+/// The result of trying to take the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockAttempt {
+    /// Taken; `replaced` is the dead holder it replaced, if any.
+    Acquired {
+        /// A holder that had died without releasing.
+        replaced: Option<LockHolder>,
+    },
+    /// Held by someone alive.
+    Held(LockHolder),
+}
+
+/// A domain's last commit and last change, from the audit trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainSummary {
+    /// The last commit.
+    pub last_commit: String,
+    /// When.
+    pub last_at: DateTime<Utc>,
+    /// The last commit that changed a file.
+    pub last_change_commit: Option<String>,
+    /// When.
+    pub last_change_at: Option<DateTime<Utc>>,
+}
+
+/// A History query, with a keyset cursor.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryQuery {
+    /// Only this domain.
+    pub domain: Option<Domain>,
+    /// Only this file.
+    pub path: Option<String>,
+    /// At or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Before.
+    pub until: Option<DateTime<Utc>>,
+    /// Only this change type.
+    pub change_type: Option<ChangeKind>,
+    /// Include unchanged files.
+    pub include_unchanged: bool,
+    /// Rows with `seq` below this (the previous page's last).
+    pub before_seq: Option<i64>,
+    /// At most this many rows.
+    pub limit: i64,
+}
+
+/// The audit trail.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// The backend's name ("sqlite", "postgres").
+    fn backend(&self) -> &'static str;
+    /// Records a new run.
+    async fn insert_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+    /// Updates a run's outcome and counts.
+    async fn update_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+    /// A run by id.
+    async fn run(&self, id: Uuid) -> Result<Option<RunRecord>, StoreError>;
+    /// Marks every run still `running`, other than `except`, as interrupted.
+    async fn mark_interrupted_runs(&self, except: Uuid, at: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError>;
+    /// Inserts audit rows in one transaction.
+    async fn insert_audit_rows(&self, rows: &[AuditRow]) -> Result<(), StoreError>;
+    /// Whether any audit row names this commit.
+    async fn commit_recorded(&self, commit_hash: &str) -> Result<bool, StoreError>;
+    /// The most recent run.
+    async fn last_run(&self) -> Result<Option<RunRecord>, StoreError>;
+    /// The most recent successful run.
+    async fn last_successful_run(&self) -> Result<Option<RunRecord>, StoreError>;
+    /// When a push last succeeded.
+    async fn last_push_success(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// A domain's last commit and change.
+    async fn domain_summary(&self, domain: Domain) -> Result<Option<DomainSummary>, StoreError>;
+    /// History rows, newest first.
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<AuditRow>, StoreError>;
+    /// Deletes audit rows backed up before `cutoff`; returns how many.
+    async fn delete_audit_rows_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Tries to take the engine lock. A holder whose heartbeat is older than `ttl`, or
+    /// whose process on this host is gone, is replaced.
+    async fn try_lock(&self, holder: &LockHolder, ttl: std::time::Duration) -> Result<LockAttempt, StoreError>;
+    /// Renews the heartbeat; false if the lock is no longer ours.
+    async fn renew_lock(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Releases the lock if ours.
+    async fn release_lock(&self, id: Uuid) -> Result<(), StoreError>;
+    /// The current holder, if any.
+    async fn lock_holder(&self) -> Result<Option<LockHolder>, StoreError>;
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Connects to `url` (`sqlite:` or `postgres://`) and applies migrations.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    }
+}
+
+/// Whether a process with this pid runs on this host.
+pub(crate) fn process_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// This host's name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}

@@ -1,0 +1,443 @@
+//! One SQL text for both backends. Both accept `$N` placeholders (each used once, in
+//! order), every time is bound from Rust (no `now()`), and rows are read by column
+//! name; the macro instantiates the implementation for each pool type.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::*;
+
+const RUN_COLUMNS: &str = "id, trigger, requested_by, host, started_at, finished_at, outcome, error, push_outcome, \
+     push_error, unpushed_commits, files_added, files_modified, files_deleted, files_unchanged, commits";
+
+const AUDIT_COLUMNS: &str = "seq, id, run_id, backup_date, domain, config_file, commit_hash, commit_message, \
+     changes_made, change_type, previous_hash, file_sha256, previous_file_sha256, backed_up_at, backed_up_by";
+
+const LOCK_NAME: &str = "engine";
+
+/// Stored times are truncated to microseconds, the precision both backends keep.
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+macro_rules! sql_store {
+    ($name:ident, $db:ty, $pool:ty, $backend:literal) => {
+        /// The audit trail on this backend.
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            pool: $pool,
+        }
+
+        impl $name {
+            /// The pool, for tests and maintenance.
+            pub fn pool(&self) -> &$pool {
+                &self.pool
+            }
+
+            fn run_from_row(row: &<$db as sqlx::Database>::Row) -> Result<RunRecord, StoreError> {
+                Ok(RunRecord {
+                    id: row.try_get("id")?,
+                    trigger: Trigger::parse(row.try_get::<String, _>("trigger")?.as_str())?,
+                    requested_by: row.try_get("requested_by")?,
+                    host: row.try_get("host")?,
+                    started_at: row.try_get("started_at")?,
+                    finished_at: row.try_get("finished_at")?,
+                    outcome: RunOutcome::parse(row.try_get::<String, _>("outcome")?.as_str())?,
+                    error: row.try_get("error")?,
+                    push_outcome: row
+                        .try_get::<Option<String>, _>("push_outcome")?
+                        .map(|s| PushOutcome::parse(&s))
+                        .transpose()?,
+                    push_error: row.try_get("push_error")?,
+                    unpushed_commits: row.try_get("unpushed_commits")?,
+                    files_added: row.try_get("files_added")?,
+                    files_modified: row.try_get("files_modified")?,
+                    files_deleted: row.try_get("files_deleted")?,
+                    files_unchanged: row.try_get("files_unchanged")?,
+                    commits: row.try_get("commits")?,
+                })
+            }
+
+            fn audit_from_row(row: &<$db as sqlx::Database>::Row) -> Result<AuditRow, StoreError> {
+                let domain: String = row.try_get("domain")?;
+                let change: String = row.try_get("change_type")?;
+                Ok(AuditRow {
+                    seq: row.try_get("seq")?,
+                    id: row.try_get("id")?,
+                    run_id: row.try_get("run_id")?,
+                    backup_date: row.try_get("backup_date")?,
+                    domain: domain.parse().map_err(|e: crate::domain::UnknownDomain| StoreError::Corrupt(e.to_string()))?,
+                    config_file: row.try_get("config_file")?,
+                    commit_hash: row.try_get("commit_hash")?,
+                    commit_message: row.try_get("commit_message")?,
+                    changes_made: row.try_get("changes_made")?,
+                    change_type: ChangeKind::parse(&change)
+                        .ok_or_else(|| StoreError::Corrupt(format!("unknown change_type {change:?}")))?,
+                    previous_hash: row.try_get("previous_hash")?,
+                    file_sha256: row.try_get("file_sha256")?,
+                    previous_file_sha256: row.try_get("previous_file_sha256")?,
+                    backed_up_at: row.try_get("backed_up_at")?,
+                    backed_up_by: row.try_get("backed_up_by")?,
+                })
+            }
+
+            fn lock_from_row(row: &<$db as sqlx::Database>::Row) -> Result<(LockHolder, DateTime<Utc>), StoreError> {
+                let holder = LockHolder {
+                    kind: LockKind::parse(row.try_get::<String, _>("holder_kind")?.as_str())?,
+                    id: row.try_get("holder_id")?,
+                    host: row.try_get("host")?,
+                    pid: u32::try_from(row.try_get::<i64, _>("pid")?).unwrap_or(0),
+                    acquired_at: row.try_get("acquired_at")?,
+                };
+                Ok((holder, row.try_get("heartbeat_at")?))
+            }
+
+            async fn current_lock(&self) -> Result<Option<(LockHolder, DateTime<Utc>)>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT holder_kind, holder_id, host, pid, acquired_at, heartbeat_at FROM engine_lock WHERE name = $1",
+                )
+                .bind(LOCK_NAME)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(Self::lock_from_row).transpose()
+            }
+
+            async fn insert_lock(&self, holder: &LockHolder) -> Result<bool, StoreError> {
+                let now = micros(Utc::now());
+                let done = sqlx::query(
+                    "INSERT INTO engine_lock (name, holder_kind, holder_id, host, pid, acquired_at, heartbeat_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(LOCK_NAME)
+                .bind(holder.kind.as_str())
+                .bind(holder.id)
+                .bind(&holder.host)
+                .bind(i64::from(holder.pid))
+                .bind(micros(holder.acquired_at))
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn fetch_run(&self, sql: &str) -> Result<Option<RunRecord>, StoreError> {
+                let row = sqlx::query(sql).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::run_from_row).transpose()
+            }
+        }
+
+        #[async_trait]
+        impl Store for $name {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn insert_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+                sqlx::query(&format!(
+                    "INSERT INTO config_backup_runs ({RUN_COLUMNS}) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                ))
+                .bind(run.id)
+                .bind(run.trigger.as_str())
+                .bind(&run.requested_by)
+                .bind(&run.host)
+                .bind(micros(run.started_at))
+                .bind(run.finished_at.map(micros))
+                .bind(run.outcome.as_str())
+                .bind(&run.error)
+                .bind(run.push_outcome.map(|p| p.as_str()))
+                .bind(&run.push_error)
+                .bind(run.unpushed_commits)
+                .bind(run.files_added)
+                .bind(run.files_modified)
+                .bind(run.files_deleted)
+                .bind(run.files_unchanged)
+                .bind(run.commits)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn update_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE config_backup_runs SET finished_at = $1, outcome = $2, error = $3, push_outcome = $4, \
+                     push_error = $5, unpushed_commits = $6, files_added = $7, files_modified = $8, \
+                     files_deleted = $9, files_unchanged = $10, commits = $11 WHERE id = $12",
+                )
+                .bind(run.finished_at.map(micros))
+                .bind(run.outcome.as_str())
+                .bind(&run.error)
+                .bind(run.push_outcome.map(|p| p.as_str()))
+                .bind(&run.push_error)
+                .bind(run.unpushed_commits)
+                .bind(run.files_added)
+                .bind(run.files_modified)
+                .bind(run.files_deleted)
+                .bind(run.files_unchanged)
+                .bind(run.commits)
+                .bind(run.id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn run(&self, id: Uuid) -> Result<Option<RunRecord>, StoreError> {
+                let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM config_backup_runs WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(Self::run_from_row).transpose()
+            }
+
+            async fn mark_interrupted_runs(&self, except: Uuid, at: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
+                let rows = sqlx::query(
+                    "UPDATE config_backup_runs SET outcome = $1, finished_at = $2, \
+                     error = $3 WHERE outcome = $4 AND id <> $5 RETURNING id",
+                )
+                .bind(RunOutcome::Interrupted.as_str())
+                .bind(micros(at))
+                .bind("interrupted: the server stopped during this run; its commits were recovered by the next run")
+                .bind(RunOutcome::Running.as_str())
+                .bind(except)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| r.try_get::<Uuid, _>("id").map_err(StoreError::from)).collect()
+            }
+
+            async fn insert_audit_rows(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                for r in rows {
+                    sqlx::query(
+                        "INSERT INTO config_git_backups (id, run_id, backup_date, domain, config_file, commit_hash, \
+                         commit_message, changes_made, change_type, previous_hash, file_sha256, previous_file_sha256, \
+                         backed_up_at, backed_up_by) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    )
+                    .bind(r.id)
+                    .bind(r.run_id)
+                    .bind(r.backup_date)
+                    .bind(r.domain.as_str())
+                    .bind(&r.config_file)
+                    .bind(&r.commit_hash)
+                    .bind(&r.commit_message)
+                    .bind(r.changes_made)
+                    .bind(r.change_type.as_str())
+                    .bind(&r.previous_hash)
+                    .bind(&r.file_sha256)
+                    .bind(&r.previous_file_sha256)
+                    .bind(micros(r.backed_up_at))
+                    .bind(&r.backed_up_by)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn commit_recorded(&self, commit_hash: &str) -> Result<bool, StoreError> {
+                let row = sqlx::query("SELECT 1 AS one FROM config_git_backups WHERE commit_hash = $1 LIMIT 1")
+                    .bind(commit_hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.is_some())
+            }
+
+            async fn last_run(&self) -> Result<Option<RunRecord>, StoreError> {
+                self.fetch_run(&format!(
+                    "SELECT {RUN_COLUMNS} FROM config_backup_runs WHERE trigger <> 'rollback' \
+                     ORDER BY started_at DESC LIMIT 1"
+                ))
+                .await
+            }
+
+            async fn last_successful_run(&self) -> Result<Option<RunRecord>, StoreError> {
+                self.fetch_run(&format!(
+                    "SELECT {RUN_COLUMNS} FROM config_backup_runs WHERE outcome = 'success' AND trigger <> 'rollback' \
+                     ORDER BY started_at DESC LIMIT 1"
+                ))
+                .await
+            }
+
+            async fn last_push_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT finished_at FROM config_backup_runs WHERE push_outcome = 'pushed' \
+                     ORDER BY started_at DESC LIMIT 1",
+                )
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(match row {
+                    Some(r) => r.try_get("finished_at")?,
+                    None => None,
+                })
+            }
+
+            async fn domain_summary(&self, domain: Domain) -> Result<Option<DomainSummary>, StoreError> {
+                let last = sqlx::query(
+                    "SELECT commit_hash, backed_up_at FROM config_git_backups WHERE domain = $1 \
+                     ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(domain.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(last) = last else { return Ok(None) };
+                let change = sqlx::query(
+                    "SELECT commit_hash, backed_up_at FROM config_git_backups WHERE domain = $1 AND changes_made = $2 \
+                     ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(domain.as_str())
+                .bind(true)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(Some(DomainSummary {
+                    last_commit: last.try_get("commit_hash")?,
+                    last_at: last.try_get("backed_up_at")?,
+                    last_change_commit: change.as_ref().map(|c| c.try_get("commit_hash")).transpose()?,
+                    last_change_at: change.as_ref().map(|c| c.try_get("backed_up_at")).transpose()?,
+                }))
+            }
+
+            async fn history(&self, q: &HistoryQuery) -> Result<Vec<AuditRow>, StoreError> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {AUDIT_COLUMNS} FROM config_git_backups WHERE 1 = 1"
+                ));
+                if let Some(d) = q.domain {
+                    qb.push(" AND domain = ").push_bind(d.as_str());
+                }
+                if let Some(p) = &q.path {
+                    qb.push(" AND config_file = ").push_bind(p.clone());
+                }
+                if let Some(s) = q.since {
+                    qb.push(" AND backed_up_at >= ").push_bind(micros(s));
+                }
+                if let Some(u) = q.until {
+                    qb.push(" AND backed_up_at < ").push_bind(micros(u));
+                }
+                if let Some(c) = q.change_type {
+                    qb.push(" AND change_type = ").push_bind(c.as_str());
+                } else if !q.include_unchanged {
+                    qb.push(" AND changes_made = ").push_bind(true);
+                }
+                if let Some(b) = q.before_seq {
+                    qb.push(" AND seq < ").push_bind(b);
+                }
+                qb.push(" ORDER BY seq DESC LIMIT ").push_bind(q.limit);
+                let rows = qb.build().fetch_all(&self.pool).await?;
+                rows.iter().map(Self::audit_from_row).collect()
+            }
+
+            async fn delete_audit_rows_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+                let done = sqlx::query("DELETE FROM config_git_backups WHERE backed_up_at < $1")
+                    .bind(micros(cutoff))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn try_lock(&self, holder: &LockHolder, ttl: Duration) -> Result<LockAttempt, StoreError> {
+                if self.insert_lock(holder).await? {
+                    return Ok(LockAttempt::Acquired { replaced: None });
+                }
+                let Some((current, heartbeat)) = self.current_lock().await? else {
+                    // Released between our insert and our read: try once more.
+                    return Ok(if self.insert_lock(holder).await? {
+                        LockAttempt::Acquired { replaced: None }
+                    } else {
+                        match self.current_lock().await? {
+                            Some((c, _)) => LockAttempt::Held(c),
+                            None => LockAttempt::Held(holder.clone()),
+                        }
+                    });
+                };
+                let expired = Utc::now().signed_duration_since(heartbeat).to_std().unwrap_or_default() > ttl;
+                let dead = current.host == holder.host && current.pid != holder.pid && !process_alive(current.pid);
+                if !(expired || dead) {
+                    return Ok(LockAttempt::Held(current));
+                }
+                // Remove exactly the dead holder (someone else may have replaced it already).
+                sqlx::query("DELETE FROM engine_lock WHERE name = $1 AND holder_id = $2")
+                    .bind(LOCK_NAME)
+                    .bind(current.id)
+                    .execute(&self.pool)
+                    .await?;
+                if self.insert_lock(holder).await? {
+                    Ok(LockAttempt::Acquired { replaced: Some(current) })
+                } else {
+                    Ok(match self.current_lock().await? {
+                        Some((c, _)) => LockAttempt::Held(c),
+                        None => LockAttempt::Held(current),
+                    })
+                }
+            }
+
+            async fn renew_lock(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
+                let done = sqlx::query("UPDATE engine_lock SET heartbeat_at = $1 WHERE name = $2 AND holder_id = $3")
+                    .bind(micros(at))
+                    .bind(LOCK_NAME)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn release_lock(&self, id: Uuid) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM engine_lock WHERE name = $1 AND holder_id = $2")
+                    .bind(LOCK_NAME)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn lock_holder(&self) -> Result<Option<LockHolder>, StoreError> {
+                Ok(self.current_lock().await?.map(|(h, _)| h))
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+sql_store!(SqliteStore, sqlx::Sqlite, sqlx::SqlitePool, "sqlite");
+sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, "postgres");
+
+impl SqliteStore {
+    /// Opens (creating if needed) the SQLite file, in WAL mode with full sync, and migrates.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        if let Some(parent) = opts.get_filename().parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
+            }
+        }
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+        sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+impl PostgresStore {
+    /// Connects to PostgreSQL and migrates (sqlx serialises concurrent migrators).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
+        Ok(PostgresStore { pool })
+    }
+}

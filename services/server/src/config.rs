@@ -1,0 +1,37 @@
+//! The server's settings: the engine's, plus where to listen and how to check tokens.
+
+use std::net::SocketAddr;
+
+use config_backup_core::Settings;
+use config_backup_core::settings::SettingsError;
+
+use crate::auth::{Secret, SecretSource};
+
+/// Everything the server needs.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// The engine's settings.
+    pub engine: Settings,
+    /// `GRPC_LISTEN_ADDR` (default 127.0.0.1:50051); port 0 picks a free port.
+    pub grpc_listen: SocketAddr,
+    /// The JWT secret.
+    pub secret: Secret,
+    /// Where the secret came from.
+    pub secret_source: SecretSource,
+    /// Make the first backup at start when the repository has no commit yet.
+    pub initial_backup: bool,
+}
+
+impl ServerSettings {
+    /// Reads the settings through `get` (normally the environment).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<ServerSettings, SettingsError> {
+        let engine = Settings::from_lookup(&get)?;
+        let listen = get("GRPC_LISTEN_ADDR").filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "127.0.0.1:50051".into());
+        let grpc_listen = listen.trim().parse().map_err(|_| SettingsError {
+            var: "GRPC_LISTEN_ADDR".into(),
+            message: format!("{listen:?} is not an address: expected host:port, e.g. 127.0.0.1:50051"),
+        })?;
+        let (secret, secret_source) = Secret::load(&get, &engine.data_dir)?;
+        Ok(ServerSettings { engine, grpc_listen, secret, secret_source, initial_backup: true })
+    }
+}

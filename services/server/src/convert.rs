@@ -1,0 +1,159 @@
+//! Engine types to API messages. Only this module knows both.
+
+use chrono::{DateTime, Utc};
+use config_backup_core::engine::{DomainReport, EngineStatus, PushReport};
+use config_backup_core::repo::{FileRecord, mode_text};
+use config_backup_core::store::{PushOutcome, RunOutcome, RunRecord, Trigger};
+use config_backup_core::BackupReport;
+use config_backup_proto::v1 as pb;
+
+/// A protobuf timestamp.
+pub fn timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
+    pbjson_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+/// A protobuf timestamp back to chrono; None if out of range.
+pub fn from_timestamp(t: &pbjson_types::Timestamp) -> Option<DateTime<Utc>> {
+    if !(0..1_000_000_000).contains(&t.nanos) {
+        return None;
+    }
+    DateTime::from_timestamp(t.seconds, t.nanos as u32)
+}
+
+fn trigger(t: Trigger) -> pb::RunTrigger {
+    match t {
+        Trigger::Scheduled => pb::RunTrigger::Scheduled,
+        Trigger::Manual => pb::RunTrigger::Manual,
+        Trigger::Rollback => pb::RunTrigger::Rollback,
+    }
+}
+
+fn outcome(o: RunOutcome) -> pb::RunOutcome {
+    match o {
+        RunOutcome::Running => pb::RunOutcome::Running,
+        RunOutcome::Success => pb::RunOutcome::Success,
+        RunOutcome::Partial => pb::RunOutcome::Partial,
+        RunOutcome::Failed => pb::RunOutcome::Failed,
+        RunOutcome::Interrupted => pb::RunOutcome::Interrupted,
+    }
+}
+
+fn push_outcome(o: PushOutcome) -> pb::PushOutcome {
+    match o {
+        PushOutcome::Pushed => pb::PushOutcome::Pushed,
+        PushOutcome::Failed => pb::PushOutcome::Failed,
+        PushOutcome::Diverged => pb::PushOutcome::Diverged,
+        PushOutcome::NotAttempted => pb::PushOutcome::NotAttempted,
+    }
+}
+
+fn u32_of(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// A run summary.
+pub fn run_summary(r: &RunRecord) -> pb::RunSummary {
+    pb::RunSummary {
+        run_id: r.id.to_string(),
+        trigger: trigger(r.trigger) as i32,
+        requested_by: r.requested_by.clone(),
+        started_at: Some(timestamp(r.started_at)),
+        finished_at: r.finished_at.map(timestamp),
+        outcome: outcome(r.outcome) as i32,
+        error: r.error.clone().unwrap_or_default(),
+        push_outcome: r.push_outcome.map(push_outcome).unwrap_or(pb::PushOutcome::Unspecified) as i32,
+        push_error: r.push_error.clone().unwrap_or_default(),
+        files_added: u32_of(r.files_added),
+        files_modified: u32_of(r.files_modified),
+        files_deleted: u32_of(r.files_deleted),
+        files_unchanged: u32_of(r.files_unchanged),
+        commits: u32_of(r.commits),
+    }
+}
+
+fn file_change(f: &FileRecord) -> pb::FileChange {
+    pb::FileChange {
+        path: f.path.to_string(),
+        change_type: f.kind.as_str().to_owned(),
+        old_sha256: f.old.as_ref().map(|e| e.sha256.clone()).unwrap_or_default(),
+        new_sha256: f.new.as_ref().map(|e| e.sha256.clone()).unwrap_or_default(),
+        old_mode: f.old.as_ref().map(|e| mode_text(e.mode)).unwrap_or_default(),
+        new_mode: f.new.as_ref().map(|e| mode_text(e.mode)).unwrap_or_default(),
+    }
+}
+
+fn domain_report(d: &DomainReport) -> pb::DomainReport {
+    use config_backup_core::repo::ChangeKind::*;
+    pb::DomainReport {
+        domain: d.domain.map(|x| x.as_str().to_owned()).unwrap_or_default(),
+        commit_hash: d.commit.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+        commit_message: d.message.clone(),
+        previous_hash: d.previous.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+        files_added: d.count(Added) as u32,
+        files_modified: d.count(Modified) as u32,
+        files_deleted: d.count(Deleted) as u32,
+        files_unchanged: d.count(Unchanged) as u32,
+        changes: d.changes.iter().map(file_change).collect(),
+        unmatched_patterns: d.unmatched.clone(),
+        error: d.error.clone().unwrap_or_default(),
+        warnings: d.warnings.clone(),
+    }
+}
+
+fn push_report(p: &PushReport) -> pb::PushReport {
+    pb::PushReport {
+        outcome: push_outcome(p.outcome) as i32,
+        error: p.error.clone().unwrap_or_default(),
+        unpushed_commits: p.unpushed as u32,
+        remote_head: p.remote_head.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+    }
+}
+
+/// A backup report.
+pub fn backup_report(r: &BackupReport) -> pb::BackupReport {
+    let duration = r
+        .run
+        .finished_at
+        .map(|f| (f - r.run.started_at).num_microseconds().unwrap_or(0) as f64 / 1e6)
+        .unwrap_or(0.0);
+    pb::BackupReport {
+        run_id: r.run.id.to_string(),
+        trigger: trigger(r.run.trigger) as i32,
+        requested_by: r.run.requested_by.clone(),
+        started_at: Some(timestamp(r.run.started_at)),
+        finished_at: r.run.finished_at.map(timestamp),
+        duration_seconds: duration,
+        outcome: outcome(r.run.outcome) as i32,
+        error: r.run.error.clone().unwrap_or_default(),
+        domains: r.domains.iter().map(domain_report).collect(),
+        push: Some(push_report(&r.push)),
+    }
+}
+
+/// The status.
+pub fn status(s: &EngineStatus) -> pb::StatusResponse {
+    pb::StatusResponse {
+        last_run: s.last_run.as_ref().map(run_summary),
+        last_successful_run: s.last_successful_run.as_ref().map(run_summary),
+        domains: s
+            .domains
+            .iter()
+            .map(|(d, summary, tracked)| pb::DomainStatus {
+                domain: d.as_str().to_owned(),
+                last_commit_hash: summary.as_ref().map(|x| x.last_commit.clone()).unwrap_or_default(),
+                last_commit_at: summary.as_ref().map(|x| timestamp(x.last_at)),
+                last_change_commit_hash: summary.as_ref().and_then(|x| x.last_change_commit.clone()).unwrap_or_default(),
+                last_changed_at: summary.as_ref().and_then(|x| x.last_change_at).map(timestamp),
+                tracked_files: *tracked as u32,
+            })
+            .collect(),
+        unpushed_commits: s.unpushed as u32,
+        last_push_at: s.last_push_at.map(timestamp),
+        last_push_error: s.last_push_error.clone().unwrap_or_default(),
+        next_scheduled_at: Some(timestamp(s.next_scheduled_at)),
+        schedule_enabled: s.schedule_enabled,
+        remote: s.remote.clone(),
+        branch: s.branch.clone(),
+        running: s.running.as_ref().map(|h| h.to_string()).unwrap_or_default(),
+    }
+}

@@ -1,0 +1,110 @@
+//! `config-backup-server`: serve the API, or mint a token for operators.
+
+use clap::{Parser, Subcommand};
+use config_backup_server::auth::{self, Role, Secret};
+use config_backup_server::{Application, ServerSettings, telemetry};
+
+#[derive(Parser)]
+#[command(version, about = "Backs up network-service configuration into git, with an audit trail")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gRPC API (the default).
+    Serve {
+        /// Back up the bundled sample site (examples/site) when CONFIG_BACKUP_SOURCE_ROOT is not set.
+        #[arg(long)]
+        sample_site: bool,
+    },
+    /// Print a bearer token signed with the server's secret.
+    Token {
+        /// admin, noc or scheduler.
+        #[arg(long)]
+        role: Role,
+        /// The user's id (a UUID).
+        #[arg(long)]
+        sub: uuid::Uuid,
+        /// Lifetime, e.g. 15m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = auth::parse_ttl)]
+        ttl: std::time::Duration,
+    },
+}
+
+fn sample_site() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/site")
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    telemetry::init();
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("config-backup-server: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let sample = matches!(cli.command, Some(Command::Serve { sample_site: true }));
+    let lookup = |k: &str| {
+        std::env::var(k).ok().or_else(|| {
+            (sample && k == "CONFIG_BACKUP_SOURCE_ROOT").then(|| sample_site().display().to_string())
+        })
+    };
+    match cli.command {
+        Some(Command::Token { role, sub, ttl }) => {
+            let data_dir = std::env::var("CONFIG_BACKUP_DATA_DIR")
+                .ok()
+                .filter(|d| !d.is_empty())
+                .map(std::path::PathBuf::from)
+                .or_else(config_backup_core::settings::default_data_dir)
+                .ok_or_else(|| anyhow::anyhow!("CONFIG_BACKUP_DATA_DIR: not set and no HOME"))?;
+            let (secret, _) = Secret::load(lookup, &data_dir)?;
+            println!("{}", auth::mint(&secret, role, &sub.to_string(), ttl).map_err(anyhow::Error::msg)?);
+            Ok(())
+        }
+        None | Some(Command::Serve { .. }) => {
+            let settings = ServerSettings::from_lookup(lookup)?;
+            log_start(&settings);
+            let app = Application::build(settings).await?;
+            tracing::info!(addr = %app.local_addr(), "listening (gRPC, health, reflection)");
+            app.run_until_stopped(shutdown_signal()).await
+        }
+    }
+}
+
+fn log_start(s: &ServerSettings) {
+    use config_backup_server::auth::SecretSource;
+    let e = &s.engine;
+    tracing::info!(
+        source_root = %e.source_root.display(),
+        domains = %e.configured_domains(),
+        remote = %config_backup_core::settings::redact_url(&e.git.remote),
+        working_dir = %e.git.working_dir.display(),
+        database = %config_backup_core::settings::redact_url(&e.database_url),
+        "starting config-backup-server"
+    );
+    if let SecretSource::Generated(path) | SecretSource::DataDir(path) = &s.secret_source {
+        tracing::info!(
+            secret = %path.display(),
+            "no AUTH_JWT_SECRET set: tokens are signed with the generated secret in the data directory; \
+             mint one with `config-backup-server token --role admin --sub <uuid> --ttl 1h`"
+        );
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,90 @@
+//! `configbackup.v1.ConfigBackup` over the engine. Each handler: who is calling and may
+//! they, validate the request, call the engine, convert the answer.
+
+use std::pin::Pin;
+
+use config_backup_core::engine::BackupParams;
+use config_backup_core::store::Trigger;
+use config_backup_core::{Actor, Engine};
+use config_backup_proto::v1 as pb;
+use config_backup_proto::v1::config_backup_server::ConfigBackup;
+use futures::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::ApiError;
+use crate::auth::{Caller, Role};
+use crate::convert;
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct ConfigBackupService {
+    engine: Engine,
+}
+
+impl ConfigBackupService {
+    /// A service over the engine.
+    pub fn new(engine: Engine) -> Self {
+        ConfigBackupService { engine }
+    }
+}
+
+/// The caller the auth interceptor attached, checked against the allowed roles.
+fn caller<T>(req: &Request<T>, call: &str, allowed: &[Role]) -> Result<Caller, ApiError> {
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| ApiError(Status::unauthenticated("missing authorization")))?;
+    caller.require(call, allowed)?;
+    Ok(caller)
+}
+
+const READERS: &[Role] = &[Role::Admin, Role::Noc];
+const BACKUP: &[Role] = &[Role::Admin, Role::Noc, Role::Scheduler];
+
+type RollbackStatusStream = Pin<Box<dyn Stream<Item = Result<pb::RollbackStatusResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ConfigBackup for ConfigBackupService {
+    async fn backup(&self, req: Request<pb::BackupRequest>) -> Result<Response<pb::BackupResponse>, Status> {
+        let who = caller(&req, "Backup", BACKUP)?;
+        let (trigger, actor) = match who.role {
+            Role::Scheduler => (Trigger::Scheduled, Actor::System),
+            _ => (Trigger::Manual, Actor::User(who.sub)),
+        };
+        let params = BackupParams { trigger, actor, domains: req.into_inner().domains };
+        let report = self.engine.backup(params).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::BackupResponse { report: Some(convert::backup_report(&report)) }))
+    }
+
+    async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        caller(&req, "Status", READERS)?;
+        let status = self.engine.status().await.map_err(ApiError::from)?;
+        Ok(Response::new(convert::status(&status)))
+    }
+
+    async fn history(&self, req: Request<pb::HistoryRequest>) -> Result<Response<pb::HistoryResponse>, Status> {
+        caller(&req, "History", READERS)?;
+        Err(Status::unimplemented("History is not implemented yet"))
+    }
+
+    async fn diff(&self, req: Request<pb::DiffRequest>) -> Result<Response<pb::DiffResponse>, Status> {
+        caller(&req, "Diff", READERS)?;
+        Err(Status::unimplemented("Diff is not implemented yet"))
+    }
+
+    async fn rollback(&self, req: Request<pb::RollbackRequest>) -> Result<Response<pb::RollbackResponse>, Status> {
+        caller(&req, "Rollback", &[Role::Admin])?;
+        Err(Status::unimplemented("Rollback is not implemented yet"))
+    }
+
+    type RollbackStatusStream = RollbackStatusStream;
+
+    async fn rollback_status(
+        &self,
+        req: Request<pb::RollbackStatusRequest>,
+    ) -> Result<Response<Self::RollbackStatusStream>, Status> {
+        caller(&req, "RollbackStatus", READERS)?;
+        Err(Status::unimplemented("RollbackStatus is not implemented yet"))
+    }
+}

@@ -1,0 +1,136 @@
+//! Building and running the server: the listener is bound here and its real port
+//! reported, so tests pass port 0 and run many servers side by side.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use config_backup_core::engine::BackupParams;
+use config_backup_core::store::{self, Trigger};
+use config_backup_core::{Actor, Engine};
+use config_backup_proto::v1::config_backup_server::ConfigBackupServer;
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
+
+use crate::auth::{Authenticator, Caller};
+use crate::config::ServerSettings;
+use crate::service::ConfigBackupService;
+
+/// A built server, bound and ready to run.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    engine: Engine,
+    auth: Arc<Authenticator>,
+    initial_backup: bool,
+}
+
+/// The interceptor: every ConfigBackup call must carry a valid bearer token; the
+/// caller is attached to the request for the handler's role check.
+fn authenticate(
+    auth: Arc<Authenticator>,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    move |mut req: tonic::Request<()>| {
+        let header = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        let caller: Caller = auth.verify(header).map_err(|e| tonic::Status::from(crate::ApiError::from(e)))?;
+        req.extensions_mut().insert(caller);
+        Ok(req)
+    }
+}
+
+impl Application {
+    /// Connects the store (migrating it) and binds the listener.
+    pub async fn build(settings: ServerSettings) -> anyhow::Result<Application> {
+        let store = store::connect(&settings.engine.database_url).await.map_err(|e| {
+            anyhow::anyhow!(
+                "DATABASE_URL {}: {e}",
+                config_backup_core::settings::redact_url(&settings.engine.database_url)
+            )
+        })?;
+        let listener = TcpListener::bind(settings.grpc_listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("GRPC_LISTEN_ADDR {}: {e}", settings.grpc_listen))?;
+        let engine = Engine::new(settings.engine, store);
+        Ok(Application {
+            listener,
+            engine,
+            auth: Arc::new(Authenticator::new(&settings.secret)),
+            initial_backup: settings.initial_backup,
+        })
+    }
+
+    /// The bound address (with the real port).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets running calls
+    /// and backups finish, and returns.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_not_serving::<ConfigBackupServer<ConfigBackupService>>().await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(config_backup_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(config_backup_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let service = ConfigBackupServer::with_interceptor(
+            ConfigBackupService::new(self.engine.clone()),
+            authenticate(self.auth.clone()),
+        );
+
+        let readiness = tokio::spawn(become_ready(self.engine.clone(), health.clone(), self.initial_backup));
+
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        let result = Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await;
+        readiness.abort();
+        tracing::info!("stopped accepting calls; waiting for running backups to finish");
+        self.engine.shutdown().await;
+        result?;
+        Ok(())
+    }
+}
+
+/// Prepares the engine (database, remote, working copy), retrying until it works,
+/// then reports SERVING and makes the first backup if the repository is empty.
+async fn become_ready(engine: Engine, health: HealthReporter, initial_backup: bool) {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match engine.prepare().await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::error!(error = %e, retry_in_s = delay.as_secs(), "not ready: the database or the working copy is unavailable");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+    health.set_serving::<ConfigBackupServer<ConfigBackupService>>().await;
+    tracing::info!("ready: ConfigBackup is SERVING");
+    if initial_backup && matches!(engine.has_commits().await, Ok(false)) {
+        tracing::info!("the backup repository has no commit yet: making the first backup");
+        let params = BackupParams { trigger: Trigger::Scheduled, actor: Actor::System, domains: Vec::new() };
+        match engine.backup(params).await {
+            Ok(r) => tracing::info!(run_id = %r.run.id, outcome = r.run.outcome.as_str(), "first backup done"),
+            Err(e) => tracing::error!(error = %e, "first backup failed"),
+        }
+    }
+}
