@@ -1,1 +1,30 @@
-//! x
+//! End-to-end tests of the config-backup server: the real server on port 0, real git
+//! repositories, SQLite and PostgreSQL.
+
+/// Instantiates `async fn name(backend: Backend)` tests once per database backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(config_backup_tests::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(config_backup_tests::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+mod auth;
+mod backup;
+mod grpcurl;
+mod recovery;
+mod status;

@@ -1,1 +1,326 @@
-//! x
+//! Test support: the real server on port 0 over a fresh database (SQLite file or a new
+//! PostgreSQL database), a copy of the sample site, a bare remote, and clients.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config_backup_proto::v1::config_backup_client::ConfigBackupClient;
+use config_backup_server::auth::{self, Role, Secret};
+use config_backup_server::{Application, ServerSettings};
+use tonic::transport::Channel;
+
+/// The secret every test server signs with.
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
+/// The subject of test tokens.
+pub const ADMIN_SUB: &str = "7e0c5a52-3d5e-4a53-9f6b-2a1c7c2d9e01";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh SQLite file.
+    Sqlite,
+    /// A fresh PostgreSQL database.
+    Postgres,
+}
+
+/// The PostgreSQL server tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database that exists for one test.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// Its URL.
+    pub url: String,
+    name: Option<String>,
+}
+
+impl TestDatabase {
+    /// A fresh database on `backend`. Fails loudly when PostgreSQL is unreachable.
+    pub async fn create(backend: Backend, dir: &Path) -> TestDatabase {
+        match backend {
+            Backend::Sqlite => TestDatabase {
+                url: format!("sqlite://{}?mode=rwc", dir.join("audit.db").display()),
+                name: None,
+            },
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let admin = postgres_admin_url();
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL is not reachable at {admin}: {e}. The test command starts it \
+                         (scripts/test.sh); or set TEST_DATABASE_URL to a server where databases can be created."
+                    )
+                });
+                let name = format!("cb_test_{}", uuid::Uuid::new_v4().simple());
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create database");
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_owned())
+                    .unwrap_or(admin);
+                TestDatabase {
+                    url: format!("{base}/{name}"),
+                    name: Some(name),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(name) = self.name.take() {
+            // Best effort, off the test's runtime.
+            let admin = postgres_admin_url();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    use sqlx::Connection;
+                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut c)
+                                .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// The repository's sample site.
+pub fn sample_site() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/site")
+}
+
+/// Copies a directory tree, keeping file modes.
+pub fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let rel = entry.path().strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Everything a test server uses on disk.
+#[derive(Debug)]
+pub struct TestEnv {
+    /// Holds every path below.
+    pub dir: tempfile::TempDir,
+    /// The database.
+    pub db: TestDatabase,
+    /// Extra or overriding environment variables.
+    pub vars: HashMap<String, String>,
+}
+
+impl TestEnv {
+    /// A copy of the sample site, an empty bare remote, a fresh database.
+    pub async fn new(backend: Backend) -> TestEnv {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&sample_site(), &dir.path().join("site"));
+        git2::Repository::init_opts(
+            dir.path().join("remote.git"),
+            git2::RepositoryInitOptions::new()
+                .bare(true)
+                .initial_head("main"),
+        )
+        .unwrap();
+        let db = TestDatabase::create(backend, dir.path()).await;
+        TestEnv {
+            dir,
+            db,
+            vars: HashMap::new(),
+        }
+    }
+
+    /// The source root.
+    pub fn site(&self) -> PathBuf {
+        self.dir.path().join("site")
+    }
+
+    /// The bare remote.
+    pub fn remote(&self) -> PathBuf {
+        self.dir.path().join("remote.git")
+    }
+
+    /// The working copy.
+    pub fn working_dir(&self) -> PathBuf {
+        self.dir.path().join("working-copy")
+    }
+
+    /// Runs one statement with one text argument on the test database (to stage a
+    /// state the service itself would never produce, such as a crash's aftermath).
+    pub async fn execute(&self, sql: &str, arg: &str) {
+        if self.db.name.is_some() {
+            let pool = sqlx::PgPool::connect(&self.db.url).await.unwrap();
+            sqlx::query(sql).bind(arg).execute(&pool).await.unwrap();
+        } else {
+            let pool = sqlx::SqlitePool::connect(&self.db.url).await.unwrap();
+            sqlx::query(sql).bind(arg).execute(&pool).await.unwrap();
+        }
+    }
+
+    /// The variables the server reads.
+    pub fn lookup(&self) -> HashMap<String, String> {
+        let mut vars: HashMap<String, String> = [
+            (
+                "CONFIG_BACKUP_DATA_DIR",
+                self.dir.path().join("data").display().to_string(),
+            ),
+            (
+                "CONFIG_BACKUP_SOURCE_ROOT",
+                self.site().display().to_string(),
+            ),
+            ("GIT_BACKUP_REPO", self.remote().display().to_string()),
+            ("GIT_WORKING_DIR", self.working_dir().display().to_string()),
+            ("GIT_USER_NAME", "Config Backup".to_owned()),
+            ("GIT_USER_EMAIL", "config-backup@rgz.local".to_owned()),
+            ("DATABASE_URL", self.db.url.clone()),
+            ("GRPC_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+            ("AUTH_JWT_SECRET", SECRET.to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        vars.extend(self.vars.clone());
+        vars
+    }
+
+    /// Starts a server over this environment.
+    pub async fn spawn(&self) -> TestApp {
+        let vars = self.lookup();
+        let mut settings =
+            ServerSettings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
+        settings.initial_backup = false;
+        let app = Application::build(settings).await.expect("build server");
+        let addr = app.local_addr();
+        let engine = app.engine().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy();
+        let app = TestApp {
+            addr,
+            channel,
+            engine,
+            stop: Some(tx),
+            handle: Some(handle),
+        };
+        app.wait_until_serving().await;
+        app
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct TestApp {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// A channel to it.
+    pub channel: Channel,
+    /// Its engine (for store access in assertions).
+    pub engine: config_backup_core::Engine,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A token for a role.
+pub fn token(role: Role) -> String {
+    auth::mint(
+        &Secret::from_bytes(SECRET.as_bytes().to_vec()),
+        role,
+        ADMIN_SUB,
+        Duration::from_secs(600),
+    )
+    .unwrap()
+}
+
+/// Adds a bearer token to a request.
+pub fn with_token<T>(msg: T, role: Role) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", token(role)).parse().unwrap(),
+    );
+    req
+}
+
+impl TestApp {
+    /// A ConfigBackup client.
+    pub fn client(&self) -> ConfigBackupClient<Channel> {
+        ConfigBackupClient::new(self.channel.clone())
+    }
+
+    /// Waits until health says SERVING.
+    pub async fn wait_until_serving(&self) {
+        use tonic_health::pb::health_client::HealthClient;
+        let mut health = HealthClient::new(self.channel.clone());
+        for _ in 0..200 {
+            let req = tonic_health::pb::HealthCheckRequest {
+                service: "configbackup.v1.ConfigBackup".to_owned(),
+            };
+            let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+            if let Ok(r) = health.check(req).await
+                && r.into_inner().status == serving
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("server did not become SERVING");
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Subjects of the remote branch, newest first.
+pub fn log_subjects(repo: &Path, branch: &str) -> Vec<String> {
+    log_messages(repo, branch)
+        .iter()
+        .map(|m| m.lines().next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Full messages of a branch, newest first.
+pub fn log_messages(repo: &Path, branch: &str) -> Vec<String> {
+    let repo = git2::Repository::open(repo).unwrap();
+    let Ok(r) = repo.find_reference(&format!("refs/heads/{branch}")) else {
+        return Vec::new();
+    };
+    let mut walk = repo.revwalk().unwrap();
+    walk.push(r.target().unwrap()).unwrap();
+    walk.map(|id| {
+        repo.find_commit(id.unwrap())
+            .unwrap()
+            .message()
+            .unwrap()
+            .to_owned()
+    })
+    .collect()
+}

@@ -22,7 +22,13 @@ pub enum Domain {
 
 impl Domain {
     /// Every domain, in the audit trail's CHECK order.
-    pub const ALL: [Domain; 5] = [Domain::Gateway, Domain::Dns, Domain::Radius, Domain::Kea, Domain::Ospf];
+    pub const ALL: [Domain; 5] = [
+        Domain::Gateway,
+        Domain::Dns,
+        Domain::Radius,
+        Domain::Kea,
+        Domain::Ospf,
+    ];
 
     /// The lower-case name used in configuration, the API and the audit trail.
     pub fn as_str(self) -> &'static str {
@@ -37,7 +43,11 @@ impl Domain {
 
     /// The allowed names, for error messages: "gateway, dns, radius, kea, ospf".
     pub fn allowed() -> String {
-        Domain::ALL.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", ")
+        Domain::ALL
+            .iter()
+            .map(|d| d.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -62,7 +72,9 @@ impl FromStr for Domain {
         Domain::ALL
             .into_iter()
             .find(|d| d.as_str() == s)
-            .ok_or_else(|| UnknownDomain { given: s.to_owned() })
+            .ok_or_else(|| UnknownDomain {
+                given: s.to_owned(),
+            })
     }
 }
 
@@ -121,7 +133,9 @@ impl FromStr for CommitPrefix {
         if ok {
             Ok(CommitPrefix(s.to_ascii_lowercase()))
         } else {
-            Err(BadCommitPrefix { given: s.chars().take(64).collect() })
+            Err(BadCommitPrefix {
+                given: s.chars().take(64).collect(),
+            })
         }
     }
 }
@@ -158,7 +172,10 @@ impl FromStr for RepoPath {
     type Err = BadRepoPath;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |why| BadRepoPath { given: s.chars().take(256).collect(), why };
+        let bad = |why| BadRepoPath {
+            given: s.chars().take(256).collect(),
+            why,
+        };
         if s.is_empty() {
             return Err(bad("it is empty"));
         }
@@ -225,7 +242,16 @@ mod tests {
     #[test]
     fn repo_paths_refuse_escapes() {
         assert!("config/kea/kea-dhcp4.conf".parse::<RepoPath>().is_ok());
-        for bad in ["", "/etc/passwd", "../x", "a/../b", "a//b", "a/./b", "a\\b", "a\nb"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a//b",
+            "a/./b",
+            "a\\b",
+            "a\nb",
+        ] {
             assert!(bad.parse::<RepoPath>().is_err(), "{bad:?} accepted");
         }
     }

@@ -17,7 +17,8 @@ use crate::repo::{self, ChangeKind, CommitInfo, FileRecord, Manifest, ManifestEn
 use crate::settings::{DomainSpec, Settings};
 use crate::sources;
 use crate::store::{
-    AuditRow, DomainSummary, LockAttempt, LockHolder, LockKind, PushOutcome, RunOutcome, RunRecord, Store, Trigger,
+    AuditRow, DomainSummary, LockAttempt, LockHolder, LockKind, PushOutcome, RunOutcome, RunRecord,
+    Store, Trigger,
 };
 
 /// What to back up and on whose behalf.
@@ -208,7 +209,9 @@ impl Engine {
         T: Send + 'static,
     {
         if self.inner.tasks.is_closed() {
-            return Err(EngineError::Internal("the server is shutting down".to_owned()));
+            return Err(EngineError::Internal(
+                "the server is shutting down".to_owned(),
+            ));
         }
         self.inner
             .tasks
@@ -220,12 +223,19 @@ impl Engine {
     /// Takes the engine lock for a backup or rollback, or says who holds it.
     pub async fn lock(&self, kind: LockKind, id: Uuid) -> Result<EngineLock, EngineError> {
         let store = self.inner.store.clone();
-        let holder =
-            LockHolder { kind, id, host: self.inner.host.clone(), pid: std::process::id(), acquired_at: Utc::now() };
+        let holder = LockHolder {
+            kind,
+            id,
+            host: self.inner.host.clone(),
+            pid: std::process::id(),
+            acquired_at: Utc::now(),
+        };
         let ttl = self.inner.settings.lock_ttl;
         match store.try_lock(&holder, ttl).await? {
             LockAttempt::Held(h) => return Err(EngineError::Busy(h)),
-            LockAttempt::Acquired { replaced: Some(dead) } => {
+            LockAttempt::Acquired {
+                replaced: Some(dead),
+            } => {
                 tracing::warn!(%dead, "took over the engine lock from a holder that stopped");
             }
             LockAttempt::Acquired { replaced: None } => {}
@@ -243,14 +253,19 @@ impl Engine {
                 }
             }
         });
-        Ok(EngineLock { store, id, heartbeat })
+        Ok(EngineLock {
+            store,
+            id,
+            heartbeat,
+        })
     }
 
     /// Runs a backup now. Fails with [`EngineError::Busy`] if one is running.
     pub async fn backup(&self, params: BackupParams) -> Result<BackupReport, EngineError> {
         let specs = self.select_domains(&params.domains)?;
         let this = self.clone();
-        self.run_detached(async move { this.backup_locked(params, specs).await }).await
+        self.run_detached(async move { this.backup_locked(params, specs).await })
+            .await
     }
 
     fn select_domains(&self, names: &[String]) -> Result<Vec<DomainSpec>, EngineError> {
@@ -261,7 +276,10 @@ impl Engine {
         let mut wanted = HashSet::new();
         for name in names {
             let domain: Domain = name.parse().map_err(|e: crate::domain::UnknownDomain| {
-                EngineError::InvalidArgument { field: "domains", message: e.to_string() }
+                EngineError::InvalidArgument {
+                    field: "domains",
+                    message: e.to_string(),
+                }
             })?;
             if settings.domain(domain).is_none() {
                 return Err(EngineError::InvalidArgument {
@@ -274,10 +292,19 @@ impl Engine {
             }
             wanted.insert(domain);
         }
-        Ok(settings.domains.iter().filter(|d| wanted.contains(&d.domain)).cloned().collect())
+        Ok(settings
+            .domains
+            .iter()
+            .filter(|d| wanted.contains(&d.domain))
+            .cloned()
+            .collect())
     }
 
-    async fn backup_locked(&self, params: BackupParams, specs: Vec<DomainSpec>) -> Result<BackupReport, EngineError> {
+    async fn backup_locked(
+        &self,
+        params: BackupParams,
+        specs: Vec<DomainSpec>,
+    ) -> Result<BackupReport, EngineError> {
         let run_id = Uuid::new_v4();
         let lock = self.lock(LockKind::Backup, run_id).await?;
         let result = self.backup_inner(run_id, params, specs).await;
@@ -321,13 +348,19 @@ impl Engine {
 
         let settings = self.inner.settings.clone();
         let actor = params.actor.clone();
-        let git_phase = blocking(move || git_phase(&settings, run_id, &actor, &specs, started_at)).await?;
+        let git_phase =
+            blocking(move || git_phase(&settings, run_id, &actor, &specs, started_at)).await?;
 
         let (domains, push, error) = match git_phase {
             Ok(g) => (g.domains, g.push, None),
             Err(e) => {
                 tracing::error!(run_id = %run_id, error = %e, "backup failed before committing");
-                let push = PushReport { outcome: PushOutcome::NotAttempted, error: None, unpushed: 0, remote_head: None };
+                let push = PushReport {
+                    outcome: PushOutcome::NotAttempted,
+                    error: None,
+                    unpushed: 0,
+                    remote_head: None,
+                };
                 (Vec::new(), push, Some(e.to_string()))
             }
         };
@@ -345,7 +378,11 @@ impl Engine {
         }
         let failed_domains: Vec<String> = domains
             .iter()
-            .filter_map(|d| d.error.as_ref().map(|e| format!("{}: {e}", d.domain.map(|x| x.as_str()).unwrap_or("?"))))
+            .filter_map(|d| {
+                d.error
+                    .as_ref()
+                    .map(|e| format!("{}: {e}", d.domain.map(|x| x.as_str()).unwrap_or("?")))
+            })
             .collect();
         let mut errors: Vec<String> = error.into_iter().chain(failed_domains).collect();
         if let Err(e) = &recorded {
@@ -358,10 +395,8 @@ impl Engine {
         } else {
             RunOutcome::Partial
         };
-        if push.outcome != PushOutcome::Pushed {
-            if let Some(e) = &push.error {
-                errors.push(format!("push: {e}"));
-            }
+        if let (false, Some(e)) = (push.outcome == PushOutcome::Pushed, &push.error) {
+            errors.push(format!("push: {e}"));
         }
         run.error = (!errors.is_empty()).then(|| errors.join("; "));
         run.push_outcome = Some(push.outcome);
@@ -393,12 +428,11 @@ impl Engine {
     /// Inserts audit rows for commits on the branch that the audit trail lacks.
     async fn record_unrecorded_commits(&self) -> Result<usize, EngineError> {
         let git = self.inner.settings.git.clone();
-        let candidates =
-            blocking(move || -> Result<Vec<git2::Oid>, EngineError> {
-                let wc = WorkingCopy::open(&git)?;
-                Ok(wc.unrecorded_commits(|_| false, RECOVERY_LIMIT)?)
-            })
-            .await??;
+        let candidates = blocking(move || -> Result<Vec<git2::Oid>, EngineError> {
+            let wc = WorkingCopy::open(&git)?;
+            Ok(wc.unrecorded_commits(|_| false, RECOVERY_LIMIT)?)
+        })
+        .await??;
         let mut missing = Vec::new();
         for id in candidates {
             if self.inner.store.commit_recorded(&id.to_string()).await? {
@@ -464,7 +498,12 @@ impl Engine {
         }
         let last_push_error = last_run
             .as_ref()
-            .filter(|r| matches!(r.push_outcome, Some(PushOutcome::Failed | PushOutcome::Diverged)))
+            .filter(|r| {
+                matches!(
+                    r.push_outcome,
+                    Some(PushOutcome::Failed | PushOutcome::Diverged)
+                )
+            })
             .and_then(|r| r.push_error.clone());
         Ok(EngineStatus {
             last_run,
@@ -484,13 +523,18 @@ impl Engine {
     /// Whether the branch has any commit yet.
     pub async fn has_commits(&self) -> Result<bool, EngineError> {
         let git = self.inner.settings.git.clone();
-        blocking(move || -> Result<bool, EngineError> { Ok(WorkingCopy::open(&git)?.head()?.is_some()) }).await?
+        blocking(move || -> Result<bool, EngineError> {
+            Ok(WorkingCopy::open(&git)?.head()?.is_some())
+        })
+        .await?
     }
 }
 
 /// The audit rows of one backup commit: one per file of the domain.
 pub fn audit_rows(info: &CommitInfo) -> Vec<AuditRow> {
-    let by = repo::trailer(&info.message, repo::TRAILER_BY).unwrap_or("system").to_owned();
+    let by = repo::trailer(&info.message, repo::TRAILER_BY)
+        .unwrap_or("system")
+        .to_owned();
     info.files
         .iter()
         .map(|f| AuditRow {
@@ -540,7 +584,11 @@ fn git_phase(
             Err(e) => {
                 tracing::error!(run_id = %run_id, domain = %spec.domain, error = %e, "domain backup failed");
                 let _ = wc.reset_to_head();
-                DomainReport { domain: Some(spec.domain), error: Some(e.to_string()), ..Default::default() }
+                DomainReport {
+                    domain: Some(spec.domain),
+                    error: Some(e.to_string()),
+                    ..Default::default()
+                }
             }
         };
         domains.push(report);
@@ -553,13 +601,26 @@ fn push(wc: &WorkingCopy) -> PushReport {
     let result = wc.push();
     let unpushed = wc.unpushed().unwrap_or(0);
     match result {
-        Ok(Some(r)) => {
-            PushReport { outcome: PushOutcome::Pushed, error: None, unpushed, remote_head: Some(r.remote_head.into()) }
-        }
-        Ok(None) => PushReport { outcome: PushOutcome::NotAttempted, error: None, unpushed, remote_head: None },
+        Ok(Some(r)) => PushReport {
+            outcome: PushOutcome::Pushed,
+            error: None,
+            unpushed,
+            remote_head: Some(r.remote_head.into()),
+        },
+        Ok(None) => PushReport {
+            outcome: PushOutcome::NotAttempted,
+            error: None,
+            unpushed,
+            remote_head: None,
+        },
         Err(e) => {
             tracing::warn!(error = %e, unpushed, "push failed; the commits stay in the working copy");
-            PushReport { outcome: PushOutcome::Failed, error: Some(e.to_string()), unpushed, remote_head: None }
+            PushReport {
+                outcome: PushOutcome::Failed,
+                error: Some(e.to_string()),
+                unpushed,
+                remote_head: None,
+            }
         }
     }
 }
@@ -580,27 +641,37 @@ fn backup_domain(
     let domain = spec.domain;
     let head = wc.head()?;
     let old = wc.manifest_at(head, domain)?;
-    let scan = sources::scan(&settings.source_root, &spec.patterns)
-        .map_err(|e| EngineError::Internal(format!("reading {}: {e}", settings.source_root.display())))?;
+    let scan = sources::scan(&settings.source_root, &spec.patterns).map_err(|e| {
+        EngineError::Internal(format!("reading {}: {e}", settings.source_root.display()))
+    })?;
     let mut warnings = scan.warnings.clone();
     let mut new = Manifest::new();
     let mut contents = BTreeMap::new();
     for file in &scan.files {
         if let Some(owner) = claimed.get(&file.path) {
-            warnings.push(format!("{}: skipped, it belongs to domain {owner}", file.path));
+            warnings.push(format!(
+                "{}: skipped, it belongs to domain {owner}",
+                file.path
+            ));
             continue;
         }
         claimed.insert(file.path.clone(), domain);
         match std::fs::read(&file.abs) {
             Ok(bytes) => {
-                let entry = ManifestEntry { sha256: sha256_hex(&bytes), mode: repo::git_mode(file.executable) };
+                let entry = ManifestEntry {
+                    sha256: sha256_hex(&bytes),
+                    mode: repo::git_mode(file.executable),
+                };
                 if old.get(&file.path) != Some(&entry) {
                     contents.insert(file.path.clone(), bytes);
                 }
                 new.insert(file.path.clone(), entry);
             }
             Err(e) => {
-                warnings.push(format!("{}: cannot read ({e}); the backed-up version is kept", file.path));
+                warnings.push(format!(
+                    "{}: cannot read ({e}); the backed-up version is kept",
+                    file.path
+                ));
                 if let Some(o) = old.get(&file.path) {
                     new.insert(file.path.clone(), o.clone());
                 }
@@ -609,16 +680,25 @@ fn backup_domain(
     }
     for (path, entry) in &old {
         if !new.contains_key(path) && !claimed.contains_key(path) && scan.may_have_missed(path) {
-            warnings.push(format!("{path}: not found in an unreadable directory; the backed-up version is kept"));
+            warnings.push(format!(
+                "{path}: not found in an unreadable directory; the backed-up version is kept"
+            ));
             new.insert(path.clone(), entry.clone());
         }
     }
     let records = repo::compare(&old, &new);
-    let deleted: Vec<RepoPath> =
-        records.iter().filter(|r| r.kind == ChangeKind::Deleted).map(|r| r.path.clone()).collect();
+    let deleted: Vec<RepoPath> = records
+        .iter()
+        .filter(|r| r.kind == ChangeKind::Deleted)
+        .map(|r| r.path.clone())
+        .collect();
     let message = commit_message(date, domain, &records, run_id, actor);
     let commit = wc.commit_domain(domain, &new, &contents, &deleted, &message)?;
-    let changes: Vec<FileRecord> = records.iter().filter(|r| r.kind != ChangeKind::Unchanged).cloned().collect();
+    let changes: Vec<FileRecord> = records
+        .iter()
+        .filter(|r| r.kind != ChangeKind::Unchanged)
+        .cloned()
+        .collect();
     let unchanged = records.len() - changes.len();
     tracing::info!(
         run_id = %run_id,
@@ -642,13 +722,24 @@ fn backup_domain(
 }
 
 fn short(entry: Option<&ManifestEntry>) -> &str {
-    entry.map(|e| &e.sha256[..7.min(e.sha256.len())]).unwrap_or("0000000")
+    entry
+        .map(|e| &e.sha256[..7.min(e.sha256.len())])
+        .unwrap_or("0000000")
 }
 
 /// The commit message: the product's first line, a body line per file when several
 /// changed, and trailers that tie the commit to its domain, run and requester.
-pub fn commit_message(date: &str, domain: Domain, records: &[FileRecord], run_id: Uuid, actor: &Actor) -> String {
-    let changed: Vec<&FileRecord> = records.iter().filter(|r| r.kind != ChangeKind::Unchanged).collect();
+pub fn commit_message(
+    date: &str,
+    domain: Domain,
+    records: &[FileRecord],
+    run_id: Uuid,
+    actor: &Actor,
+) -> String {
+    let changed: Vec<&FileRecord> = records
+        .iter()
+        .filter(|r| r.kind != ChangeKind::Unchanged)
+        .collect();
     let mut msg = match changed.as_slice() {
         [] => format!("config backup {date} — no changes ({domain} domain stable)\n"),
         [one] => format!(
@@ -658,7 +749,10 @@ pub fn commit_message(date: &str, domain: Domain, records: &[FileRecord], run_id
             short(one.new.as_ref())
         ),
         many => {
-            let mut m = format!("config backup {date} {domain}: {} files changed\n\n", many.len());
+            let mut m = format!(
+                "config backup {date} {domain}: {} files changed\n\n",
+                many.len()
+            );
             for r in many {
                 m.push_str(&format!(
                     "{} {} {}→{}\n",

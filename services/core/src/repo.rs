@@ -129,9 +129,14 @@ impl ChangeKind {
 
     /// Parses an API name.
     pub fn parse(s: &str) -> Option<ChangeKind> {
-        [ChangeKind::Added, ChangeKind::Modified, ChangeKind::Deleted, ChangeKind::Unchanged]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            ChangeKind::Added,
+            ChangeKind::Modified,
+            ChangeKind::Deleted,
+            ChangeKind::Unchanged,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -157,11 +162,21 @@ pub fn compare(old: &Manifest, new: &Manifest) -> Vec<FileRecord> {
             Some(o) if o != n => ChangeKind::Modified,
             Some(_) => ChangeKind::Unchanged,
         };
-        out.push(FileRecord { path: path.clone(), kind, old: old.get(path).cloned(), new: Some(n.clone()) });
+        out.push(FileRecord {
+            path: path.clone(),
+            kind,
+            old: old.get(path).cloned(),
+            new: Some(n.clone()),
+        });
     }
     for (path, o) in old {
         if !new.contains_key(path) {
-            out.push(FileRecord { path: path.clone(), kind: ChangeKind::Deleted, old: Some(o.clone()), new: None });
+            out.push(FileRecord {
+                path: path.clone(),
+                kind: ChangeKind::Deleted,
+                old: Some(o.clone()),
+                new: None,
+            });
         }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -233,7 +248,9 @@ pub struct WorkingCopy {
 
 impl std::fmt::Debug for WorkingCopy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkingCopy").field("dir", &self.git.working_dir).finish()
+        f.debug_struct("WorkingCopy")
+            .field("dir", &self.git.working_dir)
+            .finish()
     }
 }
 
@@ -255,18 +272,37 @@ impl WorkingCopy {
     pub fn open(git: &GitSettings) -> Result<WorkingCopy, RepoError> {
         let dir = &git.working_dir;
         if dir.join(".git").exists() {
-            let repo = Repository::open(dir).map_err(|source| RepoError::Damaged { dir: dir.clone(), source })?;
-            let origin = repo.find_remote("origin").map_err(|source| RepoError::Damaged { dir: dir.clone(), source })?;
+            let repo = Repository::open(dir).map_err(|source| RepoError::Damaged {
+                dir: dir.clone(),
+                source,
+            })?;
+            let origin = repo
+                .find_remote("origin")
+                .map_err(|source| RepoError::Damaged {
+                    dir: dir.clone(),
+                    source,
+                })?;
             let found = origin.url().unwrap_or_default().to_owned();
             if normalize_remote(&found) != normalize_remote(&git.remote) {
-                return Err(RepoError::ForeignRemote { dir: dir.clone(), found, expected: git.remote.clone() });
+                return Err(RepoError::ForeignRemote {
+                    dir: dir.clone(),
+                    found,
+                    expected: git.remote.clone(),
+                });
             }
             drop(origin);
-            let wc = WorkingCopy { repo, git: git.clone() };
+            let wc = WorkingCopy {
+                repo,
+                git: git.clone(),
+            };
             wc.check_health()?;
             return Ok(wc);
         }
-        if dir.exists() && std::fs::read_dir(dir).map_err(io_err(format!("reading {}", dir.display())))?.next().is_some()
+        if dir.exists()
+            && std::fs::read_dir(dir)
+                .map_err(io_err(format!("reading {}", dir.display())))?
+                .next()
+                .is_some()
         {
             return Err(RepoError::NotARepository(dir.clone()));
         }
@@ -278,11 +314,15 @@ impl WorkingCopy {
     fn clone_into(git: &GitSettings) -> Result<WorkingCopy, RepoError> {
         let dir = &git.working_dir;
         let parent = dir.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
+        std::fs::create_dir_all(parent)
+            .map_err(io_err(format!("creating {}", parent.display())))?;
         let tmp = tempfile::Builder::new()
             .prefix(".config-backup-clone-")
             .tempdir_in(parent)
-            .map_err(io_err(format!("creating a temporary directory in {}", parent.display())))?;
+            .map_err(io_err(format!(
+                "creating a temporary directory in {}",
+                parent.display()
+            )))?;
         {
             let mut opts = git2::RepositoryInitOptions::new();
             opts.initial_head(&git.branch);
@@ -291,27 +331,46 @@ impl WorkingCopy {
             let mut remote = repo.find_remote("origin")?;
             let refspec = format!("+refs/heads/{b}:refs/remotes/origin/{b}", b = git.branch);
             remote
-                .fetch(&[&refspec], Some(&mut crate::transport::fetch_options(git)), None)
-                .map_err(|source| RepoError::Clone { remote: crate::settings::redact_url(&git.remote), source })?;
-            if let Ok(tracking) = repo.find_reference(&format!("refs/remotes/origin/{}", git.branch)) {
-                let target = tracking.target().ok_or_else(|| git2::Error::from_str("symbolic tracking ref"))?;
+                .fetch(
+                    &[&refspec],
+                    Some(&mut crate::transport::fetch_options(git)),
+                    None,
+                )
+                .map_err(|source| RepoError::Clone {
+                    remote: crate::settings::redact_url(&git.remote),
+                    source,
+                })?;
+            if let Ok(tracking) =
+                repo.find_reference(&format!("refs/remotes/origin/{}", git.branch))
+            {
+                let target = tracking
+                    .target()
+                    .ok_or_else(|| git2::Error::from_str("symbolic tracking ref"))?;
                 repo.reference(&format!("refs/heads/{}", git.branch), target, true, "clone")?;
                 repo.set_head(&format!("refs/heads/{}", git.branch))?;
                 repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))?;
             }
         }
         if dir.exists() {
-            std::fs::remove_dir(dir).map_err(io_err(format!("replacing the empty {}", dir.display())))?;
+            std::fs::remove_dir(dir)
+                .map_err(io_err(format!("replacing the empty {}", dir.display())))?;
         }
         let tmp = tmp.keep();
-        std::fs::rename(&tmp, dir).map_err(io_err(format!("moving the clone to {}", dir.display())))?;
+        std::fs::rename(&tmp, dir)
+            .map_err(io_err(format!("moving the clone to {}", dir.display())))?;
         let repo = Repository::open(dir)?;
-        Ok(WorkingCopy { repo, git: git.clone() })
+        Ok(WorkingCopy {
+            repo,
+            git: git.clone(),
+        })
     }
 
     /// HEAD must be our branch and readable.
     fn check_health(&self) -> Result<(), RepoError> {
-        let damaged = |source| RepoError::Damaged { dir: self.git.working_dir.clone(), source };
+        let damaged = |source| RepoError::Damaged {
+            dir: self.git.working_dir.clone(),
+            source,
+        };
         match self.repo.head() {
             Ok(head) => {
                 if head.name().ok() != Some(format!("refs/heads/{}", self.git.branch).as_str()) {
@@ -321,7 +380,10 @@ impl WorkingCopy {
                         self.git.branch
                     ))));
                 }
-                head.peel_to_commit().map_err(damaged)?.tree().map_err(damaged)?;
+                head.peel_to_commit()
+                    .map_err(damaged)?
+                    .tree()
+                    .map_err(damaged)?;
             }
             Err(e) if e.code() == ErrorCode::UnbornBranch => {}
             Err(e) => return Err(damaged(e)),
@@ -360,7 +422,8 @@ impl WorkingCopy {
                 let drifted = index.write_tree().map(|t| t != tree.id()).unwrap_or(true);
                 if drifted {
                     tracing::warn!(dir = %self.git.working_dir.display(), "working copy drifted from HEAD; resetting it");
-                    self.repo.reset(head.as_object(), git2::ResetType::Hard, None)?;
+                    self.repo
+                        .reset(head.as_object(), git2::ResetType::Hard, None)?;
                 }
             }
             None => {
@@ -381,7 +444,9 @@ impl WorkingCopy {
     fn head_commit(&self) -> Result<Option<Commit<'_>>, RepoError> {
         match self.repo.head() {
             Ok(h) => Ok(Some(h.peel_to_commit()?)),
-            Err(e) if e.code() == ErrorCode::UnbornBranch || e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) if e.code() == ErrorCode::UnbornBranch || e.code() == ErrorCode::NotFound => {
+                Ok(None)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -393,7 +458,9 @@ impl WorkingCopy {
 
     /// A domain's manifest at a commit (empty if the commit has none).
     pub fn manifest_at(&self, commit: Option<Oid>, domain: Domain) -> Result<Manifest, RepoError> {
-        let Some(commit) = commit else { return Ok(Manifest::new()) };
+        let Some(commit) = commit else {
+            return Ok(Manifest::new());
+        };
         let tree = self.repo.find_commit(commit)?.tree()?;
         read_manifest(&self.repo, &tree, domain)
     }
@@ -408,7 +475,11 @@ impl WorkingCopy {
         deleted: &[RepoPath],
         message: &str,
     ) -> Result<Oid, RepoError> {
-        let workdir = self.repo.workdir().ok_or_else(|| git2::Error::from_str("bare working copy"))?.to_path_buf();
+        let workdir = self
+            .repo
+            .workdir()
+            .ok_or_else(|| git2::Error::from_str("bare working copy"))?
+            .to_path_buf();
         let mut index = self.repo.index()?;
         for (path, content) in contents {
             let mode = manifest.get(path).map(|e| e.mode).unwrap_or(0o100644);
@@ -427,14 +498,19 @@ impl WorkingCopy {
         let manifest_path = manifest_path(domain);
         let manifest_text = render_manifest(manifest);
         write_work_file(&workdir, &manifest_path, manifest_text.as_bytes(), 0o100644)?;
-        index.add_frombuffer(&index_entry(&manifest_path, 0o100644, manifest_text.len()), manifest_text.as_bytes())?;
+        index.add_frombuffer(
+            &index_entry(&manifest_path, 0o100644, manifest_text.len()),
+            manifest_text.as_bytes(),
+        )?;
         index.write()?;
         let tree_id = index.write_tree()?;
         let tree = self.repo.find_tree(tree_id)?;
         let sig = Signature::now(&self.git.user_name, &self.git.user_email)?;
         let parent = self.head_commit()?;
         let parents: Vec<&Commit<'_>> = parent.iter().collect();
-        let id = self.repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
+        let id = self
+            .repo
+            .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
         Ok(id)
     }
 
@@ -443,7 +519,8 @@ impl WorkingCopy {
     pub fn commit_info(&self, id: Oid) -> Result<Option<CommitInfo>, RepoError> {
         let commit = self.repo.find_commit(id)?;
         let message = commit.message().unwrap_or_default().to_owned();
-        let Some(domain) = trailer(&message, TRAILER_DOMAIN).and_then(|d| d.parse::<Domain>().ok()) else {
+        let Some(domain) = trailer(&message, TRAILER_DOMAIN).and_then(|d| d.parse::<Domain>().ok())
+        else {
             return Ok(None);
         };
         let run_id = trailer(&message, TRAILER_RUN).and_then(|r| r.parse().ok());
@@ -451,13 +528,27 @@ impl WorkingCopy {
         let new = read_manifest(&self.repo, &commit.tree()?, domain)?;
         let old = self.manifest_at(parent, domain)?;
         let time = chrono::DateTime::from_timestamp(commit.time().seconds(), 0).unwrap_or_default();
-        Ok(Some(CommitInfo { id, parent, domain, run_id, message, time, files: compare(&old, &new) }))
+        Ok(Some(CommitInfo {
+            id,
+            parent,
+            domain,
+            run_id,
+            message,
+            time,
+            files: compare(&old, &new),
+        }))
     }
 
     /// Commits reachable from HEAD, newest first, until `known` says one is already
     /// recorded (or `limit` is reached).
-    pub fn unrecorded_commits(&self, mut known: impl FnMut(Oid) -> bool, limit: usize) -> Result<Vec<Oid>, RepoError> {
-        let Some(head) = self.head()? else { return Ok(Vec::new()) };
+    pub fn unrecorded_commits(
+        &self,
+        mut known: impl FnMut(Oid) -> bool,
+        limit: usize,
+    ) -> Result<Vec<Oid>, RepoError> {
+        let Some(head) = self.head()? else {
+            return Ok(Vec::new());
+        };
         let mut walk = self.repo.revwalk()?;
         walk.push(head)?;
         walk.simplify_first_parent()?;
@@ -474,7 +565,9 @@ impl WorkingCopy {
 
     /// Local commits the remote-tracking branch does not have.
     pub fn unpushed(&self) -> Result<usize, RepoError> {
-        let Some(head) = self.head()? else { return Ok(0) };
+        let Some(head) = self.head()? else {
+            return Ok(0);
+        };
         let mut walk = self.repo.revwalk()?;
         walk.push(head)?;
         if let Some(tracking) = self.tracking_head()? {
@@ -484,7 +577,10 @@ impl WorkingCopy {
     }
 
     fn tracking_head(&self) -> Result<Option<Oid>, RepoError> {
-        match self.repo.find_reference(&format!("refs/remotes/origin/{}", self.git.branch)) {
+        match self
+            .repo
+            .find_reference(&format!("refs/remotes/origin/{}", self.git.branch))
+        {
             Ok(r) => Ok(r.target()),
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
             Err(e) => Err(e.into()),
@@ -495,8 +591,14 @@ impl WorkingCopy {
     /// back and compares it with the local head. Never forces.
     pub fn push(&self) -> Result<Option<PushResult>, PushError> {
         let remote_name = crate::settings::redact_url(&self.git.remote);
-        let transport = |e: git2::Error| PushError::Transport { remote: remote_name.clone(), message: e.message().to_owned() };
-        let Some(head) = self.head().map_err(|e| PushError::Transport { remote: remote_name.clone(), message: e.to_string() })?
+        let transport = |e: git2::Error| PushError::Transport {
+            remote: remote_name.clone(),
+            message: e.message().to_owned(),
+        };
+        let Some(head) = self.head().map_err(|e| PushError::Transport {
+            remote: remote_name.clone(),
+            message: e.to_string(),
+        })?
         else {
             return Ok(None);
         };
@@ -513,7 +615,9 @@ impl WorkingCopy {
             });
             let mut opts = git2::PushOptions::new();
             opts.remote_callbacks(callbacks);
-            remote.push(&[format!("{branch_ref}:{branch_ref}")], Some(&mut opts)).map_err(transport)?;
+            remote
+                .push(&[format!("{branch_ref}:{branch_ref}")], Some(&mut opts))
+                .map_err(transport)?;
         }
         if let Some((refname, reason)) = rejected.into_inner() {
             return Err(PushError::Rejected { refname, reason });
@@ -521,20 +625,34 @@ impl WorkingCopy {
         // Read the remote branch back.
         let remote_head = {
             let conn = remote
-                .connect_auth(git2::Direction::Fetch, Some(crate::transport::callbacks(&self.git)), None)
+                .connect_auth(
+                    git2::Direction::Fetch,
+                    Some(crate::transport::callbacks(&self.git)),
+                    None,
+                )
                 .map_err(transport)?;
             let heads = conn.list().map_err(transport)?;
-            heads.iter().find(|h| h.name() == branch_ref).map(|h| h.oid())
+            heads
+                .iter()
+                .find(|h| h.name() == branch_ref)
+                .map(|h| h.oid())
         };
         if remote_head != Some(head) {
             return Err(PushError::Unverified {
                 branch: self.git.branch.clone(),
-                remote: remote_head.map(|o| o.to_string()).unwrap_or_else(|| "nothing".to_owned()),
+                remote: remote_head
+                    .map(|o| o.to_string())
+                    .unwrap_or_else(|| "nothing".to_owned()),
                 local: head.to_string(),
             });
         }
         self.repo
-            .reference(&format!("refs/remotes/origin/{}", self.git.branch), head, true, "push verified")
+            .reference(
+                &format!("refs/remotes/origin/{}", self.git.branch),
+                head,
+                true,
+                "push verified",
+            )
             .map_err(transport)?;
         Ok(Some(PushResult { remote_head: head }))
     }
@@ -557,37 +675,62 @@ fn render_manifest(manifest: &Manifest) -> String {
     s
 }
 
-fn read_manifest(repo: &Repository, tree: &Tree<'_>, domain: Domain) -> Result<Manifest, RepoError> {
+fn read_manifest(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    domain: Domain,
+) -> Result<Manifest, RepoError> {
     let entry = match tree.get_path(Path::new(&manifest_path(domain))) {
         Ok(e) => e,
         Err(e) if e.code() == ErrorCode::NotFound => return Ok(Manifest::new()),
         Err(e) => return Err(e.into()),
     };
     let blob = repo.find_blob(entry.id())?;
-    let text = std::str::from_utf8(blob.content()).map_err(|_| git2::Error::from_str("manifest is not UTF-8"))?;
+    let text = std::str::from_utf8(blob.content())
+        .map_err(|_| git2::Error::from_str("manifest is not UTF-8"))?;
     let mut out = Manifest::new();
     for line in text.lines() {
-        let Some((sha, path)) = line.split_once("  ") else { continue };
-        let Ok(path) = path.parse::<RepoPath>() else { continue };
+        let Some((sha, path)) = line.split_once("  ") else {
+            continue;
+        };
+        let Ok(path) = path.parse::<RepoPath>() else {
+            continue;
+        };
         let mode = match tree.get_path(Path::new(path.as_str())) {
             Ok(e) => e.filemode() as u32,
             Err(_) => continue,
         };
-        out.insert(path, ManifestEntry { sha256: sha.to_owned(), mode });
+        out.insert(
+            path,
+            ManifestEntry {
+                sha256: sha.to_owned(),
+                mode,
+            },
+        );
     }
     Ok(out)
 }
 
 /// The value of a `Key: value` trailer in the last paragraph.
 pub fn trailer<'m>(message: &'m str, key: &str) -> Option<&'m str> {
-    message.lines().rev().take_while(|l| !l.trim().is_empty()).find_map(|l| {
-        l.strip_prefix(key).and_then(|rest| rest.strip_prefix(':')).map(str::trim)
-    })
+    message
+        .lines()
+        .rev()
+        .take_while(|l| !l.trim().is_empty())
+        .find_map(|l| {
+            l.strip_prefix(key)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .map(str::trim)
+        })
 }
 
 /// Git's mode for a file: executable or not.
 pub fn git_mode(executable: bool) -> u32 {
-    if executable { i32::from(FileMode::BlobExecutable) as u32 } else { i32::from(FileMode::Blob) as u32 }
+    if executable {
+        i32::from(FileMode::BlobExecutable) as u32
+    } else {
+        i32::from(FileMode::Blob) as u32
+    }
 }
 
 /// Octal text of a git mode ("100644").
@@ -616,15 +759,23 @@ fn index_entry(path: &str, mode: u32, len: usize) -> IndexEntry {
 pub fn write_atomically(abs: &Path, content: &[u8], unix_mode: u32) -> std::io::Result<()> {
     let dir = abs.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".cb-tmp-").tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".cb-tmp-")
+        .tempfile_in(dir)?;
     tmp.write_all(content)?;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(unix_mode))?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(unix_mode))?;
     tmp.as_file().sync_all()?;
     tmp.persist(abs).map_err(|e| e.error)?;
     Ok(())
 }
 
-fn write_work_file(workdir: &Path, rel: &str, content: &[u8], git_mode: u32) -> Result<(), RepoError> {
+fn write_work_file(
+    workdir: &Path,
+    rel: &str,
+    content: &[u8],
+    git_mode: u32,
+) -> Result<(), RepoError> {
     let abs = workdir.join(rel);
     let unix = if git_mode & 0o111 != 0 { 0o755 } else { 0o644 };
     write_atomically(&abs, content, unix).map_err(io_err(format!("writing {}", abs.display())))
@@ -635,7 +786,9 @@ fn normalize_remote(url: &str) -> String {
     let url = url.trim_end_matches('/');
     let path = url.strip_prefix("file://").unwrap_or(url);
     if path.starts_with('/') {
-        return std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or_else(|_| path.to_owned());
+        return std::fs::canonicalize(path)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| path.to_owned());
     }
     url.to_owned()
 }
@@ -654,11 +807,27 @@ mod tests {
 
     #[test]
     fn compare_finds_every_kind_of_change() {
-        let e = |s: &str, m| ManifestEntry { sha256: s.to_owned(), mode: m };
+        let e = |s: &str, m| ManifestEntry {
+            sha256: s.to_owned(),
+            mode: m,
+        };
         let p = |s: &str| s.parse::<RepoPath>().unwrap();
-        let old: Manifest = [(p("a"), e("1", 0o100644)), (p("b"), e("2", 0o100644)), (p("c"), e("3", 0o100644))].into();
-        let new: Manifest = [(p("a"), e("1", 0o100644)), (p("b"), e("2", 0o100755)), (p("d"), e("4", 0o100644))].into();
-        let kinds: Vec<_> = compare(&old, &new).iter().map(|r| (r.path.to_string(), r.kind)).collect();
+        let old: Manifest = [
+            (p("a"), e("1", 0o100644)),
+            (p("b"), e("2", 0o100644)),
+            (p("c"), e("3", 0o100644)),
+        ]
+        .into();
+        let new: Manifest = [
+            (p("a"), e("1", 0o100644)),
+            (p("b"), e("2", 0o100755)),
+            (p("d"), e("4", 0o100644)),
+        ]
+        .into();
+        let kinds: Vec<_> = compare(&old, &new)
+            .iter()
+            .map(|r| (r.path.to_string(), r.kind))
+            .collect();
         assert_eq!(
             kinds,
             [

@@ -13,7 +13,9 @@ pub fn default_patterns(domain: Domain) -> Option<&'static str> {
     match domain {
         Domain::Gateway => Some("scripts/gateway/*.nft,scripts/gateway/watch_config.sh"),
         Domain::Dns => Some("config/unbound/unbound.conf,config/unbound/unbound.conf.d/*"),
-        Domain::Radius => Some("config/radius/radiusd.conf,config/radius/clients.conf,config/radius/dictionary"),
+        Domain::Radius => {
+            Some("config/radius/radiusd.conf,config/radius/clients.conf,config/radius/dictionary")
+        }
         Domain::Kea => Some("config/kea/kea-dhcp4.conf"),
         Domain::Ospf => None,
     }
@@ -30,7 +32,10 @@ pub struct SettingsError {
 }
 
 fn err(var: &str, message: impl Into<String>) -> SettingsError {
-    SettingsError { var: var.to_owned(), message: message.into() }
+    SettingsError {
+        var: var.to_owned(),
+        message: message.into(),
+    }
 }
 
 /// One domain's sources.
@@ -57,13 +62,23 @@ impl Schedule {
     /// The first scheduled time strictly after `now`.
     pub fn next_after(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
         use chrono::{Duration as D, TimeZone};
-        let today = now.date_naive().and_hms_opt(self.hour, self.minute, 0).expect("validated hour/minute");
+        let today = now
+            .date_naive()
+            .and_hms_opt(self.hour, self.minute, 0)
+            .expect("validated hour/minute");
         let today = chrono::Utc.from_utc_datetime(&today);
-        if today > now { today } else { today + D::days(1) }
+        if today > now {
+            today
+        } else {
+            today + D::days(1)
+        }
     }
 
     /// The last scheduled time at or before `now`.
-    pub fn last_at_or_before(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    pub fn last_at_or_before(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
         self.next_after(now) - chrono::Duration::days(1)
     }
 }
@@ -119,12 +134,19 @@ pub struct Settings {
 impl Settings {
     /// Reads the settings through `get` (normally `std::env::var`).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
-        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
 
         let data_dir = match get("CONFIG_BACKUP_DATA_DIR") {
             Some(d) => PathBuf::from(d),
             None => default_data_dir().ok_or_else(|| {
-                err("CONFIG_BACKUP_DATA_DIR", "not set, and there is no HOME or XDG_DATA_HOME to default to")
+                err(
+                    "CONFIG_BACKUP_DATA_DIR",
+                    "not set, and there is no HOME or XDG_DATA_HOME to default to",
+                )
             })?,
         };
 
@@ -143,23 +165,43 @@ impl Settings {
             ));
         }
 
-        let domains_var = get("CONFIG_BACKUP_DOMAINS").unwrap_or_else(|| "gateway,dns,radius,kea".to_owned());
+        let domains_var =
+            get("CONFIG_BACKUP_DOMAINS").unwrap_or_else(|| "gateway,dns,radius,kea".to_owned());
         let mut domains: Vec<DomainSpec> = Vec::new();
-        for name in domains_var.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for name in domains_var
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let domain: Domain = name.parse().map_err(|e: crate::domain::UnknownDomain| {
                 err("CONFIG_BACKUP_DOMAINS", e.to_string())
             })?;
             if domains.iter().any(|d| d.domain == domain) {
-                return Err(err("CONFIG_BACKUP_DOMAINS", format!("domain {domain} is listed twice")));
+                return Err(err(
+                    "CONFIG_BACKUP_DOMAINS",
+                    format!("domain {domain} is listed twice"),
+                ));
             }
             let var = format!("CONFIG_BACKUP_PATHS__{domain}");
             let raw = get(&var)
                 .or_else(|| default_patterns(domain).map(str::to_owned))
-                .ok_or_else(|| err(&var, format!("domain {domain} has no paths: set comma-separated globs")))?;
-            let patterns: Vec<String> =
-                raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+                .ok_or_else(|| {
+                    err(
+                        &var,
+                        format!("domain {domain} has no paths: set comma-separated globs"),
+                    )
+                })?;
+            let patterns: Vec<String> = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
             if patterns.is_empty() {
-                return Err(err(&var, format!("domain {domain} has no paths: set comma-separated globs")));
+                return Err(err(
+                    &var,
+                    format!("domain {domain} has no paths: set comma-separated globs"),
+                ));
             }
             for p in &patterns {
                 check_pattern(p).map_err(|m| err(&var, format!("pattern {p:?} {m}")))?;
@@ -167,7 +209,10 @@ impl Settings {
             domains.push(DomainSpec { domain, patterns });
         }
         if domains.is_empty() {
-            return Err(err("CONFIG_BACKUP_DOMAINS", format!("no domain given: allowed values are {}", Domain::allowed())));
+            return Err(err(
+                "CONFIG_BACKUP_DOMAINS",
+                format!("no domain given: allowed values are {}", Domain::allowed()),
+            ));
         }
 
         let (remote, remote_is_embedded) = match get("GIT_BACKUP_REPO") {
@@ -175,16 +220,25 @@ impl Settings {
             None => (data_dir.join("remote.git").display().to_string(), true),
         };
         let branch = get("GIT_BACKUP_BRANCH").unwrap_or_else(|| "main".to_owned());
-        if git2::Branch::name_is_valid(&branch).map(|ok| !ok).unwrap_or(true) {
-            return Err(err("GIT_BACKUP_BRANCH", format!("{branch:?} is not a valid branch name")));
+        if git2::Branch::name_is_valid(&branch)
+            .map(|ok| !ok)
+            .unwrap_or(true)
+        {
+            return Err(err(
+                "GIT_BACKUP_BRANCH",
+                format!("{branch:?} is not a valid branch name"),
+            ));
         }
         let git = GitSettings {
             remote,
             remote_is_embedded,
             branch,
-            working_dir: get("GIT_WORKING_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("working-copy")),
+            working_dir: get("GIT_WORKING_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("working-copy")),
             user_name: get("GIT_USER_NAME").unwrap_or_else(|| "config-backup".to_owned()),
-            user_email: get("GIT_USER_EMAIL").unwrap_or_else(|| "config-backup@localhost".to_owned()),
+            user_email: get("GIT_USER_EMAIL")
+                .unwrap_or_else(|| "config-backup@localhost".to_owned()),
             ssh_key_path: get("GIT_SSH_KEY_PATH").map(PathBuf::from),
             ssh_known_hosts: get("GIT_SSH_KNOWN_HOSTS").map(PathBuf::from),
             ssh_key_passphrase_file: get("GIT_SSH_KEY_PASSPHRASE_FILE").map(PathBuf::from),
@@ -196,13 +250,20 @@ impl Settings {
             minute: parse_num(&get, "CONFIG_BACKUP_MINUTE_UTC", 0, 0..=59)?,
         };
 
-        let database_url = get("DATABASE_URL")
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("config-backup.db").display()));
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("config-backup.db").display()
+            )
+        });
         if !(database_url.starts_with("sqlite:")
             || database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://"))
         {
-            return Err(err("DATABASE_URL", "unsupported scheme: use sqlite:<path> or postgres://..."));
+            return Err(err(
+                "DATABASE_URL",
+                "unsupported scheme: use sqlite:<path> or postgres://...",
+            ));
         }
 
         Ok(Settings {
@@ -214,10 +275,21 @@ impl Settings {
             retention_months: parse_num(&get, "CONFIG_BACKUP_GIT_RETENTION_MONTHS", 24, 1..=1200)?,
             notify_on_changes: parse_bool(&get, "CONFIG_BACKUP_NOTIFY_ON_CHANGES", false)?,
             notify_recipients: get("CONFIG_BACKUP_NOTIFY_RECIPIENTS")
-                .map(|r| r.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .map(|r| {
+                    r.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default(),
             database_url,
-            lock_ttl: Duration::from_secs(parse_num(&get, "CONFIG_BACKUP_LOCK_TTL_SECONDS", 30u64, 5..=3600)?),
+            lock_ttl: Duration::from_secs(parse_num(
+                &get,
+                "CONFIG_BACKUP_LOCK_TTL_SECONDS",
+                30u64,
+                5..=3600,
+            )?),
         })
     }
 
@@ -228,7 +300,11 @@ impl Settings {
 
     /// The configured domain names, for error messages.
     pub fn configured_domains(&self) -> String {
-        self.domains.iter().map(|d| d.domain.as_str()).collect::<Vec<_>>().join(", ")
+        self.domains
+            .iter()
+            .map(|d| d.domain.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -237,7 +313,9 @@ pub fn default_data_dir() -> Option<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         return Some(Path::new(&x).join("config-backup"));
     }
-    std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| Path::new(&h).join(".local/share/config-backup"))
+    std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(|h| Path::new(&h).join(".local/share/config-backup"))
 }
 
 /// A glob must stay inside the source root and compile.
@@ -251,15 +329,24 @@ fn check_pattern(p: &str) -> Result<(), String> {
     if p.contains('\\') {
         return Err("contains a backslash: use '/' as the separator".to_owned());
     }
-    crate::sources::compile_glob(p).map(|_| ()).map_err(|e| format!("is not a valid glob: {e}"))
+    crate::sources::compile_glob(p)
+        .map(|_| ())
+        .map_err(|e| format!("is not a valid glob: {e}"))
 }
 
-fn parse_bool(get: &impl Fn(&str) -> Option<String>, var: &str, default: bool) -> Result<bool, SettingsError> {
+fn parse_bool(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &str,
+    default: bool,
+) -> Result<bool, SettingsError> {
     match get(var).as_deref().map(str::to_ascii_lowercase).as_deref() {
         None => Ok(default),
         Some("true" | "1" | "yes" | "on") => Ok(true),
         Some("false" | "0" | "no" | "off") => Ok(false),
-        Some(other) => Err(err(var, format!("{other:?} is not a boolean: use true or false"))),
+        Some(other) => Err(err(
+            var,
+            format!("{other:?} is not a boolean: use true or false"),
+        )),
     }
 }
 
@@ -272,12 +359,28 @@ fn parse_num<T>(
 where
     T: FromStr + PartialOrd + std::fmt::Display + Copy,
 {
-    let Some(raw) = get(var) else { return Ok(default) };
-    let value: T = raw
-        .parse()
-        .map_err(|_| err(var, format!("{raw:?} is not a number: expected {} to {}", range.start(), range.end())))?;
+    let Some(raw) = get(var) else {
+        return Ok(default);
+    };
+    let value: T = raw.parse().map_err(|_| {
+        err(
+            var,
+            format!(
+                "{raw:?} is not a number: expected {} to {}",
+                range.start(),
+                range.end()
+            ),
+        )
+    })?;
     if !range.contains(&value) {
-        return Err(err(var, format!("{value} is out of range: expected {} to {}", range.start(), range.end())));
+        return Err(err(
+            var,
+            format!(
+                "{value} is out of range: expected {} to {}",
+                range.start(),
+                range.end()
+            ),
+        ));
     }
     Ok(value)
 }
@@ -290,7 +393,12 @@ pub fn redact_url(url: &str) -> String {
         if let Some(at) = rest[..auth_end].rfind('@') {
             let userinfo = &rest[..at];
             if let Some(colon) = userinfo.find(':') {
-                return format!("{}://{}:***{}", &url[..scheme_end], &userinfo[..colon], &rest[at..]);
+                return format!(
+                    "{}://{}:***{}",
+                    &url[..scheme_end],
+                    &userinfo[..colon],
+                    &rest[at..]
+                );
             }
         }
     }
@@ -304,9 +412,14 @@ mod tests {
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let dir = std::env::temp_dir();
-        let mut map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        map.entry("CONFIG_BACKUP_SOURCE_ROOT".into()).or_insert(dir.display().to_string());
-        map.entry("CONFIG_BACKUP_DATA_DIR".into()).or_insert(dir.join("cb").display().to_string());
+        let mut map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        map.entry("CONFIG_BACKUP_SOURCE_ROOT".into())
+            .or_insert(dir.display().to_string());
+        map.entry("CONFIG_BACKUP_DATA_DIR".into())
+            .or_insert(dir.join("cb").display().to_string());
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -315,22 +428,52 @@ mod tests {
         let s = settings(&[]).unwrap();
         let names: Vec<_> = s.domains.iter().map(|d| d.domain.as_str()).collect();
         assert_eq!(names, ["gateway", "dns", "radius", "kea"]);
-        assert_eq!((s.schedule.hour, s.schedule.minute, s.retention_months), (4, 0, 24));
+        assert_eq!(
+            (s.schedule.hour, s.schedule.minute, s.retention_months),
+            (4, 0, 24)
+        );
         assert!(s.git.remote_is_embedded);
     }
 
     #[test]
     fn bad_settings_name_their_variable() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("CONFIG_BACKUP_DOMAINS", "gateway,dhcp")], "CONFIG_BACKUP_DOMAINS"),
-            (&[("CONFIG_BACKUP_DOMAINS", "ospf")], "CONFIG_BACKUP_PATHS__ospf"),
-            (&[("CONFIG_BACKUP_PATHS__dns", "../etc/*")], "CONFIG_BACKUP_PATHS__dns"),
-            (&[("CONFIG_BACKUP_PATHS__dns", "/etc/unbound/*")], "CONFIG_BACKUP_PATHS__dns"),
-            (&[("CONFIG_BACKUP_PATHS__kea", " , ")], "CONFIG_BACKUP_PATHS__kea"),
-            (&[("CONFIG_BACKUP_HOUR_UTC", "four")], "CONFIG_BACKUP_HOUR_UTC"),
-            (&[("CONFIG_BACKUP_MINUTE_UTC", "60")], "CONFIG_BACKUP_MINUTE_UTC"),
-            (&[("CONFIG_BACKUP_ENABLED", "maybe")], "CONFIG_BACKUP_ENABLED"),
-            (&[("CONFIG_BACKUP_SOURCE_ROOT", "/nonexistent/x")], "CONFIG_BACKUP_SOURCE_ROOT"),
+            (
+                &[("CONFIG_BACKUP_DOMAINS", "gateway,dhcp")],
+                "CONFIG_BACKUP_DOMAINS",
+            ),
+            (
+                &[("CONFIG_BACKUP_DOMAINS", "ospf")],
+                "CONFIG_BACKUP_PATHS__ospf",
+            ),
+            (
+                &[("CONFIG_BACKUP_PATHS__dns", "../etc/*")],
+                "CONFIG_BACKUP_PATHS__dns",
+            ),
+            (
+                &[("CONFIG_BACKUP_PATHS__dns", "/etc/unbound/*")],
+                "CONFIG_BACKUP_PATHS__dns",
+            ),
+            (
+                &[("CONFIG_BACKUP_PATHS__kea", " , ")],
+                "CONFIG_BACKUP_PATHS__kea",
+            ),
+            (
+                &[("CONFIG_BACKUP_HOUR_UTC", "four")],
+                "CONFIG_BACKUP_HOUR_UTC",
+            ),
+            (
+                &[("CONFIG_BACKUP_MINUTE_UTC", "60")],
+                "CONFIG_BACKUP_MINUTE_UTC",
+            ),
+            (
+                &[("CONFIG_BACKUP_ENABLED", "maybe")],
+                "CONFIG_BACKUP_ENABLED",
+            ),
+            (
+                &[("CONFIG_BACKUP_SOURCE_ROOT", "/nonexistent/x")],
+                "CONFIG_BACKUP_SOURCE_ROOT",
+            ),
             (&[("DATABASE_URL", "mysql://x")], "DATABASE_URL"),
         ];
         for (vars, var) in cases {
@@ -342,17 +485,27 @@ mod tests {
     #[test]
     fn schedule_is_utc_and_strictly_after_now() {
         use chrono::TimeZone;
-        let s = Schedule { enabled: true, hour: 4, minute: 0 };
+        let s = Schedule {
+            enabled: true,
+            hour: 4,
+            minute: 0,
+        };
         let at = |h, m| chrono::Utc.with_ymd_and_hms(2026, 11, 26, h, m, 0).unwrap();
         assert_eq!(s.next_after(at(3, 59)), at(4, 0));
         assert_eq!(s.next_after(at(4, 0)), at(4, 0) + chrono::Duration::days(1));
         assert_eq!(s.last_at_or_before(at(4, 0)), at(4, 0));
-        assert_eq!(s.last_at_or_before(at(3, 0)), at(4, 0) - chrono::Duration::days(1));
+        assert_eq!(
+            s.last_at_or_before(at(3, 0)),
+            at(4, 0) - chrono::Duration::days(1)
+        );
     }
 
     #[test]
     fn urls_lose_their_passwords() {
-        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(redact_url("git@host:configs.git"), "git@host:configs.git");
     }
 }

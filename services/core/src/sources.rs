@@ -12,7 +12,11 @@ use crate::domain::RepoPath;
 /// Compiles a pattern the way the engine matches it: `*` and `?` stay within one
 /// path component, `**` spans any depth.
 pub fn compile_glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
-    Ok(GlobBuilder::new(pattern).literal_separator(true).backslash_escape(true).build()?.compile_matcher())
+    Ok(GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()?
+        .compile_matcher())
 }
 
 /// A file found for a domain.
@@ -43,7 +47,11 @@ pub struct Scan {
 impl Scan {
     /// Whether `path` could have been missed because a pattern matching it was incomplete.
     pub fn may_have_missed(&self, path: &RepoPath) -> bool {
-        self.incomplete.iter().any(|p| compile_glob(p).map(|m| m.is_match(path.as_str())).unwrap_or(true))
+        self.incomplete.iter().any(|p| {
+            compile_glob(p)
+                .map(|m| m.is_match(path.as_str()))
+                .unwrap_or(true)
+        })
     }
 }
 
@@ -61,7 +69,8 @@ pub fn scan(root: &Path, patterns: &[String]) -> std::io::Result<Scan> {
         let matcher = match compile_glob(pattern) {
             Ok(m) => m,
             Err(e) => {
-                out.warnings.push(format!("pattern {pattern:?} is not a valid glob: {e}"));
+                out.warnings
+                    .push(format!("pattern {pattern:?} is not a valid glob: {e}"));
                 out.unmatched.push(pattern.clone());
                 continue;
             }
@@ -87,11 +96,21 @@ pub fn scan(root: &Path, patterns: &[String]) -> std::io::Result<Scan> {
             }
         } else {
             let prefix = components[..literal].join("/");
-            let start = if prefix.is_empty() { root.clone() } else { root.join(&prefix) };
-            let depth = if pattern.contains("**") { usize::MAX } else { components.len() - literal };
+            let start = if prefix.is_empty() {
+                root.clone()
+            } else {
+                root.join(&prefix)
+            };
+            let depth = if pattern.contains("**") {
+                usize::MAX
+            } else {
+                components.len() - literal
+            };
             match start.canonicalize() {
                 Ok(canon) if !canon.starts_with(&root) => {
-                    out.warnings.push(format!("{prefix}: skipped, it leads outside the source root"));
+                    out.warnings.push(format!(
+                        "{prefix}: skipped, it leads outside the source root"
+                    ));
                 }
                 Ok(_) => {
                     let walker = walkdir::WalkDir::new(&start)
@@ -104,7 +123,8 @@ pub fn scan(root: &Path, patterns: &[String]) -> std::io::Result<Scan> {
                         let entry = match entry {
                             Ok(e) => e,
                             Err(e) => {
-                                out.warnings.push(format!("pattern {pattern:?}: cannot read {e}"));
+                                out.warnings
+                                    .push(format!("pattern {pattern:?}: cannot read {e}"));
                                 complete = false;
                                 continue;
                             }
@@ -112,9 +132,12 @@ pub fn scan(root: &Path, patterns: &[String]) -> std::io::Result<Scan> {
                         if entry.file_type().is_dir() {
                             continue;
                         }
-                        let Ok(rel) = entry.path().strip_prefix(&root) else { continue };
+                        let Ok(rel) = entry.path().strip_prefix(&root) else {
+                            continue;
+                        };
                         let Some(rel) = rel.to_str() else {
-                            out.warnings.push(format!("{}: skipped, the name is not UTF-8", rel.display()));
+                            out.warnings
+                                .push(format!("{}: skipped, the name is not UTF-8", rel.display()));
                             continue;
                         };
                         if !matcher.is_match(rel) {
@@ -176,7 +199,9 @@ fn consider(root: &Path, abs: &Path, rel: &str) -> Result<Option<SourceFile>, Sk
             Err(_) => return Err(Skip::Warn(format!("{rel}: skipped, a dangling symlink"))),
         };
         if !target.starts_with(root) {
-            return Err(Skip::Warn(format!("{rel}: skipped, the symlink leads outside the source root")));
+            return Err(Skip::Warn(format!(
+                "{rel}: skipped, the symlink leads outside the source root"
+            )));
         }
         match std::fs::metadata(&target) {
             Ok(m) => (target, m),
@@ -188,11 +213,19 @@ fn consider(root: &Path, abs: &Path, rel: &str) -> Result<Option<SourceFile>, Sk
     if !meta.is_file() {
         return Ok(None);
     }
-    let path: RepoPath = rel.parse().map_err(|e: crate::domain::BadRepoPath| Skip::Warn(e.to_string()))?;
+    let path: RepoPath = rel
+        .parse()
+        .map_err(|e: crate::domain::BadRepoPath| Skip::Warn(e.to_string()))?;
     if path.is_metadata() {
-        return Err(Skip::Warn(format!("{rel}: skipped, the name is reserved for the backup's manifests")));
+        return Err(Skip::Warn(format!(
+            "{rel}: skipped, the name is reserved for the backup's manifests"
+        )));
     }
-    Ok(Some(SourceFile { path, abs, executable: meta.permissions().mode() & 0o111 != 0 }))
+    Ok(Some(SourceFile {
+        path,
+        abs,
+        executable: meta.permissions().mode() & 0o111 != 0,
+    }))
 }
 
 #[cfg(test)]
@@ -221,15 +254,33 @@ mod tests {
     #[test]
     fn star_stays_in_one_directory_and_results_are_sorted() {
         let t = tree();
-        let s = scan(t.path(), &["scripts/gateway/*.nft".into(), "config/unbound/unbound.conf.d/*".into()]).unwrap();
-        assert_eq!(paths(&s), ["config/unbound/unbound.conf.d/sinkhole.conf", "scripts/gateway/a.nft", "scripts/gateway/b.nft"]);
+        let s = scan(
+            t.path(),
+            &[
+                "scripts/gateway/*.nft".into(),
+                "config/unbound/unbound.conf.d/*".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            paths(&s),
+            [
+                "config/unbound/unbound.conf.d/sinkhole.conf",
+                "scripts/gateway/a.nft",
+                "scripts/gateway/b.nft"
+            ]
+        );
         assert!(s.unmatched.is_empty());
     }
 
     #[test]
     fn double_star_spans_any_depth_and_brackets_work() {
         let t = tree();
-        let s = scan(t.path(), &["config/**/*.conf".into(), "scripts/gateway/[a]?nft".into()]).unwrap();
+        let s = scan(
+            t.path(),
+            &["config/**/*.conf".into(), "scripts/gateway/[a]?nft".into()],
+        )
+        .unwrap();
         assert_eq!(
             paths(&s),
             [
@@ -244,8 +295,15 @@ mod tests {
     #[test]
     fn unmatched_patterns_are_reported_not_fatal() {
         let t = tree();
-        let s = scan(t.path(), &["config/kea/*.conf".into(), "config/unbound/unbound.conf".into(), "nope.txt".into()])
-            .unwrap();
+        let s = scan(
+            t.path(),
+            &[
+                "config/kea/*.conf".into(),
+                "config/unbound/unbound.conf".into(),
+                "nope.txt".into(),
+            ],
+        )
+        .unwrap();
         assert_eq!(paths(&s), ["config/unbound/unbound.conf"]);
         assert_eq!(s.unmatched, ["config/kea/*.conf", "nope.txt"]);
     }
@@ -255,14 +313,40 @@ mod tests {
         let t = tree();
         let outside = tempfile::tempdir().unwrap();
         fs::write(outside.path().join("secret"), "s").unwrap();
-        std::os::unix::fs::symlink(outside.path().join("secret"), t.path().join("scripts/gateway/evil.nft")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret"),
+            t.path().join("scripts/gateway/evil.nft"),
+        )
+        .unwrap();
         std::os::unix::fs::symlink(outside.path(), t.path().join("config/linked")).unwrap();
-        std::os::unix::fs::symlink(t.path().join("scripts/gateway/a.nft"), t.path().join("scripts/gateway/ok.nft"))
-            .unwrap();
-        let s = scan(t.path(), &["scripts/gateway/*.nft".into(), "config/linked/*".into()]).unwrap();
-        assert_eq!(paths(&s), ["scripts/gateway/a.nft", "scripts/gateway/b.nft", "scripts/gateway/ok.nft"]);
-        assert!(s.warnings.iter().any(|w| w.contains("evil.nft")), "{:?}", s.warnings);
-        assert!(s.warnings.iter().any(|w| w.contains("config/linked")), "{:?}", s.warnings);
+        std::os::unix::fs::symlink(
+            t.path().join("scripts/gateway/a.nft"),
+            t.path().join("scripts/gateway/ok.nft"),
+        )
+        .unwrap();
+        let s = scan(
+            t.path(),
+            &["scripts/gateway/*.nft".into(), "config/linked/*".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            paths(&s),
+            [
+                "scripts/gateway/a.nft",
+                "scripts/gateway/b.nft",
+                "scripts/gateway/ok.nft"
+            ]
+        );
+        assert!(
+            s.warnings.iter().any(|w| w.contains("evil.nft")),
+            "{:?}",
+            s.warnings
+        );
+        assert!(
+            s.warnings.iter().any(|w| w.contains("config/linked")),
+            "{:?}",
+            s.warnings
+        );
     }
 
     #[test]

@@ -17,16 +17,22 @@ pub fn callbacks(git: &GitSettings) -> RemoteCallbacks<'static> {
         }
         if allowed.contains(CredentialType::SSH_KEY) {
             if tried {
-                return Err(git2::Error::from_str("the remote refused the SSH key from GIT_SSH_KEY_PATH"));
+                return Err(git2::Error::from_str(
+                    "the remote refused the SSH key from GIT_SSH_KEY_PATH",
+                ));
             }
             tried = true;
             let Some(key) = key.as_deref() else {
-                return Err(git2::Error::from_str("the remote wants an SSH key: set GIT_SSH_KEY_PATH"));
+                return Err(git2::Error::from_str(
+                    "the remote wants an SSH key: set GIT_SSH_KEY_PATH",
+                ));
             };
             let passphrase = match passphrase_file.as_deref() {
                 Some(p) => Some(
                     std::fs::read_to_string(p)
-                        .map_err(|e| git2::Error::from_str(&format!("GIT_SSH_KEY_PASSPHRASE_FILE: {e}")))?
+                        .map_err(|e| {
+                            git2::Error::from_str(&format!("GIT_SSH_KEY_PASSPHRASE_FILE: {e}"))
+                        })?
                         .trim_end_matches(['\n', '\r'])
                         .to_owned(),
                 ),
@@ -34,7 +40,9 @@ pub fn callbacks(git: &GitSettings) -> RemoteCallbacks<'static> {
             };
             return Cred::ssh_key(username.unwrap_or("git"), None, key, passphrase.as_deref());
         }
-        Err(git2::Error::from_str("the remote asks for credentials this service does not have"))
+        Err(git2::Error::from_str(
+            "the remote asks for credentials this service does not have",
+        ))
     });
     cb
 }

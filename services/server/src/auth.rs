@@ -37,7 +37,9 @@ impl std::str::FromStr for Role {
             "admin" => Ok(Role::Admin),
             "noc" => Ok(Role::Noc),
             "scheduler" => Ok(Role::Scheduler),
-            other => Err(format!("unknown role {other:?}: allowed values are admin, noc, scheduler")),
+            other => Err(format!(
+                "unknown role {other:?}: allowed values are admin, noc, scheduler"
+            )),
         }
     }
 }
@@ -124,10 +126,16 @@ impl Secret {
         data_dir: &Path,
     ) -> Result<(Secret, SecretSource), config_backup_core::settings::SettingsError> {
         use config_backup_core::settings::SettingsError;
-        let bad = |var: &str, message: String| SettingsError { var: var.to_owned(), message };
+        let bad = |var: &str, message: String| SettingsError {
+            var: var.to_owned(),
+            message,
+        };
         if let Some(s) = get("AUTH_JWT_SECRET").filter(|s| !s.is_empty()) {
             if s.len() < MIN_SECRET {
-                return Err(bad("AUTH_JWT_SECRET", format!("too short: use at least {MIN_SECRET} characters")));
+                return Err(bad(
+                    "AUTH_JWT_SECRET",
+                    format!("too short: use at least {MIN_SECRET} characters"),
+                ));
             }
             return Ok((Secret(Arc::new(s.into_bytes())), SecretSource::Env));
         }
@@ -144,9 +152,16 @@ impl Secret {
         let mut bytes = [0u8; 32];
         rand::fill(&mut bytes);
         let text = hex_encode(&bytes);
-        write_private(&path, text.as_bytes())
-            .map_err(|e| bad("CONFIG_BACKUP_DATA_DIR", format!("cannot write {}: {e}", path.display())))?;
-        Ok((Secret(Arc::new(text.into_bytes())), SecretSource::Generated(path)))
+        write_private(&path, text.as_bytes()).map_err(|e| {
+            bad(
+                "CONFIG_BACKUP_DATA_DIR",
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })?;
+        Ok((
+            Secret(Arc::new(text.into_bytes())),
+            SecretSource::Generated(path),
+        ))
     }
 
     /// A secret from bytes (tests, the token command).
@@ -160,10 +175,14 @@ fn hex_encode(bytes: &[u8]) -> String {
 }
 
 fn read_secret_file(path: &Path) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let text = text.trim_end_matches(['\n', '\r']);
     if text.len() < MIN_SECRET {
-        return Err(format!("{} is too short: use at least {MIN_SECRET} characters", path.display()));
+        return Err(format!(
+            "{} is too short: use at least {MIN_SECRET} characters",
+            path.display()
+        ));
     }
     Ok(Secret(Arc::new(text.as_bytes().to_vec())))
 }
@@ -174,7 +193,11 @@ fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(content)?;
     f.sync_all()
 }
@@ -198,58 +221,97 @@ impl Authenticator {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 5;
-        Authenticator { key: DecodingKey::from_secret(&secret.0), validation }
+        Authenticator {
+            key: DecodingKey::from_secret(&secret.0),
+            validation,
+        }
     }
 
     /// Checks an `authorization` header value.
     pub fn verify(&self, header: Option<&str>) -> Result<Caller, AuthError> {
         let header = header.ok_or_else(|| {
-            AuthError::Unauthenticated("missing authorization: send `authorization: Bearer <JWT>`".to_owned())
+            AuthError::Unauthenticated(
+                "missing authorization: send `authorization: Bearer <JWT>`".to_owned(),
+            )
         })?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| AuthError::Unauthenticated("malformed authorization: expected `Bearer <JWT>`".to_owned()))?;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            let why = match e.kind() {
-                ErrorKind::ExpiredSignature => "the token has expired",
-                ErrorKind::InvalidSignature => "the token's signature is invalid",
-                ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (sub, role, exp)",
-                ErrorKind::Json(_) => "the token's claims are invalid (role must be admin, noc or scheduler)",
-                _ => "the token is malformed",
-            };
-            AuthError::Unauthenticated(format!("invalid token: {why}"))
-        })?;
+            .ok_or_else(|| {
+                AuthError::Unauthenticated(
+                    "malformed authorization: expected `Bearer <JWT>`".to_owned(),
+                )
+            })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                let why = match e.kind() {
+                    ErrorKind::ExpiredSignature => "the token has expired",
+                    ErrorKind::InvalidSignature => "the token's signature is invalid",
+                    ErrorKind::MissingRequiredClaim(_) => {
+                        "the token lacks a required claim (sub, role, exp)"
+                    }
+                    ErrorKind::Json(_) => {
+                        "the token's claims are invalid (role must be admin, noc or scheduler)"
+                    }
+                    _ => "the token is malformed",
+                };
+                AuthError::Unauthenticated(format!("invalid token: {why}"))
+            })?;
         let c = data.claims;
         if c.sub.is_empty() || c.sub.len() > 128 || c.sub.chars().any(char::is_control) {
-            return Err(AuthError::Unauthenticated("invalid token: bad sub claim".to_owned()));
+            return Err(AuthError::Unauthenticated(
+                "invalid token: bad sub claim".to_owned(),
+            ));
         }
-        Ok(Caller { sub: c.sub, role: c.role })
+        Ok(Caller {
+            sub: c.sub,
+            role: c.role,
+        })
     }
 }
 
 /// Mints a token (the `token` command, the scheduler, tests).
-pub fn mint(secret: &Secret, role: Role, sub: &str, ttl: std::time::Duration) -> Result<String, String> {
+pub fn mint(
+    secret: &Secret,
+    role: Role,
+    sub: &str,
+    ttl: std::time::Duration,
+) -> Result<String, String> {
     let now = jsonwebtoken::get_current_timestamp();
-    let claims = Claims { sub: sub.to_owned(), role, exp: now + ttl.as_secs(), iat: Some(now) };
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&secret.0))
-        .map_err(|e| e.to_string())
+    let claims = Claims {
+        sub: sub.to_owned(),
+        role,
+        exp: now + ttl.as_secs(),
+        iat: Some(now),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(&secret.0),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Parses a TTL such as `90s`, `15m`, `1h`, `7d`.
 pub fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration: use e.g. 90s, 15m, 1h, 7d"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: use e.g. 90s, 15m, 1h, 7d"))?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
         "d" => n * 86400,
-        _ => return Err(format!("{s:?} is not a duration: use e.g. 90s, 15m, 1h, 7d")),
+        _ => {
+            return Err(format!(
+                "{s:?} is not a duration: use e.g. 90s, 15m, 1h, 7d"
+            ));
+        }
     };
     if secs == 0 {
         return Err("the TTL must be positive".to_owned());
@@ -269,17 +331,43 @@ mod tests {
     fn a_minted_token_verifies_with_its_role() {
         let s = secret();
         let t = mint(&s, Role::Noc, "6f1c", std::time::Duration::from_secs(60)).unwrap();
-        let c = Authenticator::new(&s).verify(Some(&format!("Bearer {t}"))).unwrap();
-        assert_eq!(c, Caller { sub: "6f1c".into(), role: Role::Noc });
-        assert!(matches!(c.require("Rollback", &[Role::Admin]), Err(AuthError::PermissionDenied(_))));
+        let c = Authenticator::new(&s)
+            .verify(Some(&format!("Bearer {t}")))
+            .unwrap();
+        assert_eq!(
+            c,
+            Caller {
+                sub: "6f1c".into(),
+                role: Role::Noc
+            }
+        );
+        assert!(matches!(
+            c.require("Rollback", &[Role::Admin]),
+            Err(AuthError::PermissionDenied(_))
+        ));
     }
 
     #[test]
     fn missing_malformed_and_foreign_tokens_are_unauthenticated() {
         let a = Authenticator::new(&secret());
-        let other = mint(&Secret::from_bytes(vec![b'x'; 32]), Role::Admin, "u", std::time::Duration::from_secs(60)).unwrap();
-        for h in [None, Some("Basic abc"), Some("Bearer "), Some("Bearer not.a.jwt"), Some(&*format!("Bearer {other}"))] {
-            assert!(matches!(a.verify(h), Err(AuthError::Unauthenticated(_))), "{h:?}");
+        let other = mint(
+            &Secret::from_bytes(vec![b'x'; 32]),
+            Role::Admin,
+            "u",
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
+        for h in [
+            None,
+            Some("Basic abc"),
+            Some("Bearer "),
+            Some("Bearer not.a.jwt"),
+            Some(&*format!("Bearer {other}")),
+        ] {
+            assert!(
+                matches!(a.verify(h), Err(AuthError::Unauthenticated(_))),
+                "{h:?}"
+            );
         }
     }
 

@@ -1,15 +1,18 @@
 //! Engine types to API messages. Only this module knows both.
 
 use chrono::{DateTime, Utc};
+use config_backup_core::BackupReport;
 use config_backup_core::engine::{DomainReport, EngineStatus, PushReport};
 use config_backup_core::repo::{FileRecord, mode_text};
 use config_backup_core::store::{PushOutcome, RunOutcome, RunRecord, Trigger};
-use config_backup_core::BackupReport;
 use config_backup_proto::v1 as pb;
 
 /// A protobuf timestamp.
 pub fn timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
-    pbjson_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+    pbjson_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
 }
 
 /// A protobuf timestamp back to chrono; None if out of range.
@@ -61,7 +64,10 @@ pub fn run_summary(r: &RunRecord) -> pb::RunSummary {
         finished_at: r.finished_at.map(timestamp),
         outcome: outcome(r.outcome) as i32,
         error: r.error.clone().unwrap_or_default(),
-        push_outcome: r.push_outcome.map(push_outcome).unwrap_or(pb::PushOutcome::Unspecified) as i32,
+        push_outcome: r
+            .push_outcome
+            .map(push_outcome)
+            .unwrap_or(pb::PushOutcome::Unspecified) as i32,
         push_error: r.push_error.clone().unwrap_or_default(),
         files_added: u32_of(r.files_added),
         files_modified: u32_of(r.files_modified),
@@ -77,8 +83,16 @@ fn file_change(f: &FileRecord) -> pb::FileChange {
         change_type: f.kind.as_str().to_owned(),
         old_sha256: f.old.as_ref().map(|e| e.sha256.clone()).unwrap_or_default(),
         new_sha256: f.new.as_ref().map(|e| e.sha256.clone()).unwrap_or_default(),
-        old_mode: f.old.as_ref().map(|e| mode_text(e.mode)).unwrap_or_default(),
-        new_mode: f.new.as_ref().map(|e| mode_text(e.mode)).unwrap_or_default(),
+        old_mode: f
+            .old
+            .as_ref()
+            .map(|e| mode_text(e.mode))
+            .unwrap_or_default(),
+        new_mode: f
+            .new
+            .as_ref()
+            .map(|e| mode_text(e.mode))
+            .unwrap_or_default(),
     }
 }
 
@@ -88,7 +102,11 @@ fn domain_report(d: &DomainReport) -> pb::DomainReport {
         domain: d.domain.map(|x| x.as_str().to_owned()).unwrap_or_default(),
         commit_hash: d.commit.as_ref().map(|c| c.to_string()).unwrap_or_default(),
         commit_message: d.message.clone(),
-        previous_hash: d.previous.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+        previous_hash: d
+            .previous
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
         files_added: d.count(Added) as u32,
         files_modified: d.count(Modified) as u32,
         files_deleted: d.count(Deleted) as u32,
@@ -105,7 +123,11 @@ fn push_report(p: &PushReport) -> pb::PushReport {
         outcome: push_outcome(p.outcome) as i32,
         error: p.error.clone().unwrap_or_default(),
         unpushed_commits: p.unpushed as u32,
-        remote_head: p.remote_head.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+        remote_head: p
+            .remote_head
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -140,10 +162,19 @@ pub fn status(s: &EngineStatus) -> pb::StatusResponse {
             .iter()
             .map(|(d, summary, tracked)| pb::DomainStatus {
                 domain: d.as_str().to_owned(),
-                last_commit_hash: summary.as_ref().map(|x| x.last_commit.clone()).unwrap_or_default(),
+                last_commit_hash: summary
+                    .as_ref()
+                    .map(|x| x.last_commit.clone())
+                    .unwrap_or_default(),
                 last_commit_at: summary.as_ref().map(|x| timestamp(x.last_at)),
-                last_change_commit_hash: summary.as_ref().and_then(|x| x.last_change_commit.clone()).unwrap_or_default(),
-                last_changed_at: summary.as_ref().and_then(|x| x.last_change_at).map(timestamp),
+                last_change_commit_hash: summary
+                    .as_ref()
+                    .and_then(|x| x.last_change_commit.clone())
+                    .unwrap_or_default(),
+                last_changed_at: summary
+                    .as_ref()
+                    .and_then(|x| x.last_change_at)
+                    .map(timestamp),
                 tracked_files: *tracked as u32,
             })
             .collect(),
@@ -154,6 +185,10 @@ pub fn status(s: &EngineStatus) -> pb::StatusResponse {
         schedule_enabled: s.schedule_enabled,
         remote: s.remote.clone(),
         branch: s.branch.clone(),
-        running: s.running.as_ref().map(|h| h.to_string()).unwrap_or_default(),
+        running: s
+            .running
+            .as_ref()
+            .map(|h| h.to_string())
+            .unwrap_or_default(),
     }
 }

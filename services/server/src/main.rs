@@ -5,7 +5,10 @@ use config_backup_server::auth::{self, Role, Secret};
 use config_backup_server::{Application, ServerSettings, telemetry};
 
 #[derive(Parser)]
-#[command(version, about = "Backs up network-service configuration into git, with an audit trail")]
+#[command(
+    version,
+    about = "Backs up network-service configuration into git, with an audit trail"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -54,7 +57,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let sample = matches!(cli.command, Some(Command::Serve { sample_site: true }));
     let lookup = |k: &str| {
         std::env::var(k).ok().or_else(|| {
-            (sample && k == "CONFIG_BACKUP_SOURCE_ROOT").then(|| sample_site().display().to_string())
+            (sample && k == "CONFIG_BACKUP_SOURCE_ROOT")
+                .then(|| sample_site().display().to_string())
         })
     };
     match cli.command {
@@ -66,7 +70,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .or_else(config_backup_core::settings::default_data_dir)
                 .ok_or_else(|| anyhow::anyhow!("CONFIG_BACKUP_DATA_DIR: not set and no HOME"))?;
             let (secret, _) = Secret::load(lookup, &data_dir)?;
-            println!("{}", auth::mint(&secret, role, &sub.to_string(), ttl).map_err(anyhow::Error::msg)?);
+            println!(
+                "{}",
+                auth::mint(&secret, role, &sub.to_string(), ttl).map_err(anyhow::Error::msg)?
+            );
             Ok(())
         }
         None | Some(Command::Serve { .. }) => {

