@@ -26,5 +26,6 @@ macro_rules! on_both_backends {
 mod auth;
 mod backup;
 mod grpcurl;
+mod process;
 mod recovery;
 mod status;

@@ -1,0 +1,164 @@
+//! The real binary: the README's first command, and SIGTERM during a backup.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use config_backup_proto::v1 as pb;
+use config_backup_proto::v1::config_backup_client::ConfigBackupClient;
+use config_backup_server::auth::Role;
+use config_backup_tests::{Backend, TestEnv, log_subjects, with_token};
+
+const BIN: &str = env!("CARGO_BIN_EXE_config-backup-server");
+
+/// Starts the binary with exactly `vars` (plus PATH) and returns it with the address
+/// it reports listening on.
+fn start(vars: &[(String, String)], args: &[&str]) -> (Child, std::net::SocketAddr) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("LOG_FORMAT", "json");
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && let Some(addr) = v["fields"]["addr"].as_str()
+            {
+                let _ = tx.send(addr.parse::<std::net::SocketAddr>().unwrap());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server did not report its address");
+    (child, addr)
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM failed");
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_command_backs_up_the_sample_site_into_a_local_bare_repository() {
+    // A fresh machine: only HOME (and an ephemeral port, so tests can run side by side).
+    let home = tempfile::tempdir().unwrap();
+    let vars = vec![
+        ("HOME".to_owned(), home.path().display().to_string()),
+        ("GRPC_LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+    ];
+    let (mut child, _addr) = start(&vars, &["serve", "--sample-site"]);
+    let remote = home.path().join(".local/share/config-backup/remote.git");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !remote.join("HEAD").exists() || log_subjects(&remote, "main").len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "no first backup in the default remote"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let subjects = log_subjects(&remote, "main");
+    assert_eq!(subjects.len(), 4, "{subjects:?}");
+    assert!(
+        subjects[3].contains("gateway: 3 files changed"),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects[0].contains("config/kea/kea-dhcp4.conf"),
+        "{subjects:?}"
+    );
+    // The generated secret is private.
+    let secret = home.path().join(".local/share/config-backup/jwt-secret");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    sigterm(&child);
+    assert!(wait_exit(&mut child).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_running_backup_finish_and_exits_zero() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let big = env.site().join("config/unbound/unbound.conf.d");
+    for i in 0..3000 {
+        std::fs::write(
+            big.join(format!("zone-{i:05}.conf")),
+            "server:\n    local-zone: \"x.example.\" static\n".repeat(50),
+        )
+        .unwrap();
+    }
+    let vars: Vec<(String, String)> = env.lookup().into_iter().collect();
+    let (mut child, addr) = start(&vars, &["serve"]);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let mut client = ConfigBackupClient::new(channel);
+    let call = tokio::spawn(async move {
+        client
+            .backup(with_token(pb::BackupRequest::default(), Role::Admin))
+            .await
+    });
+
+    // Wait until the backup holds the engine lock, then ask the server to stop.
+    let pool = sqlx::SqlitePool::connect(&env.db.url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM engine_lock")
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(0);
+        if held == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the backup never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sigterm(&child);
+
+    let report = call
+        .await
+        .unwrap()
+        .expect("the running backup finishes")
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
+    let status = tokio::task::spawn_blocking(move || wait_exit(&mut child))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(log_subjects(&env.remote(), "main").len(), 4);
+    let outcome: String = sqlx::query_scalar("SELECT outcome FROM config_backup_runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(outcome, "success");
+}
