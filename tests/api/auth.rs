@@ -7,8 +7,7 @@ use tonic::Code;
 
 fn with_header<T>(msg: T, value: &str) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
-    req.metadata_mut()
-        .insert("authorization", value.parse().unwrap());
+    req.metadata_mut().insert("authorization", value.parse().unwrap());
     req
 }
 
@@ -22,11 +21,7 @@ async fn missing_malformed_and_expired_tokens_are_unauthenticated(backend: Backe
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
-    assert!(
-        err.message().contains("missing authorization"),
-        "{}",
-        err.message()
-    );
+    assert!(err.message().contains("missing authorization"), "{}", err.message());
 
     let err = client
         .status(with_header(pb::StatusRequest {}, "Bearer not-a-jwt"))
@@ -45,10 +40,7 @@ async fn missing_malformed_and_expired_tokens_are_unauthenticated(backend: Backe
     };
     let expired = encode(&claims);
     let err = client
-        .status(with_header(
-            pb::StatusRequest {},
-            &format!("Bearer {expired}"),
-        ))
+        .status(with_header(pb::StatusRequest {}, &format!("Bearer {expired}")))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -63,10 +55,7 @@ async fn missing_malformed_and_expired_tokens_are_unauthenticated(backend: Backe
     )
     .unwrap();
     let err = client
-        .backup(with_header(
-            pb::BackupRequest::default(),
-            &format!("Bearer {forged}"),
-        ))
+        .backup(with_header(pb::BackupRequest::default(), &format!("Bearer {forged}")))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -75,9 +64,7 @@ async fn missing_malformed_and_expired_tokens_are_unauthenticated(backend: Backe
     // Health and reflection stay open.
     let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel.clone());
     health
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: String::new(),
-        })
+        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
         .await
         .unwrap();
     app.stop().await;
@@ -104,8 +91,7 @@ fn base64_url(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n =
-            chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
         for i in 0..=chunk.len() {
             out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }
@@ -117,17 +103,9 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     let mut k = [0u8; 64];
     k[..key.len()].copy_from_slice(key);
-    let inner: Vec<u8> = k
-        .iter()
-        .map(|b| b ^ 0x36)
-        .chain(msg.iter().copied())
-        .collect();
+    let inner: Vec<u8> = k.iter().map(|b| b ^ 0x36).chain(msg.iter().copied()).collect();
     let inner = Sha256::digest(&inner);
-    let outer: Vec<u8> = k
-        .iter()
-        .map(|b| b ^ 0x5c)
-        .chain(inner.iter().copied())
-        .collect();
+    let outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).chain(inner.iter().copied()).collect();
     Sha256::digest(&outer).to_vec()
 }
 
@@ -166,10 +144,7 @@ async fn roles_get_exactly_the_calls_they_are_allowed(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        report.report.unwrap().trigger,
-        pb::RunTrigger::Manual as i32
-    );
+    assert_eq!(report.report.unwrap().trigger, pb::RunTrigger::Manual as i32);
     let err = client
         .rollback(with_token(
             pb::RollbackRequest {
@@ -181,11 +156,7 @@ async fn roles_get_exactly_the_calls_they_are_allowed(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
-    assert!(
-        err.message().contains("allowed roles are admin"),
-        "{}",
-        err.message()
-    );
+    assert!(err.message().contains("allowed roles are admin"), "{}", err.message());
 
     // A token with an unknown role is refused outright.
     let now = jsonwebtoken_now();
@@ -201,10 +172,7 @@ async fn roles_get_exactly_the_calls_they_are_allowed(backend: Backend) {
         base64_url(&hmac_sha256(SECRET.as_bytes(), input.as_bytes()))
     );
     let err = client
-        .status(with_header(
-            pb::StatusRequest {},
-            &format!("Bearer {token}"),
-        ))
+        .status(with_header(pb::StatusRequest {}, &format!("Bearer {token}")))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);

@@ -29,10 +29,7 @@ async fn backup(app: &config_backup_tests::TestApp) -> pb::BackupReport {
         .unwrap()
 }
 
-async fn rows(
-    app: &config_backup_tests::TestApp,
-    domain: Domain,
-) -> Vec<config_backup_core::store::AuditRow> {
+async fn rows(app: &config_backup_tests::TestApp, domain: Domain) -> Vec<config_backup_core::store::AuditRow> {
     let q = HistoryQuery {
         domain: Some(domain),
         include_unchanged: true,
@@ -42,17 +39,12 @@ async fn rows(
     app.engine.store().history(&q).await.unwrap()
 }
 
-async fn first_backup_of_the_sample_site_makes_four_commits_with_the_product_messages(
-    backend: Backend,
-) {
+async fn first_backup_of_the_sample_site_makes_four_commits_with_the_product_messages(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
     let report = backup(&app).await;
     assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
-    assert_eq!(
-        report.push.as_ref().unwrap().outcome,
-        pb::PushOutcome::Pushed as i32
-    );
+    assert_eq!(report.push.as_ref().unwrap().outcome, pb::PushOutcome::Pushed as i32);
 
     let d = today();
     let site = env.site();
@@ -68,8 +60,11 @@ async fn first_backup_of_the_sample_site_makes_four_commits_with_the_product_mes
     assert_eq!(
         first_paragraphs,
         [
-            format!("config backup {d} config/kea/kea-dhcp4.conf 0000000→{}", sha7(&site.join("config/kea/kea-dhcp4.conf")))
-                .as_str(),
+            format!(
+                "config backup {d} config/kea/kea-dhcp4.conf 0000000→{}",
+                sha7(&site.join("config/kea/kea-dhcp4.conf"))
+            )
+            .as_str(),
             format!(
                 "config backup {d} radius: 3 files changed\n\nA config/radius/clients.conf 0000000→{}\n\
                  A config/radius/dictionary 0000000→{}\nA config/radius/radiusd.conf 0000000→{}",
@@ -101,10 +96,7 @@ async fn first_backup_of_the_sample_site_makes_four_commits_with_the_product_mes
     let repo = git2::Repository::open(env.remote()).unwrap();
     let head = repo.head().unwrap().peel_to_commit().unwrap();
     assert_eq!(head.author().name().ok(), Some("Config Backup"));
-    assert_eq!(
-        head.committer().email().ok(),
-        Some("config-backup@rgz.local")
-    );
+    assert_eq!(head.committer().email().ok(), Some("config-backup@rgz.local"));
     let tree = head.tree().unwrap();
     let mode = tree
         .get_path(std::path::Path::new("scripts/gateway/watch_config.sh"))
@@ -115,14 +107,12 @@ async fn first_backup_of_the_sample_site_makes_four_commits_with_the_product_mes
     // One audit row per file per domain, with the commit and its parent.
     let gw_rows = rows(&app, Domain::Gateway).await;
     assert_eq!(gw_rows.len(), 3);
-    assert!(gw_rows.iter().all(|r| r.change_type == ChangeKind::Added
-        && r.changes_made
-        && r.previous_hash.is_none()));
     assert!(
         gw_rows
             .iter()
-            .all(|r| r.backed_up_by == config_backup_tests::ADMIN_SUB)
+            .all(|r| r.change_type == ChangeKind::Added && r.changes_made && r.previous_hash.is_none())
     );
+    assert!(gw_rows.iter().all(|r| r.backed_up_by == config_backup_tests::ADMIN_SUB));
     let dns_rows = rows(&app, Domain::Dns).await;
     assert_eq!(
         dns_rows[0].previous_hash.as_deref(),
@@ -154,11 +144,7 @@ async fn a_second_run_with_nothing_changed_makes_four_empty_no_changes_commits(b
     let head = repo.head().unwrap().peel_to_commit().unwrap();
     assert_eq!(head.tree_id(), head.parent(0).unwrap().tree_id());
     for d in &report.domains {
-        assert_eq!(
-            (d.files_added, d.files_modified, d.files_deleted),
-            (0, 0, 0),
-            "{d:?}"
-        );
+        assert_eq!((d.files_added, d.files_modified, d.files_deleted), (0, 0, 0), "{d:?}");
     }
     // Unchanged rows are recorded too (one per file per domain per run).
     let kea = rows(&app, Domain::Kea).await;
@@ -179,11 +165,7 @@ async fn modified_new_deleted_and_mode_changed_files_land_in_their_domain_commit
         "server:\n    local-zone: \"new-ads.example.com.\" always_nxdomain\n",
     )
     .unwrap();
-    std::fs::write(
-        site.join("config/unbound/unbound.conf.d/blocklist.conf"),
-        "server:\n",
-    )
-    .unwrap();
+    std::fs::write(site.join("config/unbound/unbound.conf.d/blocklist.conf"), "server:\n").unwrap();
     std::fs::remove_file(site.join("config/unbound/unbound.conf.d/local-zones.conf")).unwrap();
     std::fs::set_permissions(
         site.join("scripts/gateway/rgz-nat.nft"),
@@ -193,14 +175,7 @@ async fn modified_new_deleted_and_mode_changed_files_land_in_their_domain_commit
 
     let report = backup(&app).await;
     assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
-    let by_domain = |n: &str| {
-        report
-            .domains
-            .iter()
-            .find(|d| d.domain == n)
-            .unwrap()
-            .clone()
-    };
+    let by_domain = |n: &str| report.domains.iter().find(|d| d.domain == n).unwrap().clone();
     let dns = by_domain("dns");
     assert_eq!(
         (
@@ -234,9 +209,10 @@ async fn modified_new_deleted_and_mode_changed_files_land_in_their_domain_commit
     let gw = by_domain("gateway");
     assert_eq!((gw.files_modified, gw.files_unchanged), (1, 2));
     let nat = sha7(&site.join("scripts/gateway/rgz-nat.nft"));
-    assert!(gw.commit_message.starts_with(&format!(
-        "config backup {d} scripts/gateway/rgz-nat.nft {nat}→{nat}\n"
-    )));
+    assert!(
+        gw.commit_message
+            .starts_with(&format!("config backup {d} scripts/gateway/rgz-nat.nft {nat}→{nat}\n"))
+    );
     assert_eq!(gw.changes[0].old_mode, "100644");
     assert_eq!(gw.changes[0].new_mode, "100755");
     // Other domains: no changes.
@@ -250,16 +226,12 @@ async fn modified_new_deleted_and_mode_changed_files_land_in_their_domain_commit
     let repo = git2::Repository::open(env.remote()).unwrap();
     let tree = repo.head().unwrap().peel_to_tree().unwrap();
     assert!(
-        tree.get_path(std::path::Path::new(
-            "config/unbound/unbound.conf.d/local-zones.conf"
-        ))
-        .is_err()
+        tree.get_path(std::path::Path::new("config/unbound/unbound.conf.d/local-zones.conf"))
+            .is_err()
     );
     assert!(
-        tree.get_path(std::path::Path::new(
-            "config/unbound/unbound.conf.d/blocklist.conf"
-        ))
-        .is_ok()
+        tree.get_path(std::path::Path::new("config/unbound/unbound.conf.d/blocklist.conf"))
+            .is_ok()
     );
     assert_eq!(
         tree.get_path(std::path::Path::new("scripts/gateway/rgz-nat.nft"))
@@ -282,10 +254,7 @@ async fn modified_new_deleted_and_mode_changed_files_land_in_their_domain_commit
     assert_eq!(
         kinds,
         [
-            (
-                "config/unbound/unbound.conf".to_owned(),
-                ChangeKind::Unchanged
-            ),
+            ("config/unbound/unbound.conf".to_owned(), ChangeKind::Unchanged),
             (
                 "config/unbound/unbound.conf.d/blocklist.conf".to_owned(),
                 ChangeKind::Added
@@ -300,10 +269,7 @@ async fn modified_new_deleted_and_mode_changed_files_land_in_their_domain_commit
             ),
         ]
     );
-    let modified = dns_rows
-        .iter()
-        .find(|r| r.change_type == ChangeKind::Modified)
-        .unwrap();
+    let modified = dns_rows.iter().find(|r| r.change_type == ChangeKind::Modified).unwrap();
     assert!(
         modified
             .previous_file_sha256
@@ -311,17 +277,8 @@ async fn modified_new_deleted_and_mode_changed_files_land_in_their_domain_commit
             .unwrap()
             .starts_with(&old_sinkhole)
     );
-    assert!(
-        modified
-            .file_sha256
-            .as_deref()
-            .unwrap()
-            .starts_with(&new_sinkhole)
-    );
-    assert_eq!(
-        modified.previous_hash.as_deref(),
-        Some(dns.previous_hash.as_str())
-    );
+    assert!(modified.file_sha256.as_deref().unwrap().starts_with(&new_sinkhole));
+    assert_eq!(modified.previous_hash.as_deref(), Some(dns.previous_hash.as_str()));
     app.stop().await;
 }
 
@@ -346,11 +303,7 @@ async fn a_backup_while_another_replica_holds_the_lock_is_aborted_naming_the_run
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Aborted);
-    assert!(
-        err.message().contains(&other.id.to_string()),
-        "{}",
-        err.message()
-    );
+    assert!(err.message().contains(&other.id.to_string()), "{}", err.message());
     assert!(err.message().contains("replica-2"), "{}", err.message());
     store.release_lock(other.id).await.unwrap();
     assert_eq!(backup(&app).await.outcome, pb::RunOutcome::Success as i32);
@@ -364,10 +317,7 @@ async fn two_concurrent_backups_on_two_replicas_one_is_aborted(backend: Backend)
     for i in 0..3000 {
         std::fs::write(
             big.join(format!("zone-{i:05}.conf")),
-            format!(
-                "server:\n{}\n",
-                "    local-zone: \"x.example.\" static\n".repeat(40)
-            ),
+            format!("server:\n{}\n", "    local-zone: \"x.example.\" static\n".repeat(40)),
         )
         .unwrap();
     }
@@ -397,11 +347,7 @@ async fn an_unreachable_remote_keeps_the_commits_and_the_next_run_pushes_them(ba
     backup(&app).await;
     let moved = env.dir.path().join("remote-away.git");
     std::fs::rename(env.remote(), &moved).unwrap();
-    std::fs::write(
-        env.site().join("config/kea/kea-dhcp4.conf"),
-        "{ \"Dhcp4\": {} }\n",
-    )
-    .unwrap();
+    std::fs::write(env.site().join("config/kea/kea-dhcp4.conf"), "{ \"Dhcp4\": {} }\n").unwrap();
     let report = backup(&app).await;
     assert_eq!(report.outcome, pb::RunOutcome::Partial as i32, "{report:?}");
     let push = report.push.unwrap();
@@ -423,10 +369,7 @@ async fn an_unreachable_remote_keeps_the_commits_and_the_next_run_pushes_them(ba
     assert_eq!(report.push.unwrap().unpushed_commits, 0);
     let subjects = log_subjects(&env.remote(), "main");
     assert_eq!(subjects.len(), 12);
-    assert!(
-        subjects[4].contains("config/kea/kea-dhcp4.conf"),
-        "{subjects:?}"
-    );
+    assert!(subjects[4].contains("config/kea/kea-dhcp4.conf"), "{subjects:?}");
     let status = app
         .client()
         .status(with_token(pb::StatusRequest {}, Role::Noc))
@@ -438,19 +381,13 @@ async fn an_unreachable_remote_keeps_the_commits_and_the_next_run_pushes_them(ba
     app.stop().await;
 }
 
-async fn an_unknown_domain_is_invalid_argument_naming_the_field_and_allowed_values(
-    backend: Backend,
-) {
+async fn an_unknown_domain_is_invalid_argument_naming_the_field_and_allowed_values(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
     let req = pb::BackupRequest {
         domains: vec!["dhcp".into()],
     };
-    let err = app
-        .client()
-        .backup(with_token(req, Role::Admin))
-        .await
-        .unwrap_err();
+    let err = app.client().backup(with_token(req, Role::Admin)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().starts_with("domains:"), "{}", err.message());
     assert!(
@@ -462,11 +399,7 @@ async fn an_unknown_domain_is_invalid_argument_naming_the_field_and_allowed_valu
     let req = pb::BackupRequest {
         domains: vec!["ospf".into()],
     };
-    let err = app
-        .client()
-        .backup(with_token(req, Role::Admin))
-        .await
-        .unwrap_err();
+    let err = app.client().backup(with_token(req, Role::Admin)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(
         err.message()

@@ -27,31 +27,13 @@ async fn grpcurl_lists_describes_and_calls_backup_and_status() {
 
     let (ok, list) = grpcurl(&["-plaintext", &addr, "list"]);
     assert!(ok, "{list}");
-    assert!(
-        list.lines().any(|l| l == "configbackup.v1.ConfigBackup"),
-        "{list}"
-    );
+    assert!(list.lines().any(|l| l == "configbackup.v1.ConfigBackup"), "{list}");
     assert!(list.lines().any(|l| l == "grpc.health.v1.Health"), "{list}");
 
-    let (ok, desc) = grpcurl(&[
-        "-plaintext",
-        &addr,
-        "describe",
-        "configbackup.v1.ConfigBackup",
-    ]);
+    let (ok, desc) = grpcurl(&["-plaintext", &addr, "describe", "configbackup.v1.ConfigBackup"]);
     assert!(ok, "{desc}");
-    for rpc in [
-        "Backup",
-        "Status",
-        "History",
-        "Diff",
-        "Rollback",
-        "RollbackStatus",
-    ] {
-        assert!(
-            desc.contains(&format!("rpc {rpc} (")),
-            "{rpc} missing: {desc}"
-        );
+    for rpc in ["Backup", "Status", "History", "Diff", "Rollback", "RollbackStatus"] {
+        assert!(desc.contains(&format!("rpc {rpc} (")), "{rpc} missing: {desc}");
     }
     assert!(
         desc.contains("returns ( stream .configbackup.v1.RollbackStatusResponse )"),
@@ -82,13 +64,7 @@ async fn grpcurl_lists_describes_and_calls_backup_and_status() {
     assert_eq!(v["report"]["outcome"], "RUN_OUTCOME_SUCCESS", "{out}");
     assert_eq!(v["report"]["domains"].as_array().unwrap().len(), 4);
 
-    let (ok, out) = grpcurl(&[
-        "-plaintext",
-        "-H",
-        &auth,
-        &addr,
-        "configbackup.v1.ConfigBackup/Status",
-    ]);
+    let (ok, out) = grpcurl(&["-plaintext", "-H", &auth, &addr, "configbackup.v1.ConfigBackup/Status"]);
     assert!(ok, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["lastRun"]["commits"], 4, "{out}");

@@ -28,4 +28,5 @@ mod backup;
 mod grpcurl;
 mod process;
 mod recovery;
+mod ssh;
 mod status;

@@ -13,7 +13,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_config-backup-server");
 
 /// Starts the binary with exactly `vars` (plus PATH) and returns it with the address
 /// it reports listening on.
-fn start(vars: &[(String, String)], args: &[&str]) -> (Child, std::net::SocketAddr) {
+pub(crate) fn start(vars: &[(String, String)], args: &[&str]) -> (Child, std::net::SocketAddr) {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_clear()
@@ -22,15 +22,14 @@ fn start(vars: &[(String, String)], args: &[&str]) -> (Child, std::net::SocketAd
     for (k, v) in vars {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if std::env::var_os("CB_TEST_SERVER_LOG").is_some() {
+                eprintln!("server: {line}");
+            }
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
                 && let Some(addr) = v["fields"]["addr"].as_str()
             {
@@ -44,7 +43,7 @@ fn start(vars: &[(String, String)], args: &[&str]) -> (Child, std::net::SocketAd
     (child, addr)
 }
 
-fn sigterm(child: &Child) {
+pub(crate) fn sigterm(child: &Child) {
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -53,17 +52,34 @@ fn sigterm(child: &Child) {
     assert!(ok, "kill -TERM failed");
 }
 
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+pub(crate) fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not exit after SIGTERM"
-        );
+        assert!(Instant::now() < deadline, "the server did not exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the backup the server makes at its first start has finished.
+pub(crate) async fn wait_first_backup(client: &mut ConfigBackupClient<tonic::transport::Channel>) -> pb::RunSummary {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = client
+            .status(with_token(pb::StatusRequest {}, Role::Noc))
+            .await
+            .unwrap()
+            .into_inner();
+        if let Some(run) = st.last_run
+            && run.outcome != pb::RunOutcome::Running as i32
+            && st.running.is_empty()
+        {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "the first backup did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -79,26 +95,16 @@ async fn the_first_command_backs_up_the_sample_site_into_a_local_bare_repository
     let remote = home.path().join(".local/share/config-backup/remote.git");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !remote.join("HEAD").exists() || log_subjects(&remote, "main").len() < 4 {
-        assert!(
-            Instant::now() < deadline,
-            "no first backup in the default remote"
-        );
+        assert!(Instant::now() < deadline, "no first backup in the default remote");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let subjects = log_subjects(&remote, "main");
     assert_eq!(subjects.len(), 4, "{subjects:?}");
-    assert!(
-        subjects[3].contains("gateway: 3 files changed"),
-        "{subjects:?}"
-    );
-    assert!(
-        subjects[0].contains("config/kea/kea-dhcp4.conf"),
-        "{subjects:?}"
-    );
+    assert!(subjects[3].contains("gateway: 3 files changed"), "{subjects:?}");
+    assert!(subjects[0].contains("config/kea/kea-dhcp4.conf"), "{subjects:?}");
     // The generated secret is private.
     let secret = home.path().join(".local/share/config-backup/jwt-secret");
-    let mode =
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret).unwrap().permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
     sigterm(&child);
     assert!(wait_exit(&mut child).success());
@@ -107,20 +113,21 @@ async fn the_first_command_backs_up_the_sample_site_into_a_local_bare_repository
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_running_backup_finish_and_exits_zero() {
     let env = TestEnv::new(Backend::Sqlite).await;
-    let big = env.site().join("config/unbound/unbound.conf.d");
-    for i in 0..3000 {
-        std::fs::write(
-            big.join(format!("zone-{i:05}.conf")),
-            "server:\n    local-zone: \"x.example.\" static\n".repeat(50),
-        )
-        .unwrap();
-    }
     let vars: Vec<(String, String)> = env.lookup().into_iter().collect();
     let (mut child, addr) = start(&vars, &["serve"]);
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect_lazy();
+    config_backup_tests::wait_serving(&channel).await;
     let mut client = ConfigBackupClient::new(channel);
+    wait_first_backup(&mut client).await;
+
+    // Enough new files that the next backup takes a while.
+    let big = env.site().join("config/unbound/unbound.conf.d");
+    for i in 0..3000 {
+        let zone = "server:\n    local-zone: \"x.example.\" static\n".repeat(50);
+        std::fs::write(big.join(format!("zone-{i:05}.conf")), zone).unwrap();
+    }
     let call = tokio::spawn(async move {
         client
             .backup(with_token(pb::BackupRequest::default(), Role::Admin))
@@ -151,14 +158,15 @@ async fn sigterm_lets_a_running_backup_finish_and_exits_zero() {
         .report
         .unwrap();
     assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
+    assert_eq!(report.domains[1].files_added, 3000);
     let status = tokio::task::spawn_blocking(move || wait_exit(&mut child))
         .await
         .unwrap();
     assert!(status.success(), "{status:?}");
-    assert_eq!(log_subjects(&env.remote(), "main").len(), 4);
-    let outcome: String = sqlx::query_scalar("SELECT outcome FROM config_backup_runs")
-        .fetch_one(&pool)
+    assert_eq!(log_subjects(&env.remote(), "main").len(), 8);
+    let outcomes: Vec<String> = sqlx::query_scalar("SELECT outcome FROM config_backup_runs")
+        .fetch_all(&pool)
         .await
         .unwrap();
-    assert_eq!(outcome, "success");
+    assert_eq!(outcomes, ["success", "success"]);
 }

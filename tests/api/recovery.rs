@@ -53,11 +53,8 @@ async fn commits_of_an_interrupted_run_get_their_audit_rows_at_the_next_run(back
         commits: 0,
     };
     store.insert_run(&crashed).await.unwrap();
-    env.execute(
-        "DELETE FROM config_git_backups WHERE commit_hash = $1",
-        &kea_commit,
-    )
-    .await;
+    env.execute("DELETE FROM config_git_backups WHERE commit_hash = $1", &kea_commit)
+        .await;
     assert!(!store.commit_recorded(&kea_commit).await.unwrap());
 
     backup(&app).await.unwrap();
@@ -88,9 +85,7 @@ async fn a_working_copy_of_another_remote_fails_clearly_and_changes_nothing(back
     let other = tempfile::tempdir().unwrap();
     git2::Repository::init_opts(
         other.path(),
-        git2::RepositoryInitOptions::new()
-            .bare(true)
-            .initial_head("main"),
+        git2::RepositoryInitOptions::new().bare(true).initial_head("main"),
     )
     .unwrap();
     let wc = git2::Repository::init(env.working_dir()).unwrap();
@@ -100,17 +95,11 @@ async fn a_working_copy_of_another_remote_fails_clearly_and_changes_nothing(back
         .vars
         .insert("CONFIG_BACKUP_LOCK_TTL_SECONDS".into(), "5".into());
     let vars = vars_env.lookup();
-    let mut settings =
-        config_backup_server::ServerSettings::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let mut settings = config_backup_server::ServerSettings::from_lookup(|k| vars.get(k).cloned()).unwrap();
     settings.initial_backup = false;
-    let app = config_backup_server::Application::build(settings)
-        .await
-        .unwrap();
+    let app = config_backup_server::Application::build(settings).await.unwrap();
     let engine = app.engine().clone();
-    assert!(
-        engine.prepare().await.is_err(),
-        "the server must not report ready"
-    );
+    assert!(engine.prepare().await.is_err(), "the server must not report ready");
     let report = engine
         .backup(config_backup_core::BackupParams {
             trigger: Trigger::Manual,
@@ -124,10 +113,7 @@ async fn a_working_copy_of_another_remote_fails_clearly_and_changes_nothing(back
     assert!(msg.contains("is a clone of"), "{msg}");
     assert!(msg.contains("GIT_BACKUP_REPO"), "{msg}");
     assert!(log_subjects(&vars_env.remote(), "main").is_empty());
-    assert!(
-        wc.head().is_err(),
-        "nothing was committed in the foreign working copy"
-    );
+    assert!(wc.head().is_err(), "nothing was committed in the foreign working copy");
 }
 
 on_both_backends!(

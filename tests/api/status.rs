@@ -58,22 +58,15 @@ async fn status_after_a_restart_shows_the_last_run_and_every_domain(backend: Bac
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        status.domains[3].last_commit_hash,
-        second.domains[3].commit_hash
-    );
-    assert_eq!(
-        status.domains[3].last_change_commit_hash,
-        report.domains[3].commit_hash
-    );
+    assert_eq!(status.domains[3].last_commit_hash, second.domains[3].commit_hash);
+    assert_eq!(status.domains[3].last_change_commit_hash, report.domains[3].commit_hash);
     app.stop().await;
 }
 
 async fn the_next_scheduled_time_is_the_configured_utc_time(backend: Backend) {
     let mut env = TestEnv::new(backend).await;
     env.vars.insert("CONFIG_BACKUP_HOUR_UTC".into(), "4".into());
-    env.vars
-        .insert("CONFIG_BACKUP_MINUTE_UTC".into(), "30".into());
+    env.vars.insert("CONFIG_BACKUP_MINUTE_UTC".into(), "30".into());
     let app = env.spawn().await;
     let status = app
         .client()
@@ -85,10 +78,7 @@ async fn the_next_scheduled_time_is_the_configured_utc_time(backend: Backend) {
     let next = chrono::DateTime::from_timestamp(next.seconds, 0).unwrap();
     assert_eq!(next.format("%H:%M:%S").to_string(), "04:30:00");
     let now = chrono::Utc::now();
-    assert!(
-        next > now && next <= now + chrono::Duration::days(1),
-        "{next}"
-    );
+    assert!(next > now && next <= now + chrono::Duration::days(1), "{next}");
     assert!(status.schedule_enabled);
     assert!(status.last_run.is_none());
     app.stop().await;

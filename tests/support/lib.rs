@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod ssh;
+
 use config_backup_proto::v1::config_backup_client::ConfigBackupClient;
 use config_backup_server::auth::{self, Role, Secret};
 use config_backup_server::{Application, ServerSettings};
@@ -26,8 +28,7 @@ pub enum Backend {
 
 /// The PostgreSQL server tests create their databases on.
 pub fn postgres_admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// A database that exists for one test.
@@ -60,10 +61,7 @@ impl TestDatabase {
                     .execute(&mut conn)
                     .await
                     .expect("create database");
-                let base = admin
-                    .rsplit_once('/')
-                    .map(|(b, _)| b.to_owned())
-                    .unwrap_or(admin);
+                let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
                 TestDatabase {
                     url: format!("{base}/{name}"),
                     name: Some(name),
@@ -86,10 +84,9 @@ impl Drop for TestDatabase {
                 rt.block_on(async move {
                     use sqlx::Connection;
                     if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&mut c)
-                                .await;
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut c)
+                            .await;
                     }
                 });
             })
@@ -135,9 +132,7 @@ impl TestEnv {
         copy_tree(&sample_site(), &dir.path().join("site"));
         git2::Repository::init_opts(
             dir.path().join("remote.git"),
-            git2::RepositoryInitOptions::new()
-                .bare(true)
-                .initial_head("main"),
+            git2::RepositoryInitOptions::new().bare(true).initial_head("main"),
         )
         .unwrap();
         let db = TestDatabase::create(backend, dir.path()).await;
@@ -182,10 +177,7 @@ impl TestEnv {
                 "CONFIG_BACKUP_DATA_DIR",
                 self.dir.path().join("data").display().to_string(),
             ),
-            (
-                "CONFIG_BACKUP_SOURCE_ROOT",
-                self.site().display().to_string(),
-            ),
+            ("CONFIG_BACKUP_SOURCE_ROOT", self.site().display().to_string()),
             ("GIT_BACKUP_REPO", self.remote().display().to_string()),
             ("GIT_WORKING_DIR", self.working_dir().display().to_string()),
             ("GIT_USER_NAME", "Config Backup".to_owned()),
@@ -204,8 +196,7 @@ impl TestEnv {
     /// Starts a server over this environment.
     pub async fn spawn(&self) -> TestApp {
         let vars = self.lookup();
-        let mut settings =
-            ServerSettings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
+        let mut settings = ServerSettings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
         settings.initial_backup = false;
         let app = Application::build(settings).await.expect("build server");
         let addr = app.local_addr();
@@ -214,9 +205,7 @@ impl TestEnv {
         let handle = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
         }));
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_lazy();
+        let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect_lazy();
         let app = TestApp {
             addr,
             channel,
@@ -256,10 +245,8 @@ pub fn token(role: Role) -> String {
 /// Adds a bearer token to a request.
 pub fn with_token<T>(msg: T, role: Role) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
-    req.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {}", token(role)).parse().unwrap(),
-    );
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {}", token(role)).parse().unwrap());
     req
 }
 
@@ -271,21 +258,7 @@ impl TestApp {
 
     /// Waits until health says SERVING.
     pub async fn wait_until_serving(&self) {
-        use tonic_health::pb::health_client::HealthClient;
-        let mut health = HealthClient::new(self.channel.clone());
-        for _ in 0..200 {
-            let req = tonic_health::pb::HealthCheckRequest {
-                service: "configbackup.v1.ConfigBackup".to_owned(),
-            };
-            let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
-            if let Ok(r) = health.check(req).await
-                && r.into_inner().status == serving
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("server did not become SERVING");
+        wait_serving(&self.channel).await;
     }
 
     /// Stops the server and waits for it.
@@ -297,6 +270,26 @@ impl TestApp {
             h.await.unwrap().unwrap();
         }
     }
+}
+
+/// Waits until the server's health says ConfigBackup is SERVING (the database and the
+/// working copy are ready).
+pub async fn wait_serving(channel: &Channel) {
+    use tonic_health::pb::health_client::HealthClient;
+    let mut health = HealthClient::new(channel.clone());
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    for _ in 0..1200 {
+        let req = tonic_health::pb::HealthCheckRequest {
+            service: "configbackup.v1.ConfigBackup".to_owned(),
+        };
+        if let Ok(r) = health.check(req).await
+            && r.into_inner().status == serving
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("server did not become SERVING within 30 s");
 }
 
 /// Subjects of the remote branch, newest first.
@@ -315,12 +308,6 @@ pub fn log_messages(repo: &Path, branch: &str) -> Vec<String> {
     };
     let mut walk = repo.revwalk().unwrap();
     walk.push(r.target().unwrap()).unwrap();
-    walk.map(|id| {
-        repo.find_commit(id.unwrap())
-            .unwrap()
-            .message()
-            .unwrap()
-            .to_owned()
-    })
-    .collect()
+    walk.map(|id| repo.find_commit(id.unwrap()).unwrap().message().unwrap().to_owned())
+        .collect()
 }

@@ -22,13 +22,7 @@ pub enum Domain {
 
 impl Domain {
     /// Every domain, in the audit trail's CHECK order.
-    pub const ALL: [Domain; 5] = [
-        Domain::Gateway,
-        Domain::Dns,
-        Domain::Radius,
-        Domain::Kea,
-        Domain::Ospf,
-    ];
+    pub const ALL: [Domain; 5] = [Domain::Gateway, Domain::Dns, Domain::Radius, Domain::Kea, Domain::Ospf];
 
     /// The lower-case name used in configuration, the API and the audit trail.
     pub fn as_str(self) -> &'static str {
@@ -43,11 +37,7 @@ impl Domain {
 
     /// The allowed names, for error messages: "gateway, dns, radius, kea, ospf".
     pub fn allowed() -> String {
-        Domain::ALL
-            .iter()
-            .map(|d| d.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        Domain::ALL.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -72,9 +62,7 @@ impl FromStr for Domain {
         Domain::ALL
             .into_iter()
             .find(|d| d.as_str() == s)
-            .ok_or_else(|| UnknownDomain {
-                given: s.to_owned(),
-            })
+            .ok_or_else(|| UnknownDomain { given: s.to_owned() })
     }
 }
 
@@ -242,16 +230,7 @@ mod tests {
     #[test]
     fn repo_paths_refuse_escapes() {
         assert!("config/kea/kea-dhcp4.conf".parse::<RepoPath>().is_ok());
-        for bad in [
-            "",
-            "/etc/passwd",
-            "../x",
-            "a/../b",
-            "a//b",
-            "a/./b",
-            "a\\b",
-            "a\nb",
-        ] {
+        for bad in ["", "/etc/passwd", "../x", "a/../b", "a//b", "a/./b", "a\\b", "a\nb"] {
             assert!(bad.parse::<RepoPath>().is_err(), "{bad:?} accepted");
         }
     }

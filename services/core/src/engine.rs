@@ -17,8 +17,7 @@ use crate::repo::{self, ChangeKind, CommitInfo, FileRecord, Manifest, ManifestEn
 use crate::settings::{DomainSpec, Settings};
 use crate::sources;
 use crate::store::{
-    AuditRow, DomainSummary, LockAttempt, LockHolder, LockKind, PushOutcome, RunOutcome, RunRecord,
-    Store, Trigger,
+    AuditRow, DomainSummary, LockAttempt, LockHolder, LockKind, PushOutcome, RunOutcome, RunRecord, Store, Trigger,
 };
 
 /// What to back up and on whose behalf.
@@ -159,6 +158,7 @@ const RECOVERY_LIMIT: usize = 1000;
 impl Engine {
     /// An engine over these settings and this store.
     pub fn new(settings: Settings, store: Arc<dyn Store>) -> Engine {
+        crate::transport::set_timeouts(settings.git.connect_timeout, settings.git.transfer_timeout);
         Engine {
             inner: Arc::new(Inner {
                 settings: Arc::new(settings),
@@ -182,17 +182,25 @@ impl Engine {
     /// Creates the embedded remote if it is the default, and opens or clones the
     /// working copy. Called at start; the service is ready when this succeeds.
     pub async fn prepare(&self) -> Result<(), EngineError> {
+        self.inner.store.ping().await?;
         let git = self.inner.settings.git.clone();
-        blocking(move || -> Result<(), EngineError> {
-            if git.remote_is_embedded {
-                repo::ensure_bare_remote(std::path::Path::new(&git.remote), &git.branch)?;
-            }
+        if git.remote_is_embedded {
+            let g = git.clone();
+            blocking(move || repo::ensure_bare_remote(std::path::Path::new(&g.remote), &g.branch)).await??;
+        }
+        let open = move || -> Result<(), EngineError> {
             WorkingCopy::open(&git)?;
             Ok(())
-        })
-        .await??;
-        self.inner.store.ping().await?;
-        Ok(())
+        };
+        if self.inner.settings.git.working_dir.join(".git").exists() {
+            return blocking(open).await?;
+        }
+        // Cloning writes the working copy: only under the engine lock, so it never races
+        // a backup (here or on a replica sharing the directory).
+        let lock = self.lock(LockKind::Backup, Uuid::new_v4()).await?;
+        let result = blocking(open).await;
+        lock.release().await;
+        result?
     }
 
     /// Waits for running backups and rollbacks to finish; new ones are refused after.
@@ -209,9 +217,7 @@ impl Engine {
         T: Send + 'static,
     {
         if self.inner.tasks.is_closed() {
-            return Err(EngineError::Internal(
-                "the server is shutting down".to_owned(),
-            ));
+            return Err(EngineError::Internal("the server is shutting down".to_owned()));
         }
         self.inner
             .tasks
@@ -233,9 +239,7 @@ impl Engine {
         let ttl = self.inner.settings.lock_ttl;
         match store.try_lock(&holder, ttl).await? {
             LockAttempt::Held(h) => return Err(EngineError::Busy(h)),
-            LockAttempt::Acquired {
-                replaced: Some(dead),
-            } => {
+            LockAttempt::Acquired { replaced: Some(dead) } => {
                 tracing::warn!(%dead, "took over the engine lock from a holder that stopped");
             }
             LockAttempt::Acquired { replaced: None } => {}
@@ -253,11 +257,7 @@ impl Engine {
                 }
             }
         });
-        Ok(EngineLock {
-            store,
-            id,
-            heartbeat,
-        })
+        Ok(EngineLock { store, id, heartbeat })
     }
 
     /// Runs a backup now. Fails with [`EngineError::Busy`] if one is running.
@@ -275,12 +275,12 @@ impl Engine {
         }
         let mut wanted = HashSet::new();
         for name in names {
-            let domain: Domain = name.parse().map_err(|e: crate::domain::UnknownDomain| {
-                EngineError::InvalidArgument {
-                    field: "domains",
-                    message: e.to_string(),
-                }
-            })?;
+            let domain: Domain =
+                name.parse()
+                    .map_err(|e: crate::domain::UnknownDomain| EngineError::InvalidArgument {
+                        field: "domains",
+                        message: e.to_string(),
+                    })?;
             if settings.domain(domain).is_none() {
                 return Err(EngineError::InvalidArgument {
                     field: "domains",
@@ -300,11 +300,7 @@ impl Engine {
             .collect())
     }
 
-    async fn backup_locked(
-        &self,
-        params: BackupParams,
-        specs: Vec<DomainSpec>,
-    ) -> Result<BackupReport, EngineError> {
+    async fn backup_locked(&self, params: BackupParams, specs: Vec<DomainSpec>) -> Result<BackupReport, EngineError> {
         let run_id = Uuid::new_v4();
         let lock = self.lock(LockKind::Backup, run_id).await?;
         let result = self.backup_inner(run_id, params, specs).await;
@@ -348,11 +344,20 @@ impl Engine {
 
         let settings = self.inner.settings.clone();
         let actor = params.actor.clone();
-        let git_phase =
-            blocking(move || git_phase(&settings, run_id, &actor, &specs, started_at)).await?;
+        let git_phase = blocking(move || git_phase(&settings, run_id, &actor, &specs, started_at)).await?;
 
         let (domains, push, error) = match git_phase {
-            Ok(g) => (g.domains, g.push, None),
+            Ok(g) => {
+                if !g.rewritten.is_empty() {
+                    let moves: Vec<(String, String, String)> = g
+                        .rewritten
+                        .iter()
+                        .map(|(o, n, p)| (o.to_string(), n.to_string(), p.to_string()))
+                        .collect();
+                    store.rewrite_commits(&moves).await?;
+                }
+                (g.domains, g.push, None)
+            }
             Err(e) => {
                 tracing::error!(run_id = %run_id, error = %e, "backup failed before committing");
                 let push = PushReport {
@@ -498,12 +503,7 @@ impl Engine {
         }
         let last_push_error = last_run
             .as_ref()
-            .filter(|r| {
-                matches!(
-                    r.push_outcome,
-                    Some(PushOutcome::Failed | PushOutcome::Diverged)
-                )
-            })
+            .filter(|r| matches!(r.push_outcome, Some(PushOutcome::Failed | PushOutcome::Diverged)))
             .and_then(|r| r.push_error.clone());
         Ok(EngineStatus {
             last_run,
@@ -523,10 +523,7 @@ impl Engine {
     /// Whether the branch has any commit yet.
     pub async fn has_commits(&self) -> Result<bool, EngineError> {
         let git = self.inner.settings.git.clone();
-        blocking(move || -> Result<bool, EngineError> {
-            Ok(WorkingCopy::open(&git)?.head()?.is_some())
-        })
-        .await?
+        blocking(move || -> Result<bool, EngineError> { Ok(WorkingCopy::open(&git)?.head()?.is_some()) }).await?
     }
 }
 
@@ -560,6 +557,8 @@ pub fn audit_rows(info: &CommitInfo) -> Vec<AuditRow> {
 struct GitPhase {
     domains: Vec<DomainReport>,
     push: PushReport,
+    /// Commits rebased onto the remote: (old, new, new parent).
+    rewritten: Rewritten,
 }
 
 /// The blocking part of a run: every domain's commit, then the push.
@@ -575,6 +574,15 @@ fn git_phase(
         tracing::warn!(lock = %lock.display(), "removed a stale git lock left by a stopped process");
     }
     wc.reset_to_head()?;
+    // Commit on top of what the remote has, so each domain is compared with the tree
+    // everyone sees (a hand edit on the remote is replaced by the live file).
+    let mut rewritten = Rewritten::new();
+    match wc.sync() {
+        Ok(r) => rewritten.extend(r.rewritten),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not bring in the remote's commits before committing; the push will retry")
+        }
+    }
     let date = started_at.format("%Y-%m-%d").to_string();
     let mut claimed: BTreeMap<RepoPath, Domain> = BTreeMap::new();
     let mut domains = Vec::new();
@@ -593,34 +601,59 @@ fn git_phase(
         };
         domains.push(report);
     }
-    let push = push(&wc);
-    Ok(GitPhase { domains, push })
+    let (push, pushed_rewrites) = push(&wc);
+    rewritten.extend(pushed_rewrites);
+    // Follow each rewrite in order (a commit may be rebased at the start and again at the push).
+    for (old, new, parent) in &rewritten {
+        let old = old.to_string();
+        for d in domains
+            .iter_mut()
+            .filter(|d| d.commit.as_ref().map(|c| c.as_str()) == Some(old.as_str()))
+        {
+            d.commit = Some((*new).into());
+            d.previous = Some((*parent).into());
+        }
+    }
+    Ok(GitPhase {
+        domains,
+        push,
+        rewritten,
+    })
 }
 
-fn push(wc: &WorkingCopy) -> PushReport {
+use repo::Rewrites as Rewritten;
+
+fn push(wc: &WorkingCopy) -> (PushReport, Rewritten) {
     let result = wc.push();
     let unpushed = wc.unpushed().unwrap_or(0);
+    let report = |outcome, error, remote_head| PushReport {
+        outcome,
+        error,
+        unpushed,
+        remote_head,
+    };
     match result {
-        Ok(Some(r)) => PushReport {
-            outcome: PushOutcome::Pushed,
-            error: None,
-            unpushed,
-            remote_head: Some(r.remote_head.into()),
-        },
-        Ok(None) => PushReport {
-            outcome: PushOutcome::NotAttempted,
-            error: None,
-            unpushed,
-            remote_head: None,
-        },
-        Err(e) => {
-            tracing::warn!(error = %e, unpushed, "push failed; the commits stay in the working copy");
-            PushReport {
-                outcome: PushOutcome::Failed,
-                error: Some(e.to_string()),
-                unpushed,
-                remote_head: None,
+        Ok(Some(r)) => {
+            if r.foreign_commits > 0 {
+                tracing::warn!(
+                    foreign = r.foreign_commits,
+                    rebased = r.rewritten.len(),
+                    "the remote had commits we did not; ours were rebased on top of them"
+                );
             }
+            (
+                report(PushOutcome::Pushed, None, Some(r.remote_head.into())),
+                r.rewritten,
+            )
+        }
+        Ok(None) => (report(PushOutcome::NotAttempted, None, None), Vec::new()),
+        Err(e) => {
+            let outcome = match e {
+                repo::PushError::Diverged { .. } => PushOutcome::Diverged,
+                _ => PushOutcome::Failed,
+            };
+            tracing::warn!(error = %e, unpushed, "push failed; the commits stay in the working copy");
+            (report(outcome, Some(e.to_string()), None), Vec::new())
         }
     }
 }
@@ -641,18 +674,29 @@ fn backup_domain(
     let domain = spec.domain;
     let head = wc.head()?;
     let old = wc.manifest_at(head, domain)?;
-    let scan = sources::scan(&settings.source_root, &spec.patterns).map_err(|e| {
-        EngineError::Internal(format!("reading {}: {e}", settings.source_root.display()))
-    })?;
+    let head_tree = wc.head_tree()?;
+    // The tree is the truth: when a file's manifest entry matches but the tree holds
+    // other content (someone committed on the remote), that content's hash is the old one
+    // and the live file is written again. Returns the tree content's SHA-256 then.
+    let tree_differs = |path: &RepoPath, bytes: &[u8]| -> Option<String> {
+        let tree = head_tree.as_ref()?;
+        let entry = tree.get_path(std::path::Path::new(path.as_str())).ok()?;
+        let ours = git2::Oid::hash_object(git2::ObjectType::Blob, bytes).ok()?;
+        if ours == entry.id() {
+            return None;
+        }
+        let blob = wc.repository().find_blob(entry.id()).ok()?;
+        Some(sha256_hex(blob.content()))
+    };
+    let mut old = old;
+    let scan = sources::scan(&settings.source_root, &spec.patterns)
+        .map_err(|e| EngineError::Internal(format!("reading {}: {e}", settings.source_root.display())))?;
     let mut warnings = scan.warnings.clone();
     let mut new = Manifest::new();
     let mut contents = BTreeMap::new();
     for file in &scan.files {
         if let Some(owner) = claimed.get(&file.path) {
-            warnings.push(format!(
-                "{}: skipped, it belongs to domain {owner}",
-                file.path
-            ));
+            warnings.push(format!("{}: skipped, it belongs to domain {owner}", file.path));
             continue;
         }
         claimed.insert(file.path.clone(), domain);
@@ -663,6 +707,15 @@ fn backup_domain(
                     mode: repo::git_mode(file.executable),
                 };
                 if old.get(&file.path) != Some(&entry) {
+                    contents.insert(file.path.clone(), bytes);
+                } else if let Some(tree_sha) = tree_differs(&file.path, &bytes) {
+                    warnings.push(format!(
+                        "{}: the repository held a hand edit; the live file replaces it",
+                        file.path
+                    ));
+                    if let Some(o) = old.get_mut(&file.path) {
+                        o.sha256 = tree_sha;
+                    }
                     contents.insert(file.path.clone(), bytes);
                 }
                 new.insert(file.path.clone(), entry);
@@ -722,24 +775,13 @@ fn backup_domain(
 }
 
 fn short(entry: Option<&ManifestEntry>) -> &str {
-    entry
-        .map(|e| &e.sha256[..7.min(e.sha256.len())])
-        .unwrap_or("0000000")
+    entry.map(|e| &e.sha256[..7.min(e.sha256.len())]).unwrap_or("0000000")
 }
 
 /// The commit message: the product's first line, a body line per file when several
 /// changed, and trailers that tie the commit to its domain, run and requester.
-pub fn commit_message(
-    date: &str,
-    domain: Domain,
-    records: &[FileRecord],
-    run_id: Uuid,
-    actor: &Actor,
-) -> String {
-    let changed: Vec<&FileRecord> = records
-        .iter()
-        .filter(|r| r.kind != ChangeKind::Unchanged)
-        .collect();
+pub fn commit_message(date: &str, domain: Domain, records: &[FileRecord], run_id: Uuid, actor: &Actor) -> String {
+    let changed: Vec<&FileRecord> = records.iter().filter(|r| r.kind != ChangeKind::Unchanged).collect();
     let mut msg = match changed.as_slice() {
         [] => format!("config backup {date} — no changes ({domain} domain stable)\n"),
         [one] => format!(
@@ -749,10 +791,7 @@ pub fn commit_message(
             short(one.new.as_ref())
         ),
         many => {
-            let mut m = format!(
-                "config backup {date} {domain}: {} files changed\n\n",
-                many.len()
-            );
+            let mut m = format!("config backup {date} {domain}: {} files changed\n\n", many.len());
             for r in many {
                 m.push_str(&format!(
                     "{} {} {}→{}\n",

@@ -6,6 +6,7 @@
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod known_hosts;
 pub mod repo;
 pub mod settings;
 pub mod sources;

@@ -18,6 +18,7 @@ use git2::{Commit, ErrorCode, FileMode, IndexEntry, IndexTime, Oid, Repository, 
 
 use crate::domain::{Domain, RepoPath};
 use crate::settings::GitSettings;
+use crate::transport::Session;
 
 /// Where manifests live in the repository.
 pub const METADATA_DIR: &str = ".config-backup/";
@@ -207,17 +208,33 @@ pub struct CommitInfo {
 pub struct PushResult {
     /// The remote head after the push, read back.
     pub remote_head: Oid,
+    /// Our commits rebased onto commits found on the remote: (old, new, new parent).
+    pub rewritten: Rewrites,
+    /// Commits found on the remote that we did not have.
+    pub foreign_commits: usize,
+}
+
+/// Commits rebased onto the remote: (old, new, new parent), in order.
+pub type Rewrites = Vec<(Oid, Oid, Oid)>;
+
+/// What [`WorkingCopy::sync`] brought in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncResult {
+    /// Our commits rebased onto the remote's: (old, new, new parent).
+    pub rewritten: Rewrites,
+    /// Commits found on the remote that we did not have.
+    pub foreign_commits: usize,
 }
 
 /// Why a push failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
-    /// The transport failed (unreachable, authentication, host key).
+    /// The transport failed (unreachable, authentication, host key, timeout).
     #[error("push to {remote} failed: {message}")]
     Transport {
         /// The remote, password removed.
         remote: String,
-        /// What git said.
+        /// What went wrong.
         message: String,
     },
     /// The remote refused the reference (hook, protection, non-fast-forward).
@@ -238,6 +255,23 @@ pub enum PushError {
         /// Ours.
         local: String,
     },
+    /// The remote has commits our unpushed commits do not apply on cleanly.
+    #[error(
+        "diverged: the remote {branch} (at {remote}) has commits that our {unpushed} unpushed commit(s) do not \
+         apply on cleanly; they are kept in the working copy and nothing was pushed (never forced): a human must \
+         reconcile them"
+    )]
+    Diverged {
+        /// The branch.
+        branch: String,
+        /// The remote head.
+        remote: String,
+        /// Our commits not on the remote.
+        unpushed: usize,
+    },
+    /// The working copy could not be updated.
+    #[error("{0}")]
+    Local(String),
 }
 
 /// The working copy, open for one run.
@@ -276,12 +310,10 @@ impl WorkingCopy {
                 dir: dir.clone(),
                 source,
             })?;
-            let origin = repo
-                .find_remote("origin")
-                .map_err(|source| RepoError::Damaged {
-                    dir: dir.clone(),
-                    source,
-                })?;
+            let origin = repo.find_remote("origin").map_err(|source| RepoError::Damaged {
+                dir: dir.clone(),
+                source,
+            })?;
             let found = origin.url().unwrap_or_default().to_owned();
             if normalize_remote(&found) != normalize_remote(&git.remote) {
                 return Err(RepoError::ForeignRemote {
@@ -291,10 +323,7 @@ impl WorkingCopy {
                 });
             }
             drop(origin);
-            let wc = WorkingCopy {
-                repo,
-                git: git.clone(),
-            };
+            let wc = WorkingCopy { repo, git: git.clone() };
             wc.check_health()?;
             return Ok(wc);
         }
@@ -314,8 +343,7 @@ impl WorkingCopy {
     fn clone_into(git: &GitSettings) -> Result<WorkingCopy, RepoError> {
         let dir = &git.working_dir;
         let parent = dir.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent)
-            .map_err(io_err(format!("creating {}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
         let tmp = tempfile::Builder::new()
             .prefix(".config-backup-clone-")
             .tempdir_in(parent)
@@ -330,19 +358,14 @@ impl WorkingCopy {
             repo.remote("origin", &git.remote)?;
             let mut remote = repo.find_remote("origin")?;
             let refspec = format!("+refs/heads/{b}:refs/remotes/origin/{b}", b = git.branch);
+            let session = Session::new(git);
             remote
-                .fetch(
-                    &[&refspec],
-                    Some(&mut crate::transport::fetch_options(git)),
-                    None,
-                )
-                .map_err(|source| RepoError::Clone {
+                .fetch(&[&refspec], Some(&mut session.fetch_options()), None)
+                .map_err(|e| RepoError::Clone {
                     remote: crate::settings::redact_url(&git.remote),
-                    source,
+                    source: git2::Error::from_str(&session.explain(&e)),
                 })?;
-            if let Ok(tracking) =
-                repo.find_reference(&format!("refs/remotes/origin/{}", git.branch))
-            {
+            if let Ok(tracking) = repo.find_reference(&format!("refs/remotes/origin/{}", git.branch)) {
                 let target = tracking
                     .target()
                     .ok_or_else(|| git2::Error::from_str("symbolic tracking ref"))?;
@@ -352,17 +375,12 @@ impl WorkingCopy {
             }
         }
         if dir.exists() {
-            std::fs::remove_dir(dir)
-                .map_err(io_err(format!("replacing the empty {}", dir.display())))?;
+            std::fs::remove_dir(dir).map_err(io_err(format!("replacing the empty {}", dir.display())))?;
         }
         let tmp = tmp.keep();
-        std::fs::rename(&tmp, dir)
-            .map_err(io_err(format!("moving the clone to {}", dir.display())))?;
+        std::fs::rename(&tmp, dir).map_err(io_err(format!("moving the clone to {}", dir.display())))?;
         let repo = Repository::open(dir)?;
-        Ok(WorkingCopy {
-            repo,
-            git: git.clone(),
-        })
+        Ok(WorkingCopy { repo, git: git.clone() })
     }
 
     /// HEAD must be our branch and readable.
@@ -380,10 +398,7 @@ impl WorkingCopy {
                         self.git.branch
                     ))));
                 }
-                head.peel_to_commit()
-                    .map_err(damaged)?
-                    .tree()
-                    .map_err(damaged)?;
+                head.peel_to_commit().map_err(damaged)?.tree().map_err(damaged)?;
             }
             Err(e) if e.code() == ErrorCode::UnbornBranch => {}
             Err(e) => return Err(damaged(e)),
@@ -422,8 +437,7 @@ impl WorkingCopy {
                 let drifted = index.write_tree().map(|t| t != tree.id()).unwrap_or(true);
                 if drifted {
                     tracing::warn!(dir = %self.git.working_dir.display(), "working copy drifted from HEAD; resetting it");
-                    self.repo
-                        .reset(head.as_object(), git2::ResetType::Hard, None)?;
+                    self.repo.reset(head.as_object(), git2::ResetType::Hard, None)?;
                 }
             }
             None => {
@@ -444,9 +458,7 @@ impl WorkingCopy {
     fn head_commit(&self) -> Result<Option<Commit<'_>>, RepoError> {
         match self.repo.head() {
             Ok(h) => Ok(Some(h.peel_to_commit()?)),
-            Err(e) if e.code() == ErrorCode::UnbornBranch || e.code() == ErrorCode::NotFound => {
-                Ok(None)
-            }
+            Err(e) if e.code() == ErrorCode::UnbornBranch || e.code() == ErrorCode::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -508,9 +520,7 @@ impl WorkingCopy {
         let sig = Signature::now(&self.git.user_name, &self.git.user_email)?;
         let parent = self.head_commit()?;
         let parents: Vec<&Commit<'_>> = parent.iter().collect();
-        let id = self
-            .repo
-            .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
+        let id = self.repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
         Ok(id)
     }
 
@@ -519,8 +529,7 @@ impl WorkingCopy {
     pub fn commit_info(&self, id: Oid) -> Result<Option<CommitInfo>, RepoError> {
         let commit = self.repo.find_commit(id)?;
         let message = commit.message().unwrap_or_default().to_owned();
-        let Some(domain) = trailer(&message, TRAILER_DOMAIN).and_then(|d| d.parse::<Domain>().ok())
-        else {
+        let Some(domain) = trailer(&message, TRAILER_DOMAIN).and_then(|d| d.parse::<Domain>().ok()) else {
             return Ok(None);
         };
         let run_id = trailer(&message, TRAILER_RUN).and_then(|r| r.parse().ok());
@@ -541,11 +550,7 @@ impl WorkingCopy {
 
     /// Commits reachable from HEAD, newest first, until `known` says one is already
     /// recorded (or `limit` is reached).
-    pub fn unrecorded_commits(
-        &self,
-        mut known: impl FnMut(Oid) -> bool,
-        limit: usize,
-    ) -> Result<Vec<Oid>, RepoError> {
+    pub fn unrecorded_commits(&self, mut known: impl FnMut(Oid) -> bool, limit: usize) -> Result<Vec<Oid>, RepoError> {
         let Some(head) = self.head()? else {
             return Ok(Vec::new());
         };
@@ -587,26 +592,128 @@ impl WorkingCopy {
         }
     }
 
-    /// Pushes the branch, checks the per-reference result, reads the remote branch
-    /// back and compares it with the local head. Never forces.
-    pub fn push(&self) -> Result<Option<PushResult>, PushError> {
+    /// Fetches the remote branch; returns its head (None when the remote has no such branch).
+    fn fetch(&self, session: &Session) -> Result<Option<Oid>, PushError> {
         let remote_name = crate::settings::redact_url(&self.git.remote);
         let transport = |e: git2::Error| PushError::Transport {
             remote: remote_name.clone(),
-            message: e.message().to_owned(),
+            message: session.explain(&e),
         };
-        let Some(head) = self.head().map_err(|e| PushError::Transport {
+        let mut remote = self.repo.find_remote("origin").map_err(transport)?;
+        let refspec = format!("+refs/heads/{b}:refs/remotes/origin/{b}", b = self.git.branch);
+        remote
+            .fetch(&[&refspec], Some(&mut session.fetch_options()), None)
+            .map_err(transport)?;
+        let branch_ref = format!("refs/heads/{}", self.git.branch);
+        let heads = remote.list().map_err(transport)?;
+        Ok(heads.iter().find(|h| h.name() == branch_ref).map(|h| h.oid()))
+    }
+
+    /// Moves the branch (and work tree) to `target`.
+    fn move_branch(&self, target: Oid, why: &str) -> Result<(), git2::Error> {
+        self.repo
+            .reference(&format!("refs/heads/{}", self.git.branch), target, true, why)?;
+        let commit = self.repo.find_commit(target)?;
+        self.repo.reset(commit.as_object(), git2::ResetType::Hard, None)
+    }
+
+    /// Replays our commits since the merge base onto `onto`. None if one conflicts
+    /// (then nothing has moved).
+    fn rebase_onto(&self, head: Oid, onto: Oid) -> Result<Option<Rewrites>, git2::Error> {
+        let base = self.repo.merge_base(head, onto)?;
+        let mut walk = self.repo.revwalk()?;
+        walk.push(head)?;
+        walk.hide(base)?;
+        walk.simplify_first_parent()?;
+        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
+        let ours: Vec<Oid> = walk.collect::<Result<_, _>>()?;
+        let mut tip = self.repo.find_commit(onto)?;
+        let mut map = Vec::with_capacity(ours.len());
+        for id in ours {
+            let commit = self.repo.find_commit(id)?;
+            let mut index = self.repo.cherrypick_commit(&commit, &tip, 0, None)?;
+            if index.has_conflicts() {
+                return Ok(None);
+            }
+            let tree = self.repo.find_tree(index.write_tree_to(&self.repo)?)?;
+            let message = commit.message_raw().unwrap_or_default();
+            let new = self
+                .repo
+                .commit(None, &commit.author(), &commit.committer(), message, &tree, &[&tip])?;
+            map.push((id, new, tip.id()));
+            tip = self.repo.find_commit(new)?;
+        }
+        self.move_branch(tip.id(), "rebase backup commits onto the remote")?;
+        Ok(Some(map))
+    }
+
+    /// Brings the remote's commits in: fetches the branch; when the remote has commits we
+    /// lack, fast-forwards to them (nothing of ours unpushed) or rebases our unpushed
+    /// commits on top (when they apply cleanly). Conflicts: [`PushError::Diverged`], and
+    /// nothing moves. Never rewrites the remote.
+    pub fn sync(&self) -> Result<SyncResult, PushError> {
+        self.sync_with(&Session::new(&self.git))
+    }
+
+    fn sync_with(&self, session: &Session) -> Result<SyncResult, PushError> {
+        let local = |e: git2::Error| PushError::Local(e.message().to_owned());
+        let mut result = SyncResult::default();
+        let Some(remote_head) = self.fetch(session)? else {
+            return Ok(result);
+        };
+        let Some(head) = self.head().map_err(|e| PushError::Local(e.to_string()))? else {
+            // A fresh working copy of a non-empty remote: take it as it is.
+            self.move_branch(remote_head, "adopt the remote").map_err(local)?;
+            return Ok(result);
+        };
+        if remote_head == head || self.repo.graph_descendant_of(head, remote_head).map_err(local)? {
+            return Ok(result);
+        }
+        result.foreign_commits = self.repo.graph_ahead_behind(head, remote_head).map_err(local)?.1;
+        if self.repo.graph_descendant_of(remote_head, head).map_err(local)? {
+            self.move_branch(remote_head, "fast-forward to the remote")
+                .map_err(local)?;
+            return Ok(result);
+        }
+        match self.rebase_onto(head, remote_head).map_err(local)? {
+            Some(map) => {
+                result.rewritten = map;
+                Ok(result)
+            }
+            None => Err(PushError::Diverged {
+                branch: self.git.branch.clone(),
+                remote: remote_head.to_string(),
+                unpushed: self.repo.graph_ahead_behind(head, remote_head).map_err(local)?.0,
+            }),
+        }
+    }
+
+    /// Pushes the branch after [`WorkingCopy::sync`], checks the per-reference result and
+    /// reads the remote branch back. Never forces.
+    pub fn push(&self) -> Result<Option<PushResult>, PushError> {
+        let session = Session::new(&self.git);
+        let remote_name = crate::settings::redact_url(&self.git.remote);
+        let transport = |e: git2::Error| PushError::Transport {
             remote: remote_name.clone(),
-            message: e.to_string(),
-        })?
-        else {
-            return Ok(None);
+            message: session.explain(&e),
         };
+        let local = |e: git2::Error| PushError::Local(e.message().to_owned());
+        if self.head().map_err(|e| PushError::Local(e.to_string()))?.is_none() {
+            return Ok(None);
+        }
+        let SyncResult {
+            rewritten,
+            foreign_commits,
+        } = self.sync_with(&session)?;
+        let head = self
+            .head()
+            .map_err(|e| PushError::Local(e.to_string()))?
+            .ok_or_else(|| PushError::Local("no head".into()))?;
         let branch_ref = format!("refs/heads/{}", self.git.branch);
         let mut remote = self.repo.find_remote("origin").map_err(transport)?;
         let rejected: RefCell<Option<(String, String)>> = RefCell::new(None);
         {
-            let mut callbacks = crate::transport::callbacks(&self.git);
+            let mut callbacks = session.callbacks();
             callbacks.push_update_reference(|refname, status| {
                 if let Some(reason) = status {
                     *rejected.borrow_mut() = Some((refname.to_owned(), reason.to_owned()));
@@ -625,17 +732,10 @@ impl WorkingCopy {
         // Read the remote branch back.
         let remote_head = {
             let conn = remote
-                .connect_auth(
-                    git2::Direction::Fetch,
-                    Some(crate::transport::callbacks(&self.git)),
-                    None,
-                )
+                .connect_auth(git2::Direction::Fetch, Some(session.callbacks()), None)
                 .map_err(transport)?;
             let heads = conn.list().map_err(transport)?;
-            heads
-                .iter()
-                .find(|h| h.name() == branch_ref)
-                .map(|h| h.oid())
+            heads.iter().find(|h| h.name() == branch_ref).map(|h| h.oid())
         };
         if remote_head != Some(head) {
             return Err(PushError::Unverified {
@@ -653,8 +753,20 @@ impl WorkingCopy {
                 true,
                 "push verified",
             )
-            .map_err(transport)?;
-        Ok(Some(PushResult { remote_head: head }))
+            .map_err(local)?;
+        Ok(Some(PushResult {
+            remote_head: head,
+            rewritten,
+            foreign_commits,
+        }))
+    }
+
+    /// The tree at HEAD, if any.
+    pub fn head_tree(&self) -> Result<Option<Tree<'_>>, RepoError> {
+        Ok(match self.head_commit()? {
+            Some(c) => Some(c.tree()?),
+            None => None,
+        })
     }
 }
 
@@ -675,19 +787,14 @@ fn render_manifest(manifest: &Manifest) -> String {
     s
 }
 
-fn read_manifest(
-    repo: &Repository,
-    tree: &Tree<'_>,
-    domain: Domain,
-) -> Result<Manifest, RepoError> {
+fn read_manifest(repo: &Repository, tree: &Tree<'_>, domain: Domain) -> Result<Manifest, RepoError> {
     let entry = match tree.get_path(Path::new(&manifest_path(domain))) {
         Ok(e) => e,
         Err(e) if e.code() == ErrorCode::NotFound => return Ok(Manifest::new()),
         Err(e) => return Err(e.into()),
     };
     let blob = repo.find_blob(entry.id())?;
-    let text = std::str::from_utf8(blob.content())
-        .map_err(|_| git2::Error::from_str("manifest is not UTF-8"))?;
+    let text = std::str::from_utf8(blob.content()).map_err(|_| git2::Error::from_str("manifest is not UTF-8"))?;
     let mut out = Manifest::new();
     for line in text.lines() {
         let Some((sha, path)) = line.split_once("  ") else {
@@ -759,9 +866,7 @@ fn index_entry(path: &str, mode: u32, len: usize) -> IndexEntry {
 pub fn write_atomically(abs: &Path, content: &[u8], unix_mode: u32) -> std::io::Result<()> {
     let dir = abs.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".cb-tmp-")
-        .tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".cb-tmp-").tempfile_in(dir)?;
     tmp.write_all(content)?;
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(unix_mode))?;
@@ -770,12 +875,7 @@ pub fn write_atomically(abs: &Path, content: &[u8], unix_mode: u32) -> std::io::
     Ok(())
 }
 
-fn write_work_file(
-    workdir: &Path,
-    rel: &str,
-    content: &[u8],
-    git_mode: u32,
-) -> Result<(), RepoError> {
+fn write_work_file(workdir: &Path, rel: &str, content: &[u8], git_mode: u32) -> Result<(), RepoError> {
     let abs = workdir.join(rel);
     let unix = if git_mode & 0o111 != 0 { 0o755 } else { 0o644 };
     write_atomically(&abs, content, unix).map_err(io_err(format!("writing {}", abs.display())))

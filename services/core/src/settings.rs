@@ -13,9 +13,7 @@ pub fn default_patterns(domain: Domain) -> Option<&'static str> {
     match domain {
         Domain::Gateway => Some("scripts/gateway/*.nft,scripts/gateway/watch_config.sh"),
         Domain::Dns => Some("config/unbound/unbound.conf,config/unbound/unbound.conf.d/*"),
-        Domain::Radius => {
-            Some("config/radius/radiusd.conf,config/radius/clients.conf,config/radius/dictionary")
-        }
+        Domain::Radius => Some("config/radius/radiusd.conf,config/radius/clients.conf,config/radius/dictionary"),
         Domain::Kea => Some("config/kea/kea-dhcp4.conf"),
         Domain::Ospf => None,
     }
@@ -67,18 +65,11 @@ impl Schedule {
             .and_hms_opt(self.hour, self.minute, 0)
             .expect("validated hour/minute");
         let today = chrono::Utc.from_utc_datetime(&today);
-        if today > now {
-            today
-        } else {
-            today + D::days(1)
-        }
+        if today > now { today } else { today + D::days(1) }
     }
 
     /// The last scheduled time at or before `now`.
-    pub fn last_at_or_before(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> chrono::DateTime<chrono::Utc> {
+    pub fn last_at_or_before(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
         self.next_after(now) - chrono::Duration::days(1)
     }
 }
@@ -104,6 +95,10 @@ pub struct GitSettings {
     pub ssh_known_hosts: Option<PathBuf>,
     /// `GIT_SSH_KEY_PASSPHRASE_FILE`.
     pub ssh_key_passphrase_file: Option<PathBuf>,
+    /// `GIT_CONNECT_TIMEOUT_SECONDS`: bound on connecting to the remote.
+    pub connect_timeout: Duration,
+    /// `GIT_TRANSFER_TIMEOUT_SECONDS`: bound on any read or write to the remote that makes no progress.
+    pub transfer_timeout: Duration,
 }
 
 /// Everything the engine needs.
@@ -134,11 +129,7 @@ pub struct Settings {
 impl Settings {
     /// Reads the settings through `get` (normally `std::env::var`).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
-        let get = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
 
         let data_dir = match get("CONFIG_BACKUP_DATA_DIR") {
             Some(d) => PathBuf::from(d),
@@ -165,32 +156,19 @@ impl Settings {
             ));
         }
 
-        let domains_var =
-            get("CONFIG_BACKUP_DOMAINS").unwrap_or_else(|| "gateway,dns,radius,kea".to_owned());
+        let domains_var = get("CONFIG_BACKUP_DOMAINS").unwrap_or_else(|| "gateway,dns,radius,kea".to_owned());
         let mut domains: Vec<DomainSpec> = Vec::new();
-        for name in domains_var
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            let domain: Domain = name.parse().map_err(|e: crate::domain::UnknownDomain| {
-                err("CONFIG_BACKUP_DOMAINS", e.to_string())
-            })?;
+        for name in domains_var.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let domain: Domain = name
+                .parse()
+                .map_err(|e: crate::domain::UnknownDomain| err("CONFIG_BACKUP_DOMAINS", e.to_string()))?;
             if domains.iter().any(|d| d.domain == domain) {
-                return Err(err(
-                    "CONFIG_BACKUP_DOMAINS",
-                    format!("domain {domain} is listed twice"),
-                ));
+                return Err(err("CONFIG_BACKUP_DOMAINS", format!("domain {domain} is listed twice")));
             }
             let var = format!("CONFIG_BACKUP_PATHS__{domain}");
             let raw = get(&var)
                 .or_else(|| default_patterns(domain).map(str::to_owned))
-                .ok_or_else(|| {
-                    err(
-                        &var,
-                        format!("domain {domain} has no paths: set comma-separated globs"),
-                    )
-                })?;
+                .ok_or_else(|| err(&var, format!("domain {domain} has no paths: set comma-separated globs")))?;
             let patterns: Vec<String> = raw
                 .split(',')
                 .map(str::trim)
@@ -220,10 +198,7 @@ impl Settings {
             None => (data_dir.join("remote.git").display().to_string(), true),
         };
         let branch = get("GIT_BACKUP_BRANCH").unwrap_or_else(|| "main".to_owned());
-        if git2::Branch::name_is_valid(&branch)
-            .map(|ok| !ok)
-            .unwrap_or(true)
-        {
+        if git2::Branch::name_is_valid(&branch).map(|ok| !ok).unwrap_or(true) {
             return Err(err(
                 "GIT_BACKUP_BRANCH",
                 format!("{branch:?} is not a valid branch name"),
@@ -237,12 +212,14 @@ impl Settings {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| data_dir.join("working-copy")),
             user_name: get("GIT_USER_NAME").unwrap_or_else(|| "config-backup".to_owned()),
-            user_email: get("GIT_USER_EMAIL")
-                .unwrap_or_else(|| "config-backup@localhost".to_owned()),
+            user_email: get("GIT_USER_EMAIL").unwrap_or_else(|| "config-backup@localhost".to_owned()),
             ssh_key_path: get("GIT_SSH_KEY_PATH").map(PathBuf::from),
             ssh_known_hosts: get("GIT_SSH_KNOWN_HOSTS").map(PathBuf::from),
             ssh_key_passphrase_file: get("GIT_SSH_KEY_PASSPHRASE_FILE").map(PathBuf::from),
+            connect_timeout: Duration::from_secs(parse_num(&get, "GIT_CONNECT_TIMEOUT_SECONDS", 10u64, 1..=600)?),
+            transfer_timeout: Duration::from_secs(parse_num(&get, "GIT_TRANSFER_TIMEOUT_SECONDS", 60u64, 1..=3600)?),
         };
+        crate::transport::parse_remote(&git.remote).map_err(|m| err("GIT_BACKUP_REPO", m))?;
 
         let schedule = Schedule {
             enabled: parse_bool(&get, "CONFIG_BACKUP_ENABLED", true)?,
@@ -250,12 +227,8 @@ impl Settings {
             minute: parse_num(&get, "CONFIG_BACKUP_MINUTE_UTC", 0, 0..=59)?,
         };
 
-        let database_url = get("DATABASE_URL").unwrap_or_else(|| {
-            format!(
-                "sqlite://{}?mode=rwc",
-                data_dir.join("config-backup.db").display()
-            )
-        });
+        let database_url = get("DATABASE_URL")
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("config-backup.db").display()));
         if !(database_url.starts_with("sqlite:")
             || database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://"))
@@ -284,12 +257,7 @@ impl Settings {
                 })
                 .unwrap_or_default(),
             database_url,
-            lock_ttl: Duration::from_secs(parse_num(
-                &get,
-                "CONFIG_BACKUP_LOCK_TTL_SECONDS",
-                30u64,
-                5..=3600,
-            )?),
+            lock_ttl: Duration::from_secs(parse_num(&get, "CONFIG_BACKUP_LOCK_TTL_SECONDS", 30u64, 5..=3600)?),
         })
     }
 
@@ -334,19 +302,12 @@ fn check_pattern(p: &str) -> Result<(), String> {
         .map_err(|e| format!("is not a valid glob: {e}"))
 }
 
-fn parse_bool(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &str,
-    default: bool,
-) -> Result<bool, SettingsError> {
+fn parse_bool(get: &impl Fn(&str) -> Option<String>, var: &str, default: bool) -> Result<bool, SettingsError> {
     match get(var).as_deref().map(str::to_ascii_lowercase).as_deref() {
         None => Ok(default),
         Some("true" | "1" | "yes" | "on") => Ok(true),
         Some("false" | "0" | "no" | "off") => Ok(false),
-        Some(other) => Err(err(
-            var,
-            format!("{other:?} is not a boolean: use true or false"),
-        )),
+        Some(other) => Err(err(var, format!("{other:?} is not a boolean: use true or false"))),
     }
 }
 
@@ -365,21 +326,13 @@ where
     let value: T = raw.parse().map_err(|_| {
         err(
             var,
-            format!(
-                "{raw:?} is not a number: expected {} to {}",
-                range.start(),
-                range.end()
-            ),
+            format!("{raw:?} is not a number: expected {} to {}", range.start(), range.end()),
         )
     })?;
     if !range.contains(&value) {
         return Err(err(
             var,
-            format!(
-                "{value} is out of range: expected {} to {}",
-                range.start(),
-                range.end()
-            ),
+            format!("{value} is out of range: expected {} to {}", range.start(), range.end()),
         ));
     }
     Ok(value)
@@ -393,12 +346,7 @@ pub fn redact_url(url: &str) -> String {
         if let Some(at) = rest[..auth_end].rfind('@') {
             let userinfo = &rest[..at];
             if let Some(colon) = userinfo.find(':') {
-                return format!(
-                    "{}://{}:***{}",
-                    &url[..scheme_end],
-                    &userinfo[..colon],
-                    &rest[at..]
-                );
+                return format!("{}://{}:***{}", &url[..scheme_end], &userinfo[..colon], &rest[at..]);
             }
         }
     }
@@ -412,10 +360,7 @@ mod tests {
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let dir = std::env::temp_dir();
-        let mut map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         map.entry("CONFIG_BACKUP_SOURCE_ROOT".into())
             .or_insert(dir.display().to_string());
         map.entry("CONFIG_BACKUP_DATA_DIR".into())
@@ -428,48 +373,24 @@ mod tests {
         let s = settings(&[]).unwrap();
         let names: Vec<_> = s.domains.iter().map(|d| d.domain.as_str()).collect();
         assert_eq!(names, ["gateway", "dns", "radius", "kea"]);
-        assert_eq!(
-            (s.schedule.hour, s.schedule.minute, s.retention_months),
-            (4, 0, 24)
-        );
+        assert_eq!((s.schedule.hour, s.schedule.minute, s.retention_months), (4, 0, 24));
         assert!(s.git.remote_is_embedded);
     }
 
     #[test]
     fn bad_settings_name_their_variable() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (
-                &[("CONFIG_BACKUP_DOMAINS", "gateway,dhcp")],
-                "CONFIG_BACKUP_DOMAINS",
-            ),
-            (
-                &[("CONFIG_BACKUP_DOMAINS", "ospf")],
-                "CONFIG_BACKUP_PATHS__ospf",
-            ),
-            (
-                &[("CONFIG_BACKUP_PATHS__dns", "../etc/*")],
-                "CONFIG_BACKUP_PATHS__dns",
-            ),
+            (&[("CONFIG_BACKUP_DOMAINS", "gateway,dhcp")], "CONFIG_BACKUP_DOMAINS"),
+            (&[("CONFIG_BACKUP_DOMAINS", "ospf")], "CONFIG_BACKUP_PATHS__ospf"),
+            (&[("CONFIG_BACKUP_PATHS__dns", "../etc/*")], "CONFIG_BACKUP_PATHS__dns"),
             (
                 &[("CONFIG_BACKUP_PATHS__dns", "/etc/unbound/*")],
                 "CONFIG_BACKUP_PATHS__dns",
             ),
-            (
-                &[("CONFIG_BACKUP_PATHS__kea", " , ")],
-                "CONFIG_BACKUP_PATHS__kea",
-            ),
-            (
-                &[("CONFIG_BACKUP_HOUR_UTC", "four")],
-                "CONFIG_BACKUP_HOUR_UTC",
-            ),
-            (
-                &[("CONFIG_BACKUP_MINUTE_UTC", "60")],
-                "CONFIG_BACKUP_MINUTE_UTC",
-            ),
-            (
-                &[("CONFIG_BACKUP_ENABLED", "maybe")],
-                "CONFIG_BACKUP_ENABLED",
-            ),
+            (&[("CONFIG_BACKUP_PATHS__kea", " , ")], "CONFIG_BACKUP_PATHS__kea"),
+            (&[("CONFIG_BACKUP_HOUR_UTC", "four")], "CONFIG_BACKUP_HOUR_UTC"),
+            (&[("CONFIG_BACKUP_MINUTE_UTC", "60")], "CONFIG_BACKUP_MINUTE_UTC"),
+            (&[("CONFIG_BACKUP_ENABLED", "maybe")], "CONFIG_BACKUP_ENABLED"),
             (
                 &[("CONFIG_BACKUP_SOURCE_ROOT", "/nonexistent/x")],
                 "CONFIG_BACKUP_SOURCE_ROOT",
@@ -494,18 +415,12 @@ mod tests {
         assert_eq!(s.next_after(at(3, 59)), at(4, 0));
         assert_eq!(s.next_after(at(4, 0)), at(4, 0) + chrono::Duration::days(1));
         assert_eq!(s.last_at_or_before(at(4, 0)), at(4, 0));
-        assert_eq!(
-            s.last_at_or_before(at(3, 0)),
-            at(4, 0) - chrono::Duration::days(1)
-        );
+        assert_eq!(s.last_at_or_before(at(3, 0)), at(4, 0) - chrono::Duration::days(1));
     }
 
     #[test]
     fn urls_lose_their_passwords() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h/db"),
-            "postgres://u:***@h/db"
-        );
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("git@host:configs.git"), "git@host:configs.git");
     }
 }

@@ -47,11 +47,9 @@ pub struct Scan {
 impl Scan {
     /// Whether `path` could have been missed because a pattern matching it was incomplete.
     pub fn may_have_missed(&self, path: &RepoPath) -> bool {
-        self.incomplete.iter().any(|p| {
-            compile_glob(p)
-                .map(|m| m.is_match(path.as_str()))
-                .unwrap_or(true)
-        })
+        self.incomplete
+            .iter()
+            .any(|p| compile_glob(p).map(|m| m.is_match(path.as_str())).unwrap_or(true))
     }
 }
 
@@ -108,9 +106,8 @@ pub fn scan(root: &Path, patterns: &[String]) -> std::io::Result<Scan> {
             };
             match start.canonicalize() {
                 Ok(canon) if !canon.starts_with(&root) => {
-                    out.warnings.push(format!(
-                        "{prefix}: skipped, it leads outside the source root"
-                    ));
+                    out.warnings
+                        .push(format!("{prefix}: skipped, it leads outside the source root"));
                 }
                 Ok(_) => {
                     let walker = walkdir::WalkDir::new(&start)
@@ -123,8 +120,7 @@ pub fn scan(root: &Path, patterns: &[String]) -> std::io::Result<Scan> {
                         let entry = match entry {
                             Ok(e) => e,
                             Err(e) => {
-                                out.warnings
-                                    .push(format!("pattern {pattern:?}: cannot read {e}"));
+                                out.warnings.push(format!("pattern {pattern:?}: cannot read {e}"));
                                 complete = false;
                                 continue;
                             }
@@ -256,10 +252,7 @@ mod tests {
         let t = tree();
         let s = scan(
             t.path(),
-            &[
-                "scripts/gateway/*.nft".into(),
-                "config/unbound/unbound.conf.d/*".into(),
-            ],
+            &["scripts/gateway/*.nft".into(), "config/unbound/unbound.conf.d/*".into()],
         )
         .unwrap();
         assert_eq!(
@@ -276,11 +269,7 @@ mod tests {
     #[test]
     fn double_star_spans_any_depth_and_brackets_work() {
         let t = tree();
-        let s = scan(
-            t.path(),
-            &["config/**/*.conf".into(), "scripts/gateway/[a]?nft".into()],
-        )
-        .unwrap();
+        let s = scan(t.path(), &["config/**/*.conf".into(), "scripts/gateway/[a]?nft".into()]).unwrap();
         assert_eq!(
             paths(&s),
             [
@@ -313,22 +302,14 @@ mod tests {
         let t = tree();
         let outside = tempfile::tempdir().unwrap();
         fs::write(outside.path().join("secret"), "s").unwrap();
-        std::os::unix::fs::symlink(
-            outside.path().join("secret"),
-            t.path().join("scripts/gateway/evil.nft"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), t.path().join("scripts/gateway/evil.nft")).unwrap();
         std::os::unix::fs::symlink(outside.path(), t.path().join("config/linked")).unwrap();
         std::os::unix::fs::symlink(
             t.path().join("scripts/gateway/a.nft"),
             t.path().join("scripts/gateway/ok.nft"),
         )
         .unwrap();
-        let s = scan(
-            t.path(),
-            &["scripts/gateway/*.nft".into(), "config/linked/*".into()],
-        )
-        .unwrap();
+        let s = scan(t.path(), &["scripts/gateway/*.nft".into(), "config/linked/*".into()]).unwrap();
         assert_eq!(
             paths(&s),
             [
@@ -337,11 +318,7 @@ mod tests {
                 "scripts/gateway/ok.nft"
             ]
         );
-        assert!(
-            s.warnings.iter().any(|w| w.contains("evil.nft")),
-            "{:?}",
-            s.warnings
-        );
+        assert!(s.warnings.iter().any(|w| w.contains("evil.nft")), "{:?}", s.warnings);
         assert!(
             s.warnings.iter().any(|w| w.contains("config/linked")),
             "{:?}",

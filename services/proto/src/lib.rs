@@ -16,5 +16,4 @@ pub mod google_api {
 }
 
 /// The encoded `FileDescriptorSet` of the API, for tonic-reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/configbackup_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/configbackup_descriptor.bin"));

@@ -158,10 +158,7 @@ impl Secret {
                 format!("cannot write {}: {e}", path.display()),
             )
         })?;
-        Ok((
-            Secret(Arc::new(text.into_bytes())),
-            SecretSource::Generated(path),
-        ))
+        Ok((Secret(Arc::new(text.into_bytes())), SecretSource::Generated(path)))
     }
 
     /// A secret from bytes (tests, the token command).
@@ -175,8 +172,7 @@ fn hex_encode(bytes: &[u8]) -> String {
 }
 
 fn read_secret_file(path: &Path) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let text = text.trim_end_matches(['\n', '\r']);
     if text.len() < MIN_SECRET {
         return Err(format!(
@@ -230,41 +226,28 @@ impl Authenticator {
     /// Checks an `authorization` header value.
     pub fn verify(&self, header: Option<&str>) -> Result<Caller, AuthError> {
         let header = header.ok_or_else(|| {
-            AuthError::Unauthenticated(
-                "missing authorization: send `authorization: Bearer <JWT>`".to_owned(),
-            )
+            AuthError::Unauthenticated("missing authorization: send `authorization: Bearer <JWT>`".to_owned())
         })?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                AuthError::Unauthenticated(
-                    "malformed authorization: expected `Bearer <JWT>`".to_owned(),
-                )
-            })?;
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                let why = match e.kind() {
-                    ErrorKind::ExpiredSignature => "the token has expired",
-                    ErrorKind::InvalidSignature => "the token's signature is invalid",
-                    ErrorKind::MissingRequiredClaim(_) => {
-                        "the token lacks a required claim (sub, role, exp)"
-                    }
-                    ErrorKind::Json(_) => {
-                        "the token's claims are invalid (role must be admin, noc or scheduler)"
-                    }
-                    _ => "the token is malformed",
-                };
-                AuthError::Unauthenticated(format!("invalid token: {why}"))
-            })?;
+            .ok_or_else(|| AuthError::Unauthenticated("malformed authorization: expected `Bearer <JWT>`".to_owned()))?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            let why = match e.kind() {
+                ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::InvalidSignature => "the token's signature is invalid",
+                ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (sub, role, exp)",
+                ErrorKind::Json(_) => "the token's claims are invalid (role must be admin, noc or scheduler)",
+                _ => "the token is malformed",
+            };
+            AuthError::Unauthenticated(format!("invalid token: {why}"))
+        })?;
         let c = data.claims;
         if c.sub.is_empty() || c.sub.len() > 128 || c.sub.chars().any(char::is_control) {
-            return Err(AuthError::Unauthenticated(
-                "invalid token: bad sub claim".to_owned(),
-            ));
+            return Err(AuthError::Unauthenticated("invalid token: bad sub claim".to_owned()));
         }
         Ok(Caller {
             sub: c.sub,
@@ -274,12 +257,7 @@ impl Authenticator {
 }
 
 /// Mints a token (the `token` command, the scheduler, tests).
-pub fn mint(
-    secret: &Secret,
-    role: Role,
-    sub: &str,
-    ttl: std::time::Duration,
-) -> Result<String, String> {
+pub fn mint(secret: &Secret, role: Role, sub: &str, ttl: std::time::Duration) -> Result<String, String> {
     let now = jsonwebtoken::get_current_timestamp();
     let claims = Claims {
         sub: sub.to_owned(),
@@ -308,9 +286,7 @@ pub fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
         "h" => n * 3600,
         "d" => n * 86400,
         _ => {
-            return Err(format!(
-                "{s:?} is not a duration: use e.g. 90s, 15m, 1h, 7d"
-            ));
+            return Err(format!("{s:?} is not a duration: use e.g. 90s, 15m, 1h, 7d"));
         }
     };
     if secs == 0 {
@@ -331,9 +307,7 @@ mod tests {
     fn a_minted_token_verifies_with_its_role() {
         let s = secret();
         let t = mint(&s, Role::Noc, "6f1c", std::time::Duration::from_secs(60)).unwrap();
-        let c = Authenticator::new(&s)
-            .verify(Some(&format!("Bearer {t}")))
-            .unwrap();
+        let c = Authenticator::new(&s).verify(Some(&format!("Bearer {t}"))).unwrap();
         assert_eq!(
             c,
             Caller {
@@ -364,10 +338,7 @@ mod tests {
             Some("Bearer not.a.jwt"),
             Some(&*format!("Bearer {other}")),
         ] {
-            assert!(
-                matches!(a.verify(h), Err(AuthError::Unauthenticated(_))),
-                "{h:?}"
-            );
+            assert!(matches!(a.verify(h), Err(AuthError::Unauthenticated(_))), "{h:?}");
         }
     }
 

@@ -24,18 +24,14 @@ pub struct ServerSettings {
 
 impl ServerSettings {
     /// Reads the settings through `get` (normally the environment).
-    pub fn from_lookup(
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<ServerSettings, SettingsError> {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<ServerSettings, SettingsError> {
         let engine = Settings::from_lookup(&get)?;
         let listen = get("GRPC_LISTEN_ADDR")
             .filter(|s| !s.trim().is_empty())
             .unwrap_or_else(|| "127.0.0.1:50051".into());
         let grpc_listen = listen.trim().parse().map_err(|_| SettingsError {
             var: "GRPC_LISTEN_ADDR".into(),
-            message: format!(
-                "{listen:?} is not an address: expected host:port, e.g. 127.0.0.1:50051"
-            ),
+            message: format!("{listen:?} is not an address: expected host:port, e.g. 127.0.0.1:50051"),
         })?;
         let (secret, secret_source) = Secret::load(&get, &engine.data_dir)?;
         Ok(ServerSettings {

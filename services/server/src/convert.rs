@@ -64,10 +64,7 @@ pub fn run_summary(r: &RunRecord) -> pb::RunSummary {
         finished_at: r.finished_at.map(timestamp),
         outcome: outcome(r.outcome) as i32,
         error: r.error.clone().unwrap_or_default(),
-        push_outcome: r
-            .push_outcome
-            .map(push_outcome)
-            .unwrap_or(pb::PushOutcome::Unspecified) as i32,
+        push_outcome: r.push_outcome.map(push_outcome).unwrap_or(pb::PushOutcome::Unspecified) as i32,
         push_error: r.push_error.clone().unwrap_or_default(),
         files_added: u32_of(r.files_added),
         files_modified: u32_of(r.files_modified),
@@ -83,16 +80,8 @@ fn file_change(f: &FileRecord) -> pb::FileChange {
         change_type: f.kind.as_str().to_owned(),
         old_sha256: f.old.as_ref().map(|e| e.sha256.clone()).unwrap_or_default(),
         new_sha256: f.new.as_ref().map(|e| e.sha256.clone()).unwrap_or_default(),
-        old_mode: f
-            .old
-            .as_ref()
-            .map(|e| mode_text(e.mode))
-            .unwrap_or_default(),
-        new_mode: f
-            .new
-            .as_ref()
-            .map(|e| mode_text(e.mode))
-            .unwrap_or_default(),
+        old_mode: f.old.as_ref().map(|e| mode_text(e.mode)).unwrap_or_default(),
+        new_mode: f.new.as_ref().map(|e| mode_text(e.mode)).unwrap_or_default(),
     }
 }
 
@@ -102,11 +91,7 @@ fn domain_report(d: &DomainReport) -> pb::DomainReport {
         domain: d.domain.map(|x| x.as_str().to_owned()).unwrap_or_default(),
         commit_hash: d.commit.as_ref().map(|c| c.to_string()).unwrap_or_default(),
         commit_message: d.message.clone(),
-        previous_hash: d
-            .previous
-            .as_ref()
-            .map(|c| c.to_string())
-            .unwrap_or_default(),
+        previous_hash: d.previous.as_ref().map(|c| c.to_string()).unwrap_or_default(),
         files_added: d.count(Added) as u32,
         files_modified: d.count(Modified) as u32,
         files_deleted: d.count(Deleted) as u32,
@@ -123,11 +108,7 @@ fn push_report(p: &PushReport) -> pb::PushReport {
         outcome: push_outcome(p.outcome) as i32,
         error: p.error.clone().unwrap_or_default(),
         unpushed_commits: p.unpushed as u32,
-        remote_head: p
-            .remote_head
-            .as_ref()
-            .map(|c| c.to_string())
-            .unwrap_or_default(),
+        remote_head: p.remote_head.as_ref().map(|c| c.to_string()).unwrap_or_default(),
     }
 }
 
@@ -162,19 +143,13 @@ pub fn status(s: &EngineStatus) -> pb::StatusResponse {
             .iter()
             .map(|(d, summary, tracked)| pb::DomainStatus {
                 domain: d.as_str().to_owned(),
-                last_commit_hash: summary
-                    .as_ref()
-                    .map(|x| x.last_commit.clone())
-                    .unwrap_or_default(),
+                last_commit_hash: summary.as_ref().map(|x| x.last_commit.clone()).unwrap_or_default(),
                 last_commit_at: summary.as_ref().map(|x| timestamp(x.last_at)),
                 last_change_commit_hash: summary
                     .as_ref()
                     .and_then(|x| x.last_change_commit.clone())
                     .unwrap_or_default(),
-                last_changed_at: summary
-                    .as_ref()
-                    .and_then(|x| x.last_change_at)
-                    .map(timestamp),
+                last_changed_at: summary.as_ref().and_then(|x| x.last_change_at).map(timestamp),
                 tracked_files: *tracked as u32,
             })
             .collect(),
@@ -185,10 +160,6 @@ pub fn status(s: &EngineStatus) -> pb::StatusResponse {
         schedule_enabled: s.schedule_enabled,
         remote: s.remote.clone(),
         branch: s.branch.clone(),
-        running: s
-            .running
-            .as_ref()
-            .map(|h| h.to_string())
-            .unwrap_or_default(),
+        running: s.running.as_ref().map(|h| h.to_string()).unwrap_or_default(),
     }
 }

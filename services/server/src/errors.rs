@@ -39,9 +39,7 @@ impl From<EngineError> for crate::ApiError {
         crate::ApiError(match &e {
             EngineError::InvalidArgument { field, message } => invalid_argument(field, message),
             EngineError::NotFound(m) => Status::not_found(m.clone()),
-            EngineError::Busy(holder) => {
-                Status::aborted(format!("a backup or rollback is already running: {holder}"))
-            }
+            EngineError::Busy(holder) => Status::aborted(format!("a backup or rollback is already running: {holder}")),
             EngineError::Repository(_) => {
                 tracing::error!(error = %cause_chain(&e), "the working copy needs attention");
                 Status::failed_precondition(e.to_string())
@@ -53,9 +51,7 @@ impl From<EngineError> for crate::ApiError {
             EngineError::Internal(_) => {
                 let reference = uuid::Uuid::new_v4();
                 tracing::error!(error = %cause_chain(&e), %reference, "internal error");
-                Status::internal(format!(
-                    "internal error (reference {reference}); see the server log"
-                ))
+                Status::internal(format!("internal error (reference {reference}); see the server log"))
             }
         })
     }

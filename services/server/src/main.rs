@@ -56,10 +56,9 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let sample = matches!(cli.command, Some(Command::Serve { sample_site: true }));
     let lookup = |k: &str| {
-        std::env::var(k).ok().or_else(|| {
-            (sample && k == "CONFIG_BACKUP_SOURCE_ROOT")
-                .then(|| sample_site().display().to_string())
-        })
+        std::env::var(k)
+            .ok()
+            .or_else(|| (sample && k == "CONFIG_BACKUP_SOURCE_ROOT").then(|| sample_site().display().to_string()))
     };
     match cli.command {
         Some(Command::Token { role, sub, ttl }) => {

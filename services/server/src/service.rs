@@ -42,15 +42,11 @@ fn caller<T>(req: &Request<T>, call: &str, allowed: &[Role]) -> Result<Caller, A
 const READERS: &[Role] = &[Role::Admin, Role::Noc];
 const BACKUP: &[Role] = &[Role::Admin, Role::Noc, Role::Scheduler];
 
-type RollbackStatusStream =
-    Pin<Box<dyn Stream<Item = Result<pb::RollbackStatusResponse, Status>> + Send>>;
+type RollbackStatusStream = Pin<Box<dyn Stream<Item = Result<pb::RollbackStatusResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ConfigBackup for ConfigBackupService {
-    async fn backup(
-        &self,
-        req: Request<pb::BackupRequest>,
-    ) -> Result<Response<pb::BackupResponse>, Status> {
+    async fn backup(&self, req: Request<pb::BackupRequest>) -> Result<Response<pb::BackupResponse>, Status> {
         let who = caller(&req, "Backup", BACKUP)?;
         let (trigger, actor) = match who.role {
             Role::Scheduler => (Trigger::Scheduled, Actor::System),
@@ -67,35 +63,23 @@ impl ConfigBackup for ConfigBackupService {
         }))
     }
 
-    async fn status(
-        &self,
-        req: Request<pb::StatusRequest>,
-    ) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
         caller(&req, "Status", READERS)?;
         let status = self.engine.status().await.map_err(ApiError::from)?;
         Ok(Response::new(convert::status(&status)))
     }
 
-    async fn history(
-        &self,
-        req: Request<pb::HistoryRequest>,
-    ) -> Result<Response<pb::HistoryResponse>, Status> {
+    async fn history(&self, req: Request<pb::HistoryRequest>) -> Result<Response<pb::HistoryResponse>, Status> {
         caller(&req, "History", READERS)?;
         Err(Status::unimplemented("History is not implemented yet"))
     }
 
-    async fn diff(
-        &self,
-        req: Request<pb::DiffRequest>,
-    ) -> Result<Response<pb::DiffResponse>, Status> {
+    async fn diff(&self, req: Request<pb::DiffRequest>) -> Result<Response<pb::DiffResponse>, Status> {
         caller(&req, "Diff", READERS)?;
         Err(Status::unimplemented("Diff is not implemented yet"))
     }
 
-    async fn rollback(
-        &self,
-        req: Request<pb::RollbackRequest>,
-    ) -> Result<Response<pb::RollbackResponse>, Status> {
+    async fn rollback(&self, req: Request<pb::RollbackRequest>) -> Result<Response<pb::RollbackResponse>, Status> {
         caller(&req, "Rollback", &[Role::Admin])?;
         Err(Status::unimplemented("Rollback is not implemented yet"))
     }
@@ -107,8 +91,6 @@ impl ConfigBackup for ConfigBackupService {
         req: Request<pb::RollbackStatusRequest>,
     ) -> Result<Response<Self::RollbackStatusStream>, Status> {
         caller(&req, "RollbackStatus", READERS)?;
-        Err(Status::unimplemented(
-            "RollbackStatus is not implemented yet",
-        ))
+        Err(Status::unimplemented("RollbackStatus is not implemented yet"))
     }
 }

@@ -33,10 +33,7 @@ fn authenticate(
     auth: Arc<Authenticator>,
 ) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
     move |mut req: tonic::Request<()>| {
-        let header = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
+        let header = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
         let caller: Caller = auth
             .verify(header)
             .map_err(|e| tonic::Status::from(crate::ApiError::from(e)))?;
@@ -48,14 +45,12 @@ fn authenticate(
 impl Application {
     /// Connects the store (migrating it) and binds the listener.
     pub async fn build(settings: ServerSettings) -> anyhow::Result<Application> {
-        let store = store::connect(&settings.engine.database_url)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "DATABASE_URL {}: {e}",
-                    config_backup_core::settings::redact_url(&settings.engine.database_url)
-                )
-            })?;
+        let store = store::connect(&settings.engine.database_url).await.map_err(|e| {
+            anyhow::anyhow!(
+                "DATABASE_URL {}: {e}",
+                config_backup_core::settings::redact_url(&settings.engine.database_url)
+            )
+        })?;
         let listener = TcpListener::bind(settings.grpc_listen)
             .await
             .map_err(|e| anyhow::anyhow!("GRPC_LISTEN_ADDR {}: {e}", settings.grpc_listen))?;
@@ -70,9 +65,7 @@ impl Application {
 
     /// The bound address (with the real port).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listener.local_addr().expect("bound listener has an address")
     }
 
     /// The engine.
@@ -82,10 +75,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting, lets running calls
     /// and backups finish, and returns.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (health, health_service) = tonic_health::server::health_reporter();
         health
             .set_not_serving::<ConfigBackupServer<ConfigBackupService>>()
@@ -105,11 +95,7 @@ impl Application {
             authenticate(self.auth.clone()),
         );
 
-        let readiness = tokio::spawn(become_ready(
-            self.engine.clone(),
-            health.clone(),
-            self.initial_backup,
-        ));
+        let readiness = tokio::spawn(become_ready(self.engine.clone(), health.clone(), self.initial_backup));
 
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
         let result = Server::builder()
@@ -141,9 +127,7 @@ async fn become_ready(engine: Engine, health: HealthReporter, initial_backup: bo
             }
         }
     }
-    health
-        .set_serving::<ConfigBackupServer<ConfigBackupService>>()
-        .await;
+    health.set_serving::<ConfigBackupServer<ConfigBackupService>>().await;
     tracing::info!("ready: ConfigBackup is SERVING");
     if initial_backup && matches!(engine.has_commits().await, Ok(false)) {
         tracing::info!("the backup repository has no commit yet: making the first backup");

@@ -202,8 +202,7 @@ impl std::fmt::Display for LockHolder {
             f,
             "{what} {} (started {} on {} pid {})",
             self.id,
-            self.acquired_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            self.acquired_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             self.host,
             self.pid
         )
@@ -268,13 +267,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A run by id.
     async fn run(&self, id: Uuid) -> Result<Option<RunRecord>, StoreError>;
     /// Marks every run still `running`, other than `except`, as interrupted.
-    async fn mark_interrupted_runs(
-        &self,
-        except: Uuid,
-        at: DateTime<Utc>,
-    ) -> Result<Vec<Uuid>, StoreError>;
+    async fn mark_interrupted_runs(&self, except: Uuid, at: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError>;
     /// Inserts audit rows in one transaction.
     async fn insert_audit_rows(&self, rows: &[AuditRow]) -> Result<(), StoreError>;
+    /// Renames commits rebased onto the remote: (old, new, new parent), in one transaction.
+    async fn rewrite_commits(&self, moves: &[(String, String, String)]) -> Result<(), StoreError>;
     /// Whether any audit row names this commit.
     async fn commit_recorded(&self, commit_hash: &str) -> Result<bool, StoreError>;
     /// The most recent run.
@@ -291,11 +288,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn delete_audit_rows_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Tries to take the engine lock. A holder whose heartbeat is older than `ttl`, or
     /// whose process on this host is gone, is replaced.
-    async fn try_lock(
-        &self,
-        holder: &LockHolder,
-        ttl: std::time::Duration,
-    ) -> Result<LockAttempt, StoreError>;
+    async fn try_lock(&self, holder: &LockHolder, ttl: std::time::Duration) -> Result<LockAttempt, StoreError>;
     /// Renews the heartbeat; false if the lock is no longer ours.
     async fn renew_lock(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Releases the lock if ours.

@@ -239,6 +239,22 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn rewrite_commits(&self, moves: &[(String, String, String)]) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                for (old, new, parent) in moves {
+                    sqlx::query(
+                        "UPDATE config_git_backups SET commit_hash = $1, previous_hash = $2 WHERE commit_hash = $3",
+                    )
+                    .bind(new)
+                    .bind(parent)
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn commit_recorded(&self, commit_hash: &str) -> Result<bool, StoreError> {
                 let row = sqlx::query("SELECT 1 AS one FROM config_git_backups WHERE commit_hash = $1 LIMIT 1")
                     .bind(commit_hash)
@@ -411,26 +427,17 @@ sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, "postgres");
 impl SqliteStore {
     /// Opens (creating if needed) the SQLite file, in WAL mode with full sync, and migrates.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        use sqlx::sqlite::{
-            SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-        };
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        if let Some(parent) = opts
-            .get_filename()
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
+        if let Some(parent) = opts.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
         sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
         Ok(SqliteStore { pool })
     }
@@ -444,9 +451,7 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        sqlx::migrate!("../../migrations/postgres")
-            .run(&pool)
-            .await?;
+        sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
         Ok(PostgresStore { pool })
     }
 }
