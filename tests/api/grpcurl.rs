@@ -60,14 +60,57 @@ async fn grpcurl_lists_describes_and_calls_backup_and_status() {
         "configbackup.v1.ConfigBackup/Backup",
     ]);
     assert!(ok, "{out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    assert_eq!(v["report"]["outcome"], "RUN_OUTCOME_SUCCESS", "{out}");
-    assert_eq!(v["report"]["domains"].as_array().unwrap().len(), 4);
+    let backup: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(backup["report"]["outcome"], "RUN_OUTCOME_SUCCESS", "{out}");
+    assert_eq!(backup["report"]["domains"].as_array().unwrap().len(), 4);
 
     let (ok, out) = grpcurl(&["-plaintext", "-H", &auth, &addr, "configbackup.v1.ConfigBackup/Status"]);
     assert!(ok, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["lastRun"]["commits"], 4, "{out}");
+
+    // History and Diff.
+    let (ok, out) = grpcurl(&[
+        "-plaintext",
+        "-H",
+        &auth,
+        "-d",
+        r#"{"domain": "dns", "page_size": 2}"#,
+        &addr,
+        "configbackup.v1.ConfigBackup/History",
+    ]);
+    assert!(ok, "{out}");
+    let h: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(h["entries"].as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(h["entries"][0]["domain"], "dns");
+    assert!(h["nextPageToken"].is_string(), "{out}");
+
+    let gw = backup["report"]["domains"][0]["commitHash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let kea = backup["report"]["domains"][3]["commitHash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let req = format!(
+        r#"{{"commit1": "{}", "commit2": "{}", "domain": "kea"}}"#,
+        &gw[..7],
+        &kea[..12]
+    );
+    let (ok, out) = grpcurl(&[
+        "-plaintext",
+        "-H",
+        &auth,
+        "-d",
+        &req,
+        &addr,
+        "configbackup.v1.ConfigBackup/Diff",
+    ]);
+    assert!(ok, "{out}");
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["files"][0]["path"], "config/kea/kea-dhcp4.conf", "{out}");
+    assert_eq!(d["files"][0]["changeType"], "added");
 
     // Without a token: Unauthenticated.
     let (ok, out) = grpcurl(&["-plaintext", &addr, "configbackup.v1.ConfigBackup/Status"]);

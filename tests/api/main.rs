@@ -25,8 +25,11 @@ macro_rules! on_both_backends {
 
 mod auth;
 mod backup;
+mod diff;
 mod grpcurl;
+mod history;
 mod process;
 mod recovery;
+mod rest;
 mod ssh;
 mod status;

@@ -90,6 +90,7 @@ async fn the_first_command_backs_up_the_sample_site_into_a_local_bare_repository
     let vars = vec![
         ("HOME".to_owned(), home.path().display().to_string()),
         ("GRPC_LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("HTTP_LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
     ];
     let (mut child, _addr) = start(&vars, &["serve", "--sample-site"]);
     let remote = home.path().join(".local/share/config-backup/remote.git");

@@ -184,6 +184,7 @@ impl TestEnv {
             ("GIT_USER_EMAIL", "config-backup@rgz.local".to_owned()),
             ("DATABASE_URL", self.db.url.clone()),
             ("GRPC_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+            ("HTTP_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
             ("AUTH_JWT_SECRET", SECRET.to_owned()),
         ]
         .into_iter()
@@ -200,6 +201,7 @@ impl TestEnv {
         settings.initial_backup = false;
         let app = Application::build(settings).await.expect("build server");
         let addr = app.local_addr();
+        let http_addr = app.http_addr();
         let engine = app.engine().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(app.run_until_stopped(async move {
@@ -208,6 +210,7 @@ impl TestEnv {
         let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect_lazy();
         let app = TestApp {
             addr,
+            http_addr,
             channel,
             engine,
             stop: Some(tx),
@@ -221,8 +224,10 @@ impl TestEnv {
 /// A running server.
 #[derive(Debug)]
 pub struct TestApp {
-    /// Where it listens.
+    /// Where it listens (gRPC).
     pub addr: std::net::SocketAddr,
+    /// Where the REST shim listens.
+    pub http_addr: std::net::SocketAddr,
     /// A channel to it.
     pub channel: Channel,
     /// Its engine (for store access in assertions).
@@ -251,6 +256,11 @@ pub fn with_token<T>(msg: T, role: Role) -> tonic::Request<T> {
 }
 
 impl TestApp {
+    /// The URL of a REST path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http_addr)
+    }
+
     /// A ConfigBackup client.
     pub fn client(&self) -> ConfigBackupClient<Channel> {
         ConfigBackupClient::new(self.channel.clone())

@@ -11,13 +11,15 @@ use sha2::{Digest, Sha256};
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use crate::diff::{DiffQuery, DiffResult};
 use crate::domain::{Actor, CommitHash, Domain, RepoPath};
 use crate::error::{EngineError, blocking};
 use crate::repo::{self, ChangeKind, CommitInfo, FileRecord, Manifest, ManifestEntry, WorkingCopy};
 use crate::settings::{DomainSpec, Settings};
 use crate::sources;
 use crate::store::{
-    AuditRow, DomainSummary, LockAttempt, LockHolder, LockKind, PushOutcome, RunOutcome, RunRecord, Store, Trigger,
+    AuditRow, DomainSummary, HistoryQuery, LockAttempt, LockHolder, LockKind, PushOutcome, RunOutcome, RunRecord,
+    Store, Trigger,
 };
 
 /// What to back up and on whose behalf.
@@ -518,6 +520,22 @@ impl Engine {
             branch: settings.git.branch.clone(),
             running,
         })
+    }
+
+    /// History rows from the audit trail, newest first.
+    pub async fn history(&self, query: &HistoryQuery) -> Result<Vec<AuditRow>, EngineError> {
+        Ok(self.inner.store.history(query).await?)
+    }
+
+    /// The difference between two commits.
+    pub async fn diff(&self, query: DiffQuery) -> Result<DiffResult, EngineError> {
+        let git = self.inner.settings.git.clone();
+        blocking(move || -> Result<DiffResult, EngineError> {
+            let wc = WorkingCopy::open_existing(&git)?
+                .ok_or_else(|| EngineError::NotFound("the backup repository has no commit yet".to_owned()))?;
+            crate::diff::diff(&wc, &query)
+        })
+        .await?
     }
 
     /// Whether the branch has any commit yet.

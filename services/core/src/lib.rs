@@ -3,6 +3,7 @@
 //! the backup remote and keeps an SQL audit trail. It knows nothing of gRPC, HTTP or
 //! JSON: the server crate adapts it to the API.
 
+pub mod diff;
 pub mod domain;
 pub mod engine;
 pub mod error;

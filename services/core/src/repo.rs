@@ -338,6 +338,14 @@ impl WorkingCopy {
         Self::clone_into(git)
     }
 
+    /// Opens the working copy for reading; None when there is none yet.
+    pub fn open_existing(git: &GitSettings) -> Result<Option<WorkingCopy>, RepoError> {
+        if !git.working_dir.join(".git").exists() {
+            return Ok(None);
+        }
+        WorkingCopy::open(git).map(Some)
+    }
+
     /// Clones into a temporary sibling and renames it into place, so a failed clone
     /// leaves nothing behind and the next run tries again.
     fn clone_into(git: &GitSettings) -> Result<WorkingCopy, RepoError> {

@@ -14,6 +14,8 @@ pub struct ServerSettings {
     pub engine: Settings,
     /// `GRPC_LISTEN_ADDR` (default 127.0.0.1:50051); port 0 picks a free port.
     pub grpc_listen: SocketAddr,
+    /// `HTTP_LISTEN_ADDR` (default 127.0.0.1:8080): the REST shim; port 0 picks a free port.
+    pub http_listen: SocketAddr,
     /// The JWT secret.
     pub secret: Secret,
     /// Where the secret came from.
@@ -26,20 +28,26 @@ impl ServerSettings {
     /// Reads the settings through `get` (normally the environment).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<ServerSettings, SettingsError> {
         let engine = Settings::from_lookup(&get)?;
-        let listen = get("GRPC_LISTEN_ADDR")
-            .filter(|s| !s.trim().is_empty())
-            .unwrap_or_else(|| "127.0.0.1:50051".into());
-        let grpc_listen = listen.trim().parse().map_err(|_| SettingsError {
-            var: "GRPC_LISTEN_ADDR".into(),
-            message: format!("{listen:?} is not an address: expected host:port, e.g. 127.0.0.1:50051"),
-        })?;
+        let grpc_listen = address(&get, "GRPC_LISTEN_ADDR", "127.0.0.1:50051")?;
+        let http_listen = address(&get, "HTTP_LISTEN_ADDR", "127.0.0.1:8080")?;
         let (secret, secret_source) = Secret::load(&get, &engine.data_dir)?;
         Ok(ServerSettings {
             engine,
             grpc_listen,
+            http_listen,
             secret,
             secret_source,
             initial_backup: true,
         })
     }
+}
+
+fn address(get: &impl Fn(&str) -> Option<String>, var: &str, default: &str) -> Result<SocketAddr, SettingsError> {
+    let listen = get(var)
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned());
+    listen.trim().parse().map_err(|_| SettingsError {
+        var: var.to_owned(),
+        message: format!("{listen:?} is not an address: expected host:port, e.g. {default}"),
+    })
 }

@@ -163,3 +163,50 @@ pub fn status(s: &EngineStatus) -> pb::StatusResponse {
         running: s.running.as_ref().map(|h| h.to_string()).unwrap_or_default(),
     }
 }
+
+/// A History entry.
+pub fn history_entry(r: &config_backup_core::store::AuditRow) -> pb::HistoryEntry {
+    pb::HistoryEntry {
+        id: r.id.to_string(),
+        backup_date: r.backup_date.format("%Y-%m-%d").to_string(),
+        backed_up_at: Some(timestamp(r.backed_up_at)),
+        file: r.config_file.clone(),
+        commit_hash: r.commit_hash.clone(),
+        change_type: r.change_type.as_str().to_owned(),
+        domain: r.domain.as_str().to_owned(),
+        commit_message: r.commit_message.clone(),
+        previous_hash: r.previous_hash.clone().unwrap_or_default(),
+        backed_up_by: r.backed_up_by.clone(),
+        file_sha256: r.file_sha256.clone().unwrap_or_default(),
+        previous_file_sha256: r.previous_file_sha256.clone().unwrap_or_default(),
+        run_id: r.run_id.map(|u| u.to_string()).unwrap_or_default(),
+    }
+}
+
+/// A Diff answer.
+pub fn diff(d: &config_backup_core::diff::DiffResult) -> pb::DiffResponse {
+    pb::DiffResponse {
+        commit1: d.commit1.to_string(),
+        commit2: d.commit2.to_string(),
+        files: d
+            .files
+            .iter()
+            .map(|f| pb::FileDiff {
+                path: f.path.clone(),
+                domain: f.domain.map(|x| x.as_str().to_owned()).unwrap_or_default(),
+                change_type: f.kind.as_str().to_owned(),
+                additions: f.additions as u32,
+                deletions: f.deletions as u32,
+                patch: f.patch.clone(),
+                binary: f.binary,
+                truncated: f.truncated,
+                old_mode: f.old_mode.map(mode_text).unwrap_or_default(),
+                new_mode: f.new_mode.map(mode_text).unwrap_or_default(),
+            })
+            .collect(),
+        files_changed: d.files.len() as u32,
+        additions: d.additions as u32,
+        deletions: d.deletions as u32,
+        truncated: d.truncated,
+    }
+}

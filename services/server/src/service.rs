@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use crate::ApiError;
 use crate::auth::{Caller, Role};
-use crate::convert;
+use crate::{convert, params};
 
 /// The service.
 #[derive(Debug, Clone)]
@@ -71,12 +71,30 @@ impl ConfigBackup for ConfigBackupService {
 
     async fn history(&self, req: Request<pb::HistoryRequest>) -> Result<Response<pb::HistoryResponse>, Status> {
         caller(&req, "History", READERS)?;
-        Err(Status::unimplemented("History is not implemented yet"))
+        let (query, fingerprint) = params::history_query(req.get_ref())?;
+        let page = query.limit as usize;
+        let mut fetch = query.clone();
+        fetch.limit += 1;
+        let mut rows = self.engine.history(&fetch).await.map_err(ApiError::from)?;
+        let next_page_token = if rows.len() > page {
+            rows.truncate(page);
+            rows.last()
+                .map(|r| params::page_token(r.seq, &fingerprint))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::HistoryResponse {
+            entries: rows.iter().map(convert::history_entry).collect(),
+            next_page_token,
+        }))
     }
 
     async fn diff(&self, req: Request<pb::DiffRequest>) -> Result<Response<pb::DiffResponse>, Status> {
         caller(&req, "Diff", READERS)?;
-        Err(Status::unimplemented("Diff is not implemented yet"))
+        let query = params::diff_query(req.get_ref())?;
+        let result = self.engine.diff(query).await.map_err(ApiError::from)?;
+        Ok(Response::new(convert::diff(&result)))
     }
 
     async fn rollback(&self, req: Request<pb::RollbackRequest>) -> Result<Response<pb::RollbackResponse>, Status> {

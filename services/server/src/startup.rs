@@ -22,6 +22,7 @@ use crate::service::ConfigBackupService;
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    http_listener: TcpListener,
     engine: Engine,
     auth: Arc<Authenticator>,
     initial_backup: bool,
@@ -54,9 +55,13 @@ impl Application {
         let listener = TcpListener::bind(settings.grpc_listen)
             .await
             .map_err(|e| anyhow::anyhow!("GRPC_LISTEN_ADDR {}: {e}", settings.grpc_listen))?;
+        let http_listener = TcpListener::bind(settings.http_listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("HTTP_LISTEN_ADDR {}: {e}", settings.http_listen))?;
         let engine = Engine::new(settings.engine, store);
         Ok(Application {
             listener,
+            http_listener,
             engine,
             auth: Arc::new(Authenticator::new(&settings.secret)),
             initial_backup: settings.initial_backup,
@@ -66,6 +71,11 @@ impl Application {
     /// The bound address (with the real port).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// The REST shim's bound address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener.local_addr().expect("bound listener has an address")
     }
 
     /// The engine.
@@ -97,15 +107,39 @@ impl Application {
 
         let readiness = tokio::spawn(become_ready(self.engine.clone(), health.clone(), self.initial_backup));
 
+        // One stop signal for both listeners.
+        let stop = tokio_util::sync::CancellationToken::new();
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            on_signal.cancel();
+        });
+
+        // The REST shim talks to the gRPC service like any client.
+        let mut grpc_addr = self.listener.local_addr()?;
+        if grpc_addr.ip().is_unspecified() {
+            grpc_addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let channel = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))?.connect_lazy();
+        let http_stop = stop.clone();
+        let http = axum::serve(self.http_listener, config_backup_gateway::router(channel))
+            .with_graceful_shutdown(async move { http_stop.cancelled().await });
+        let http = tokio::spawn(async move { http.await });
+
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        let grpc_stop = stop.clone();
         let result = Server::builder()
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(service)
-            .serve_with_incoming_shutdown(incoming, shutdown)
+            .serve_with_incoming_shutdown(incoming, async move { grpc_stop.cancelled().await })
             .await;
+        stop.cancel();
         readiness.abort();
+        if let Ok(Err(e)) = http.await {
+            tracing::error!(error = %e, "the REST listener failed");
+        }
         tracing::info!("stopped accepting calls; waiting for running backups to finish");
         self.engine.shutdown().await;
         result?;

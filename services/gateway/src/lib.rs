@@ -1,0 +1,479 @@
+//! The REST shim for the NOC web UI, in the style of grpc-gateway: the routes are the
+//! proto's `google.api.http` options, every call goes through a tonic client to the gRPC
+//! service (so REST callers get exactly its auth, validation and errors), JSON is the
+//! proto3 mapping with proto field names, gRPC codes map to HTTP statuses in one table,
+//! and server streams become newline-delimited JSON.
+
+// Handlers bail out with the error response itself (`Result<_, Response>`), as axum
+// extractors do; boxing it would only add noise at every call site.
+#![allow(clippy::result_large_err)]
+
+pub mod errors;
+pub mod routes;
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use config_backup_proto::v1 as pb;
+use config_backup_proto::v1::config_backup_client::ConfigBackupClient;
+use futures::{Stream, StreamExt};
+use serde::Serialize;
+use serde_json::json;
+use tonic::transport::Channel;
+
+use crate::errors::{bad_parameter, error_body, error_response};
+use crate::routes::{HEALTH_PATH, OPENAPI_PATH, ROUTES, Route};
+
+#[derive(Clone, Debug)]
+struct Gateway {
+    client: ConfigBackupClient<Channel>,
+    health: tonic_health::pb::health_client::HealthClient<Channel>,
+}
+
+/// The shim's router over a channel to the gRPC server.
+pub fn router(channel: Channel) -> Router {
+    let state = Gateway {
+        client: ConfigBackupClient::new(channel.clone()),
+        health: tonic_health::pb::health_client::HealthClient::new(channel),
+    };
+    Router::new()
+        .route(route("Backup").path, post(run))
+        .route(route("Status").path, get(status))
+        .route(route("History").path, get(history))
+        .route(route("Diff").path, get(diff))
+        .route(route("Rollback").path, post(rollback))
+        .route(route("RollbackStatus").path, get(rollback_status))
+        .route(HEALTH_PATH, get(healthz))
+        .route(OPENAPI_PATH, get(|| async { axum::Json(routes::openapi()) }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+fn route(rpc: &str) -> &'static Route {
+    ROUTES.iter().find(|r| r.rpc == rpc).expect("every RPC has a route")
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let body =
+        json!({"code": tonic::Code::NotFound as i32, "message": format!("Not Found: {}", uri.path()), "details": []});
+    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let body = json!({
+        "code": tonic::Code::Unimplemented as i32,
+        "message": format!("Method Not Allowed: {method} {}", uri.path()),
+        "details": []
+    });
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}
+
+/// The request to the gRPC service, with the caller's `Authorization` as metadata.
+fn grpc<T>(headers: &HeaderMap, msg: T) -> Result<tonic::Request<T>, Response> {
+    let mut req = tonic::Request::new(msg);
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let v = v.to_str().ok().and_then(|s| s.parse().ok()).ok_or_else(|| {
+            error_response(&tonic::Status::unauthenticated(
+                "malformed authorization: expected `Bearer <JWT>`",
+            ))
+        })?;
+        req.metadata_mut().insert("authorization", v);
+    }
+    Ok(req)
+}
+
+/// Proto3 JSON writes timestamps Z-normalised; pbjson writes `+00:00`. Every string that
+/// is exactly an RFC 3339 UTC time with `+00:00` came from a Timestamp field.
+fn z_normalize(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let Some(stem) = s.strip_suffix("+00:00")
+                && stem.len() >= 19
+                && chrono::NaiveDateTime::parse_from_str(stem, "%Y-%m-%dT%H:%M:%S%.f").is_ok()
+            {
+                *s = format!("{stem}Z");
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(z_normalize),
+        serde_json::Value::Object(map) => map.values_mut().for_each(z_normalize),
+        _ => {}
+    }
+}
+
+/// A message as proto3 JSON (proto field names, Z-normalised timestamps).
+pub fn to_json<T: Serialize>(msg: &T) -> Result<serde_json::Value, serde_json::Error> {
+    let mut v = serde_json::to_value(msg)?;
+    z_normalize(&mut v);
+    Ok(v)
+}
+
+fn json_response<T: Serialize>(status: StatusCode, msg: &T) -> Response {
+    match to_json(msg).and_then(|v| serde_json::to_vec(&v)) {
+        Ok(body) => (status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialise a response");
+            error_response(&tonic::Status::internal("cannot serialise the response"))
+        }
+    }
+}
+
+fn answer<T: Serialize>(result: Result<tonic::Response<T>, tonic::Status>, ok: StatusCode) -> Response {
+    match result {
+        Ok(r) => json_response(ok, r.get_ref()),
+        Err(s) => error_response(&s),
+    }
+}
+
+/// camelCase → snake_case.
+fn snake(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+type QueryPairs = Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
+
+/// Query parameters checked against the route: known names only (snake or camel
+/// case), required ones present.
+struct Params(HashMap<&'static str, String>);
+
+impl Params {
+    fn parse(route: &Route, query: QueryPairs) -> Result<Params, Response> {
+        let Query(pairs) = query.map_err(|e| bad_parameter("query", e.body_text()))?;
+        let mut map: HashMap<&'static str, String> = HashMap::new();
+        for (key, value) in pairs {
+            let key = snake(&key);
+            let Some(param) = route.params.iter().find(|p| p.name == key) else {
+                let allowed: Vec<&str> = route.params.iter().map(|p| p.name).collect();
+                let allowed = if allowed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    allowed.join(", ")
+                };
+                return Err(bad_parameter(
+                    &key,
+                    format!("unknown query parameter: allowed are {allowed}"),
+                ));
+            };
+            match map.get_mut(param.name) {
+                Some(existing) if param.name == "domains" => {
+                    existing.push(',');
+                    existing.push_str(&value);
+                }
+                _ => {
+                    map.insert(param.name, value);
+                }
+            }
+        }
+        if let Some(missing) = route.params.iter().find(|p| p.required && !map.contains_key(p.name)) {
+            return Err(bad_parameter(
+                missing.name,
+                format!("required: {}", missing.description),
+            ));
+        }
+        Ok(Params(map))
+    }
+
+    fn text(&self, name: &str) -> String {
+        self.0.get(name).cloned().unwrap_or_default()
+    }
+
+    fn bool(&self, name: &'static str) -> Result<bool, Response> {
+        match self.0.get(name).map(|s| s.as_str()) {
+            None | Some("") => Ok(false),
+            Some("true" | "1") => Ok(true),
+            Some("false" | "0") => Ok(false),
+            Some(other) => Err(bad_parameter(
+                name,
+                format!("{other:?} is not a boolean: use true or false"),
+            )),
+        }
+    }
+
+    fn int(&self, name: &'static str) -> Result<i32, Response> {
+        match self.0.get(name).map(|s| s.as_str()) {
+            None | Some("") => Ok(0),
+            Some(v) => v
+                .parse()
+                .map_err(|_| bad_parameter(name, format!("{v:?} is not an integer"))),
+        }
+    }
+
+    fn timestamp(&self, name: &'static str) -> Result<Option<pbjson_types::Timestamp>, Response> {
+        match self.0.get(name).map(|s| s.as_str()) {
+            None | Some("") => Ok(None),
+            Some(v) => {
+                let t = chrono::DateTime::parse_from_rfc3339(v).map_err(|_| {
+                    bad_parameter(
+                        name,
+                        format!("{v:?} is not an RFC 3339 time, e.g. 2026-11-26T04:00:00Z"),
+                    )
+                })?;
+                Ok(Some(pbjson_types::Timestamp {
+                    seconds: t.timestamp(),
+                    nanos: t.timestamp_subsec_nanos() as i32,
+                }))
+            }
+        }
+    }
+}
+
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(resp) => return resp,
+        }
+    };
+}
+
+async fn run(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryPairs, body: Bytes) -> Response {
+    let params = tri!(Params::parse(route("Backup"), query));
+    let mut msg: pb::BackupRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        pb::BackupRequest::default()
+    } else {
+        tri!(serde_json::from_slice(&body).map_err(|e| bad_parameter("body", format!("invalid JSON: {e}"))))
+    };
+    let domains = params.text("domains");
+    msg.domains.extend(
+        domains
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+    );
+    let req = tri!(grpc(&headers, msg));
+    answer(g.client.backup(req).await, StatusCode::OK)
+}
+
+async fn status(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryPairs) -> Response {
+    tri!(Params::parse(route("Status"), query));
+    let req = tri!(grpc(&headers, pb::StatusRequest {}));
+    answer(g.client.status(req).await, StatusCode::OK)
+}
+
+async fn history(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryPairs) -> Response {
+    let p = tri!(Params::parse(route("History"), query));
+    let msg = pb::HistoryRequest {
+        domain: p.text("domain"),
+        path: p.text("path"),
+        since: tri!(p.timestamp("since")),
+        until: tri!(p.timestamp("until")),
+        change_type: p.text("change_type"),
+        include_unchanged: tri!(p.bool("include_unchanged")),
+        page_size: tri!(p.int("page_size")),
+        page_token: p.text("page_token"),
+    };
+    let req = tri!(grpc(&headers, msg));
+    answer(g.client.history(req).await, StatusCode::OK)
+}
+
+async fn diff(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryPairs) -> Response {
+    let p = tri!(Params::parse(route("Diff"), query));
+    let patch = match p.text("format").as_str() {
+        "" | "json" => false,
+        "patch" => true,
+        other => return bad_parameter("format", format!("{other:?} is not a format: allowed are json, patch")),
+    };
+    let msg = pb::DiffRequest {
+        commit1: p.text("commit1"),
+        commit2: p.text("commit2"),
+        domain: p.text("domain"),
+        path: p.text("path"),
+    };
+    let req = tri!(grpc(&headers, msg));
+    let result = g.client.diff(req).await;
+    if !patch {
+        return answer(result, StatusCode::OK);
+    }
+    match result {
+        Ok(r) => {
+            let mut text = String::new();
+            for f in &r.get_ref().files {
+                if f.binary {
+                    text.push_str(&format!("Binary files a/{0} and b/{0} differ\n", f.path));
+                } else {
+                    text.push_str(&f.patch);
+                }
+            }
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/x-diff; charset=utf-8")],
+                text,
+            )
+                .into_response()
+        }
+        Err(s) => error_response(&s),
+    }
+}
+
+async fn rollback(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryPairs) -> Response {
+    let p = tri!(Params::parse(route("Rollback"), query));
+    let msg = pb::RollbackRequest {
+        commit: p.text("commit"),
+        domain: p.text("domain"),
+        dry_run: tri!(p.bool("dry_run")),
+        remove_extra: tri!(p.bool("remove_extra")),
+        reason: p.text("reason"),
+    };
+    let req = tri!(grpc(&headers, msg));
+    answer(g.client.rollback(req).await, StatusCode::ACCEPTED)
+}
+
+async fn rollback_status(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryPairs) -> Response {
+    let p = tri!(Params::parse(route("RollbackStatus"), query));
+    let watch = tri!(p.bool("watch"));
+    let req = tri!(grpc(
+        &headers,
+        pb::RollbackStatusRequest {
+            task_id: p.text("task_id")
+        }
+    ));
+    let stream = match g.client.rollback_status(req).await {
+        Ok(r) => r.into_inner(),
+        Err(s) => return error_response(&s),
+    };
+    if watch {
+        ndjson(stream).await
+    } else {
+        let mut stream = stream;
+        match stream.message().await {
+            Ok(Some(m)) => json_response(StatusCode::OK, &m),
+            Ok(None) => error_response(&tonic::Status::internal("the status stream ended without a state")),
+            Err(s) => error_response(&s),
+        }
+    }
+}
+
+async fn healthz(State(mut g): State<Gateway>) -> Response {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let req = HealthCheckRequest {
+        service: "configbackup.v1.ConfigBackup".to_owned(),
+    };
+    match g.health.check(req).await {
+        Ok(r) if r.get_ref().status == ServingStatus::Serving as i32 => {
+            (StatusCode::OK, axum::Json(json!({"status": "SERVING"}))).into_response()
+        }
+        Ok(r) => {
+            let name = ServingStatus::try_from(r.get_ref().status)
+                .map(|s| s.as_str_name())
+                .unwrap_or("UNKNOWN");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": name}))).into_response()
+        }
+        Err(s) => error_response(&s),
+    }
+}
+
+/// A server stream as newline-delimited JSON, grpc-gateway style: one
+/// `{"result": ...}` line per message and a final `{"error": ...}` line on failure. The
+/// HTTP status comes from the first item: an error there is an ordinary error response.
+pub async fn ndjson<T, S>(mut stream: S) -> Response
+where
+    T: Serialize + Send + 'static,
+    S: Stream<Item = Result<T, tonic::Status>> + Send + Unpin + 'static,
+{
+    let first = match stream.next().await {
+        Some(Err(s)) => return error_response(&s),
+        Some(Ok(m)) => Some(m),
+        None => None,
+    };
+    let line = |v: serde_json::Value| {
+        let mut b = serde_json::to_vec(&v).unwrap_or_default();
+        b.push(b'\n');
+        Ok::<Bytes, std::convert::Infallible>(Bytes::from(b))
+    };
+    let result = |m: T| json!({"result": to_json(&m).unwrap_or_default()});
+    let head = futures::stream::iter(first.map(|m| line(result(m))));
+    let rest = futures::stream::unfold(Some(stream), move |state| async move {
+        let mut stream = state?;
+        match stream.next().await {
+            Some(Ok(m)) => Some((line(result(m)), Some(stream))),
+            Some(Err(s)) => Some((line(json!({"error": error_body(&s)})), None)),
+            None => None,
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(head.chain(rest)))
+        .unwrap_or_else(|_| error_response(&tonic::Status::internal("cannot build the stream")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines(resp: Response) -> Vec<serde_json::Value> {
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        body.split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn ndjson_streams_results_and_ends_with_the_terminal_message() {
+        let items: Vec<Result<serde_json::Value, tonic::Status>> = vec![
+            Ok(json!({"state": "VALIDATING"})),
+            Ok(json!({"state": "APPLYING"})),
+            Ok(json!({"state": "SUCCESS"})),
+        ];
+        let resp = ndjson(futures::stream::iter(items)).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/x-ndjson");
+        let l = lines(resp).await;
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[2], json!({"result": {"state": "SUCCESS"}}));
+    }
+
+    #[tokio::test]
+    async fn ndjson_ends_with_an_error_line_on_failure() {
+        let items: Vec<Result<serde_json::Value, tonic::Status>> = vec![
+            Ok(json!({"state": "VALIDATING"})),
+            Err(tonic::Status::unavailable("gone")),
+        ];
+        let l = lines(ndjson(futures::stream::iter(items)).await).await;
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[1]["error"]["code"], 14);
+        assert_eq!(l[1]["error"]["message"], "gone");
+    }
+
+    #[tokio::test]
+    async fn ndjson_first_item_error_is_an_ordinary_error_response() {
+        let items: Vec<Result<serde_json::Value, tonic::Status>> = vec![Err(tonic::Status::not_found("no task"))];
+        let resp = ndjson(futures::stream::iter(items)).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn timestamps_are_z_normalised_and_nothing_else_changes() {
+        let mut v =
+            json!({"at": "2026-11-26T05:20:21.889943+00:00", "x": ["2026-11-26T05:20:21+00:00"], "m": "ends +00:00"});
+        z_normalize(&mut v);
+        assert_eq!(
+            v,
+            json!({"at": "2026-11-26T05:20:21.889943Z", "x": ["2026-11-26T05:20:21Z"], "m": "ends +00:00"})
+        );
+    }
+
+    #[test]
+    fn camel_case_becomes_snake_case() {
+        assert_eq!(snake("pageSize"), "page_size");
+        assert_eq!(snake("includeUnchanged"), "include_unchanged");
+        assert_eq!(snake("commit1"), "commit1");
+    }
+}

@@ -1,0 +1,221 @@
+//! Requests to engine queries: every field is checked here, at the edge, and a bad one
+//! is refused with INVALID_ARGUMENT naming it and what is allowed.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use config_backup_core::diff::{DiffLimits, DiffQuery};
+use config_backup_core::repo::ChangeKind;
+use config_backup_core::store::HistoryQuery;
+use config_backup_core::{CommitPrefix, Domain, EngineError, RepoPath};
+use config_backup_proto::v1 as pb;
+use sha2::{Digest, Sha256};
+
+use crate::ApiError;
+use crate::convert::from_timestamp;
+
+/// Default and largest History page.
+pub const DEFAULT_PAGE_SIZE: i64 = 100;
+/// Largest History page.
+pub const MAX_PAGE_SIZE: i64 = 1000;
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::from(EngineError::InvalidArgument {
+        field,
+        message: message.into(),
+    })
+}
+
+/// An optional domain.
+pub fn domain(field: &'static str, value: &str) -> Result<Option<Domain>, ApiError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|e: config_backup_core::domain::UnknownDomain| invalid(field, e.to_string()))
+}
+
+/// An optional path.
+pub fn path(field: &'static str, value: &str) -> Result<Option<RepoPath>, ApiError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|e: config_backup_core::domain::BadRepoPath| invalid(field, e.to_string()))
+}
+
+/// A required commit.
+pub fn commit(field: &'static str, value: &str) -> Result<CommitPrefix, ApiError> {
+    if value.is_empty() {
+        return Err(invalid(field, "required: a commit hash of 7 to 40 hexadecimal digits"));
+    }
+    value
+        .parse()
+        .map_err(|e: config_backup_core::domain::BadCommitPrefix| invalid(field, e.to_string()))
+}
+
+/// The History query and the fingerprint of its filters (a page token is only valid
+/// with the filters it was issued for).
+pub fn history_query(r: &pb::HistoryRequest) -> Result<(HistoryQuery, String), ApiError> {
+    let since = r
+        .since
+        .as_ref()
+        .map(|t| from_timestamp(t).ok_or_else(|| invalid("since", "not a valid timestamp")))
+        .transpose()?;
+    let until = r
+        .until
+        .as_ref()
+        .map(|t| from_timestamp(t).ok_or_else(|| invalid("until", "not a valid timestamp")))
+        .transpose()?;
+    if let (Some(s), Some(u)) = (since, until)
+        && u <= s
+    {
+        return Err(invalid("until", "must be after since"));
+    }
+    let change_type = if r.change_type.is_empty() {
+        None
+    } else {
+        Some(ChangeKind::parse(&r.change_type).ok_or_else(|| {
+            invalid(
+                "change_type",
+                format!(
+                    "{:?} is not a change type: allowed values are added, modified, deleted, unchanged",
+                    r.change_type
+                ),
+            )
+        })?)
+    };
+    let limit = match i64::from(r.page_size) {
+        0 => DEFAULT_PAGE_SIZE,
+        n if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+        n => {
+            return Err(invalid(
+                "page_size",
+                format!("{n} is out of range: allowed 1 to {MAX_PAGE_SIZE} (0 for the default {DEFAULT_PAGE_SIZE})"),
+            ));
+        }
+    };
+    let mut q = HistoryQuery {
+        domain: domain("domain", &r.domain)?,
+        path: path("path", &r.path)?.map(|p| p.to_string()),
+        since,
+        until,
+        change_type,
+        include_unchanged: r.include_unchanged,
+        before_seq: None,
+        limit,
+    };
+    let fingerprint = {
+        let filters = format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+            q.domain, q.path, q.since, q.until, q.change_type, q.include_unchanged, q.limit
+        );
+        hex::encode(&Sha256::digest(filters.as_bytes())[..6])
+    };
+    if !r.page_token.is_empty() {
+        q.before_seq = Some(parse_page_token(&r.page_token, &fingerprint)?);
+    }
+    Ok((q, fingerprint))
+}
+
+/// An opaque token for the page after the row with `seq`.
+pub fn page_token(seq: i64, fingerprint: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("h1.{seq}.{fingerprint}"))
+}
+
+fn parse_page_token(token: &str, fingerprint: &str) -> Result<i64, ApiError> {
+    let bad = || invalid("page_token", "not a token returned as next_page_token by History");
+    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let mut parts = raw.split('.');
+    let (Some("h1"), Some(seq), Some(fp), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    if fp != fingerprint {
+        return Err(invalid(
+            "page_token",
+            "was issued for other filters: repeat the query with the same filters",
+        ));
+    }
+    seq.parse::<i64>().ok().filter(|s| *s > 0).ok_or_else(bad)
+}
+
+/// The Diff query.
+pub fn diff_query(r: &pb::DiffRequest) -> Result<DiffQuery, ApiError> {
+    Ok(DiffQuery {
+        commit1: commit("commit1", &r.commit1)?,
+        commit2: commit("commit2", &r.commit2)?,
+        domain: domain("domain", &r.domain)?,
+        path: path("path", &r.path)?,
+        limits: DiffLimits::default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_only_with_their_filters() {
+        let t = page_token(42, "abc");
+        assert_eq!(parse_page_token(&t, "abc").unwrap(), 42);
+        assert!(parse_page_token(&t, "abd").is_err());
+        assert!(parse_page_token("garbage", "abc").is_err());
+    }
+
+    #[test]
+    fn bad_history_fields_are_named() {
+        let cases = [
+            (
+                pb::HistoryRequest {
+                    domain: "dhcp".into(),
+                    ..Default::default()
+                },
+                "domain",
+            ),
+            (
+                pb::HistoryRequest {
+                    change_type: "renamed".into(),
+                    ..Default::default()
+                },
+                "change_type",
+            ),
+            (
+                pb::HistoryRequest {
+                    page_size: 1001,
+                    ..Default::default()
+                },
+                "page_size",
+            ),
+            (
+                pb::HistoryRequest {
+                    page_size: -1,
+                    ..Default::default()
+                },
+                "page_size",
+            ),
+            (
+                pb::HistoryRequest {
+                    path: "../etc/passwd".into(),
+                    ..Default::default()
+                },
+                "path",
+            ),
+            (
+                pb::HistoryRequest {
+                    page_token: "x".into(),
+                    ..Default::default()
+                },
+                "page_token",
+            ),
+        ];
+        for (req, field) in cases {
+            let err = history_query(&req).unwrap_err().0;
+            assert_eq!(err.code(), tonic::Code::InvalidArgument);
+            assert!(err.message().starts_with(&format!("{field}:")), "{}", err.message());
+        }
+    }
+}
