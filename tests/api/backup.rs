@@ -290,6 +290,7 @@ async fn a_backup_while_another_replica_holds_the_lock_is_aborted_naming_the_run
         id: uuid::Uuid::new_v4(),
         host: "replica-2".into(),
         pid: 4242,
+        instance: "other".into(),
         acquired_at: chrono::Utc::now(),
     };
     let store = app.engine.store().clone();

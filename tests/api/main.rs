@@ -31,5 +31,6 @@ mod history;
 mod process;
 mod recovery;
 mod rest;
+mod rollback;
 mod ssh;
 mod status;

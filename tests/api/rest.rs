@@ -245,6 +245,7 @@ async fn a_running_backup_makes_run_answer_409(backend: Backend) {
         id: uuid::Uuid::new_v4(),
         host: "replica-2".into(),
         pid: 1,
+        instance: "other".into(),
         acquired_at: chrono::Utc::now(),
     };
     app.engine

@@ -170,6 +170,35 @@ impl TestEnv {
         }
     }
 
+    /// The `config_rollback_history` row of a task: (status, requested_by, domain,
+    /// target_hash, reason, completed_at and duration set).
+    pub async fn query_rollback_history(&self, task_id: &str) -> (String, String, String, String, String, bool) {
+        let task: uuid::Uuid = task_id.parse().unwrap();
+        let sql = "SELECT rollback_status, requested_by, domain, target_hash, reason, \
+                   completed_at IS NOT NULL AND duration_seconds IS NOT NULL AS done \
+                   FROM config_rollback_history WHERE task_id = $1";
+        macro_rules! fetch {
+            ($pool:expr) => {{
+                use sqlx::Row;
+                let row = sqlx::query(sql).bind(task).fetch_one(&$pool).await.unwrap();
+                let by: uuid::Uuid = row.get("requested_by");
+                (
+                    row.get("rollback_status"),
+                    by.to_string(),
+                    row.get("domain"),
+                    row.get("target_hash"),
+                    row.get("reason"),
+                    row.get("done"),
+                )
+            }};
+        }
+        if self.db.name.is_some() {
+            fetch!(sqlx::PgPool::connect(&self.db.url).await.unwrap())
+        } else {
+            fetch!(sqlx::SqlitePool::connect(&self.db.url).await.unwrap())
+        }
+    }
+
     /// The variables the server reads.
     pub fn lookup(&self) -> HashMap<String, String> {
         let mut vars: HashMap<String, String> = [

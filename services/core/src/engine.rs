@@ -33,6 +33,31 @@ pub struct BackupParams {
     pub domains: Vec<String>,
 }
 
+impl BackupParams {
+    /// A backup of the given domains (empty for all).
+    pub fn new(trigger: Trigger, actor: Actor, domains: Vec<String>) -> BackupParams {
+        BackupParams {
+            trigger,
+            actor,
+            domains,
+        }
+    }
+}
+
+/// What a run's commits say they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitTitle {
+    /// `config backup YYYY-MM-DD ...`.
+    Backup,
+    /// `config rollback YYYY-MM-DD <domain> to <hash7> (task <id>)`.
+    Rollback {
+        /// The target commit.
+        target: String,
+        /// The task.
+        task: Uuid,
+    },
+}
+
 /// What one domain's part of a run did.
 #[derive(Debug, Clone, Default)]
 pub struct DomainReport {
@@ -129,6 +154,9 @@ struct Inner {
     store: Arc<dyn Store>,
     host: String,
     tasks: TaskTracker,
+    /// Rollbacks running (or just ended) in this process, for their subscribers.
+    rollbacks:
+        std::sync::Mutex<std::collections::HashMap<Uuid, tokio::sync::watch::Sender<crate::store::RollbackTask>>>,
 }
 
 /// Holds the engine lock and renews it until released.
@@ -167,6 +195,7 @@ impl Engine {
                 store,
                 host: crate::store::hostname(),
                 tasks: TaskTracker::new(),
+                rollbacks: Default::default(),
             }),
         }
     }
@@ -228,6 +257,42 @@ impl Engine {
             .map_err(|e| EngineError::Internal(format!("task failed: {e}")))?
     }
 
+    /// Whether the engine refuses new work (shutting down).
+    pub(crate) fn tasks_closed(&self) -> bool {
+        self.inner.tasks.is_closed()
+    }
+
+    /// Runs work in the background; [`Engine::shutdown`] waits for it.
+    pub(crate) fn spawn_task(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.inner.tasks.spawn(fut);
+    }
+
+    pub(crate) fn register_rollback(&self, id: Uuid, tx: tokio::sync::watch::Sender<crate::store::RollbackTask>) {
+        self.inner
+            .rollbacks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+    }
+
+    pub(crate) fn live_rollback(&self, id: Uuid) -> Option<tokio::sync::watch::Sender<crate::store::RollbackTask>> {
+        self.inner
+            .rollbacks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// Drops a finished rollback from memory after a while (the database keeps it).
+    pub(crate) fn forget_rollback_later(&self, id: Uuid) {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(300)).await;
+            inner.rollbacks.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        });
+    }
+
     /// Takes the engine lock for a backup or rollback, or says who holds it.
     pub async fn lock(&self, kind: LockKind, id: Uuid) -> Result<EngineLock, EngineError> {
         let store = self.inner.store.clone();
@@ -236,6 +301,7 @@ impl Engine {
             id,
             host: self.inner.host.clone(),
             pid: std::process::id(),
+            instance: crate::store::instance().to_owned(),
             acquired_at: Utc::now(),
         };
         let ttl = self.inner.settings.lock_ttl;
@@ -305,16 +371,18 @@ impl Engine {
     async fn backup_locked(&self, params: BackupParams, specs: Vec<DomainSpec>) -> Result<BackupReport, EngineError> {
         let run_id = Uuid::new_v4();
         let lock = self.lock(LockKind::Backup, run_id).await?;
-        let result = self.backup_inner(run_id, params, specs).await;
+        let result = self.backup_inner(run_id, params, specs, CommitTitle::Backup).await;
         lock.release().await;
         result
     }
 
-    async fn backup_inner(
+    /// A run, with the engine lock already held by the caller.
+    pub(crate) async fn backup_inner(
         &self,
         run_id: Uuid,
         params: BackupParams,
         specs: Vec<DomainSpec>,
+        title: CommitTitle,
     ) -> Result<BackupReport, EngineError> {
         let store = &self.inner.store;
         let started = Instant::now();
@@ -346,7 +414,7 @@ impl Engine {
 
         let settings = self.inner.settings.clone();
         let actor = params.actor.clone();
-        let git_phase = blocking(move || git_phase(&settings, run_id, &actor, &specs, started_at)).await?;
+        let git_phase = blocking(move || git_phase(&settings, run_id, &actor, &specs, started_at, &title)).await?;
 
         let (domains, push, error) = match git_phase {
             Ok(g) => {
@@ -586,6 +654,7 @@ fn git_phase(
     actor: &Actor,
     specs: &[DomainSpec],
     started_at: DateTime<Utc>,
+    title: &CommitTitle,
 ) -> Result<GitPhase, EngineError> {
     let wc = WorkingCopy::open(&settings.git)?;
     for lock in wc.recover_stale_locks() {
@@ -601,11 +670,16 @@ fn git_phase(
             tracing::warn!(error = %e, "could not bring in the remote's commits before committing; the push will retry")
         }
     }
-    let date = started_at.format("%Y-%m-%d").to_string();
+    let ctx = RunContext {
+        run_id,
+        actor,
+        date: started_at.format("%Y-%m-%d").to_string(),
+        title,
+    };
     let mut claimed: BTreeMap<RepoPath, Domain> = BTreeMap::new();
     let mut domains = Vec::new();
     for spec in specs {
-        let report = match backup_domain(&wc, settings, spec, &mut claimed, &date, run_id, actor) {
+        let report = match backup_domain(&wc, settings, spec, &mut claimed, &ctx) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(run_id = %run_id, domain = %spec.domain, error = %e, "domain backup failed");
@@ -680,15 +754,22 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// What every domain commit of one run shares.
+struct RunContext<'a> {
+    run_id: Uuid,
+    actor: &'a Actor,
+    date: String,
+    title: &'a CommitTitle,
+}
+
 fn backup_domain(
     wc: &WorkingCopy,
     settings: &Settings,
     spec: &DomainSpec,
     claimed: &mut BTreeMap<RepoPath, Domain>,
-    date: &str,
-    run_id: Uuid,
-    actor: &Actor,
+    ctx: &RunContext<'_>,
 ) -> Result<DomainReport, EngineError> {
+    let (run_id, actor, date, title) = (ctx.run_id, ctx.actor, ctx.date.as_str(), ctx.title);
     let domain = spec.domain;
     let head = wc.head()?;
     let old = wc.manifest_at(head, domain)?;
@@ -763,7 +844,7 @@ fn backup_domain(
         .filter(|r| r.kind == ChangeKind::Deleted)
         .map(|r| r.path.clone())
         .collect();
-    let message = commit_message(date, domain, &records, run_id, actor);
+    let message = commit_message(date, domain, &records, run_id, actor, title);
     let commit = wc.commit_domain(domain, &new, &contents, &deleted, &message)?;
     let changes: Vec<FileRecord> = records
         .iter()
@@ -798,29 +879,52 @@ fn short(entry: Option<&ManifestEntry>) -> &str {
 
 /// The commit message: the product's first line, a body line per file when several
 /// changed, and trailers that tie the commit to its domain, run and requester.
-pub fn commit_message(date: &str, domain: Domain, records: &[FileRecord], run_id: Uuid, actor: &Actor) -> String {
+pub fn commit_message(
+    date: &str,
+    domain: Domain,
+    records: &[FileRecord],
+    run_id: Uuid,
+    actor: &Actor,
+    title: &CommitTitle,
+) -> String {
     let changed: Vec<&FileRecord> = records.iter().filter(|r| r.kind != ChangeKind::Unchanged).collect();
-    let mut msg = match changed.as_slice() {
-        [] => format!("config backup {date} — no changes ({domain} domain stable)\n"),
-        [one] => format!(
-            "config backup {date} {} {}→{}\n",
-            one.path,
-            short(one.old.as_ref()),
-            short(one.new.as_ref())
-        ),
-        many => {
-            let mut m = format!("config backup {date} {domain}: {} files changed\n\n", many.len());
-            for r in many {
-                m.push_str(&format!(
-                    "{} {} {}→{}\n",
-                    r.kind.letter(),
-                    r.path,
-                    short(r.old.as_ref()),
-                    short(r.new.as_ref())
-                ));
+    let body = |m: &mut String| {
+        for r in &changed {
+            m.push_str(&format!(
+                "{} {} {}→{}\n",
+                r.kind.letter(),
+                r.path,
+                short(r.old.as_ref()),
+                short(r.new.as_ref())
+            ));
+        }
+    };
+    let mut msg = match (title, changed.as_slice()) {
+        (CommitTitle::Rollback { target, task }, changed) => {
+            let mut m = format!(
+                "config rollback {date} {domain} to {} (task {task})\n",
+                &target[..7.min(target.len())]
+            );
+            if !changed.is_empty() {
+                m.push('\n');
+                body(&mut m);
             }
             m
         }
+        (CommitTitle::Backup, _) => match changed.as_slice() {
+            [] => format!("config backup {date} — no changes ({domain} domain stable)\n"),
+            [one] => format!(
+                "config backup {date} {} {}→{}\n",
+                one.path,
+                short(one.old.as_ref()),
+                short(one.new.as_ref())
+            ),
+            many => {
+                let mut m = format!("config backup {date} {domain}: {} files changed\n\n", many.len());
+                body(&mut m);
+                m
+            }
+        },
     };
     msg.push_str(&format!(
         "\n{}: {domain}\n{}: {run_id}\n{}: {}\n",

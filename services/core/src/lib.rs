@@ -3,12 +3,14 @@
 //! the backup remote and keeps an SQL audit trail. It knows nothing of gRPC, HTTP or
 //! JSON: the server crate adapts it to the API.
 
+pub mod command;
 pub mod diff;
 pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod known_hosts;
 pub mod repo;
+pub mod rollback;
 pub mod settings;
 pub mod sources;
 pub mod store;

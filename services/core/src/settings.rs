@@ -101,6 +101,35 @@ pub struct GitSettings {
     pub transfer_timeout: Duration,
 }
 
+/// Commands run during a rollback of one domain (from the operator's configuration).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DomainCommands {
+    /// `CONFIG_ROLLBACK_VALIDATE__<domain>`: checks the staged target files; `{dir}` is the staging directory.
+    pub validate: Option<String>,
+    /// `CONFIG_ROLLBACK_RELOAD__<domain>`: makes the service load its files.
+    pub reload: Option<String>,
+    /// `CONFIG_ROLLBACK_VERIFY__<domain>`: a health probe after the reload.
+    pub verify: Option<String>,
+}
+
+/// Rollback settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackSettings {
+    /// Per domain.
+    pub commands: std::collections::BTreeMap<Domain, DomainCommands>,
+    /// `CONFIG_ROLLBACK_COMMAND_TIMEOUT_SECONDS` (60).
+    pub command_timeout: Duration,
+    /// `CONFIG_ROLLBACK_DEADLINE_SECONDS` (300): a rollback still running then fails and reverts.
+    pub deadline: Duration,
+}
+
+impl RollbackSettings {
+    /// A domain's commands.
+    pub fn commands(&self, domain: Domain) -> DomainCommands {
+        self.commands.get(&domain).cloned().unwrap_or_default()
+    }
+}
+
 /// Everything the engine needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -124,6 +153,8 @@ pub struct Settings {
     pub database_url: String,
     /// `CONFIG_BACKUP_LOCK_TTL_SECONDS`: a lock whose holder stopped renewing it is free after this.
     pub lock_ttl: Duration,
+    /// Rollback commands and bounds.
+    pub rollback: RollbackSettings,
 }
 
 impl Settings {
@@ -239,7 +270,29 @@ impl Settings {
             ));
         }
 
+        let mut commands = std::collections::BTreeMap::new();
+        for d in Domain::ALL {
+            let c = DomainCommands {
+                validate: get(&format!("CONFIG_ROLLBACK_VALIDATE__{d}")),
+                reload: get(&format!("CONFIG_ROLLBACK_RELOAD__{d}")),
+                verify: get(&format!("CONFIG_ROLLBACK_VERIFY__{d}")),
+            };
+            if c != DomainCommands::default() {
+                commands.insert(d, c);
+            }
+        }
+        let rollback = RollbackSettings {
+            commands,
+            command_timeout: Duration::from_secs(parse_num(
+                &get,
+                "CONFIG_ROLLBACK_COMMAND_TIMEOUT_SECONDS",
+                60u64,
+                1..=3600,
+            )?),
+            deadline: Duration::from_secs(parse_num(&get, "CONFIG_ROLLBACK_DEADLINE_SECONDS", 300u64, 5..=86400)?),
+        };
         Ok(Settings {
+            rollback,
             data_dir,
             source_root,
             domains,

@@ -210,3 +210,68 @@ pub fn diff(d: &config_backup_core::diff::DiffResult) -> pb::DiffResponse {
         truncated: d.truncated,
     }
 }
+
+fn rollback_state(s: config_backup_core::store::RollbackStage) -> pb::RollbackState {
+    use config_backup_core::store::RollbackStage as S;
+    match s {
+        S::Pending => pb::RollbackState::Pending,
+        S::Validating => pb::RollbackState::Validating,
+        S::Snapshot => pb::RollbackState::Snapshot,
+        S::Applying => pb::RollbackState::Applying,
+        S::Reloading => pb::RollbackState::Reloading,
+        S::Verifying => pb::RollbackState::Verifying,
+        S::Reverting => pb::RollbackState::Reverting,
+        S::Success => pb::RollbackState::Success,
+        S::Failed => pb::RollbackState::Failed,
+    }
+}
+
+/// A rollback task.
+pub fn rollback_task(t: &config_backup_core::store::RollbackTask) -> pb::RollbackTask {
+    pb::RollbackTask {
+        task_id: t.id.to_string(),
+        domains: t.domains.iter().map(|d| d.as_str().to_owned()).collect(),
+        target_hash: t.target_hash.clone(),
+        state: rollback_state(t.state) as i32,
+        stages: t
+            .stages
+            .iter()
+            .map(|s| pb::RollbackStage {
+                state: rollback_state(s.stage) as i32,
+                started_at: Some(timestamp(s.started_at)),
+                finished_at: s.finished_at.map(timestamp),
+                ok: s.ok,
+                message: s.message.clone(),
+                output: s.output.clone(),
+            })
+            .collect(),
+        requested_by: t.requested_by.to_string(),
+        reason: t.reason.clone(),
+        requested_at: Some(timestamp(t.requested_at)),
+        completed_at: t.completed_at.map(timestamp),
+        duration_seconds: t.duration_seconds.unwrap_or(0.0),
+        error: t.error.clone().unwrap_or_default(),
+        revert_succeeded: t.revert_succeeded,
+        dry_run: t.dry_run,
+        warnings: t.warnings.clone(),
+    }
+}
+
+/// A rollback plan.
+pub fn rollback_plan(p: &config_backup_core::rollback::Plan) -> pb::RollbackPlan {
+    pb::RollbackPlan {
+        files: p
+            .files
+            .iter()
+            .map(|f| pb::PlannedFile {
+                path: f.path.to_string(),
+                action: f.action.as_str().to_owned(),
+                mode: mode_text(f.mode),
+                patch: f.patch.clone(),
+            })
+            .collect(),
+        warnings: p.warnings.clone(),
+        validation_ok: p.validation_ok,
+        validation_output: p.validation_output.clone(),
+    }
+}

@@ -154,6 +154,48 @@ pub fn diff_query(r: &pb::DiffRequest) -> Result<DiffQuery, ApiError> {
     })
 }
 
+/// The Rollback request.
+pub fn rollback(
+    r: &pb::RollbackRequest,
+    requested_by: uuid::Uuid,
+) -> Result<config_backup_core::rollback::RollbackParams, ApiError> {
+    use config_backup_core::rollback::{DomainChoice, RollbackParams};
+    let domain = match r.domain.as_str() {
+        "" => DomainChoice::OfCommit,
+        "all" => DomainChoice::All,
+        other => DomainChoice::One(other.parse().map_err(|_| {
+            invalid(
+                "domain",
+                format!(
+                    "unknown domain {other:?}: allowed values are {}, all",
+                    Domain::allowed()
+                ),
+            )
+        })?),
+    };
+    if r.reason.chars().count() > 1000 || r.reason.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(invalid("reason", "at most 1000 characters, no control characters"));
+    }
+    Ok(RollbackParams {
+        commit: commit("commit", &r.commit)?,
+        domain,
+        dry_run: r.dry_run,
+        remove_extra: r.remove_extra,
+        reason: r.reason.clone(),
+        requested_by,
+    })
+}
+
+/// A task id.
+pub fn task_id(value: &str) -> Result<uuid::Uuid, ApiError> {
+    if value.is_empty() {
+        return Err(invalid("task_id", "required: the task_id returned by Rollback"));
+    }
+    value
+        .parse()
+        .map_err(|_| invalid("task_id", format!("{value:?} is not a task id (a UUID)")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use config_backup_core::store::Trigger;
 use config_backup_core::{Actor, Engine};
 use config_backup_proto::v1 as pb;
 use config_backup_proto::v1::config_backup_server::ConfigBackup;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::ApiError;
@@ -98,8 +98,16 @@ impl ConfigBackup for ConfigBackupService {
     }
 
     async fn rollback(&self, req: Request<pb::RollbackRequest>) -> Result<Response<pb::RollbackResponse>, Status> {
-        caller(&req, "Rollback", &[Role::Admin])?;
-        Err(Status::unimplemented("Rollback is not implemented yet"))
+        let who = caller(&req, "Rollback", &[Role::Admin])?;
+        let requested_by: uuid::Uuid = who.sub.parse().map_err(|_| {
+            Status::permission_denied("Rollback needs a token whose sub is the admin's user UUID (it is recorded)")
+        })?;
+        let params = params::rollback(req.get_ref(), requested_by)?;
+        let start = self.engine.rollback(params).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::RollbackResponse {
+            task: Some(convert::rollback_task(&start.task)),
+            plan: Some(convert::rollback_plan(&start.plan)),
+        }))
     }
 
     type RollbackStatusStream = RollbackStatusStream;
@@ -109,6 +117,13 @@ impl ConfigBackup for ConfigBackupService {
         req: Request<pb::RollbackStatusRequest>,
     ) -> Result<Response<Self::RollbackStatusStream>, Status> {
         caller(&req, "RollbackStatus", READERS)?;
-        Err(Status::unimplemented("RollbackStatus is not implemented yet"))
+        let id = params::task_id(&req.get_ref().task_id)?;
+        let states = self.engine.watch_rollback(id).await.map_err(ApiError::from)?;
+        let stream = states.map(|t| {
+            Ok(pb::RollbackStatusResponse {
+                task: Some(convert::rollback_task(&t)),
+            })
+        });
+        Ok(Response::new(Box::pin(stream) as Self::RollbackStatusStream))
     }
 }

@@ -161,6 +161,14 @@ async fn become_ready(engine: Engine, health: HealthReporter, initial_backup: bo
             }
         }
     }
+    match engine.recover_interrupted_rollbacks().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            tasks = n,
+            "rollbacks interrupted by a stop were recovered and marked failed"
+        ),
+        Err(e) => tracing::error!(error = %e, "could not recover interrupted rollbacks; retried at the next start"),
+    }
     health.set_serving::<ConfigBackupServer<ConfigBackupService>>().await;
     tracing::info!("ready: ConfigBackup is SERVING");
     if initial_backup && matches!(engine.has_commits().await, Ok(false)) {

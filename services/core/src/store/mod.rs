@@ -95,6 +95,112 @@ text_enum!(RunOutcome {
 });
 text_enum!(PushOutcome { Pushed => "pushed", Failed => "failed", Diverged => "diverged", NotAttempted => "not_attempted" });
 text_enum!(LockKind { Backup => "backup", Rollback => "rollback" });
+text_enum!(RollbackStage {
+    Pending => "pending",
+    Validating => "validating",
+    Snapshot => "snapshot",
+    Applying => "applying",
+    Reloading => "reloading",
+    Verifying => "verifying",
+    Reverting => "reverting",
+    Success => "success",
+    Failed => "failed",
+});
+
+/// The stages of a rollback, in order; Reverting happens only after a failure past Applying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RollbackStage {
+    /// Accepted.
+    Pending,
+    /// The target files are checked in a staging copy.
+    Validating,
+    /// The live files are committed and copied aside.
+    Snapshot,
+    /// The target files are written.
+    Applying,
+    /// The reload command runs.
+    Reloading,
+    /// The verify command runs.
+    Verifying,
+    /// The snapshot is being put back.
+    Reverting,
+    /// Done, the target is live.
+    Success,
+    /// Done, failed.
+    Failed,
+}
+
+impl RollbackStage {
+    /// Success or Failed.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, RollbackStage::Success | RollbackStage::Failed)
+    }
+
+    /// The spec's `rollback_status` for the history table.
+    pub fn history_status(self) -> &'static str {
+        match self {
+            RollbackStage::Pending => "pending",
+            RollbackStage::Success => "success",
+            RollbackStage::Failed => "failed",
+            _ => "in_progress",
+        }
+    }
+}
+
+/// One stage of a rollback as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageRecord {
+    /// The stage.
+    pub stage: RollbackStage,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// What happened.
+    pub message: String,
+    /// Command output, bounded.
+    pub output: String,
+}
+
+/// A rollback task as recorded (`config_rollback_tasks` and its stages; one
+/// `config_rollback_history` row per domain mirrors it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbackTask {
+    /// The task id.
+    pub id: Uuid,
+    /// The domains rolled back.
+    pub domains: Vec<Domain>,
+    /// The target commit.
+    pub target_hash: String,
+    /// The current state.
+    pub state: RollbackStage,
+    /// The admin's subject.
+    pub requested_by: Uuid,
+    /// Why.
+    pub reason: String,
+    /// When asked.
+    pub requested_at: DateTime<Utc>,
+    /// When it ended.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// How long it took.
+    pub duration_seconds: Option<f64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// After a failure past Applying: whether the snapshot was put back.
+    pub revert_succeeded: bool,
+    /// Warnings.
+    pub warnings: Vec<String>,
+    /// The snapshot commit of the live files before the rollback.
+    pub snapshot_commit: Option<String>,
+    /// The host running it.
+    pub host: String,
+    /// A dry run (never persisted).
+    pub dry_run: bool,
+    /// Stages so far, in order.
+    pub stages: Vec<StageRecord>,
+}
 
 /// A run, as recorded.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +294,8 @@ pub struct LockHolder {
     pub host: String,
     /// Its process id.
     pub pid: u32,
+    /// The process's random instance id (tells apart a restarted process with the same pid).
+    pub instance: String,
     /// Since when.
     pub acquired_at: DateTime<Utc>,
 }
@@ -295,6 +403,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn release_lock(&self, id: Uuid) -> Result<(), StoreError>;
     /// The current holder, if any.
     async fn lock_holder(&self) -> Result<Option<LockHolder>, StoreError>;
+    /// Records a new rollback task and its history rows (pending), in one transaction.
+    async fn insert_rollback_task(&self, task: &RollbackTask) -> Result<(), StoreError>;
+    /// Saves a task's state and stages and mirrors them in its history rows.
+    async fn save_rollback_task(&self, task: &RollbackTask) -> Result<(), StoreError>;
+    /// A task with its stages.
+    async fn rollback_task(&self, id: Uuid) -> Result<Option<RollbackTask>, StoreError>;
+    /// Tasks that have not reached a terminal state.
+    async fn unfinished_rollback_tasks(&self) -> Result<Vec<RollbackTask>, StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -311,6 +427,12 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 /// Whether a process with this pid runs on this host.
 pub(crate) fn process_alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// This process's instance id, random per start.
+pub fn instance() -> &'static str {
+    static INSTANCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    INSTANCE.get_or_init(|| Uuid::new_v4().simple().to_string())
 }
 
 /// This host's name.

@@ -20,6 +20,10 @@ const AUDIT_COLUMNS: &str = "seq, id, run_id, backup_date, domain, config_file, 
 
 const LOCK_NAME: &str = "engine";
 
+fn domains_text(domains: &[Domain]) -> String {
+    domains.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(",")
+}
+
 /// Stored times are truncated to microseconds, the precision both backends keep.
 fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
@@ -92,14 +96,42 @@ macro_rules! sql_store {
                     id: row.try_get("holder_id")?,
                     host: row.try_get("host")?,
                     pid: u32::try_from(row.try_get::<i64, _>("pid")?).unwrap_or(0),
+                    instance: row.try_get("instance")?,
                     acquired_at: row.try_get("acquired_at")?,
                 };
                 Ok((holder, row.try_get("heartbeat_at")?))
             }
 
+            fn task_from_row(row: &<$db as sqlx::Database>::Row) -> Result<RollbackTask, StoreError> {
+                let domains: String = row.try_get("domains")?;
+                let warnings: String = row.try_get("warnings")?;
+                Ok(RollbackTask {
+                    id: row.try_get("id")?,
+                    domains: domains
+                        .split(',')
+                        .filter(|d| !d.is_empty())
+                        .map(|d| d.parse().map_err(|e: crate::domain::UnknownDomain| StoreError::Corrupt(e.to_string())))
+                        .collect::<Result<_, _>>()?,
+                    target_hash: row.try_get("target_hash")?,
+                    state: RollbackStage::parse(row.try_get::<String, _>("state")?.as_str())?,
+                    requested_by: row.try_get("requested_by")?,
+                    reason: row.try_get("reason")?,
+                    requested_at: row.try_get("requested_at")?,
+                    completed_at: row.try_get("completed_at")?,
+                    duration_seconds: row.try_get("duration_seconds")?,
+                    error: row.try_get("error")?,
+                    revert_succeeded: row.try_get("revert_succeeded")?,
+                    warnings: warnings.lines().map(str::to_owned).collect(),
+                    snapshot_commit: row.try_get("snapshot_commit")?,
+                    host: row.try_get("host")?,
+                    dry_run: false,
+                    stages: Vec::new(),
+                })
+            }
+
             async fn current_lock(&self) -> Result<Option<(LockHolder, DateTime<Utc>)>, StoreError> {
                 let row = sqlx::query(
-                    "SELECT holder_kind, holder_id, host, pid, acquired_at, heartbeat_at FROM engine_lock WHERE name = $1",
+                    "SELECT holder_kind, holder_id, host, pid, instance, acquired_at, heartbeat_at FROM engine_lock WHERE name = $1",
                 )
                 .bind(LOCK_NAME)
                 .fetch_optional(&self.pool)
@@ -110,14 +142,15 @@ macro_rules! sql_store {
             async fn insert_lock(&self, holder: &LockHolder) -> Result<bool, StoreError> {
                 let now = micros(Utc::now());
                 let done = sqlx::query(
-                    "INSERT INTO engine_lock (name, holder_kind, holder_id, host, pid, acquired_at, heartbeat_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
+                    "INSERT INTO engine_lock (name, holder_kind, holder_id, host, pid, instance, acquired_at, heartbeat_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING",
                 )
                 .bind(LOCK_NAME)
                 .bind(holder.kind.as_str())
                 .bind(holder.id)
                 .bind(&holder.host)
                 .bind(i64::from(holder.pid))
+                .bind(&holder.instance)
                 .bind(micros(holder.acquired_at))
                 .bind(now)
                 .execute(&self.pool)
@@ -370,7 +403,11 @@ macro_rules! sql_store {
                     });
                 };
                 let expired = Utc::now().signed_duration_since(heartbeat).to_std().unwrap_or_default() > ttl;
-                let dead = current.host == holder.host && current.pid != holder.pid && !process_alive(current.pid);
+                // On this host, a holder is dead when its process is gone, or when its pid is ours
+                // but it was another instance (a restarted container is PID 1 again).
+                let dead = current.host == holder.host
+                    && current.instance != holder.instance
+                    && (current.pid == holder.pid || !process_alive(current.pid));
                 if !(expired || dead) {
                     return Ok(LockAttempt::Held(current));
                 }
@@ -411,6 +448,139 @@ macro_rules! sql_store {
 
             async fn lock_holder(&self) -> Result<Option<LockHolder>, StoreError> {
                 Ok(self.current_lock().await?.map(|(h, _)| h))
+            }
+
+            async fn insert_rollback_task(&self, task: &RollbackTask) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO config_rollback_tasks (id, domains, target_hash, state, requested_by, reason, \
+                     requested_at, completed_at, duration_seconds, error, revert_succeeded, warnings, snapshot_commit, host) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                )
+                .bind(task.id)
+                .bind(domains_text(&task.domains))
+                .bind(&task.target_hash)
+                .bind(task.state.as_str())
+                .bind(task.requested_by)
+                .bind(&task.reason)
+                .bind(micros(task.requested_at))
+                .bind(task.completed_at.map(micros))
+                .bind(task.duration_seconds)
+                .bind(&task.error)
+                .bind(task.revert_succeeded)
+                .bind(task.warnings.join("\n"))
+                .bind(&task.snapshot_commit)
+                .bind(&task.host)
+                .execute(&mut *tx)
+                .await?;
+                for d in &task.domains {
+                    sqlx::query(
+                        "INSERT INTO config_rollback_history (id, requested_at, requested_by, domain, target_hash, \
+                         rollback_status, completed_at, reason, duration_seconds, task_id) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    )
+                    .bind(Uuid::new_v4())
+                    .bind(micros(task.requested_at))
+                    .bind(task.requested_by)
+                    .bind(d.as_str())
+                    .bind(&task.target_hash)
+                    .bind(task.state.history_status())
+                    .bind(task.completed_at.map(micros))
+                    .bind(&task.reason)
+                    .bind(task.duration_seconds)
+                    .bind(task.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn save_rollback_task(&self, task: &RollbackTask) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "UPDATE config_rollback_tasks SET state = $1, completed_at = $2, duration_seconds = $3, error = $4, \
+                     revert_succeeded = $5, warnings = $6, snapshot_commit = $7 WHERE id = $8",
+                )
+                .bind(task.state.as_str())
+                .bind(task.completed_at.map(micros))
+                .bind(task.duration_seconds)
+                .bind(&task.error)
+                .bind(task.revert_succeeded)
+                .bind(task.warnings.join("\n"))
+                .bind(&task.snapshot_commit)
+                .bind(task.id)
+                .execute(&mut *tx)
+                .await?;
+                for (seq, st) in task.stages.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO config_rollback_stages (task_id, seq, stage, started_at, finished_at, ok, message, output) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (task_id, seq) DO UPDATE SET \
+                         finished_at = excluded.finished_at, ok = excluded.ok, message = excluded.message, \
+                         output = excluded.output",
+                    )
+                    .bind(task.id)
+                    .bind(seq as i32)
+                    .bind(st.stage.as_str())
+                    .bind(micros(st.started_at))
+                    .bind(st.finished_at.map(micros))
+                    .bind(st.ok)
+                    .bind(&st.message)
+                    .bind(&st.output)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "UPDATE config_rollback_history SET rollback_status = $1, completed_at = $2, duration_seconds = $3 \
+                     WHERE task_id = $4",
+                )
+                .bind(task.state.history_status())
+                .bind(task.completed_at.map(micros))
+                .bind(task.duration_seconds)
+                .bind(task.id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn rollback_task(&self, id: Uuid) -> Result<Option<RollbackTask>, StoreError> {
+                let Some(row) = sqlx::query("SELECT * FROM config_rollback_tasks WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let mut task = Self::task_from_row(&row)?;
+                let stages = sqlx::query("SELECT * FROM config_rollback_stages WHERE task_id = $1 ORDER BY seq")
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                for st in &stages {
+                    task.stages.push(StageRecord {
+                        stage: RollbackStage::parse(st.try_get::<String, _>("stage")?.as_str())?,
+                        started_at: st.try_get("started_at")?,
+                        finished_at: st.try_get("finished_at")?,
+                        ok: st.try_get("ok")?,
+                        message: st.try_get("message")?,
+                        output: st.try_get("output")?,
+                    });
+                }
+                Ok(Some(task))
+            }
+
+            async fn unfinished_rollback_tasks(&self) -> Result<Vec<RollbackTask>, StoreError> {
+                let ids = sqlx::query("SELECT id FROM config_rollback_tasks WHERE state NOT IN ('success', 'failed')")
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut out = Vec::new();
+                for r in &ids {
+                    if let Some(t) = self.rollback_task(r.try_get("id")?).await? {
+                        out.push(t);
+                    }
+                }
+                Ok(out)
             }
 
             async fn ping(&self) -> Result<(), StoreError> {
