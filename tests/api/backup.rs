@@ -387,6 +387,7 @@ async fn an_unknown_domain_is_invalid_argument_naming_the_field_and_allowed_valu
     let app = env.spawn().await;
     let req = pb::BackupRequest {
         domains: vec!["dhcp".into()],
+        ..Default::default()
     };
     let err = app.client().backup(with_token(req, Role::Admin)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
@@ -399,6 +400,7 @@ async fn an_unknown_domain_is_invalid_argument_naming_the_field_and_allowed_valu
     // A known but unconfigured domain names the configured ones.
     let req = pb::BackupRequest {
         domains: vec!["ospf".into()],
+        ..Default::default()
     };
     let err = app.client().backup(with_token(req, Role::Admin)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
@@ -411,6 +413,7 @@ async fn an_unknown_domain_is_invalid_argument_naming_the_field_and_allowed_valu
     // One domain only.
     let req = pb::BackupRequest {
         domains: vec!["kea".into()],
+        ..Default::default()
     };
     let report = app
         .client()

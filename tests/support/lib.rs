@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod smtp;
 pub mod ssh;
 
 use config_backup_proto::v1::config_backup_client::ConfigBackupClient;
@@ -329,6 +330,17 @@ pub async fn wait_serving(channel: &Channel) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("server did not become SERVING within 30 s");
+}
+
+/// A child process killed (and reaped) when the test ends, even by a panic.
+#[derive(Debug)]
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Subjects of the remote branch, newest first.

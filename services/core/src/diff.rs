@@ -117,16 +117,46 @@ pub fn diff(wc: &WorkingCopy, q: &DiffQuery) -> Result<DiffResult, EngineError> 
     let repo = wc.repository();
     let c1 = resolve(repo, &q.commit1, "commit1")?;
     let c2 = resolve(repo, &q.commit2, "commit2")?;
+    diff_oids(wc, Some(c1), c2, q)
+}
+
+/// What one commit changed against its first parent (or against nothing, for the first).
+pub fn commit_changes(wc: &WorkingCopy, commit: Oid, limits: DiffLimits) -> Result<DiffResult, EngineError> {
+    let parent = wc
+        .repository()
+        .find_commit(commit)
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+        .parent_ids()
+        .next();
+    let any: CommitPrefix = commit
+        .to_string()
+        .parse()
+        .map_err(|e: crate::domain::BadCommitPrefix| EngineError::Internal(e.to_string()))?;
+    let q = DiffQuery {
+        commit1: any.clone(),
+        commit2: any,
+        domain: None,
+        path: None,
+        limits,
+    };
+    diff_oids(wc, parent, commit, &q)
+}
+
+fn diff_oids(wc: &WorkingCopy, c1: Option<Oid>, c2: Oid, q: &DiffQuery) -> Result<DiffResult, EngineError> {
+    let repo = wc.repository();
     let git = |e: git2::Error| EngineError::Internal(format!("diff: {e}"));
-    let t1 = repo.find_commit(c1).and_then(|c| c.tree()).map_err(git)?;
+    let t1 = c1
+        .map(|c| repo.find_commit(c).and_then(|c| c.tree()))
+        .transpose()
+        .map_err(git)?;
     let t2 = repo.find_commit(c2).and_then(|c| c.tree()).map_err(git)?;
 
     // Which domain each path belongs to, from the manifests at both ends.
     let mut owner: BTreeMap<String, Domain> = BTreeMap::new();
     for d in Domain::ALL {
-        for commit in [c1, c2] {
+        for commit in [c1, Some(c2)] {
             for path in wc
-                .manifest_at(Some(commit), d)
+                .manifest_at(commit, d)
                 .map_err(|e| EngineError::Internal(e.to_string()))?
                 .keys()
             {
@@ -140,10 +170,10 @@ pub fn diff(wc: &WorkingCopy, q: &DiffQuery) -> Result<DiffResult, EngineError> 
         opts.pathspec(p.as_str()).disable_pathspec_match(true);
     }
     let diff = repo
-        .diff_tree_to_tree(Some(&t1), Some(&t2), Some(&mut opts))
+        .diff_tree_to_tree(t1.as_ref(), Some(&t2), Some(&mut opts))
         .map_err(git)?;
     let mut out = DiffResult {
-        commit1: c1.into(),
+        commit1: c1.unwrap_or(c2).into(),
         commit2: c2.into(),
         files: Vec::new(),
         additions: 0,

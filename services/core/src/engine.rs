@@ -140,6 +140,18 @@ pub struct EngineStatus {
     pub branch: String,
     /// What holds the lock now.
     pub running: Option<LockHolder>,
+    /// The latest mail attempt.
+    pub last_mail: Option<crate::store::MailRecord>,
+}
+
+/// Told when a backup or a rollback ends (the NOC's mail). It must not fail them: it
+/// reports its own problems.
+#[async_trait::async_trait]
+pub trait Observer: Send + Sync + std::fmt::Debug {
+    /// A backup run ended (not the runs a rollback makes).
+    async fn backup_finished(&self, engine: &Engine, report: &BackupReport);
+    /// A rollback reached its terminal state.
+    async fn rollback_finished(&self, engine: &Engine, task: &crate::store::RollbackTask);
 }
 
 /// The engine. Cheap to clone.
@@ -154,6 +166,8 @@ struct Inner {
     store: Arc<dyn Store>,
     host: String,
     tasks: TaskTracker,
+    /// Told when backups and rollbacks end.
+    observer: std::sync::OnceLock<Arc<dyn Observer>>,
     /// Rollbacks running (or just ended) in this process, for their subscribers.
     rollbacks:
         std::sync::Mutex<std::collections::HashMap<Uuid, tokio::sync::watch::Sender<crate::store::RollbackTask>>>,
@@ -196,6 +210,7 @@ impl Engine {
                 host: crate::store::hostname(),
                 tasks: TaskTracker::new(),
                 rollbacks: Default::default(),
+                observer: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -255,6 +270,42 @@ impl Engine {
             .spawn(fut)
             .await
             .map_err(|e| EngineError::Internal(format!("task failed: {e}")))?
+    }
+
+    /// Sets the observer (once).
+    pub fn set_observer(&self, observer: Arc<dyn Observer>) {
+        let _ = self.inner.observer.set(observer);
+    }
+
+    /// Tells the observer, in the background (the caller's answer does not wait for mail).
+    pub(crate) fn notify_backup(&self, report: &BackupReport) {
+        if let Some(o) = self.inner.observer.get().cloned() {
+            let (engine, report) = (self.clone(), report.clone());
+            self.inner
+                .tasks
+                .spawn(async move { o.backup_finished(&engine, &report).await });
+        }
+    }
+
+    pub(crate) fn notify_rollback(&self, task: &crate::store::RollbackTask) {
+        if let Some(o) = self.inner.observer.get().cloned() {
+            let (engine, task) = (self.clone(), task.clone());
+            self.inner
+                .tasks
+                .spawn(async move { o.rollback_finished(&engine, &task).await });
+        }
+    }
+
+    /// What one commit changed, per file with line counts (against its parent).
+    pub async fn commit_changes(&self, commit: &str) -> Result<DiffResult, EngineError> {
+        let git = self.inner.settings.git.clone();
+        let oid = git2::Oid::from_str(commit).map_err(|e| EngineError::Internal(e.to_string()))?;
+        blocking(move || -> Result<DiffResult, EngineError> {
+            let wc = WorkingCopy::open_existing(&git)?
+                .ok_or_else(|| EngineError::NotFound("the backup repository has no commit yet".to_owned()))?;
+            crate::diff::commit_changes(&wc, oid, crate::diff::DiffLimits::default())
+        })
+        .await?
     }
 
     /// Whether the engine refuses new work (shutting down).
@@ -328,6 +379,11 @@ impl Engine {
         Ok(EngineLock { store, id, heartbeat })
     }
 
+    /// The last successful backup's start, if any.
+    pub async fn last_success_at(&self) -> Result<Option<DateTime<Utc>>, EngineError> {
+        Ok(self.inner.store.last_successful_run().await?.map(|r| r.started_at))
+    }
+
     /// Runs a backup now. Fails with [`EngineError::Busy`] if one is running.
     pub async fn backup(&self, params: BackupParams) -> Result<BackupReport, EngineError> {
         let specs = self.select_domains(&params.domains)?;
@@ -373,6 +429,9 @@ impl Engine {
         let lock = self.lock(LockKind::Backup, run_id).await?;
         let result = self.backup_inner(run_id, params, specs, CommitTitle::Backup).await;
         lock.release().await;
+        if let Ok(report) = &result {
+            self.notify_backup(report);
+        }
         result
     }
 
@@ -552,6 +611,7 @@ impl Engine {
         let last_successful_run = store.last_successful_run().await?;
         let last_push_at = store.last_push_success().await?;
         let running = store.lock_holder().await?;
+        let last_mail = store.last_mail().await?;
         let git = settings.git.clone();
         let domains_cfg: Vec<Domain> = settings.domains.iter().map(|d| d.domain).collect();
         let (unpushed, tracked) = blocking(move || -> Result<(usize, Vec<usize>), EngineError> {
@@ -587,6 +647,7 @@ impl Engine {
             remote: crate::settings::redact_url(&settings.git.remote),
             branch: settings.git.branch.clone(),
             running,
+            last_mail,
         })
     }
 
@@ -695,6 +756,7 @@ fn git_phase(
     }
     let (push, pushed_rewrites) = push(&wc);
     rewritten.extend(pushed_rewrites);
+    wc.maintain();
     // Follow each rewrite in order (a commit may be rebased at the start and again at the push).
     for (old, new, parent) in &rewritten {
         let old = old.to_string();

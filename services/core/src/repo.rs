@@ -769,6 +769,26 @@ impl WorkingCopy {
         }))
     }
 
+    /// Keeps the working copy compact: `git gc --auto` when the git CLI is present (it
+    /// packs loose objects only when there are many; libgit2 has no gc). Never fails a run.
+    pub fn maintain(&self) {
+        let Some(workdir) = self.repo.workdir() else { return };
+        match std::process::Command::new("git")
+            .arg("-C")
+            .arg(workdir)
+            .args(["-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"])
+            .stdin(std::process::Stdio::null())
+            .output()
+        {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => tracing::warn!(stderr = %String::from_utf8_lossy(&out.stderr), "git gc --auto failed"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::debug!("no git CLI: loose objects are not packed");
+            }
+            Err(e) => tracing::warn!(error = %e, "git gc --auto could not run"),
+        }
+    }
+
     /// The tree at HEAD, if any.
     pub fn head_tree(&self) -> Result<Option<Tree<'_>>, RepoError> {
         Ok(match self.head_commit()? {

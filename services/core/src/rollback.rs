@@ -570,6 +570,7 @@ impl Engine {
             };
             this.execute(&mut progress, prepared).await;
             lock.release().await;
+            this.notify_rollback(&progress.task);
             this.forget_rollback_later(progress.task.id);
         });
         Ok(RollbackStart { task: first, plan })
@@ -958,6 +959,7 @@ impl Engine {
             }
             let _ = blocking(move || std::fs::remove_dir_all(dir)).await;
             lock.release().await;
+            self.notify_rollback(&progress.task);
             recovered += 1;
         }
         Ok(recovered)

@@ -57,6 +57,21 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// `CONFIG_BACKUP_ENABLED`, `CONFIG_BACKUP_HOUR_UTC`, `CONFIG_BACKUP_MINUTE_UTC`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Schedule, SettingsError> {
+        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        Ok(Schedule {
+            enabled: parse_bool(&get, "CONFIG_BACKUP_ENABLED", true)?,
+            hour: parse_num(&get, "CONFIG_BACKUP_HOUR_UTC", 4, 0..=23)?,
+            minute: parse_num(&get, "CONFIG_BACKUP_MINUTE_UTC", 0, 0..=59)?,
+        })
+    }
+
+    /// The cron expression (with seconds) of the daily run: `0 M H * * *`, in UTC.
+    pub fn cron(&self) -> String {
+        format!("0 {} {} * * *", self.minute, self.hour)
+    }
+
     /// The first scheduled time strictly after `now`.
     pub fn next_after(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
         use chrono::{Duration as D, TimeZone};
@@ -252,11 +267,7 @@ impl Settings {
         };
         crate::transport::parse_remote(&git.remote).map_err(|m| err("GIT_BACKUP_REPO", m))?;
 
-        let schedule = Schedule {
-            enabled: parse_bool(&get, "CONFIG_BACKUP_ENABLED", true)?,
-            hour: parse_num(&get, "CONFIG_BACKUP_HOUR_UTC", 4, 0..=23)?,
-            minute: parse_num(&get, "CONFIG_BACKUP_MINUTE_UTC", 0, 0..=59)?,
-        };
+        let schedule = Schedule::from_lookup(get)?;
 
         let database_url = get("DATABASE_URL")
             .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("config-backup.db").display()));

@@ -22,6 +22,8 @@ pub struct ServerSettings {
     pub secret_source: SecretSource,
     /// Make the first backup at start when the repository has no commit yet.
     pub initial_backup: bool,
+    /// Mail to the NOC (`SMTP_HOST` set).
+    pub mail: Option<config_backup_notify::MailSettings>,
 }
 
 impl ServerSettings {
@@ -30,6 +32,7 @@ impl ServerSettings {
         let engine = Settings::from_lookup(&get)?;
         let grpc_listen = address(&get, "GRPC_LISTEN_ADDR", "127.0.0.1:50051")?;
         let http_listen = address(&get, "HTTP_LISTEN_ADDR", "127.0.0.1:8080")?;
+        let mail = config_backup_notify::MailSettings::from_lookup(&get)?;
         let (secret, secret_source) = Secret::load(&get, &engine.data_dir)?;
         Ok(ServerSettings {
             engine,
@@ -38,6 +41,7 @@ impl ServerSettings {
             secret,
             secret_source,
             initial_backup: true,
+            mail,
         })
     }
 }

@@ -161,6 +161,9 @@ pub fn status(s: &EngineStatus) -> pb::StatusResponse {
         remote: s.remote.clone(),
         branch: s.branch.clone(),
         running: s.running.as_ref().map(|h| h.to_string()).unwrap_or_default(),
+        last_mail_at: s.last_mail.as_ref().map(|m| timestamp(m.sent_at)),
+        last_mail_subject: s.last_mail.as_ref().map(|m| m.subject.clone()).unwrap_or_default(),
+        last_mail_error: s.last_mail.as_ref().and_then(|m| m.error.clone()).unwrap_or_default(),
     }
 }
 

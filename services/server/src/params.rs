@@ -18,11 +18,16 @@ pub const DEFAULT_PAGE_SIZE: i64 = 100;
 /// Largest History page.
 pub const MAX_PAGE_SIZE: i64 = 1000;
 
-fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::from(EngineError::InvalidArgument {
+/// An invalid-argument error naming the field.
+pub fn invalid_field(field: &'static str, message: impl Into<String>) -> EngineError {
+    EngineError::InvalidArgument {
         field,
         message: message.into(),
-    })
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::from(invalid_field(field, message))
 }
 
 /// An optional domain.

@@ -52,14 +52,24 @@ impl ConfigBackup for ConfigBackupService {
             Role::Scheduler => (Trigger::Scheduled, Actor::System),
             _ => (Trigger::Manual, Actor::User(who.sub)),
         };
-        let params = BackupParams {
-            trigger,
-            actor,
-            domains: req.into_inner().domains,
-        };
+        let req = req.into_inner();
+        if let Some(since) = &req.unless_succeeded_since {
+            let since = convert::from_timestamp(since).ok_or_else(|| {
+                ApiError::from(params::invalid_field("unless_succeeded_since", "not a valid timestamp"))
+            })?;
+            let last = self.engine.last_success_at().await.map_err(ApiError::from)?;
+            if last.is_some_and(|t| t >= since) {
+                return Ok(Response::new(pb::BackupResponse {
+                    report: None,
+                    skipped: true,
+                }));
+            }
+        }
+        let params = BackupParams::new(trigger, actor, req.domains);
         let report = self.engine.backup(params).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::BackupResponse {
             report: Some(convert::backup_report(&report)),
+            skipped: false,
         }))
     }
 

@@ -59,6 +59,13 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("HTTP_LISTEN_ADDR {}: {e}", settings.http_listen))?;
         let engine = Engine::new(settings.engine, store);
+        match settings.mail {
+            Some(mail) => {
+                let mailer = config_backup_notify::Mailer::new(mail);
+                engine.set_observer(Arc::new(config_backup_notify::MailObserver::new(mailer)));
+            }
+            None => tracing::warn!("SMTP_HOST is not set: no mail will be sent to the NOC"),
+        }
         Ok(Application {
             listener,
             http_listener,

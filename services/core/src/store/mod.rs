@@ -342,6 +342,21 @@ pub struct DomainSummary {
     pub last_change_at: Option<DateTime<Utc>>,
 }
 
+/// A mail to the NOC, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailRecord {
+    /// When it was sent (or tried).
+    pub sent_at: DateTime<Utc>,
+    /// backup, alert, rollback.
+    pub kind: String,
+    /// Its subject.
+    pub subject: String,
+    /// Whether the SMTP server took it.
+    pub ok: bool,
+    /// Why not.
+    pub error: Option<String>,
+}
+
 /// A History query, with a keyset cursor.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HistoryQuery {
@@ -411,6 +426,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn rollback_task(&self, id: Uuid) -> Result<Option<RollbackTask>, StoreError>;
     /// Tasks that have not reached a terminal state.
     async fn unfinished_rollback_tasks(&self) -> Result<Vec<RollbackTask>, StoreError>;
+    /// Records a mail attempt.
+    async fn record_mail(&self, mail: &MailRecord) -> Result<(), StoreError>;
+    /// The latest mail attempt.
+    async fn last_mail(&self) -> Result<Option<MailRecord>, StoreError>;
+    /// The latest backup runs (not rollback snapshots), newest first.
+    async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRecord>, StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -583,6 +583,43 @@ macro_rules! sql_store {
                 Ok(out)
             }
 
+            async fn record_mail(&self, mail: &MailRecord) -> Result<(), StoreError> {
+                sqlx::query("INSERT INTO config_backup_mail (id, sent_at, kind, subject, ok, error) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(Uuid::new_v4())
+                    .bind(micros(mail.sent_at))
+                    .bind(&mail.kind)
+                    .bind(&mail.subject)
+                    .bind(mail.ok)
+                    .bind(&mail.error)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn last_mail(&self) -> Result<Option<MailRecord>, StoreError> {
+                let row = sqlx::query("SELECT sent_at, kind, subject, ok, error FROM config_backup_mail ORDER BY sent_at DESC LIMIT 1")
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(r) = row else { return Ok(None) };
+                Ok(Some(MailRecord {
+                    sent_at: r.try_get("sent_at")?,
+                    kind: r.try_get("kind")?,
+                    subject: r.try_get("subject")?,
+                    ok: r.try_get("ok")?,
+                    error: r.try_get("error")?,
+                }))
+            }
+
+            async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {RUN_COLUMNS} FROM config_backup_runs WHERE trigger <> 'rollback' ORDER BY started_at DESC LIMIT $1"
+                ))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::run_from_row).collect()
+            }
+
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())

@@ -1,0 +1,79 @@
+//! `config-backup-scheduler`: runs the daily backup, or one now with `--once`.
+
+use clap::Parser;
+use config_backup_scheduler::{SchedulerSettings, build, catch_up, next_fire, render, run_once};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Calls the config-backup server's Backup every day at the configured UTC time"
+)]
+struct Cli {
+    /// Run one backup now, print its report, exit non-zero on failure.
+    #[arg(long)]
+    once: bool,
+    /// Print when the daily backup fires next (UTC) and exit.
+    #[arg(long)]
+    print_next: bool,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    config_backup_server::telemetry::init();
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("config-backup-scheduler: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let settings = SchedulerSettings::from_lookup(|k| std::env::var(k).ok())?;
+    if cli.print_next {
+        println!(
+            "{}",
+            next_fire(&settings)
+                .await?
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    if cli.once {
+        let outcome = run_once(&settings).await;
+        print!("{}", render(&outcome));
+        return Ok(if outcome.is_failure() {
+            std::process::ExitCode::FAILURE
+        } else {
+            std::process::ExitCode::SUCCESS
+        });
+    }
+    if !settings.schedule.enabled {
+        tracing::info!("CONFIG_BACKUP_ENABLED=false: scheduled backups are off; idling until stopped");
+        shutdown().await;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    let (mut sched, _) = build(settings.clone()).await?;
+    sched.start().await?;
+    tracing::info!(
+        cron = %settings.schedule.cron(),
+        next = %next_fire(&settings).await?.to_rfc3339(),
+        server = %settings.server,
+        "scheduler started (UTC)"
+    );
+    // Catch up a run missed while the machine was down (the server skips it otherwise).
+    let _ = catch_up(&settings, chrono::Utc::now()).await;
+    shutdown().await;
+    sched.shutdown().await?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}

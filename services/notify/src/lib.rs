@@ -1,0 +1,531 @@
+//! Mail to the NOC: a summary after each backup (or only when something changed), an
+//! ALERT when a backup fails or the push failed twice in a row, a report after each
+//! rollback, and the scheduler's alert when the server cannot be reached. A mail that
+//! cannot be sent never fails anything: it is logged and recorded for Status.
+//!
+//! Config files hold secrets (RADIUS shared secrets): mails carry names, hashes and line
+//! counts, never patch lines, unless `CONFIG_BACKUP_NOTIFY_INCLUDE_DIFF=true`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::Utc;
+use config_backup_core::engine::{BackupReport, Engine, Observer};
+use config_backup_core::repo::ChangeKind;
+use config_backup_core::settings::SettingsError;
+use config_backup_core::store::{MailRecord, PushOutcome, RollbackStage, RollbackTask, RunOutcome};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+/// How to talk to the SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// Plain SMTP (a relay on the host or the compose network).
+    None,
+    /// STARTTLS after connecting.
+    StartTls,
+    /// TLS from the start (port 465).
+    Tls,
+}
+
+/// Mail settings, from `SMTP_*` and `CONFIG_BACKUP_NOTIFY_*`.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// `SMTP_HOST`.
+    pub host: String,
+    /// `SMTP_PORT` (25, 587 with starttls, 465 with tls).
+    pub port: u16,
+    /// `SMTP_USERNAME`.
+    pub username: Option<String>,
+    /// `SMTP_PASSWORD_FILE`.
+    pub password_file: Option<PathBuf>,
+    /// `SMTP_SECURITY`: none, starttls or tls.
+    pub security: Security,
+    /// `SMTP_FROM`.
+    pub from: Mailbox,
+    /// `CONFIG_BACKUP_NOTIFY_RECIPIENTS`.
+    pub recipients: Vec<Mailbox>,
+    /// `CONFIG_BACKUP_NOTIFY_ON_CHANGES`: summaries only when something changed.
+    pub only_on_changes: bool,
+    /// `CONFIG_BACKUP_NOTIFY_INCLUDE_DIFF`: patch lines in the mail.
+    pub include_diff: bool,
+}
+
+fn err(var: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError {
+        var: var.to_owned(),
+        message: message.into(),
+    }
+}
+
+impl MailSettings {
+    /// None when `SMTP_HOST` is not set (no mail).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<MailSettings>, SettingsError> {
+        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let Some(host) = get("SMTP_HOST") else { return Ok(None) };
+        let security = match get("SMTP_SECURITY").as_deref().unwrap_or("starttls") {
+            "none" => Security::None,
+            "starttls" => Security::StartTls,
+            "tls" => Security::Tls,
+            other => {
+                return Err(err(
+                    "SMTP_SECURITY",
+                    format!("{other:?}: allowed values are none, starttls, tls"),
+                ));
+            }
+        };
+        let default_port = match security {
+            Security::None => 25,
+            Security::StartTls => 587,
+            Security::Tls => 465,
+        };
+        let port = match get("SMTP_PORT") {
+            Some(p) => p
+                .parse()
+                .map_err(|_| err("SMTP_PORT", format!("{p:?} is not a port number")))?,
+            None => default_port,
+        };
+        let from = get("SMTP_FROM").unwrap_or_else(|| "config-backup@localhost".to_owned());
+        let from: Mailbox = from
+            .parse()
+            .map_err(|e| err("SMTP_FROM", format!("{from:?} is not an address: {e}")))?;
+        let recipients = get("CONFIG_BACKUP_NOTIFY_RECIPIENTS").unwrap_or_default();
+        let recipients: Vec<Mailbox> = recipients
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|r| {
+                r.parse().map_err(|e| {
+                    err(
+                        "CONFIG_BACKUP_NOTIFY_RECIPIENTS",
+                        format!("{r:?} is not an address: {e}"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        if recipients.is_empty() {
+            return Err(err(
+                "CONFIG_BACKUP_NOTIFY_RECIPIENTS",
+                "SMTP_HOST is set but no recipient is: give comma-separated addresses",
+            ));
+        }
+        let flag = |var: &str, default: bool| -> Result<bool, SettingsError> {
+            match get(var).as_deref() {
+                None => Ok(default),
+                Some("true" | "1" | "yes") => Ok(true),
+                Some("false" | "0" | "no") => Ok(false),
+                Some(o) => Err(err(var, format!("{o:?} is not a boolean: use true or false"))),
+            }
+        };
+        Ok(Some(MailSettings {
+            host,
+            port,
+            username: get("SMTP_USERNAME"),
+            password_file: get("SMTP_PASSWORD_FILE").map(PathBuf::from),
+            security,
+            from,
+            recipients,
+            only_on_changes: flag("CONFIG_BACKUP_NOTIFY_ON_CHANGES", false)?,
+            include_diff: flag("CONFIG_BACKUP_NOTIFY_INCLUDE_DIFF", false)?,
+        }))
+    }
+}
+
+/// A mail: subject, plain text and HTML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    /// What kind: backup, alert, rollback.
+    pub kind: &'static str,
+    /// Subject.
+    pub subject: String,
+    /// Plain text part.
+    pub text: String,
+    /// HTML part.
+    pub html: String,
+}
+
+/// Sends mail.
+#[derive(Debug, Clone)]
+pub struct Mailer {
+    settings: MailSettings,
+}
+
+impl Mailer {
+    /// A mailer.
+    pub fn new(settings: MailSettings) -> Mailer {
+        Mailer { settings }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &MailSettings {
+        &self.settings
+    }
+
+    fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+        let s = &self.settings;
+        let tls = || TlsParameters::new(s.host.clone()).map_err(|e| format!("TLS for {}: {e}", s.host));
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host).port(s.port);
+        b = match s.security {
+            Security::None => b.tls(Tls::None),
+            Security::StartTls => b.tls(Tls::Required(tls()?)),
+            Security::Tls => b.tls(Tls::Wrapper(tls()?)),
+        };
+        if let Some(user) = &s.username {
+            let password = match &s.password_file {
+                Some(p) => std::fs::read_to_string(p)
+                    .map_err(|e| format!("SMTP_PASSWORD_FILE {}: {e}", p.display()))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_owned(),
+                None => String::new(),
+            };
+            b = b.credentials(Credentials::new(user.clone(), password));
+        }
+        Ok(b.timeout(Some(Duration::from_secs(30))).build())
+    }
+
+    /// Sends a mail to the recipients.
+    pub async fn send(&self, mail: &Mail) -> Result<(), String> {
+        let mut builder = Message::builder()
+            .from(self.settings.from.clone())
+            .subject(mail.subject.clone());
+        for r in &self.settings.recipients {
+            builder = builder.to(r.clone());
+        }
+        let message = builder
+            .multipart(MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone()))
+            .map_err(|e| format!("building the mail: {e}"))?;
+        let transport = self.transport()?;
+        transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("SMTP {}:{}: {e}", self.settings.host, self.settings.port))
+    }
+
+    /// Sends, logs the outcome and records it for Status; never fails.
+    pub async fn deliver(&self, engine: Option<&Engine>, mail: &Mail) {
+        let result = self.send(mail).await;
+        match &result {
+            Ok(()) => tracing::info!(kind = mail.kind, subject = %mail.subject, "mail sent"),
+            Err(e) => tracing::error!(kind = mail.kind, subject = %mail.subject, error = %e, "mail could not be sent"),
+        }
+        if let Some(engine) = engine {
+            let record = MailRecord {
+                sent_at: Utc::now(),
+                kind: mail.kind.to_owned(),
+                subject: mail.subject.clone(),
+                ok: result.is_ok(),
+                error: result.err(),
+            };
+            if let Err(e) = engine.store().record_mail(&record).await {
+                tracing::warn!(error = %e, "could not record the mail's outcome");
+            }
+        }
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn short(h: &str) -> &str {
+    &h[..7.min(h.len())]
+}
+
+/// Per changed file of a run: (domain, path, change, old7, new7, +lines, -lines, patch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedFile {
+    /// Domain.
+    pub domain: String,
+    /// Path.
+    pub path: String,
+    /// added, modified, deleted.
+    pub change: String,
+    /// Old SHA-256, 7 digits.
+    pub old: String,
+    /// New SHA-256, 7 digits.
+    pub new: String,
+    /// Lines added.
+    pub additions: usize,
+    /// Lines deleted.
+    pub deletions: usize,
+    /// The patch (only used with include_diff).
+    pub patch: String,
+}
+
+/// The summary or alert for a backup run. None when no mail is due (a no-change run with
+/// `only_on_changes`).
+pub fn backup_mail(
+    report: &BackupReport,
+    files: &[ChangedFile],
+    push_failed_before: bool,
+    s: &MailSettings,
+) -> Option<Mail> {
+    let run = &report.run;
+    let changed = files.len();
+    let commits = run.commits;
+    let domain_failed = report.domains.iter().any(|d| d.error.is_some());
+    let push_failed = matches!(report.push.outcome, PushOutcome::Failed | PushOutcome::Diverged);
+    let alert = run.outcome == RunOutcome::Failed || domain_failed || (push_failed && push_failed_before);
+    if !alert && s.only_on_changes && changed == 0 {
+        return None;
+    }
+    let subject = if alert {
+        "ALERT: Config Backup FAILED".to_owned()
+    } else {
+        format!("Config backup — {changed} files changed, {commits} commits")
+    };
+    let mut text = String::new();
+    let mut html = String::from("<html><body>");
+    if alert {
+        let what = run
+            .error
+            .clone()
+            .unwrap_or_else(|| "the push failed on two runs in a row".to_owned());
+        text.push_str(&format!(
+            "The config backup run {} FAILED.\n\nError: {what}\n\n",
+            run.id
+        ));
+        html.push_str(&format!(
+            "<h2>Config backup FAILED</h2><p><b>Error:</b> {}</p>",
+            esc(&what)
+        ));
+        let done = format!(
+            "Still done: {commits} commit(s) made and kept in the working copy; {} commit(s) waiting to be pushed.",
+            report.push.unpushed
+        );
+        text.push_str(&format!("{done}\n\n"));
+        html.push_str(&format!("<p>{}</p>", esc(&done)));
+    } else {
+        text.push_str(&format!(
+            "Config backup run {} ({}): {changed} files changed, {commits} commits.\n\n",
+            run.id,
+            run.trigger.as_str()
+        ));
+        html.push_str(&format!(
+            "<h2>Config backup: {changed} files changed, {commits} commits</h2>"
+        ));
+    }
+    for d in &report.domains {
+        let name = d.domain.map(|x| x.as_str()).unwrap_or("?");
+        let commit = d
+            .commit
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "none".to_owned());
+        text.push_str(&format!("[{name}] commit {commit}\n"));
+        html.push_str(&format!(
+            "<h3>{}</h3><p>commit <code>{}</code></p>",
+            esc(name),
+            esc(&commit)
+        ));
+        if let Some(e) = &d.error {
+            text.push_str(&format!("  FAILED: {e}\n"));
+            html.push_str(&format!("<p><b>FAILED:</b> {}</p>", esc(e)));
+        }
+        let mine: Vec<&ChangedFile> = files.iter().filter(|f| f.domain == name).collect();
+        if mine.is_empty() && d.error.is_none() {
+            text.push_str("  no changes\n");
+            html.push_str("<p>no changes</p>");
+        } else if !mine.is_empty() {
+            html.push_str("<table><tr><th>change</th><th>file</th><th>old→new</th><th>+</th><th>-</th></tr>");
+            for f in mine {
+                text.push_str(&format!(
+                    "  {} {} {}→{} +{} -{}\n",
+                    f.change, f.path, f.old, f.new, f.additions, f.deletions
+                ));
+                html.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td><code>{}→{}</code></td><td>+{}</td><td>-{}</td></tr>",
+                    esc(&f.change),
+                    esc(&f.path),
+                    esc(&f.old),
+                    esc(&f.new),
+                    f.additions,
+                    f.deletions
+                ));
+                if s.include_diff && !f.patch.is_empty() {
+                    text.push_str(&f.patch);
+                    html.push_str(&format!("<tr><td colspan=5><pre>{}</pre></td></tr>", esc(&f.patch)));
+                }
+            }
+            html.push_str("</table>");
+        }
+        if !d.unmatched.is_empty() {
+            text.push_str(&format!(
+                "  patterns that matched nothing: {}\n",
+                d.unmatched.join(", ")
+            ));
+        }
+    }
+    let push = match report.push.outcome {
+        PushOutcome::Pushed => format!("pushed ({} unpushed)", report.push.unpushed),
+        PushOutcome::NotAttempted => "not attempted".to_owned(),
+        PushOutcome::Failed => format!(
+            "FAILED: {} ({} commits pending)",
+            report.push.error.clone().unwrap_or_default(),
+            report.push.unpushed
+        ),
+        PushOutcome::Diverged => format!("DIVERGED: {}", report.push.error.clone().unwrap_or_default()),
+    };
+    text.push_str(&format!("\nPush: {push}\n"));
+    html.push_str(&format!("<p><b>Push:</b> {}</p></body></html>", esc(&push)));
+    Some(Mail {
+        kind: if alert { "alert" } else { "backup" },
+        subject,
+        text,
+        html,
+    })
+}
+
+/// The report of a rollback.
+pub fn rollback_mail(t: &RollbackTask) -> Mail {
+    let ok = t.state == RollbackStage::Success;
+    let domains: Vec<&str> = t.domains.iter().map(|d| d.as_str()).collect();
+    let domains = domains.join(", ");
+    let subject = if ok {
+        format!("Config rollback — {domains} to {}: SUCCESS", short(&t.target_hash))
+    } else {
+        format!("ALERT: Config rollback FAILED — {domains} to {}", short(&t.target_hash))
+    };
+    let duration = t.duration_seconds.unwrap_or(0.0);
+    let mut text = format!(
+        "Rollback task {}\nDomains: {domains}\nTarget: {}\nRequested by: {}\nReason: {}\nState: {}\nDuration: {duration:.2} s\n",
+        t.id,
+        t.target_hash,
+        t.requested_by,
+        if t.reason.is_empty() { "(none given)" } else { &t.reason },
+        t.state.as_str(),
+    );
+    if let Some(e) = &t.error {
+        text.push_str(&format!(
+            "Error: {e}\nPrevious files put back: {}\n",
+            if t.revert_succeeded { "yes" } else { "NO" }
+        ));
+    }
+    text.push_str("\nStages:\n");
+    let mut rows = String::new();
+    for st in &t.stages {
+        text.push_str(&format!(
+            "  {} {} {}\n",
+            st.stage.as_str(),
+            if st.ok { "ok" } else { "FAILED" },
+            st.message
+        ));
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            st.stage.as_str(),
+            if st.ok { "ok" } else { "FAILED" },
+            esc(&st.message)
+        ));
+    }
+    let html = format!(
+        "<html><body><h2>{}</h2><p>Task {}<br>Domains: {}<br>Target: <code>{}</code><br>Requested by: {}<br>Reason: {}<br>Duration: {duration:.2} s</p>{}<table>{rows}</table></body></html>",
+        esc(&subject),
+        t.id,
+        esc(&domains),
+        esc(&t.target_hash),
+        t.requested_by,
+        esc(&t.reason),
+        t.error
+            .as_ref()
+            .map(|e| format!("<p><b>Error:</b> {}</p>", esc(e)))
+            .unwrap_or_default(),
+    );
+    Mail {
+        kind: "rollback",
+        subject,
+        text,
+        html,
+    }
+}
+
+/// The scheduler's alert when the server could not be reached.
+pub fn scheduler_alert(server: &str, attempts: u32, error: &str) -> Mail {
+    let text = format!(
+        "The scheduled config backup did not run: the server {server} could not be reached after {attempts} attempts.\n\nLast error: {error}\n\nNothing was backed up; check the server and run `config-backup-scheduler --once`.\n"
+    );
+    let html = format!(
+        "<html><body><h2>Config backup FAILED</h2><p>The server {} could not be reached after {attempts} attempts.</p><p><b>Last error:</b> {}</p></body></html>",
+        esc(server),
+        esc(error)
+    );
+    Mail {
+        kind: "alert",
+        subject: "ALERT: Config Backup FAILED".to_owned(),
+        text,
+        html,
+    }
+}
+
+/// Mails the NOC when backups and rollbacks end.
+#[derive(Debug, Clone)]
+pub struct MailObserver {
+    mailer: Mailer,
+}
+
+impl MailObserver {
+    /// An observer sending through `mailer`.
+    pub fn new(mailer: Mailer) -> MailObserver {
+        MailObserver { mailer }
+    }
+}
+
+#[async_trait::async_trait]
+impl Observer for MailObserver {
+    async fn backup_finished(&self, engine: &Engine, report: &BackupReport) {
+        let mut files = Vec::new();
+        for d in &report.domains {
+            let (Some(domain), Some(commit)) = (d.domain, &d.commit) else {
+                continue;
+            };
+            if d.changes.is_empty() {
+                continue;
+            }
+            let lines = engine.commit_changes(commit.as_str()).await.ok();
+            for c in &d.changes {
+                let stat = lines
+                    .as_ref()
+                    .and_then(|l| l.files.iter().find(|f| f.path == c.path.as_str()));
+                files.push(ChangedFile {
+                    domain: domain.as_str().to_owned(),
+                    path: c.path.to_string(),
+                    change: c.kind.as_str().to_owned(),
+                    old: c
+                        .old
+                        .as_ref()
+                        .map(|e| short(&e.sha256).to_owned())
+                        .unwrap_or_else(|| "0000000".to_owned()),
+                    new: c
+                        .new
+                        .as_ref()
+                        .map(|e| short(&e.sha256).to_owned())
+                        .unwrap_or_else(|| "0000000".to_owned()),
+                    additions: stat.map(|f| f.additions).unwrap_or(0),
+                    deletions: stat.map(|f| f.deletions).unwrap_or(0),
+                    patch: stat.map(|f| f.patch.clone()).unwrap_or_default(),
+                });
+                debug_assert!(c.kind != ChangeKind::Unchanged);
+            }
+        }
+        let push_failed_before = match engine.store().recent_runs(2).await {
+            Ok(runs) => runs
+                .iter()
+                .filter(|r| r.id != report.run.id)
+                .take(1)
+                .any(|r| matches!(r.push_outcome, Some(PushOutcome::Failed | PushOutcome::Diverged))),
+            Err(_) => false,
+        };
+        if let Some(mail) = backup_mail(report, &files, push_failed_before, self.mailer.settings()) {
+            self.mailer.deliver(Some(engine), &mail).await;
+        }
+    }
+
+    async fn rollback_finished(&self, engine: &Engine, task: &RollbackTask) {
+        self.mailer.deliver(Some(engine), &rollback_mail(task)).await;
+    }
+}
