@@ -50,6 +50,9 @@ fi
 if [ "$(id -u)" = 0 ]; then mkdir -p /run/sshd; fi
 command -v git >/dev/null || apt_install git
 
+# --- docker-compose (validates docker/compose.yaml; no Docker engine needed) -----------
+command -v docker-compose >/dev/null || apt_install docker-compose
+
 # --- Static checks ---------------------------------------------------------------------
 say "cargo fmt --check"
 cargo fmt --all -- --check

@@ -29,6 +29,7 @@ mod diff;
 mod grpcurl;
 mod history;
 mod mail;
+mod ops;
 mod process;
 mod recovery;
 mod rest;

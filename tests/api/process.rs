@@ -14,6 +14,19 @@ const BIN: &str = env!("CARGO_BIN_EXE_config-backup-server");
 /// Starts the binary with exactly `vars` (plus PATH) and returns it with the address
 /// it reports listening on.
 pub(crate) fn start(vars: &[(String, String)], args: &[&str]) -> (Child, std::net::SocketAddr) {
+    let (child, addr, _) = start_logged(vars, args);
+    (child, addr)
+}
+
+/// [`start`], also collecting every log line (JSON).
+pub(crate) fn start_logged(
+    vars: &[(String, String)],
+    args: &[&str],
+) -> (
+    Child,
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_clear()
@@ -25,6 +38,8 @@ pub(crate) fn start(vars: &[(String, String)], args: &[&str]) -> (Child, std::ne
     let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = logs.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if std::env::var_os("CB_TEST_SERVER_LOG").is_some() {
@@ -35,12 +50,13 @@ pub(crate) fn start(vars: &[(String, String)], args: &[&str]) -> (Child, std::ne
             {
                 let _ = tx.send(addr.parse::<std::net::SocketAddr>().unwrap());
             }
+            sink.lock().unwrap().push(line);
         }
     });
     let addr = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the server did not report its address");
-    (child, addr)
+    (child, addr, logs)
 }
 
 pub(crate) fn sigterm(child: &Child) {
@@ -91,6 +107,7 @@ async fn the_first_command_backs_up_the_sample_site_into_a_local_bare_repository
         ("HOME".to_owned(), home.path().display().to_string()),
         ("GRPC_LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("HTTP_LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("METRICS_LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
     ];
     let (mut child, _addr) = start(&vars, &["serve", "--sample-site"]);
     let remote = home.path().join(".local/share/config-backup/remote.git");

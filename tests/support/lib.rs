@@ -215,6 +215,7 @@ impl TestEnv {
             ("DATABASE_URL", self.db.url.clone()),
             ("GRPC_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
             ("HTTP_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+            ("METRICS_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
             ("AUTH_JWT_SECRET", SECRET.to_owned()),
         ]
         .into_iter()
@@ -232,6 +233,7 @@ impl TestEnv {
         let app = Application::build(settings).await.expect("build server");
         let addr = app.local_addr();
         let http_addr = app.http_addr();
+        let metrics_addr = app.metrics_addr();
         let engine = app.engine().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(app.run_until_stopped(async move {
@@ -241,6 +243,7 @@ impl TestEnv {
         let app = TestApp {
             addr,
             http_addr,
+            metrics_addr,
             channel,
             engine,
             stop: Some(tx),
@@ -258,6 +261,8 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     /// Where the REST shim listens.
     pub http_addr: std::net::SocketAddr,
+    /// Where /metrics is served.
+    pub metrics_addr: std::net::SocketAddr,
     /// A channel to it.
     pub channel: Channel,
     /// Its engine (for store access in assertions).

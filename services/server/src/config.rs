@@ -16,6 +16,8 @@ pub struct ServerSettings {
     pub grpc_listen: SocketAddr,
     /// `HTTP_LISTEN_ADDR` (default 127.0.0.1:8080): the REST shim; port 0 picks a free port.
     pub http_listen: SocketAddr,
+    /// `METRICS_LISTEN_ADDR` (default 127.0.0.1:9187): Prometheus `/metrics`.
+    pub metrics_listen: SocketAddr,
     /// The JWT secret.
     pub secret: Secret,
     /// Where the secret came from.
@@ -32,12 +34,14 @@ impl ServerSettings {
         let engine = Settings::from_lookup(&get)?;
         let grpc_listen = address(&get, "GRPC_LISTEN_ADDR", "127.0.0.1:50051")?;
         let http_listen = address(&get, "HTTP_LISTEN_ADDR", "127.0.0.1:8080")?;
+        let metrics_listen = address(&get, "METRICS_LISTEN_ADDR", "127.0.0.1:9187")?;
         let mail = config_backup_notify::MailSettings::from_lookup(&get)?;
         let (secret, secret_source) = Secret::load(&get, &engine.data_dir)?;
         Ok(ServerSettings {
             engine,
             grpc_listen,
             http_listen,
+            metrics_listen,
             secret,
             secret_source,
             initial_backup: true,

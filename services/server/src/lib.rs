@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod errors;
+pub mod metrics;
 pub mod params;
 pub mod service;
 pub mod startup;

@@ -79,7 +79,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = ServerSettings::from_lookup(lookup)?;
             log_start(&settings);
             let app = Application::build(settings).await?;
-            tracing::info!(addr = %app.local_addr(), http = %app.http_addr(), "listening (gRPC, health, reflection; REST)");
+            tracing::info!(
+                addr = %app.local_addr(),
+                http = %app.http_addr(),
+                metrics = %app.metrics_addr(),
+                "listening (gRPC, health, reflection; REST; metrics)"
+            );
             app.run_until_stopped(shutdown_signal()).await
         }
     }

@@ -23,6 +23,7 @@ use crate::service::ConfigBackupService;
 pub struct Application {
     listener: TcpListener,
     http_listener: TcpListener,
+    metrics_listener: TcpListener,
     engine: Engine,
     auth: Arc<Authenticator>,
     initial_backup: bool,
@@ -58,6 +59,9 @@ impl Application {
         let http_listener = TcpListener::bind(settings.http_listen)
             .await
             .map_err(|e| anyhow::anyhow!("HTTP_LISTEN_ADDR {}: {e}", settings.http_listen))?;
+        let metrics_listener = TcpListener::bind(settings.metrics_listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("METRICS_LISTEN_ADDR {}: {e}", settings.metrics_listen))?;
         let engine = Engine::new(settings.engine, store);
         match settings.mail {
             Some(mail) => {
@@ -69,6 +73,7 @@ impl Application {
         Ok(Application {
             listener,
             http_listener,
+            metrics_listener,
             engine,
             auth: Arc::new(Authenticator::new(&settings.secret)),
             initial_backup: settings.initial_backup,
@@ -83,6 +88,13 @@ impl Application {
     /// The REST shim's bound address.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// The metrics listener's bound address.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// The engine.
@@ -132,6 +144,10 @@ impl Application {
         let http = axum::serve(self.http_listener, config_backup_gateway::router(channel))
             .with_graceful_shutdown(async move { http_stop.cancelled().await });
         let http = tokio::spawn(async move { http.await });
+        let metrics_stop = stop.clone();
+        let metrics = axum::serve(self.metrics_listener, crate::metrics::router(self.engine.clone()))
+            .with_graceful_shutdown(async move { metrics_stop.cancelled().await });
+        let metrics = tokio::spawn(async move { metrics.await });
 
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
         let grpc_stop = stop.clone();
@@ -146,6 +162,9 @@ impl Application {
         readiness.abort();
         if let Ok(Err(e)) = http.await {
             tracing::error!(error = %e, "the REST listener failed");
+        }
+        if let Ok(Err(e)) = metrics.await {
+            tracing::error!(error = %e, "the metrics listener failed");
         }
         tracing::info!("stopped accepting calls; waiting for running backups to finish");
         self.engine.shutdown().await;

@@ -357,6 +357,28 @@ pub struct MailRecord {
     pub error: Option<String>,
 }
 
+/// Figures for the Prometheus endpoint, from the audit trail (the same on every replica
+/// and across restarts).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricsSnapshot {
+    /// Per domain: the time of its last commit made by a successful run.
+    pub last_success: Vec<(Domain, DateTime<Utc>)>,
+    /// Per domain: files changed in its last commit.
+    pub last_changed_files: Vec<(Domain, i64)>,
+    /// The last run's duration in seconds.
+    pub last_run_duration: Option<f64>,
+    /// Runs by outcome.
+    pub runs_by_outcome: Vec<(String, i64)>,
+    /// Runs whose push failed or diverged.
+    pub push_failures: i64,
+    /// Finished rollbacks by state (success, failed).
+    pub rollbacks_by_outcome: Vec<(String, i64)>,
+    /// Sum of the finished rollbacks' durations, in seconds.
+    pub rollback_seconds_sum: f64,
+    /// Mails that could not be sent.
+    pub mail_failures: i64,
+}
+
 /// A History query, with a keyset cursor.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HistoryQuery {
@@ -432,6 +454,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn last_mail(&self) -> Result<Option<MailRecord>, StoreError>;
     /// The latest backup runs (not rollback snapshots), newest first.
     async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRecord>, StoreError>;
+    /// Figures for `/metrics`.
+    async fn metrics(&self) -> Result<MetricsSnapshot, StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -620,6 +620,68 @@ macro_rules! sql_store {
                 rows.iter().map(Self::run_from_row).collect()
             }
 
+            async fn metrics(&self) -> Result<MetricsSnapshot, StoreError> {
+                let mut m = MetricsSnapshot::default();
+                let domain = |r: &<$db as sqlx::Database>::Row| -> Result<Domain, StoreError> {
+                    let d: String = r.try_get("domain")?;
+                    d.parse().map_err(|e: crate::domain::UnknownDomain| StoreError::Corrupt(e.to_string()))
+                };
+                let rows = sqlx::query(
+                    "SELECT g.domain AS domain, MAX(g.backed_up_at) AS at FROM config_git_backups g \
+                     JOIN config_backup_runs r ON r.id = g.run_id WHERE r.outcome = 'success' GROUP BY g.domain",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                for r in &rows {
+                    m.last_success.push((domain(r)?, r.try_get("at")?));
+                }
+                let rows = sqlx::query(
+                    "SELECT g.domain AS domain, SUM(CASE WHEN g.changes_made THEN 1 ELSE 0 END) AS changed \
+                     FROM config_git_backups g \
+                     JOIN (SELECT domain, MAX(seq) AS s FROM config_git_backups GROUP BY domain) l ON l.domain = g.domain \
+                     JOIN config_git_backups x ON x.seq = l.s AND x.commit_hash = g.commit_hash \
+                     GROUP BY g.domain",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                for r in &rows {
+                    m.last_changed_files.push((domain(r)?, r.try_get::<Option<i64>, _>("changed")?.unwrap_or(0)));
+                }
+                if let Some(run) = self.last_run().await?
+                    && let Some(f) = run.finished_at
+                {
+                    m.last_run_duration = Some((f - run.started_at).num_microseconds().unwrap_or(0) as f64 / 1e6);
+                }
+                let rows = sqlx::query("SELECT outcome, COUNT(*) AS n FROM config_backup_runs WHERE trigger <> 'rollback' GROUP BY outcome")
+                    .fetch_all(&self.pool)
+                    .await?;
+                for r in &rows {
+                    m.runs_by_outcome.push((r.try_get("outcome")?, r.try_get("n")?));
+                }
+                m.push_failures = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM config_backup_runs WHERE push_outcome IN ('failed', 'diverged')",
+                )
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?;
+                let rows = sqlx::query(
+                    "SELECT state, COUNT(*) AS n, SUM(duration_seconds) AS d FROM config_rollback_tasks \
+                     WHERE state IN ('success', 'failed') GROUP BY state",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                for r in &rows {
+                    m.rollbacks_by_outcome.push((r.try_get("state")?, r.try_get("n")?));
+                    m.rollback_seconds_sum += r.try_get::<Option<f64>, _>("d")?.unwrap_or(0.0);
+                }
+                m.mail_failures = sqlx::query("SELECT COUNT(*) AS n FROM config_backup_mail WHERE ok = $1")
+                    .bind(false)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get("n")?;
+                Ok(m)
+            }
+
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())

@@ -1,0 +1,132 @@
+//! `/metrics` in the Prometheus text format, on its own listener (`METRICS_LISTEN_ADDR`).
+//! Figures come from the audit trail, so every replica reports the same and a restart
+//! loses nothing.
+
+use std::fmt::Write;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use config_backup_core::Engine;
+
+/// The metrics router.
+pub fn router(engine: Engine) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(engine)
+}
+
+async fn metrics(State(engine): State<Engine>) -> Response {
+    let (snapshot, status) = match (engine.store().metrics().await, engine.status().await) {
+        (Ok(m), Ok(s)) => (m, s),
+        (Err(e), _) => {
+            tracing::error!(error = %e, "metrics: the database is unavailable");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "# the audit database is unavailable\nconfig_backup_up 0\n",
+            )
+                .into_response();
+        }
+        (_, Err(e)) => {
+            tracing::error!(error = %e, "metrics: status unavailable");
+            return (StatusCode::SERVICE_UNAVAILABLE, "config_backup_up 0\n").into_response();
+        }
+    };
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    family(
+        "config_backup_up",
+        "gauge",
+        "1 when the server and its database answer.",
+    );
+    let mut lines = vec!["config_backup_up 1".to_owned()];
+    let flush = |out: &mut String, lines: &mut Vec<String>| {
+        for l in lines.drain(..) {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    };
+    flush(&mut out, &mut lines);
+
+    let _ = writeln!(
+        out,
+        "# HELP config_backup_last_success_timestamp_seconds When the domain was last committed by a successful backup.\n# TYPE config_backup_last_success_timestamp_seconds gauge"
+    );
+    for (d, at) in &snapshot.last_success {
+        let _ = writeln!(
+            out,
+            "config_backup_last_success_timestamp_seconds{{domain=\"{d}\"}} {}",
+            at.timestamp()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP config_backup_files_changed Files changed in the domain's last commit.\n# TYPE config_backup_files_changed gauge"
+    );
+    for (d, n) in &snapshot.last_changed_files {
+        let _ = writeln!(out, "config_backup_files_changed{{domain=\"{d}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP config_backup_duration_seconds Duration of the last backup run.\n# TYPE config_backup_duration_seconds gauge"
+    );
+    let _ = writeln!(
+        out,
+        "config_backup_duration_seconds {}",
+        snapshot.last_run_duration.unwrap_or(0.0)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP config_backup_runs_total Backup runs by outcome.\n# TYPE config_backup_runs_total counter"
+    );
+    for (o, n) in &snapshot.runs_by_outcome {
+        let _ = writeln!(out, "config_backup_runs_total{{outcome=\"{o}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP config_backup_push_failures_total Backup runs whose push failed or diverged.\n# TYPE config_backup_push_failures_total counter"
+    );
+    let _ = writeln!(out, "config_backup_push_failures_total {}", snapshot.push_failures);
+    let _ = writeln!(
+        out,
+        "# HELP config_backup_unpushed_commits Commits in the working copy that the remote lacks.\n# TYPE config_backup_unpushed_commits gauge"
+    );
+    let _ = writeln!(out, "config_backup_unpushed_commits {}", status.unpushed);
+    let _ = writeln!(
+        out,
+        "# HELP config_backup_rollbacks_total Finished rollbacks by outcome.\n# TYPE config_backup_rollbacks_total counter"
+    );
+    for o in ["success", "failed"] {
+        let n = snapshot
+            .rollbacks_by_outcome
+            .iter()
+            .find(|(s, _)| s == o)
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        let _ = writeln!(out, "config_backup_rollbacks_total{{outcome=\"{o}\"}} {n}");
+    }
+    let total: i64 = snapshot.rollbacks_by_outcome.iter().map(|(_, n)| n).sum();
+    let _ = writeln!(
+        out,
+        "# HELP config_backup_rollback_duration_seconds Durations of finished rollbacks.\n# TYPE config_backup_rollback_duration_seconds summary"
+    );
+    let _ = writeln!(
+        out,
+        "config_backup_rollback_duration_seconds_sum {}",
+        snapshot.rollback_seconds_sum
+    );
+    let _ = writeln!(out, "config_backup_rollback_duration_seconds_count {total}");
+    let _ = writeln!(
+        out,
+        "# HELP config_backup_mail_failures_total Mails to the NOC that could not be sent.\n# TYPE config_backup_mail_failures_total counter"
+    );
+    let _ = writeln!(out, "config_backup_mail_failures_total {}", snapshot.mail_failures);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        out,
+    )
+        .into_response()
+}

@@ -1,0 +1,274 @@
+//! Operating it: Prometheus metrics, logs without secrets, the compose file.
+
+use std::time::Duration;
+
+use config_backup_proto::v1 as pb;
+use config_backup_server::auth::Role;
+use config_backup_tests::smtp::SmtpServer;
+use config_backup_tests::{Backend, KillOnDrop, TestEnv, token, with_token};
+use futures::StreamExt;
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+async fn metrics_after_a_backup_and_a_rollback_have_the_right_values(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let app = env.spawn().await;
+    let mut client = app.client();
+    let first = client
+        .backup(with_token(pb::BackupRequest::default(), Role::Admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    std::fs::write(env.site().join("config/kea/kea-dhcp4.conf"), "{}\n").unwrap();
+    client
+        .backup(with_token(pb::BackupRequest::default(), Role::Admin))
+        .await
+        .unwrap();
+    let req = pb::RollbackRequest {
+        commit: first.domains[3].commit_hash.clone(),
+        ..Default::default()
+    };
+    let task = client
+        .rollback(with_token(req, Role::Admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    let mut states = client
+        .rollback_status(with_token(
+            pb::RollbackStatusRequest { task_id: task.task_id },
+            Role::Noc,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    while states.next().await.is_some() {}
+
+    let text = reqwest::get(format!("http://{}/metrics", app.metrics_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(metric(&text, "config_backup_up"), 1.0);
+    let now = chrono::Utc::now().timestamp() as f64;
+    for d in ["gateway", "dns", "radius", "kea"] {
+        let t = metric(
+            &text,
+            &format!("config_backup_last_success_timestamp_seconds{{domain=\"{d}\"}}"),
+        );
+        assert!((now - t).abs() < 300.0, "{d}: {t} vs {now}");
+    }
+    // kea's last commit is the rollback's, which changed its one file; gateway's changed nothing.
+    assert_eq!(metric(&text, "config_backup_files_changed{domain=\"kea\"}"), 1.0);
+    assert_eq!(metric(&text, "config_backup_files_changed{domain=\"gateway\"}"), 0.0);
+    assert_eq!(metric(&text, "config_backup_runs_total{outcome=\"success\"}"), 2.0);
+    assert!(metric(&text, "config_backup_duration_seconds") > 0.0);
+    assert_eq!(metric(&text, "config_backup_push_failures_total"), 0.0);
+    assert_eq!(metric(&text, "config_backup_unpushed_commits"), 0.0);
+    assert_eq!(metric(&text, "config_backup_rollbacks_total{outcome=\"success\"}"), 1.0);
+    assert_eq!(metric(&text, "config_backup_rollbacks_total{outcome=\"failed\"}"), 0.0);
+    assert_eq!(metric(&text, "config_backup_rollback_duration_seconds_count"), 1.0);
+    assert!(metric(&text, "config_backup_rollback_duration_seconds_sum") > 0.0);
+    assert_eq!(metric(&text, "config_backup_mail_failures_total"), 0.0);
+
+    // A failed push shows up.
+    std::fs::rename(env.remote(), env.dir.path().join("away.git")).unwrap();
+    client
+        .backup(with_token(pb::BackupRequest::default(), Role::Admin))
+        .await
+        .unwrap();
+    let text = reqwest::get(format!("http://{}/metrics", app.metrics_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(metric(&text, "config_backup_push_failures_total"), 1.0);
+    assert_eq!(metric(&text, "config_backup_unpushed_commits"), 4.0);
+    assert_eq!(metric(&text, "config_backup_runs_total{outcome=\"partial\"}"), 1.0);
+    app.stop().await;
+}
+
+on_both_backends!(metrics_after_a_backup_and_a_rollback_have_the_right_values);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_logs_of_a_full_run_never_contain_secrets() {
+    let mut env = TestEnv::new(Backend::Postgres).await;
+    let smtp = SmtpServer::start(&env.dir.path().join("maildir"), true);
+    env.vars.extend(smtp.vars());
+    let password_file = env.dir.path().join("smtp-password");
+    std::fs::write(&password_file, "smtp-pass-s3cret\n").unwrap();
+    env.vars.insert("SMTP_USERNAME".into(), "noc-relay".into());
+    env.vars
+        .insert("SMTP_PASSWORD_FILE".into(), password_file.display().to_string());
+    // A password in the database URL (trust auth ignores it).
+    let url = env
+        .db
+        .url
+        .replace("postgres://postgres@", "postgres://postgres:pg-s3cret@");
+    env.vars.insert("DATABASE_URL".into(), url);
+    env.vars.insert(
+        "CONFIG_ROLLBACK_RELOAD__radius".into(),
+        "cat config/radius/clients.conf > /dev/null".into(),
+    );
+    let vars: Vec<(String, String)> = env.lookup().into_iter().collect();
+    let (child, addr, logs) = crate::process::start_logged(&vars, &["serve"]);
+    let mut child = KillOnDrop(child);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    config_backup_tests::wait_serving(&channel).await;
+    let mut client = config_backup_proto::v1::config_backup_client::ConfigBackupClient::new(channel);
+    let first = crate::process::wait_first_backup(&mut client).await;
+    assert_eq!(first.commits, 4);
+    let status = client
+        .status(with_token(pb::StatusRequest {}, Role::Noc))
+        .await
+        .unwrap()
+        .into_inner();
+    let radius = status
+        .domains
+        .iter()
+        .find(|d| d.domain == "radius")
+        .unwrap()
+        .last_commit_hash
+        .clone();
+    std::fs::write(
+        env.site().join("config/radius/clients.conf"),
+        "client x {\n    secret = rotated-s3cret-9911\n}\n",
+    )
+    .unwrap();
+    client
+        .backup(with_token(pb::BackupRequest::default(), Role::Admin))
+        .await
+        .unwrap();
+    let req = pb::RollbackRequest {
+        commit: radius,
+        reason: "restore clients".into(),
+        ..Default::default()
+    };
+    let task = client
+        .rollback(with_token(req, Role::Admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    let mut states = client
+        .rollback_status(with_token(
+            pb::RollbackStatusRequest {
+                task_id: task.task_id.clone(),
+            },
+            Role::Noc,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    while states.next().await.is_some() {}
+    let d = pb::DiffRequest {
+        commit1: first.run_id.clone(),
+        ..Default::default()
+    };
+    let _ = client.diff(with_token(d, Role::Noc)).await;
+    let mut bad = tonic::Request::new(pb::StatusRequest {});
+    bad.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}x", token(Role::Admin)).parse().unwrap(),
+    );
+    assert!(client.status(bad).await.is_err());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    crate::process::sigterm(&child.0);
+    assert!(crate::process::wait_exit(&mut child.0).success());
+
+    let logs = logs.lock().unwrap().join("\n");
+    assert!(logs.contains("\"backup finished\""), "one line per backup");
+    assert!(
+        logs.contains(&format!("\"task\":\"{}\"", task.task_id)) && logs.contains("rollback stage ended"),
+        "rollback stages are logged with their task id"
+    );
+    assert!(logs.contains("mail could not be sent"), "the refused mail is logged");
+    let secrets = [
+        config_backup_tests::SECRET.to_owned(),
+        token(Role::Admin),
+        "pg-s3cret".to_owned(),
+        "smtp-pass-s3cret".to_owned(),
+        "sample-bng01-secret-7f3a".to_owned(),
+        "sample-wlc-secret-52de".to_owned(),
+        "rotated-s3cret-9911".to_owned(),
+    ];
+    for s in &secrets {
+        assert!(!logs.contains(s.as_str()), "a secret reached the logs: {s}");
+    }
+    // A token's signature is never logged either.
+    let sig = token(Role::Admin).rsplit('.').next().unwrap().to_owned();
+    assert!(!logs.contains(&sig));
+}
+
+/// Every variable the compose file sets for our binaries is one they read.
+#[test]
+fn the_compose_file_is_valid_and_sets_only_known_variables() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let compose = root.join("docker/compose.yaml");
+    let out = std::process::Command::new("docker-compose")
+        .arg("-f")
+        .arg(&compose)
+        .arg("config")
+        .output()
+        .expect("docker-compose is not installed: the test command installs it (apt-get install docker-compose)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}{}", text, String::from_utf8_lossy(&out.stderr));
+
+    let mut sources = String::new();
+    for dir in ["services", "scheduler/src"] {
+        for e in walkdir::WalkDir::new(root.join(dir)).into_iter().flatten() {
+            if e.path().extension().is_some_and(|x| x == "rs") {
+                sources.push_str(&std::fs::read_to_string(e.path()).unwrap());
+            }
+        }
+    }
+    let yaml = std::fs::read_to_string(&compose).unwrap();
+    let mut checked = 0;
+    let mut in_env = false;
+    for line in yaml.lines() {
+        let t = line.trim();
+        if t == "environment:" {
+            in_env = true;
+            continue;
+        }
+        if in_env {
+            let Some((key, _)) = t.split_once(':').filter(|(k, _)| {
+                !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            }) else {
+                in_env = t.is_empty() || t.starts_with('#');
+                continue;
+            };
+            // Postgres' and the SMTP catcher's own variables are theirs.
+            if key.starts_with("POSTGRES_") || key.starts_with("MP_") || key == "PGDATA" {
+                continue;
+            }
+            let known = match key.split_once("__") {
+                Some((prefix, _)) => sources.contains(&format!("\"{prefix}__")),
+                None => sources.contains(&format!("\"{key}\"")),
+            };
+            assert!(known, "compose sets {key}, which no binary reads");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 15,
+        "only {checked} variables found: is the compose file parsed?"
+    );
+}
