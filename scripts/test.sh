@@ -49,6 +49,7 @@ fi
 [ -x /usr/sbin/sshd ] || die "/usr/sbin/sshd is missing after installing openssh-server"
 if [ "$(id -u)" = 0 ]; then mkdir -p /run/sshd; fi
 command -v git >/dev/null || apt_install git
+command -v jq >/dev/null || apt_install jq
 
 # --- docker-compose (validates docker/compose.yaml; no Docker engine needed) -----------
 command -v docker-compose >/dev/null || apt_install docker-compose
@@ -74,7 +75,14 @@ rc=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '^test result: .* ([0-9]+) failed' "$log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+if [ "$rc" -ne 0 ]; then
+    echo "tests: $passed passed, $failed failed"
+    exit "$rc"
+fi
+
+say "docs/operations.md: every sh block against a live server"
+bash scripts/check-docs.sh
+
 echo
 echo "tests: $passed passed, $failed failed"
-if [ "$rc" -ne 0 ]; then exit "$rc"; fi
 [ "$passed" -gt 0 ] || die "no test ran"

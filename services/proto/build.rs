@@ -22,6 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     pbjson_build::Builder::new()
         .register_descriptors(&set)?
         .preserve_proto_field_names()
+        .emit_fields()
         .build(&[".configbackup"])?;
 
     println!("cargo:rerun-if-changed={}", root.display());
