@@ -452,4 +452,40 @@ on_both_backends!(
     an_unreachable_remote_keeps_the_commits_and_the_next_run_pushes_them,
     an_unknown_domain_is_invalid_argument_naming_the_field_and_allowed_values,
     patterns_that_match_nothing_are_reported_not_fatal,
+    a_change_with_the_same_size_and_mtime_is_never_missed,
 );
+
+async fn a_change_with_the_same_size_and_mtime_is_never_missed(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let app = env.spawn().await;
+    backup(&app).await;
+    let kea = env.site().join("config/kea/kea-dhcp4.conf");
+    let before = std::fs::metadata(&kea).unwrap();
+    let mut text = std::fs::read(&kea).unwrap();
+    let at = text.iter().position(|b| *b == b'7').unwrap();
+    text[at] = b'8';
+    std::fs::write(&kea, &text).unwrap();
+    let mtime = before
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let stamp = format!("@{}.{:09}", mtime.as_secs(), mtime.subsec_nanos());
+    assert!(
+        std::process::Command::new("touch")
+            .args(["-m", "-d", &stamp])
+            .arg(&kea)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let after = std::fs::metadata(&kea).unwrap();
+    assert_eq!(
+        (after.len(), after.modified().unwrap()),
+        (before.len(), before.modified().unwrap())
+    );
+    let report = backup(&app).await;
+    let kea_report = report.domains.iter().find(|d| d.domain == "kea").unwrap();
+    assert_eq!(kea_report.files_modified, 1, "{kea_report:?}");
+    app.stop().await;
+}

@@ -116,6 +116,7 @@ async fn history_filters_by_domain_path_time_and_change_type(backend: Backend) {
     assert_eq!(kea.entries[4].change_type, "added");
     assert!(!kea.entries[0].previous_hash.is_empty());
     assert!(kea.entries[0].commit_message.starts_with("config backup "));
+    assert!(!kea.entries[0].commit_message.contains('\n'), "the subject line only");
     assert_eq!(kea.entries[0].backed_up_by, config_backup_tests::ADMIN_SUB);
     assert_eq!(
         kea.entries[0].backup_date,

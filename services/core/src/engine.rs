@@ -622,7 +622,7 @@ impl Engine {
             let head = wc.head()?;
             let mut tracked = Vec::new();
             for d in &domains_cfg {
-                tracked.push(wc.manifest_at(head, *d)?.len());
+                tracked.push(wc.manifest_len(head, *d)?);
             }
             Ok((wc.unpushed()?, tracked))
         })
@@ -679,6 +679,9 @@ pub fn audit_rows(info: &CommitInfo) -> Vec<AuditRow> {
     let by = repo::trailer(&info.message, repo::TRAILER_BY)
         .unwrap_or("system")
         .to_owned();
+    // The subject line: the per-file body lines are this row's own fields, and the full
+    // message stays in git (a first backup's body lists every file).
+    let subject = info.message.lines().next().unwrap_or_default().to_owned();
     info.files
         .iter()
         .map(|f| AuditRow {
@@ -689,7 +692,7 @@ pub fn audit_rows(info: &CommitInfo) -> Vec<AuditRow> {
             domain: info.domain,
             config_file: f.path.to_string(),
             commit_hash: info.id.to_string(),
-            commit_message: info.message.clone(),
+            commit_message: subject.clone(),
             changes_made: f.kind != ChangeKind::Unchanged,
             change_type: f.kind,
             previous_hash: info.parent.map(|p| p.to_string()),
@@ -868,7 +871,7 @@ fn backup_domain(
                     mode: repo::git_mode(file.executable),
                 };
                 if old.get(&file.path) != Some(&entry) {
-                    contents.insert(file.path.clone(), bytes);
+                    contents.insert(file.path.clone(), wc.stage_file(&file.path, &bytes, entry.mode)?);
                 } else if let Some(tree_sha) = tree_differs(&file.path, &bytes) {
                     warnings.push(format!(
                         "{}: the repository held a hand edit; the live file replaces it",
@@ -877,7 +880,7 @@ fn backup_domain(
                     if let Some(o) = old.get_mut(&file.path) {
                         o.sha256 = tree_sha;
                     }
-                    contents.insert(file.path.clone(), bytes);
+                    contents.insert(file.path.clone(), wc.stage_file(&file.path, &bytes, entry.mode)?);
                 }
                 new.insert(file.path.clone(), entry);
             }

@@ -91,6 +91,15 @@ pub struct ManifestEntry {
     pub mode: u32,
 }
 
+/// A file written into the object database, waiting for its commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Staged {
+    /// The blob.
+    pub id: Oid,
+    /// Its size.
+    pub len: usize,
+}
+
 /// A domain's files at one commit.
 pub type Manifest = BTreeMap<RepoPath, ManifestEntry>;
 
@@ -485,13 +494,48 @@ impl WorkingCopy {
         read_manifest(&self.repo, &tree, domain)
     }
 
+    /// How many files a domain has at a commit (the manifest's line count; cheap).
+    pub fn manifest_len(&self, commit: Option<Oid>, domain: Domain) -> Result<usize, RepoError> {
+        let Some(commit) = commit else { return Ok(0) };
+        let tree = self.repo.find_commit(commit)?.tree()?;
+        match tree.get_path(Path::new(&manifest_path(domain))) {
+            Ok(e) => Ok(self
+                .repo
+                .find_blob(e.id())?
+                .content()
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Stages the domain's changes, writes the work tree, and commits on the branch.
     /// `contents` holds the bytes of every added or modified file.
+    /// Writes a file's new content into the work tree and the object database at once,
+    /// so a run never holds the contents of all changed files in memory.
+    pub fn stage_file(&self, path: &RepoPath, content: &[u8], mode: u32) -> Result<Staged, RepoError> {
+        let workdir = self
+            .repo
+            .workdir()
+            .ok_or_else(|| git2::Error::from_str("bare working copy"))?;
+        let abs = workdir.join(path.as_str());
+        let unix = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
+        // The work tree is a convenience copy; the objects are what count.
+        write_file(&abs, content, unix, false).map_err(io_err(format!("writing {}", abs.display())))?;
+        Ok(Staged {
+            id: self.repo.blob(content)?,
+            len: content.len(),
+        })
+    }
+
+    /// Commits a domain: the staged files, the deletions and the manifest.
     pub fn commit_domain(
         &self,
         domain: Domain,
         manifest: &Manifest,
-        contents: &BTreeMap<RepoPath, Vec<u8>>,
+        contents: &BTreeMap<RepoPath, Staged>,
         deleted: &[RepoPath],
         message: &str,
     ) -> Result<Oid, RepoError> {
@@ -501,10 +545,11 @@ impl WorkingCopy {
             .ok_or_else(|| git2::Error::from_str("bare working copy"))?
             .to_path_buf();
         let mut index = self.repo.index()?;
-        for (path, content) in contents {
+        for (path, staged) in contents {
             let mode = manifest.get(path).map(|e| e.mode).unwrap_or(0o100644);
-            write_work_file(&workdir, path.as_str(), content, mode)?;
-            index.add_frombuffer(&index_entry(path.as_str(), mode, content.len()), content)?;
+            let mut entry = index_entry(path.as_str(), mode, staged.len);
+            entry.id = staged.id;
+            index.add(&entry)?;
         }
         for path in deleted {
             let abs = workdir.join(path.as_str());
@@ -892,13 +937,20 @@ fn index_entry(path: &str, mode: u32, len: usize) -> IndexEntry {
 
 /// Writes a file atomically: a temporary file beside it, fsync, chmod, rename.
 pub fn write_atomically(abs: &Path, content: &[u8], unix_mode: u32) -> std::io::Result<()> {
+    write_file(abs, content, unix_mode, true)
+}
+
+/// A temporary file beside the target, chmod, rename; `durable` adds an fsync first.
+fn write_file(abs: &Path, content: &[u8], unix_mode: u32, durable: bool) -> std::io::Result<()> {
     let dir = abs.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new().prefix(".cb-tmp-").tempfile_in(dir)?;
     tmp.write_all(content)?;
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(unix_mode))?;
-    tmp.as_file().sync_all()?;
+    if durable {
+        tmp.as_file().sync_all()?;
+    }
     tmp.persist(abs).map_err(|e| e.error)?;
     Ok(())
 }
@@ -906,7 +958,7 @@ pub fn write_atomically(abs: &Path, content: &[u8], unix_mode: u32) -> std::io::
 fn write_work_file(workdir: &Path, rel: &str, content: &[u8], git_mode: u32) -> Result<(), RepoError> {
     let abs = workdir.join(rel);
     let unix = if git_mode & 0o111 != 0 { 0o755 } else { 0o644 };
-    write_atomically(&abs, content, unix).map_err(io_err(format!("writing {}", abs.display())))
+    write_file(&abs, content, unix, false).map_err(io_err(format!("writing {}", abs.display())))
 }
 
 /// Local paths and `file://` URLs name the same remote.

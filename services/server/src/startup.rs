@@ -11,6 +11,7 @@ use config_backup_core::store::{self, Trigger};
 use config_backup_core::{Actor, Engine};
 use config_backup_proto::v1::config_backup_server::ConfigBackupServer;
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 
@@ -139,17 +140,34 @@ impl Application {
         if grpc_addr.ip().is_unspecified() {
             grpc_addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
-        let channel = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))?.connect_lazy();
+        let channel = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))?
+            .tcp_nodelay(true)
+            .connect_lazy();
         let http_stop = stop.clone();
-        let http = axum::serve(self.http_listener, config_backup_gateway::router(channel))
-            .with_graceful_shutdown(async move { http_stop.cancelled().await });
+        use axum::serve::ListenerExt;
+        // Small request/response pairs: no Nagle delay (40 ms with delayed ACKs).
+        let nodelay = |tcp: &mut tokio::net::TcpStream| {
+            let _ = tcp.set_nodelay(true);
+        };
+        let http = axum::serve(
+            self.http_listener.tap_io(nodelay),
+            config_backup_gateway::router(channel),
+        )
+        .with_graceful_shutdown(async move { http_stop.cancelled().await });
         let http = tokio::spawn(async move { http.await });
         let metrics_stop = stop.clone();
-        let metrics = axum::serve(self.metrics_listener, crate::metrics::router(self.engine.clone()))
-            .with_graceful_shutdown(async move { metrics_stop.cancelled().await });
+        let metrics = axum::serve(
+            self.metrics_listener.tap_io(nodelay),
+            crate::metrics::router(self.engine.clone()),
+        )
+        .with_graceful_shutdown(async move { metrics_stop.cancelled().await });
         let metrics = tokio::spawn(async move { metrics.await });
 
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener).map(|s| {
+            s.inspect(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            })
+        });
         let grpc_stop = stop.clone();
         let result = Server::builder()
             .add_service(health_service)

@@ -244,29 +244,30 @@ macro_rules! sql_store {
 
             async fn insert_audit_rows(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
-                for r in rows {
-                    sqlx::query(
+                // Multi-row statements: 14 parameters a row stays far below both backends' limits.
+                for chunk in rows.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO config_git_backups (id, run_id, backup_date, domain, config_file, commit_hash, \
                          commit_message, changes_made, change_type, previous_hash, file_sha256, previous_file_sha256, \
-                         backed_up_at, backed_up_by) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                    )
-                    .bind(r.id)
-                    .bind(r.run_id)
-                    .bind(r.backup_date)
-                    .bind(r.domain.as_str())
-                    .bind(&r.config_file)
-                    .bind(&r.commit_hash)
-                    .bind(&r.commit_message)
-                    .bind(r.changes_made)
-                    .bind(r.change_type.as_str())
-                    .bind(&r.previous_hash)
-                    .bind(&r.file_sha256)
-                    .bind(&r.previous_file_sha256)
-                    .bind(micros(r.backed_up_at))
-                    .bind(&r.backed_up_by)
-                    .execute(&mut *tx)
-                    .await?;
+                         backed_up_at, backed_up_by) ",
+                    );
+                    qb.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.id)
+                            .push_bind(r.run_id)
+                            .push_bind(r.backup_date)
+                            .push_bind(r.domain.as_str())
+                            .push_bind(r.config_file.clone())
+                            .push_bind(r.commit_hash.clone())
+                            .push_bind(r.commit_message.clone())
+                            .push_bind(r.changes_made)
+                            .push_bind(r.change_type.as_str())
+                            .push_bind(r.previous_hash.clone())
+                            .push_bind(r.file_sha256.clone())
+                            .push_bind(r.previous_file_sha256.clone())
+                            .push_bind(micros(r.backed_up_at))
+                            .push_bind(r.backed_up_by.clone());
+                    });
+                    qb.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -1,0 +1,742 @@
+//! `config-backup-bench`: measures the engine against the git CLI and the read+hash floor
+//! on synthetic sites (S, M, L), History/Diff latency over two years of daily history,
+//! rollback, API throughput and memory, in one run, and writes `docs/benchmarks.md` and
+//! `docs/benchmarks.json`. Never part of the test suite's pass/fail.
+//!
+//!   cargo run --release -p config-backup-bench
+
+mod site;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use config_backup_core::engine::BackupParams;
+use config_backup_core::store::Trigger;
+use config_backup_core::{Actor, Engine, Settings};
+use config_backup_proto::v1 as pb;
+use config_backup_proto::v1::config_backup_client::ConfigBackupClient;
+use config_backup_server::auth::{self, Role, Secret};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
+
+#[derive(Parser)]
+struct Cli {
+    /// Sizes to run: S, M, L (files: 40, 4,000, 40,000).
+    #[arg(long, default_value = "S,M,L", value_delimiter = ',')]
+    sizes: Vec<String>,
+    /// Days of history for the History/Diff measurements (on M).
+    #[arg(long, default_value_t = 730)]
+    history_days: usize,
+    /// Rounds per timing (median).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seed of the synthetic sites.
+    #[arg(long, default_value_t = 20261126)]
+    seed: u64,
+    /// Where to write benchmarks.md / benchmarks.json.
+    #[arg(long, default_value = "docs")]
+    out: PathBuf,
+    /// Internal: serve (the measured server process).
+    #[arg(long, hide = true)]
+    serve: bool,
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
+    let t = Instant::now();
+    let r = f();
+    (t.elapsed(), r)
+}
+
+/// The environment of a service over `dir/site`.
+fn vars(dir: &Path) -> BTreeMap<String, String> {
+    let mut v = BTreeMap::new();
+    v.insert("CONFIG_BACKUP_DATA_DIR".into(), dir.join("data").display().to_string());
+    v.insert(
+        "CONFIG_BACKUP_SOURCE_ROOT".into(),
+        dir.join("site").display().to_string(),
+    );
+    v.insert("GIT_BACKUP_REPO".into(), dir.join("remote.git").display().to_string());
+    v.insert("GIT_WORKING_DIR".into(), dir.join("wc").display().to_string());
+    v.insert(
+        "DATABASE_URL".into(),
+        format!("sqlite://{}?mode=rwc", dir.join("audit.db").display()),
+    );
+    v.insert("AUTH_JWT_SECRET".into(), SECRET.into());
+    for (d, g) in site::GLOBS {
+        v.insert(format!("CONFIG_BACKUP_PATHS__{d}"), g.into());
+    }
+    v
+}
+
+async fn engine(dir: &Path) -> anyhow::Result<Engine> {
+    let v = vars(dir);
+    let settings = Settings::from_lookup(|k| v.get(k).cloned())?;
+    let store = config_backup_core::store::connect(&settings.database_url).await?;
+    let e = Engine::new(settings, store);
+    e.prepare().await?;
+    Ok(e)
+}
+
+async fn backup(e: &Engine) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let r = e
+        .backup(BackupParams::new(Trigger::Manual, Actor::User("bench".into()), vec![]))
+        .await?;
+    anyhow::ensure!(
+        r.run.outcome == config_backup_core::store::RunOutcome::Success,
+        "backup: {:?}",
+        r.run.error
+    );
+    Ok(t.elapsed())
+}
+
+fn new_dir(root: &Path, name: &str) -> PathBuf {
+    let d = root.join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    run(Command::new("git")
+        .args(["init", "-q", "--bare", "--initial-branch=main"])
+        .arg(d.join("remote.git")));
+    d
+}
+
+/// The floor: read and SHA-256 every file of the tree.
+fn floor(site: &Path) -> Duration {
+    time(|| {
+        let mut total = 0usize;
+        for e in walkdir::WalkDir::new(site).into_iter().flatten() {
+            if e.file_type().is_file() {
+                let b = std::fs::read(e.path()).unwrap();
+                total += Sha256::digest(&b)[0] as usize;
+            }
+        }
+        total
+    })
+    .0
+}
+
+/// What an operator would run instead: per domain, copy its files into a work tree,
+/// `git add -A <domain>`, `git commit`.
+fn git_cli(site: &Path, wt: &Path) -> Duration {
+    time(|| {
+        for (d, dir) in site::domain_dirs() {
+            let src = site.join(&dir);
+            let dst = wt.join(&dir);
+            let _ = std::fs::remove_dir_all(&dst);
+            for e in walkdir::WalkDir::new(&src).into_iter().flatten() {
+                let rel = e.path().strip_prefix(site).unwrap();
+                if e.file_type().is_dir() {
+                    std::fs::create_dir_all(wt.join(rel)).unwrap();
+                } else {
+                    std::fs::copy(e.path(), wt.join(rel)).unwrap();
+                }
+            }
+            run(Command::new("git").arg("-C").arg(wt).args(["add", "-A"]).arg(&dir));
+            run(Command::new("git")
+                .arg("-C")
+                .arg(wt)
+                .args([
+                    "-c",
+                    "user.name=bench",
+                    "-c",
+                    "user.email=b@x",
+                    "commit",
+                    "-q",
+                    "--allow-empty",
+                    "-m",
+                ])
+                .arg(format!("backup {d}")));
+        }
+    })
+    .0
+}
+
+/// The server as its own process (this binary with --serve), for gRPC/REST timings and RSS.
+struct Server {
+    child: std::process::Child,
+    grpc: String,
+    http: String,
+}
+
+impl Server {
+    async fn start(dir: &Path) -> Server {
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (g, h, m) = (port(), port(), port());
+        let child = Command::new(std::env::current_exe().unwrap())
+            .arg("--serve")
+            .envs(vars(dir))
+            .env("GRPC_LISTEN_ADDR", format!("127.0.0.1:{g}"))
+            .env("HTTP_LISTEN_ADDR", format!("127.0.0.1:{h}"))
+            .env("METRICS_LISTEN_ADDR", format!("127.0.0.1:{m}"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = Server {
+            child,
+            grpc: format!("http://127.0.0.1:{g}"),
+            http: format!("http://127.0.0.1:{h}"),
+        };
+        for _ in 0..600 {
+            if reqwest::get(format!("{}/healthz", s.http))
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+            {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the bench server did not start");
+    }
+
+    async fn client(&self) -> ConfigBackupClient<tonic::transport::Channel> {
+        ConfigBackupClient::connect(self.grpc.clone()).await.unwrap()
+    }
+
+    fn peak_rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn token(role: Role) -> String {
+    auth::mint(
+        &Secret::from_bytes(SECRET.as_bytes().to_vec()),
+        role,
+        "6f1c0f7e-1111-4222-8333-944455556666",
+        Duration::from_secs(7200),
+    )
+    .unwrap()
+}
+
+fn req<T>(msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", token(Role::Admin)).parse().unwrap(),
+    );
+    r
+}
+
+fn du(path: &Path) -> f64 {
+    site::bytes(path) as f64 / 1e6
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if cli.serve {
+        let settings = config_backup_server::ServerSettings::from_lookup(|k| std::env::var(k).ok())?;
+        let mut settings = settings;
+        settings.initial_backup = false;
+        let app = config_backup_server::Application::build(settings).await?;
+        return app.run_until_stopped(futures::future::pending()).await;
+    }
+    let started = Instant::now();
+    let scratch = tempfile::Builder::new().prefix("cb-bench-").tempdir()?;
+    let root = scratch.path();
+    let mut results = json!({
+        "machine": machine(),
+        "date": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "seed": cli.seed,
+        "rounds": cli.rounds,
+        "sizes": {},
+    });
+    let counts = [("S", 40usize), ("M", 4000), ("L", 40000)];
+    for (name, files) in counts {
+        if !cli.sizes.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        eprintln!("== {name}: {files} files");
+        let dir = new_dir(root, name);
+        let mut paths = site::generate(&dir.join("site"), files, cli.seed)?;
+        let mut rng = site::Rng::new(cli.seed ^ 0xdead);
+        let mut next = files;
+        let bytes = site::bytes(&dir.join("site"));
+        let rounds = if name == "L" { 1.max(cli.rounds - 1) } else { cli.rounds };
+
+        let fl = median((0..rounds).map(|_| floor(&dir.join("site"))).collect());
+        // Engine, in-process.
+        let e = engine(&dir).await?;
+        let first = backup(&e).await?;
+        let none = median({
+            let mut v = Vec::new();
+            for _ in 0..rounds {
+                v.push(backup(&e).await?);
+            }
+            v
+        });
+        let mut change = Vec::new();
+        for _ in 0..rounds {
+            site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
+            change.push(backup(&e).await?);
+        }
+        let change = median(change);
+        // The git CLI, same work, on a copy.
+        let wt = dir.join("git-cli");
+        run(Command::new("git")
+            .args(["init", "-q", "--initial-branch=main"])
+            .arg(&wt));
+        let g_first = git_cli(&dir.join("site"), &wt);
+        let g_none = median((0..rounds).map(|_| git_cli(&dir.join("site"), &wt)).collect());
+        let mut g_change = Vec::new();
+        for _ in 0..rounds {
+            site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
+            g_change.push(git_cli(&dir.join("site"), &wt));
+            // Keep the engine's repo in step (its own change backup is measured above).
+            backup(&e).await?;
+        }
+        let g_change = median(g_change);
+        drop(e);
+
+        // Through the gRPC server (its own process): no-change and 1 % change, and RSS.
+        let server = Server::start(&dir).await;
+        let mut c = server.client().await;
+        let mut grpc_none = Vec::new();
+        let mut grpc_change = Vec::new();
+        for _ in 0..rounds {
+            let t = Instant::now();
+            c.backup(req(pb::BackupRequest::default())).await?;
+            grpc_none.push(t.elapsed());
+            site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
+            let t = Instant::now();
+            c.backup(req(pb::BackupRequest::default())).await?;
+            grpc_change.push(t.elapsed());
+        }
+        let rss = server.peak_rss_mb();
+        drop(server);
+
+        // A fresh server doing the first backup of this size: its peak RSS.
+        let fresh = new_dir(root, &format!("{name}-rss"));
+        std::fs::rename(dir.join("site"), fresh.join("site"))?;
+        let server = Server::start(&fresh).await;
+        let t = Instant::now();
+        server.client().await.backup(req(pb::BackupRequest::default())).await?;
+        let grpc_first = t.elapsed();
+        let first_rss = server.peak_rss_mb();
+        drop(server);
+        std::fs::rename(fresh.join("site"), dir.join("site"))?;
+
+        let row = json!({
+            "files": files, "mb": bytes as f64 / 1e6,
+            "floor_ms": ms(fl),
+            "engine_first_ms": ms(first), "engine_nochange_ms": ms(none), "engine_change_ms": ms(change),
+            "grpc_first_ms": ms(grpc_first), "grpc_nochange_ms": ms(median(grpc_none)), "grpc_change_ms": ms(median(grpc_change)),
+            "git_first_ms": ms(g_first), "git_nochange_ms": ms(g_none), "git_change_ms": ms(g_change),
+            "ratio_first_vs_git": first.as_secs_f64() / g_first.as_secs_f64(),
+            "ratio_nochange_vs_git": none.as_secs_f64() / g_none.as_secs_f64(),
+            "ratio_change_vs_git": change.as_secs_f64() / g_change.as_secs_f64(),
+            "ratio_nochange_vs_floor": none.as_secs_f64() / fl.as_secs_f64(),
+            "server_peak_rss_mb_first_backup": first_rss,
+            "server_peak_rss_mb_steady": rss,
+        });
+        eprintln!("{name}: {row}");
+        results["sizes"][name] = row;
+    }
+
+    if cli.history_days > 0 {
+        results["history"] = history(root, &cli).await?;
+    }
+    results["elapsed_s"] = json!(started.elapsed().as_secs_f64().round());
+    std::fs::create_dir_all(&cli.out)?;
+    std::fs::write(
+        cli.out.join("benchmarks.json"),
+        serde_json::to_string_pretty(&results)? + "\n",
+    )?;
+    std::fs::write(cli.out.join("benchmarks.md"), markdown(&results))?;
+    eprintln!(
+        "wrote {}/benchmarks.md and .json in {:.0} s",
+        cli.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Two years of daily history on M, then History / Diff latency over gRPC and REST
+/// against `git log` / `git diff`, rollback time, API throughput, and repository size.
+async fn history(root: &Path, cli: &Cli) -> anyhow::Result<Value> {
+    let days = cli.history_days;
+    eprintln!("== history: {days} days on M");
+    let dir = new_dir(root, "history");
+    let mut paths = site::generate(&dir.join("site"), 4000, cli.seed)?;
+    let mut rng = site::Rng::new(cli.seed ^ 0xbeef);
+    let mut next = 4000;
+    let e = engine(&dir).await?;
+    let t = Instant::now();
+    backup(&e).await?;
+    for day in 1..days {
+        site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
+        backup(&e).await?;
+        if day % 100 == 0 {
+            eprintln!("   day {day} ({:.0} s)", t.elapsed().as_secs_f64());
+        }
+    }
+    let build_s = t.elapsed().as_secs_f64();
+    drop(e);
+    let repo_mb = du(&dir.join("remote.git"));
+    let db_mb = du(&dir.join("audit.db")) + du(&dir.join("audit.db-wal"));
+
+    let server = Server::start(&dir).await;
+    let mut c = server.client().await;
+    let http = reqwest::Client::new();
+    let bearer = format!("Bearer {}", token(Role::Admin));
+    let n = 200;
+    let some_file = paths.iter().find(|p| p.starts_with("config/unbound")).cloned().unwrap();
+    let mut measure = Vec::new();
+
+    // History: domain filter, file filter, page 1 and page 20.
+    let page20_token = {
+        let mut tok = String::new();
+        for _ in 0..19 {
+            let r = c
+                .history(req(pb::HistoryRequest {
+                    domain: "dns".into(),
+                    page_size: 100,
+                    page_token: tok.clone(),
+                    ..Default::default()
+                }))
+                .await?;
+            tok = r.into_inner().next_page_token;
+        }
+        tok
+    };
+    let queries: Vec<(&str, pb::HistoryRequest, String)> = vec![
+        (
+            "History domain=dns, page 1",
+            pb::HistoryRequest {
+                domain: "dns".into(),
+                page_size: 100,
+                ..Default::default()
+            },
+            "domain=dns&page_size=100".to_owned(),
+        ),
+        (
+            "History file filter",
+            pb::HistoryRequest {
+                path: some_file.clone(),
+                page_size: 100,
+                ..Default::default()
+            },
+            format!("path={some_file}&page_size=100"),
+        ),
+        (
+            "History domain=dns, page 20",
+            pb::HistoryRequest {
+                domain: "dns".into(),
+                page_size: 100,
+                page_token: page20_token.clone(),
+                ..Default::default()
+            },
+            format!("domain=dns&page_size=100&page_token={page20_token}"),
+        ),
+    ];
+    for (label, q, query) in &queries {
+        let mut g = Vec::new();
+        let mut r = Vec::new();
+        for _ in 0..n {
+            let t = Instant::now();
+            c.history(req(q.clone())).await?;
+            g.push(t.elapsed());
+            let t = Instant::now();
+            let resp = http
+                .get(format!("{}/api/v1/backups/config/history?{query}", server.http))
+                .header("authorization", &bearer)
+                .send()
+                .await?;
+            anyhow::ensure!(resp.status().is_success(), "REST history: {}", resp.status());
+            resp.bytes().await?;
+            r.push(t.elapsed());
+        }
+        measure.push(
+            json!({"query": label, "grpc_p50_ms": ms(pct(&mut g, 0.5)), "grpc_p99_ms": ms(pct(&mut g, 0.99)),
+                            "rest_p50_ms": ms(pct(&mut r, 0.5)), "rest_p99_ms": ms(pct(&mut r, 0.99))}),
+        );
+    }
+    // git log equivalents on the same repository.
+    let wc = dir.join("wc");
+    let git_time = |args: &[&str], n: usize| -> (Duration, Duration) {
+        let mut v: Vec<Duration> = (0..n)
+            .map(|_| time(|| run(Command::new("git").arg("-C").arg(&wc).args(args))).0)
+            .collect();
+        (pct(&mut v, 0.5), pct(&mut v, 0.99))
+    };
+    let (l50, l99) = git_time(&["log", "--format=%H %s", "-n", "100", "--", "config/unbound"], 20);
+    let (f50, f99) = git_time(&["log", "--format=%H %s", "-n", "100", "--", &some_file], 20);
+    let (p50, p99) = git_time(
+        &[
+            "log",
+            "--format=%H %s",
+            "--skip",
+            "1900",
+            "-n",
+            "100",
+            "--",
+            "config/unbound",
+        ],
+        10,
+    );
+
+    // Diff first ↔ last dns commit.
+    let all = c
+        .history(req(pb::HistoryRequest {
+            domain: "dns".into(),
+            include_unchanged: true,
+            page_size: 1,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    let last = all.entries[0].commit_hash.clone();
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(&wc)
+        .args(["log", "--reverse", "--format=%H", "--grep=Config-Backup-Domain: dns"])
+        .output()?;
+    let first = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut dg = Vec::new();
+    let mut dr = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        c.diff(req(pb::DiffRequest {
+            commit1: first.clone(),
+            commit2: last.clone(),
+            domain: "dns".into(),
+            ..Default::default()
+        }))
+        .await?;
+        dg.push(t.elapsed());
+        let t = Instant::now();
+        let resp = http
+            .get(format!(
+                "{}/api/v1/backups/config/diff?commit1={first}&commit2={last}&domain=dns",
+                server.http
+            ))
+            .header("authorization", &bearer)
+            .send()
+            .await?;
+        resp.bytes().await?;
+        dr.push(t.elapsed());
+    }
+    let (gd50, gd99) = git_time(&["diff", "--stat", &first, &last, "--", "config/unbound"], 10);
+
+    // Rollback of one domain at M, request to success, no reload command.
+    let kea_first = {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&wc)
+            .args(["log", "--reverse", "--format=%H", "--grep=Config-Backup-Domain: kea"])
+            .output()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(days / 2)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let t = Instant::now();
+    let task = c
+        .rollback(req(pb::RollbackRequest {
+            commit: kea_first,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner()
+        .task
+        .unwrap();
+    let mut stream = c
+        .rollback_status(req(pb::RollbackStatusRequest { task_id: task.task_id }))
+        .await?
+        .into_inner();
+    let mut state = String::new();
+    while let Some(m) = stream.message().await? {
+        state = m.task.unwrap().state().as_str_name().to_owned();
+    }
+    let rollback = t.elapsed();
+
+    // Throughput: 16 concurrent clients for 10 s, Status then History.
+    let mut throughput = Vec::new();
+    for kind in ["Status", "History"] {
+        let stop = Instant::now() + Duration::from_secs(10);
+        let lat = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let mut c = server.client().await;
+            let (lat, errors) = (lat.clone(), errors.clone());
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < stop {
+                    let t = Instant::now();
+                    let ok = if kind == "Status" {
+                        c.status(req(pb::StatusRequest {})).await.is_ok()
+                    } else {
+                        c.history(req(pb::HistoryRequest {
+                            domain: "kea".into(),
+                            page_size: 20,
+                            ..Default::default()
+                        }))
+                        .await
+                        .is_ok()
+                    };
+                    if ok {
+                        lat.lock().unwrap().push(t.elapsed());
+                    } else {
+                        errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await?;
+        }
+        let mut l = lat.lock().unwrap().clone();
+        throughput.push(json!({"rpc": kind, "requests_per_s": (l.len() as f64 / 10.0).round(), "p50_ms": ms(pct(&mut l, 0.5)),
+                               "p99_ms": ms(pct(&mut l, 0.99)), "errors": errors.load(std::sync::atomic::Ordering::Relaxed)}));
+    }
+    drop(server);
+    Ok(json!({
+        "days": days, "build_s": build_s.round(), "repo_mb": repo_mb, "audit_db_mb": db_mb,
+        "queries": measure,
+        "git_log": {"domain_p50_ms": ms(l50), "domain_p99_ms": ms(l99), "file_p50_ms": ms(f50), "file_p99_ms": ms(f99), "page20_p50_ms": ms(p50), "page20_p99_ms": ms(p99)},
+        "diff": {"grpc_p50_ms": ms(pct(&mut dg, 0.5)), "grpc_p99_ms": ms(pct(&mut dg, 0.99)), "rest_p50_ms": ms(pct(&mut dr, 0.5)), "rest_p99_ms": ms(pct(&mut dr, 0.99)), "git_p50_ms": ms(gd50), "git_p99_ms": ms(gd99)},
+        "rollback": {"ms": ms(rollback), "state": state},
+        "throughput": throughput,
+    }))
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gb = mem
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| (kb / 1048576.0).round())
+        .unwrap_or(0.0);
+    let git = Command::new("git")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    json!({"cpu": model, "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "memory_gb": mem_gb, "git": git})
+}
+
+fn markdown(r: &Value) -> String {
+    let m = &r["machine"];
+    let mut s = format!(
+        "# Benchmarks\n\nOne run of `cargo run --release -p config-backup-bench` on {} ({} cores, {} GB), {}, {}; seed {}, median of {} rounds; {} s in all. \
+         Raw figures: [benchmarks.json](benchmarks.json).\n\n## Backup: the engine against the git CLI and the read+hash floor\n\n\
+         | size | files | MB | floor (read+SHA-256) | engine first | engine no-change | engine 1 % | gRPC first | gRPC no-change | gRPC 1 % | git CLI first | git CLI no-change | git CLI 1 % | first ÷ git | no-change ÷ git | 1 % ÷ git | no-change ÷ floor | peak RSS, first backup (MB) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        m["cpu"].as_str().unwrap_or("?"),
+        m["cores"],
+        m["memory_gb"],
+        m["git"].as_str().unwrap_or(""),
+        r["date"].as_str().unwrap_or(""),
+        r["seed"],
+        r["rounds"],
+        r["elapsed_s"]
+    );
+    for (name, v) in r["sizes"].as_object().into_iter().flatten() {
+        s.push_str(&format!(
+            "| {name} | {} | {:.1} | {} ms | {} ms | {} ms | {} ms | {} ms | {} ms | {} ms | {} ms | {} ms | {} ms | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {:.0} |\n",
+            v["files"], v["mb"].as_f64().unwrap_or(0.0), v["floor_ms"], v["engine_first_ms"], v["engine_nochange_ms"], v["engine_change_ms"],
+            v["grpc_first_ms"], v["grpc_nochange_ms"], v["grpc_change_ms"], v["git_first_ms"], v["git_nochange_ms"], v["git_change_ms"],
+            v["ratio_first_vs_git"].as_f64().unwrap_or(0.0), v["ratio_nochange_vs_git"].as_f64().unwrap_or(0.0), v["ratio_change_vs_git"].as_f64().unwrap_or(0.0),
+            v["ratio_nochange_vs_floor"].as_f64().unwrap_or(0.0), v["server_peak_rss_mb_first_backup"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    let h = &r["history"];
+    if h.is_object() {
+        s.push_str(&format!(
+            "\n## History and Diff over {} days of daily history (M, 1 % daily change)\n\nBuilding the history took {} s. Backup repository: {:.1} MB; audit database: {:.1} MB.\n\n\
+             | query | gRPC p50 | gRPC p99 | REST p50 | REST p99 |\n|---|---|---|---|---|\n",
+            h["days"], h["build_s"], h["repo_mb"].as_f64().unwrap_or(0.0), h["audit_db_mb"].as_f64().unwrap_or(0.0)
+        ));
+        for q in h["queries"].as_array().into_iter().flatten() {
+            s.push_str(&format!(
+                "| {} | {} ms | {} ms | {} ms | {} ms |\n",
+                q["query"].as_str().unwrap_or(""),
+                q["grpc_p50_ms"],
+                q["grpc_p99_ms"],
+                q["rest_p50_ms"],
+                q["rest_p99_ms"]
+            ));
+        }
+        let g = &h["git_log"];
+        let d = &h["diff"];
+        s.push_str(&format!(
+            "\nThe same with the git CLI on the same repository (process start included): `git log -n 100 -- <domain>` p50 {} / p99 {} ms; `-- <file>` p50 {} / p99 {} ms; page 20 (`--skip 1900`) p50 {} / p99 {} ms.\n\n\
+             Diff, first ↔ last commit of one domain: gRPC p50 {} / p99 {} ms; REST p50 {} / p99 {} ms; `git diff --stat` p50 {} / p99 {} ms.\n\n\
+             Rollback of one domain (kea) at M, request to success, no reload command: {} ms ({}).\n\n## API throughput (16 concurrent gRPC clients, 10 s)\n\n| RPC | requests/s | p50 | p99 | errors |\n|---|---|---|---|---|\n",
+            g["domain_p50_ms"], g["domain_p99_ms"], g["file_p50_ms"], g["file_p99_ms"], g["page20_p50_ms"], g["page20_p99_ms"],
+            d["grpc_p50_ms"], d["grpc_p99_ms"], d["rest_p50_ms"], d["rest_p99_ms"], d["git_p50_ms"], d["git_p99_ms"],
+            h["rollback"]["ms"], h["rollback"]["state"].as_str().unwrap_or("")
+        ));
+        for t in h["throughput"].as_array().into_iter().flatten() {
+            s.push_str(&format!(
+                "| {} | {} | {} ms | {} ms | {} |\n",
+                t["rpc"].as_str().unwrap_or(""),
+                t["requests_per_s"],
+                t["p50_ms"],
+                t["p99_ms"],
+                t["errors"]
+            ));
+        }
+    }
+    s
+}
