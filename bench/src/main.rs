@@ -226,7 +226,10 @@ impl Server {
     }
 
     async fn client(&self) -> ConfigBackupClient<tonic::transport::Channel> {
-        ConfigBackupClient::connect(self.grpc.clone()).await.unwrap()
+        ConfigBackupClient::connect(self.grpc.clone())
+            .await
+            .unwrap()
+            .max_decoding_message_size(256 << 20)
     }
 
     fn peak_rss_mb(&self) -> f64 {

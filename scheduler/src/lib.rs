@@ -152,7 +152,7 @@ async fn client(settings: &SchedulerSettings) -> Result<ConfigBackupClient<Chann
         .connect()
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", settings.server))?;
-    Ok(ConfigBackupClient::new(channel))
+    Ok(ConfigBackupClient::new(channel).max_decoding_message_size(256 << 20))
 }
 
 async fn attempt(

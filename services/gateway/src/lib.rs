@@ -38,7 +38,8 @@ struct Gateway {
 /// The shim's router over a channel to the gRPC server.
 pub fn router(channel: Channel) -> Router {
     let state = Gateway {
-        client: ConfigBackupClient::new(channel.clone()),
+        // A first backup of a large site reports every file: allow big answers.
+        client: ConfigBackupClient::new(channel.clone()).max_decoding_message_size(256 << 20),
         health: tonic_health::pb::health_client::HealthClient::new(channel),
     };
     Router::new()
