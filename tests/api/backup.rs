@@ -19,16 +19,6 @@ fn sha7(path: &std::path::Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))[..7].to_owned()
 }
 
-async fn backup(app: &config_backup_tests::TestApp) -> pb::BackupReport {
-    app.client()
-        .backup(with_token(pb::BackupRequest::default(), Role::Noc))
-        .await
-        .unwrap()
-        .into_inner()
-        .report
-        .unwrap()
-}
-
 async fn rows(app: &config_backup_tests::TestApp, domain: Domain) -> Vec<config_backup_core::store::AuditRow> {
     let q = HistoryQuery {
         domain: Some(domain),
@@ -42,7 +32,7 @@ async fn rows(app: &config_backup_tests::TestApp, domain: Domain) -> Vec<config_
 async fn first_backup_of_the_sample_site_makes_four_commits_with_the_product_messages(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
-    let report = backup(&app).await;
+    let report = app.backup().await;
     assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
     assert_eq!(report.push.as_ref().unwrap().outcome, pb::PushOutcome::Pushed as i32);
 
@@ -124,8 +114,8 @@ async fn first_backup_of_the_sample_site_makes_four_commits_with_the_product_mes
 async fn a_second_run_with_nothing_changed_makes_four_empty_no_changes_commits(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
-    backup(&app).await;
-    let report = backup(&app).await;
+    app.backup().await;
+    let report = app.backup().await;
     assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
     let subjects = log_subjects(&env.remote(), "main");
     assert_eq!(subjects.len(), 8);
@@ -157,7 +147,7 @@ async fn a_second_run_with_nothing_changed_makes_four_empty_no_changes_commits(b
 async fn modified_new_deleted_and_mode_changed_files_land_in_their_domain_commit(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
-    backup(&app).await;
+    app.backup().await;
     let site = env.site();
     let old_sinkhole = sha7(&site.join("config/unbound/unbound.conf.d/sinkhole.conf"));
     std::fs::write(
@@ -173,7 +163,7 @@ async fn modified_new_deleted_and_mode_changed_files_land_in_their_domain_commit
     )
     .unwrap();
 
-    let report = backup(&app).await;
+    let report = app.backup().await;
     assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
     let by_domain = |n: &str| report.domains.iter().find(|d| d.domain == n).unwrap().clone();
     let dns = by_domain("dns");
@@ -307,7 +297,7 @@ async fn a_backup_while_another_replica_holds_the_lock_is_aborted_naming_the_run
     assert!(err.message().contains(&other.id.to_string()), "{}", err.message());
     assert!(err.message().contains("replica-2"), "{}", err.message());
     store.release_lock(other.id).await.unwrap();
-    assert_eq!(backup(&app).await.outcome, pb::RunOutcome::Success as i32);
+    assert_eq!(app.backup().await.outcome, pb::RunOutcome::Success as i32);
     app.stop().await;
 }
 
@@ -345,11 +335,11 @@ async fn two_concurrent_backups_on_two_replicas_one_is_aborted(backend: Backend)
 async fn an_unreachable_remote_keeps_the_commits_and_the_next_run_pushes_them(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
-    backup(&app).await;
+    app.backup().await;
     let moved = env.dir.path().join("remote-away.git");
     std::fs::rename(env.remote(), &moved).unwrap();
     std::fs::write(env.site().join("config/kea/kea-dhcp4.conf"), "{ \"Dhcp4\": {} }\n").unwrap();
-    let report = backup(&app).await;
+    let report = app.backup().await;
     assert_eq!(report.outcome, pb::RunOutcome::Partial as i32, "{report:?}");
     let push = report.push.unwrap();
     assert_eq!(push.outcome, pb::PushOutcome::Failed as i32);
@@ -365,7 +355,7 @@ async fn an_unreachable_remote_keeps_the_commits_and_the_next_run_pushes_them(ba
     assert!(!status.last_push_error.is_empty());
 
     std::fs::rename(&moved, env.remote()).unwrap();
-    let report = backup(&app).await;
+    let report = app.backup().await;
     assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
     assert_eq!(report.push.unwrap().unpushed_commits, 0);
     let subjects = log_subjects(&env.remote(), "main");
@@ -435,7 +425,7 @@ async fn patterns_that_match_nothing_are_reported_not_fatal(backend: Backend) {
         "config/kea/kea-dhcp4.conf,config/kea/kea-dhcp6.conf".into(),
     );
     let app = env.spawn().await;
-    let report = backup(&app).await;
+    let report = app.backup().await;
     assert_eq!(report.outcome, pb::RunOutcome::Success as i32);
     let kea = report.domains.iter().find(|d| d.domain == "kea").unwrap();
     assert_eq!(kea.unmatched_patterns, ["config/kea/kea-dhcp6.conf"]);
@@ -458,7 +448,7 @@ on_both_backends!(
 async fn a_change_with_the_same_size_and_mtime_is_never_missed(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
-    backup(&app).await;
+    app.backup().await;
     let kea = env.site().join("config/kea/kea-dhcp4.conf");
     let before = std::fs::metadata(&kea).unwrap();
     let mut text = std::fs::read(&kea).unwrap();
@@ -484,7 +474,7 @@ async fn a_change_with_the_same_size_and_mtime_is_never_missed(backend: Backend)
         (after.len(), after.modified().unwrap()),
         (before.len(), before.modified().unwrap())
     );
-    let report = backup(&app).await;
+    let report = app.backup().await;
     let kea_report = report.domains.iter().find(|d| d.domain == "kea").unwrap();
     assert_eq!(kea_report.files_modified, 1, "{kea_report:?}");
     app.stop().await;

@@ -4,16 +4,6 @@ use config_backup_proto::v1 as pb;
 use config_backup_server::auth::Role;
 use config_backup_tests::{Backend, TestApp, TestEnv, with_token};
 
-async fn backup(app: &TestApp) -> pb::BackupReport {
-    app.client()
-        .backup(with_token(pb::BackupRequest::default(), Role::Noc))
-        .await
-        .unwrap()
-        .into_inner()
-        .report
-        .unwrap()
-}
-
 async fn diff(app: &TestApp, req: pb::DiffRequest) -> Result<pb::DiffResponse, tonic::Status> {
     app.client()
         .diff(with_token(req, Role::Noc))
@@ -24,7 +14,7 @@ async fn diff(app: &TestApp, req: pb::DiffRequest) -> Result<pb::DiffResponse, t
 async fn a_diff_of_a_known_change_has_its_exact_lines(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
-    let first = backup(&app).await;
+    let first = app.backup().await;
     let kea = env.site().join("config/kea/kea-dhcp4.conf");
     let text = std::fs::read_to_string(&kea).unwrap();
     std::fs::write(
@@ -32,7 +22,7 @@ async fn a_diff_of_a_known_change_has_its_exact_lines(backend: Backend) {
         text.replace("\"valid-lifetime\": 7200", "\"valid-lifetime\": 3600"),
     )
     .unwrap();
-    let second = backup(&app).await;
+    let second = app.backup().await;
     let (c1, c2) = (&first.domains[3].commit_hash, &second.domains[3].commit_hash);
 
     // Abbreviated hashes (7 digits) work.
@@ -97,14 +87,14 @@ async fn a_diff_of_a_known_change_has_its_exact_lines(backend: Backend) {
 async fn binary_files_are_flagged_and_big_patches_truncated(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
-    let first = backup(&app).await;
+    let first = app.backup().await;
     let dir = env.site().join("config/unbound/unbound.conf.d");
     std::fs::write(dir.join("root.key.bin"), [0u8, 1, 2, 3, 0, 255, 0, 7]).unwrap();
     let big: String = (0..20_000)
         .map(|i| format!("    local-zone: \"z{i}.example.\" always_nxdomain\n"))
         .collect();
     std::fs::write(dir.join("big.conf"), big).unwrap();
-    let second = backup(&app).await;
+    let second = app.backup().await;
     let d = diff(
         &app,
         pb::DiffRequest {
@@ -128,7 +118,7 @@ async fn binary_files_are_flagged_and_big_patches_truncated(backend: Backend) {
 async fn malformed_commits_are_invalid_and_unknown_ones_not_found(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
-    let first = backup(&app).await;
+    let first = app.backup().await;
     let c = first.domains[0].commit_hash.clone();
     for (c1, c2, field) in [
         ("xyz1234", c.as_str(), "commit1"),

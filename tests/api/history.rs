@@ -6,16 +6,6 @@ use config_backup_proto::v1 as pb;
 use config_backup_server::auth::Role;
 use config_backup_tests::{Backend, TestApp, TestEnv, with_token};
 
-async fn backup(app: &TestApp) -> pb::BackupReport {
-    app.client()
-        .backup(with_token(pb::BackupRequest::default(), Role::Noc))
-        .await
-        .unwrap()
-        .into_inner()
-        .report
-        .unwrap()
-}
-
 async fn history(app: &TestApp, req: pb::HistoryRequest) -> Result<pb::HistoryResponse, tonic::Status> {
     app.client()
         .history(with_token(req, Role::Noc))
@@ -25,7 +15,7 @@ async fn history(app: &TestApp, req: pb::HistoryRequest) -> Result<pb::HistoryRe
 
 /// Five runs: the first adds 10 files, each later one modifies kea and one dns file.
 async fn five_runs(env: &TestEnv, app: &TestApp) {
-    backup(app).await;
+    app.backup().await;
     for i in 1..5 {
         std::fs::write(
             env.site().join("config/kea/kea-dhcp4.conf"),
@@ -37,7 +27,7 @@ async fn five_runs(env: &TestEnv, app: &TestApp) {
             format!("server: # {i}\n"),
         )
         .unwrap();
-        backup(app).await;
+        app.backup().await;
     }
 }
 
@@ -77,7 +67,7 @@ async fn pages_have_no_gaps_or_duplicates_even_while_backups_run(backend: Backen
         if pages == 2 {
             // A backup with changes lands between pages: it is newer, so it shows on no later page.
             std::fs::write(env.site().join("config/kea/kea-dhcp4.conf"), "{ \"run\": 99 }\n").unwrap();
-            backup(&app).await;
+            app.backup().await;
         }
         if page.next_page_token.is_empty() {
             break;

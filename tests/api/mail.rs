@@ -4,7 +4,7 @@
 use config_backup_proto::v1 as pb;
 use config_backup_server::auth::Role;
 use config_backup_tests::smtp::SmtpServer;
-use config_backup_tests::{Backend, TestApp, TestEnv, with_token};
+use config_backup_tests::{Backend, TestEnv, with_token};
 use mail_parser::MessageParser;
 use sha2::{Digest, Sha256};
 
@@ -39,16 +39,6 @@ async fn env_with_mail(backend: Backend, extra: &[(&str, &str)]) -> (TestEnv, Sm
     (env, smtp)
 }
 
-async fn backup(app: &TestApp) -> pb::BackupReport {
-    app.client()
-        .backup(with_token(pb::BackupRequest::default(), Role::Admin))
-        .await
-        .unwrap()
-        .into_inner()
-        .report
-        .unwrap()
-}
-
 fn sha7(path: &std::path::Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))[..7].to_owned()
 }
@@ -56,7 +46,7 @@ fn sha7(path: &std::path::Path) -> String {
 async fn a_change_mails_a_summary_with_hashes_and_line_counts_but_no_contents(backend: Backend) {
     let (env, smtp) = env_with_mail(backend, &[]).await;
     let app = env.spawn().await;
-    backup(&app).await;
+    app.backup().await;
     let mails = smtp.wait_for(1);
     let m = parse(&mails[0]);
     assert_eq!(m.subject, "Config backup — 10 files changed, 4 commits");
@@ -92,9 +82,9 @@ async fn a_change_mails_a_summary_with_hashes_and_line_counts_but_no_contents(ba
 async fn a_no_change_run_mails_a_summary_unless_only_changes_are_wanted(backend: Backend) {
     let (env, smtp) = env_with_mail(backend, &[]).await;
     let app = env.spawn().await;
-    backup(&app).await;
+    app.backup().await;
     smtp.wait_for(1);
-    backup(&app).await;
+    app.backup().await;
     let m = parse(&smtp.wait_for(2)[1]);
     assert_eq!(m.subject, "Config backup — 0 files changed, 4 commits");
     assert!(m.text.contains("no changes"), "{}", m.text);
@@ -102,11 +92,11 @@ async fn a_no_change_run_mails_a_summary_unless_only_changes_are_wanted(backend:
 
     let (env, smtp) = env_with_mail(backend, &[("CONFIG_BACKUP_NOTIFY_ON_CHANGES", "true")]).await;
     let app = env.spawn().await;
-    backup(&app).await;
+    app.backup().await;
     smtp.wait_for(1);
-    backup(&app).await;
+    app.backup().await;
     std::fs::write(env.site().join("config/kea/kea-dhcp4.conf"), "{}\n").unwrap();
-    backup(&app).await;
+    app.backup().await;
     let mails = smtp.wait_for(2);
     assert_eq!(mails.len(), 2, "the no-change run sent nothing");
     assert_eq!(parse(&mails[1]).subject, "Config backup — 1 files changed, 4 commits");
@@ -116,7 +106,7 @@ async fn a_no_change_run_mails_a_summary_unless_only_changes_are_wanted(backend:
 async fn patch_lines_are_mailed_only_when_asked(backend: Backend) {
     let (env, smtp) = env_with_mail(backend, &[("CONFIG_BACKUP_NOTIFY_INCLUDE_DIFF", "true")]).await;
     let app = env.spawn().await;
-    backup(&app).await;
+    app.backup().await;
     let m = parse(&smtp.wait_for(1)[0]);
     assert!(m.text.contains("+    secret = sample-bng01-secret-7f3a"), "{}", m.text);
     app.stop().await;
@@ -125,10 +115,10 @@ async fn patch_lines_are_mailed_only_when_asked(backend: Backend) {
 async fn a_push_failing_twice_in_a_row_mails_an_alert(backend: Backend) {
     let (env, smtp) = env_with_mail(backend, &[]).await;
     let app = env.spawn().await;
-    backup(&app).await;
+    app.backup().await;
     smtp.wait_for(1);
     std::fs::rename(env.remote(), env.dir.path().join("away.git")).unwrap();
-    backup(&app).await;
+    app.backup().await;
     let first = parse(&smtp.wait_for(2)[1]);
     assert!(
         !first.subject.starts_with("ALERT"),
@@ -136,7 +126,7 @@ async fn a_push_failing_twice_in_a_row_mails_an_alert(backend: Backend) {
         first.subject
     );
     assert!(first.text.contains("Push: FAILED"), "{}", first.text);
-    backup(&app).await;
+    app.backup().await;
     let alert = parse(&smtp.wait_for(3)[2]);
     assert_eq!(alert.subject, "ALERT: Config Backup FAILED");
     assert!(alert.text.contains("push"), "{}", alert.text);
@@ -153,9 +143,9 @@ async fn a_push_failing_twice_in_a_row_mails_an_alert(backend: Backend) {
 async fn a_rollback_mails_who_why_the_target_and_the_duration(backend: Backend) {
     let (env, smtp) = env_with_mail(backend, &[]).await;
     let app = env.spawn().await;
-    let first = backup(&app).await;
+    let first = app.backup().await;
     std::fs::write(env.site().join("config/kea/kea-dhcp4.conf"), "{}\n").unwrap();
-    backup(&app).await;
+    app.backup().await;
     smtp.wait_for(2);
     let target = first.domains[3].commit_hash.clone();
     let req = pb::RollbackRequest {
@@ -196,7 +186,7 @@ async fn a_refusing_smtp_server_fails_no_backup_and_shows_in_status(backend: Bac
     let smtp = SmtpServer::start(&env.dir.path().join("maildir"), true);
     env.vars.extend(smtp.vars());
     let app = env.spawn().await;
-    let report = backup(&app).await;
+    let report = app.backup().await;
     assert_eq!(report.outcome, pb::RunOutcome::Success as i32);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let status = loop {

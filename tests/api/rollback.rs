@@ -29,16 +29,6 @@ async fn env_with_commands(backend: Backend) -> TestEnv {
     env
 }
 
-async fn backup(app: &TestApp) -> pb::BackupReport {
-    app.client()
-        .backup(with_token(pb::BackupRequest::default(), Role::Admin))
-        .await
-        .unwrap()
-        .into_inner()
-        .report
-        .unwrap()
-}
-
 fn kea_commit(r: &pb::BackupReport) -> String {
     r.domains
         .iter()
@@ -82,9 +72,9 @@ fn stage_names(t: &pb::RollbackTask) -> Vec<pb::RollbackState> {
 /// Two backups of kea: `old` then `new` content. Returns the first kea commit.
 async fn two_versions(env: &TestEnv, app: &TestApp, old: &str, new: &str) -> String {
     std::fs::write(env.site().join(KEA), old).unwrap();
-    let first = backup(app).await;
+    let first = app.backup().await;
     std::fs::write(env.site().join(KEA), new).unwrap();
-    backup(app).await;
+    app.backup().await;
     kea_commit(&first)
 }
 
@@ -92,7 +82,7 @@ async fn a_successful_rollback_restores_content_and_modes_and_records_it(backend
     let env = env_with_commands(backend).await;
     let app = env.spawn().await;
     let site = env.site();
-    let first = backup(&app).await;
+    let first = app.backup().await;
     let gw_target = first.domains[0].commit_hash.clone();
     let original_main = std::fs::read(site.join("scripts/gateway/rgz-main.nft")).unwrap();
     std::fs::write(
@@ -105,7 +95,7 @@ async fn a_successful_rollback_restores_content_and_modes_and_records_it(backend
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    backup(&app).await;
+    app.backup().await;
 
     let resp = rollback(
         &app,
@@ -333,11 +323,11 @@ async fn a_dry_run_writes_nothing_and_shows_the_plan(backend: Backend) {
 async fn extra_files_are_left_alone_unless_remove_extra(backend: Backend) {
     let env = env_with_commands(backend).await;
     let app = env.spawn().await;
-    let first = backup(&app).await;
+    let first = app.backup().await;
     let dns_target = first.domains[1].commit_hash.clone();
     let extra = env.site().join("config/unbound/unbound.conf.d/extra.conf");
     std::fs::write(&extra, "server:\n").unwrap();
-    backup(&app).await;
+    app.backup().await;
 
     let resp = rollback(
         &app,
@@ -387,7 +377,7 @@ async fn extra_files_are_left_alone_unless_remove_extra(backend: Backend) {
 async fn unknown_commits_and_bad_requests_are_refused(backend: Backend) {
     let env = env_with_commands(backend).await;
     let app = env.spawn().await;
-    backup(&app).await;
+    app.backup().await;
     let err = rollback(
         &app,
         pb::RollbackRequest {

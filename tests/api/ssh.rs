@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use config_backup_proto::v1 as pb;
 use config_backup_server::auth::Role;
 use config_backup_tests::ssh::{self, KeyPair, SshServer, keygen};
-use config_backup_tests::{Backend, TestApp, TestEnv, log_subjects, with_token};
+use config_backup_tests::{Backend, TestEnv, log_subjects, with_token};
 
 struct Site {
     env: TestEnv,
@@ -46,24 +46,6 @@ impl Site {
     }
 }
 
-async fn backup(app: &TestApp) -> pb::BackupReport {
-    app.client()
-        .backup(with_token(pb::BackupRequest::default(), Role::Admin))
-        .await
-        .unwrap()
-        .into_inner()
-        .report
-        .unwrap()
-}
-
-async fn status(app: &TestApp) -> pb::StatusResponse {
-    app.client()
-        .status(with_token(pb::StatusRequest {}, Role::Noc))
-        .await
-        .unwrap()
-        .into_inner()
-}
-
 fn pushed(report: &pb::BackupReport) -> bool {
     report.push.as_ref().unwrap().outcome == pb::PushOutcome::Pushed as i32
 }
@@ -75,7 +57,7 @@ fn push_error(report: &pb::BackupReport) -> String {
 async fn pushes_with(kind: &str, pem: bool, passphrase: &str) {
     let site = Site::new(kind, pem, passphrase).await;
     let app = site.env.spawn().await;
-    let report = backup(&app).await;
+    let report = app.backup().await;
     assert!(pushed(&report), "{kind} pem={pem}: {report:?}");
     assert_eq!(report.outcome, pb::RunOutcome::Success as i32);
     assert_eq!(log_subjects(&site.env.remote(), "main").len(), 4);
@@ -112,7 +94,7 @@ async fn a_plain_known_hosts_entry_with_a_port_is_accepted() {
     let site = Site::new("ed25519", false, "").await;
     std::fs::write(site.known_hosts(), site.sshd.known_hosts_plain()).unwrap();
     let app = site.env.spawn().await;
-    assert!(pushed(&backup(&app).await));
+    assert!(pushed(&app.backup().await));
     app.stop().await;
 }
 
@@ -120,7 +102,7 @@ async fn a_plain_known_hosts_entry_with_a_port_is_accepted() {
 async fn a_wrong_host_key_refuses_the_push_and_names_the_host_and_fingerprint() {
     let site = Site::new("ed25519", false, "").await;
     let app = site.env.spawn().await;
-    assert!(pushed(&backup(&app).await));
+    assert!(pushed(&app.backup().await));
     let before = log_subjects(&site.env.remote(), "main");
 
     // The host now presents a key that known_hosts does not have (as after a MITM).
@@ -132,7 +114,7 @@ async fn a_wrong_host_key_refuses_the_push_and_names_the_host_and_fingerprint() 
     )
     .unwrap();
     std::fs::write(site.env.site().join("config/kea/kea-dhcp4.conf"), "{}\n").unwrap();
-    let report = backup(&app).await;
+    let report = app.backup().await;
     assert!(!pushed(&report));
     assert_eq!(report.outcome, pb::RunOutcome::Partial as i32);
     let err = push_error(&report);
@@ -141,14 +123,14 @@ async fn a_wrong_host_key_refuses_the_push_and_names_the_host_and_fingerprint() 
     assert!(err.contains(&format!("[127.0.0.1]:{}", site.sshd.port)), "{err}");
     assert!(err.contains(&offered), "{err} lacks {offered}");
     assert_eq!(log_subjects(&site.env.remote(), "main"), before, "nothing arrives");
-    let st = status(&app).await;
+    let st = app.status().await;
     assert_eq!(st.unpushed_commits, 4);
     assert!(st.last_push_error.contains(&offered), "{}", st.last_push_error);
     assert!(st.last_run.unwrap().push_error.contains("HOST KEY MISMATCH"));
 
     // An unknown host (empty known_hosts) is refused too.
     std::fs::write(site.known_hosts(), "").unwrap();
-    let report = backup(&app).await;
+    let report = app.backup().await;
     assert!(
         push_error(&report).contains("not in GIT_SSH_KNOWN_HOSTS"),
         "{}",
@@ -168,12 +150,12 @@ async fn a_wrong_host_key_refuses_the_push_and_names_the_host_and_fingerprint() 
         ),
     )
     .unwrap();
-    let report = backup(&app).await;
+    let report = app.backup().await;
     assert!(push_error(&report).contains("@revoked"), "{}", push_error(&report));
 
     // Back to the right key: everything arrives.
     std::fs::write(site.known_hosts(), site.sshd.known_hosts_hashed()).unwrap();
-    let report = backup(&app).await;
+    let report = app.backup().await;
     assert!(pushed(&report), "{report:?}");
     assert_eq!(log_subjects(&site.env.remote(), "main").len(), 4 * 5);
     app.stop().await;
@@ -184,7 +166,7 @@ async fn a_key_file_readable_by_others_is_refused_with_a_clear_error() {
     let site = Site::new("ed25519", false, "").await;
     let app = site.env.spawn().await;
     std::fs::set_permissions(&site.key.private, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let report = backup(&app).await;
+    let report = app.backup().await;
     assert!(!pushed(&report));
     let err = push_error(&report);
     assert!(err.contains("readable by group or others (mode 0644)"), "{err}");
@@ -197,14 +179,14 @@ async fn a_key_file_readable_by_others_is_refused_with_a_clear_error() {
 async fn a_rotated_key_file_is_used_at_the_next_push_without_a_restart() {
     let site = Site::new("ed25519", false, "").await;
     let app = site.env.spawn().await;
-    assert!(pushed(&backup(&app).await));
+    assert!(pushed(&app.backup().await));
     // Rotation: a new key is authorized, the old one revoked, the file replaced.
     let keys = site.env.dir.path().join("keys");
     let new = keygen(&keys, "client-2027", "ed25519", false, "");
     site.sshd.authorize(&[&new]);
-    assert!(!pushed(&backup(&app).await), "the old key must no longer work");
+    assert!(!pushed(&app.backup().await), "the old key must no longer work");
     std::fs::copy(&new.private, &site.key.private).unwrap();
-    let report = backup(&app).await;
+    let report = app.backup().await;
     assert!(pushed(&report), "{report:?}");
     assert_eq!(log_subjects(&site.env.remote(), "main").len(), 12);
     app.stop().await;
@@ -214,19 +196,19 @@ async fn a_rotated_key_file_is_used_at_the_next_push_without_a_restart() {
 async fn a_rejecting_pre_receive_hook_fails_the_push_and_the_next_run_pushes_everything() {
     let site = Site::new("ed25519", false, "").await;
     let app = site.env.spawn().await;
-    assert!(pushed(&backup(&app).await));
+    assert!(pushed(&app.backup().await));
     let hook = site.env.remote().join("hooks/pre-receive");
     std::fs::write(&hook, "#!/bin/sh\necho 'branch main is protected' >&2\nexit 1\n").unwrap();
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
 
-    let report = backup(&app).await;
+    let report = app.backup().await;
     assert!(!pushed(&report), "a rejected ref is a failed push: {report:?}");
     assert_eq!(report.outcome, pb::RunOutcome::Partial as i32);
     assert!(push_error(&report).contains("rejected"), "{}", push_error(&report));
     assert_eq!(log_subjects(&site.env.remote(), "main").len(), 4);
 
     std::fs::remove_file(&hook).unwrap();
-    let report = backup(&app).await;
+    let report = app.backup().await;
     assert!(pushed(&report), "{report:?}");
     assert_eq!(report.push.unwrap().unpushed_commits, 0);
     assert_eq!(log_subjects(&site.env.remote(), "main").len(), 12);
@@ -237,27 +219,27 @@ async fn a_rejecting_pre_receive_hook_fails_the_push_and_the_next_run_pushes_eve
 async fn sshd_down_for_two_runs_then_up_every_commit_arrives_in_order() {
     let mut site = Site::new("ed25519", false, "").await;
     let app = site.env.spawn().await;
-    assert!(pushed(&backup(&app).await));
+    assert!(pushed(&app.backup().await));
     site.sshd.down();
     std::fs::write(
         site.env.site().join("config/kea/kea-dhcp4.conf"),
         "{ \"Dhcp4\": { \"valid-lifetime\": 1 } }\n",
     )
     .unwrap();
-    let r1 = backup(&app).await;
+    let r1 = app.backup().await;
     std::fs::write(
         site.env.site().join("config/kea/kea-dhcp4.conf"),
         "{ \"Dhcp4\": { \"valid-lifetime\": 2 } }\n",
     )
     .unwrap();
-    let r2 = backup(&app).await;
+    let r2 = app.backup().await;
     for r in [&r1, &r2] {
         assert!(!pushed(r));
         assert_eq!(r.outcome, pb::RunOutcome::Partial as i32);
     }
     assert_eq!(r2.push.as_ref().unwrap().unpushed_commits, 8);
     site.sshd.up();
-    let r3 = backup(&app).await;
+    let r3 = app.backup().await;
     assert!(pushed(&r3), "{r3:?}");
     let remote = log_subjects(&site.env.remote(), "main");
     let local = log_subjects(&site.env.working_dir(), "main");
@@ -299,7 +281,7 @@ fn foreign_commit(remote: &Path, scratch: &Path, path: &str, content: &str) -> S
 async fn a_foreign_commit_on_the_remote_is_kept_and_our_commits_are_rebased_on_top() {
     let site = Site::new("ed25519", false, "").await;
     let app = site.env.spawn().await;
-    assert!(pushed(&backup(&app).await));
+    assert!(pushed(&app.backup().await));
     let foreign = foreign_commit(
         &site.env.remote(),
         &site.env.dir.path().join("op"),
@@ -308,7 +290,7 @@ async fn a_foreign_commit_on_the_remote_is_kept_and_our_commits_are_rebased_on_t
     );
 
     std::fs::write(site.env.site().join("config/kea/kea-dhcp4.conf"), "{}\n").unwrap();
-    let report = backup(&app).await;
+    let report = app.backup().await;
     assert!(pushed(&report), "{report:?}");
     let remote = git2::Repository::open(site.env.remote()).unwrap();
     let head = remote.head().unwrap().target().unwrap();
@@ -327,7 +309,7 @@ async fn a_foreign_commit_on_the_remote_is_kept_and_our_commits_are_rebased_on_t
     assert_eq!(subjects.len(), 9);
     assert_eq!(subjects[4], "hand edit");
     // The audit trail follows the rebased hashes.
-    let st = status(&app).await;
+    let st = app.status().await;
     assert_eq!(st.domains[3].last_commit_hash, head.to_string());
     assert_eq!(st.unpushed_commits, 0);
     app.stop().await;
@@ -337,11 +319,11 @@ async fn a_foreign_commit_on_the_remote_is_kept_and_our_commits_are_rebased_on_t
 async fn a_conflicting_foreign_commit_is_reported_as_diverged_and_never_overwritten() {
     let mut site = Site::new("ed25519", false, "").await;
     let app = site.env.spawn().await;
-    assert!(pushed(&backup(&app).await));
+    assert!(pushed(&app.backup().await));
     // Our change cannot be pushed while the remote is down ...
     site.sshd.down();
     std::fs::write(site.env.site().join("config/kea/kea-dhcp4.conf"), "{ \"live\": 2 }\n").unwrap();
-    assert!(!pushed(&backup(&app).await));
+    assert!(!pushed(&app.backup().await));
     site.sshd.up();
     // ... and meanwhile someone edits the same file on the remote.
     let foreign = foreign_commit(
@@ -351,7 +333,7 @@ async fn a_conflicting_foreign_commit_is_reported_as_diverged_and_never_overwrit
         "{ \"edited\": 1 }\n",
     );
 
-    let report = backup(&app).await;
+    let report = app.backup().await;
     let push = report.push.clone().unwrap();
     assert_eq!(push.outcome, pb::PushOutcome::Diverged as i32, "{report:?}");
     assert!(push.error.contains("diverged"), "{}", push.error);
@@ -362,7 +344,7 @@ async fn a_conflicting_foreign_commit_is_reported_as_diverged_and_never_overwrit
         foreign,
         "the remote keeps the foreign commit"
     );
-    let st = status(&app).await;
+    let st = app.status().await;
     assert_eq!(st.unpushed_commits, 8, "our commits are kept");
     assert!(st.last_push_error.contains("diverged"));
     assert_eq!(st.last_run.unwrap().push_outcome, pb::PushOutcome::Diverged as i32);
@@ -373,14 +355,14 @@ async fn a_conflicting_foreign_commit_is_reported_as_diverged_and_never_overwrit
 async fn a_foreign_edit_of_a_tracked_file_is_restored_from_the_live_file_at_the_next_run() {
     let site = Site::new("ed25519", false, "").await;
     let app = site.env.spawn().await;
-    assert!(pushed(&backup(&app).await));
+    assert!(pushed(&app.backup().await));
     foreign_commit(
         &site.env.remote(),
         &site.env.dir.path().join("op"),
         "config/radius/clients.conf",
         "tampered\n",
     );
-    assert!(pushed(&backup(&app).await));
+    assert!(pushed(&app.backup().await));
     // The live file was not changed; the repository must hold it again, not the hand edit.
     let repo = git2::Repository::open(site.env.remote()).unwrap();
     let tree = repo.head().unwrap().peel_to_tree().unwrap();

@@ -301,6 +301,24 @@ impl TestApp {
         ConfigBackupClient::new(self.channel.clone())
     }
 
+    /// Runs a backup as an admin and returns its report.
+    pub async fn backup(&self) -> config_backup_proto::v1::BackupReport {
+        let req = with_token(config_backup_proto::v1::BackupRequest::default(), Role::Admin);
+        self.client()
+            .backup(req)
+            .await
+            .expect("Backup")
+            .into_inner()
+            .report
+            .expect("a report")
+    }
+
+    /// The Status, as a NOC user.
+    pub async fn status(&self) -> config_backup_proto::v1::StatusResponse {
+        let req = with_token(config_backup_proto::v1::StatusRequest {}, Role::Noc);
+        self.client().status(req).await.expect("Status").into_inner()
+    }
+
     /// Waits until health says SERVING.
     pub async fn wait_until_serving(&self) {
         wait_serving(&self.channel).await;
