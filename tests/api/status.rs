@@ -84,7 +84,35 @@ async fn the_next_scheduled_time_is_the_configured_utc_time(backend: Backend) {
     app.stop().await;
 }
 
+/// Status is read once for many callers, but never hides a change: this server's own run
+/// shows at once, and a replica's (same database) within `STATUS_MAX_AGE`.
+async fn status_shows_this_servers_run_at_once_and_a_replicas_within_a_second(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let a = env.spawn().await;
+    let b = env.spawn().await;
+    assert!(a.status().await.last_run.is_none());
+    let own = a.backup().await;
+    assert_eq!(
+        a.status().await.last_run.unwrap().run_id,
+        own.run_id,
+        "this server's run at once"
+    );
+    let theirs = b.backup().await;
+    let seen = std::time::Instant::now();
+    let max = config_backup_core::engine::STATUS_MAX_AGE + std::time::Duration::from_millis(500);
+    loop {
+        if a.status().await.last_run.unwrap().run_id == theirs.run_id {
+            break;
+        }
+        assert!(seen.elapsed() < max, "the replica's run did not show within {max:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
 on_both_backends!(
     status_after_a_restart_shows_the_last_run_and_every_domain,
-    the_next_scheduled_time_is_the_configured_utc_time
+    the_next_scheduled_time_is_the_configured_utc_time,
+    status_shows_this_servers_run_at_once_and_a_replicas_within_a_second
 );

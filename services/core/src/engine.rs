@@ -168,6 +168,9 @@ struct Inner {
     tasks: TaskTracker,
     /// Told when backups and rollbacks end.
     observer: std::sync::OnceLock<Arc<dyn Observer>>,
+    /// The last status read, reused while the store saw no write from this process and it
+    /// is younger than [`STATUS_MAX_AGE`].
+    status_cache: tokio::sync::Mutex<Option<CachedStatus>>,
     /// Rollbacks running (or just ended) in this process, for their subscribers.
     rollbacks:
         std::sync::Mutex<std::collections::HashMap<Uuid, tokio::sync::watch::Sender<crate::store::RollbackTask>>>,
@@ -182,6 +185,16 @@ pub struct EngineLock {
 }
 
 impl EngineLock {
+    /// The id the lock is held under.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// Stops renewing the lock: the caller releases it in its own transaction (or it expires).
+    pub fn stop_renewing(&self) {
+        self.heartbeat.abort();
+    }
+
     /// Releases the lock.
     pub async fn release(self) {
         self.heartbeat.abort();
@@ -199,6 +212,16 @@ impl Drop for EngineLock {
 
 const RECOVERY_LIMIT: usize = 1000;
 
+/// How long a status read by this process may be reused when nothing it wrote changed.
+pub const STATUS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[derive(Debug)]
+struct CachedStatus {
+    at: Instant,
+    generation: u64,
+    status: EngineStatus,
+}
+
 impl Engine {
     /// An engine over these settings and this store.
     pub fn new(settings: Settings, store: Arc<dyn Store>) -> Engine {
@@ -211,6 +234,7 @@ impl Engine {
                 tasks: TaskTracker::new(),
                 rollbacks: Default::default(),
                 observer: std::sync::OnceLock::new(),
+                status_cache: Default::default(),
             }),
         }
     }
@@ -603,8 +627,31 @@ impl Engine {
         Ok(self.inner.store.delete_audit_rows_before(cutoff).await?)
     }
 
-    /// The service's state.
+    /// The service's state. Every change this process makes shows at once; one made by a
+    /// replica sharing the database shows within [`STATUS_MAX_AGE`]. Concurrent callers
+    /// share one read.
     pub async fn status(&self) -> Result<EngineStatus, EngineError> {
+        let mut cache = self.inner.status_cache.lock().await;
+        let generation = self.inner.store.write_generation();
+        let mut status = match cache.as_ref() {
+            Some(c) if c.generation == generation && c.at.elapsed() < STATUS_MAX_AGE => c.status.clone(),
+            _ => {
+                let at = Instant::now();
+                let status = self.read_status().await?;
+                *cache = Some(CachedStatus {
+                    at,
+                    generation,
+                    status: status.clone(),
+                });
+                status
+            }
+        };
+        drop(cache);
+        status.next_scheduled_at = self.inner.settings.schedule.next_after(Utc::now());
+        Ok(status)
+    }
+
+    async fn read_status(&self) -> Result<EngineStatus, EngineError> {
         let store = &self.inner.store;
         let settings = &self.inner.settings;
         let last_run = store.last_run().await?;

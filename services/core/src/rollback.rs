@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::command::{self, shell_quote};
 use crate::domain::{Actor, CommitPrefix, Domain, RepoPath};
-use crate::engine::{BackupParams, CommitTitle, Engine};
+use crate::engine::{BackupParams, CommitTitle, Engine, EngineLock};
 use crate::error::{EngineError, blocking};
 use crate::repo::{self, WorkingCopy, write_atomically};
 use crate::settings::Settings;
@@ -433,7 +433,7 @@ struct Progress {
 
 impl Progress {
     async fn publish(&mut self) {
-        if let Err(e) = self.engine.store().save_rollback_task(&self.task).await {
+        if let Err(e) = self.engine.store().save_rollback_task(&self.task, None).await {
             tracing::error!(task = %self.task.id, error = %e, "could not record the rollback's progress");
         }
         self.tx.send_replace(self.task.clone());
@@ -481,7 +481,22 @@ impl Progress {
             error = self.task.error.as_deref().unwrap_or(""),
             "rollback finished"
         );
-        self.publish().await;
+    }
+
+    /// Records the terminal state and releases the lock in one transaction, then tells the
+    /// subscribers: whoever sees the end of a rollback can start the next one at once.
+    async fn conclude(&mut self, lock: EngineLock) {
+        lock.stop_renewing();
+        if let Err(e) = self
+            .engine
+            .store()
+            .save_rollback_task(&self.task, Some(lock.id()))
+            .await
+        {
+            tracing::error!(task = %self.task.id, error = %e, "could not record the rollback's end");
+            lock.release().await;
+        }
+        self.tx.send_replace(self.task.clone());
     }
 }
 
@@ -569,7 +584,7 @@ impl Engine {
                 touched: false,
             };
             this.execute(&mut progress, prepared).await;
-            lock.release().await;
+            progress.conclude(lock).await;
             this.notify_rollback(&progress.task);
             this.forget_rollback_later(progress.task.id);
         });
@@ -958,7 +973,7 @@ impl Engine {
                 progress.finish(RollbackStage::Failed, Some(error), false).await;
             }
             let _ = blocking(move || std::fs::remove_dir_all(dir)).await;
-            lock.release().await;
+            progress.conclude(lock).await;
             self.notify_rollback(&progress.task);
             recovered += 1;
         }

@@ -405,6 +405,9 @@ pub struct HistoryQuery {
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// The backend's name ("sqlite", "postgres").
     fn backend(&self) -> &'static str;
+    /// Grows with every write this process committed: what it read before is stale when
+    /// this has moved (writes by other processes sharing the database are not counted).
+    fn write_generation(&self) -> u64;
     /// Records a new run.
     async fn insert_run(&self, run: &RunRecord) -> Result<(), StoreError>;
     /// Updates a run's outcome and counts.
@@ -442,8 +445,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn lock_holder(&self) -> Result<Option<LockHolder>, StoreError>;
     /// Records a new rollback task and its history rows (pending), in one transaction.
     async fn insert_rollback_task(&self, task: &RollbackTask) -> Result<(), StoreError>;
-    /// Saves a task's state and stages and mirrors them in its history rows.
-    async fn save_rollback_task(&self, task: &RollbackTask) -> Result<(), StoreError>;
+    /// Saves a task's state and stages and mirrors them in its history rows. With
+    /// `release`, the engine lock held under that id is released in the same transaction, so
+    /// nobody sees a finished task while its lock is still held (or the lock gone while the
+    /// task still looks unfinished).
+    async fn save_rollback_task(&self, task: &RollbackTask, release: Option<Uuid>) -> Result<(), StoreError>;
     /// A task with its stages.
     async fn rollback_task(&self, id: Uuid) -> Result<Option<RollbackTask>, StoreError>;
     /// Tasks that have not reached a terminal state.

@@ -35,9 +35,19 @@ macro_rules! sql_store {
         #[derive(Debug, Clone)]
         pub struct $name {
             pool: $pool,
+            writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
         }
 
         impl $name {
+            fn new(pool: $pool) -> Self {
+                $name { pool, writes: Default::default() }
+            }
+
+            /// Counts a committed write (see [`Store::write_generation`]).
+            fn wrote(&self) {
+                self.writes.fetch_add(1, std::sync::atomic::Ordering::Release);
+            }
+
             /// The pool, for tests and maintenance.
             pub fn pool(&self) -> &$pool {
                 &self.pool
@@ -155,6 +165,7 @@ macro_rules! sql_store {
                 .bind(now)
                 .execute(&self.pool)
                 .await?;
+                self.wrote();
                 Ok(done.rows_affected() == 1)
             }
 
@@ -168,6 +179,10 @@ macro_rules! sql_store {
         impl Store for $name {
             fn backend(&self) -> &'static str {
                 $backend
+            }
+
+            fn write_generation(&self) -> u64 {
+                self.writes.load(std::sync::atomic::Ordering::Acquire)
             }
 
             async fn insert_run(&self, run: &RunRecord) -> Result<(), StoreError> {
@@ -193,6 +208,7 @@ macro_rules! sql_store {
                 .bind(run.commits)
                 .execute(&self.pool)
                 .await?;
+                self.wrote();
                 Ok(())
             }
 
@@ -216,6 +232,7 @@ macro_rules! sql_store {
                 .bind(run.id)
                 .execute(&self.pool)
                 .await?;
+                self.wrote();
                 Ok(())
             }
 
@@ -239,6 +256,7 @@ macro_rules! sql_store {
                 .bind(except)
                 .fetch_all(&self.pool)
                 .await?;
+                self.wrote();
                 rows.iter().map(|r| r.try_get::<Uuid, _>("id").map_err(StoreError::from)).collect()
             }
 
@@ -270,6 +288,7 @@ macro_rules! sql_store {
                     qb.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
+                self.wrote();
                 Ok(())
             }
 
@@ -286,6 +305,7 @@ macro_rules! sql_store {
                     .await?;
                 }
                 tx.commit().await?;
+                self.wrote();
                 Ok(())
             }
 
@@ -385,6 +405,7 @@ macro_rules! sql_store {
                     .bind(micros(cutoff))
                     .execute(&self.pool)
                     .await?;
+                self.wrote();
                 Ok(done.rows_affected())
             }
 
@@ -444,6 +465,7 @@ macro_rules! sql_store {
                     .bind(id)
                     .execute(&self.pool)
                     .await?;
+                self.wrote();
                 Ok(())
             }
 
@@ -494,10 +516,11 @@ macro_rules! sql_store {
                     .await?;
                 }
                 tx.commit().await?;
+                self.wrote();
                 Ok(())
             }
 
-            async fn save_rollback_task(&self, task: &RollbackTask) -> Result<(), StoreError> {
+            async fn save_rollback_task(&self, task: &RollbackTask, release: Option<Uuid>) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "UPDATE config_rollback_tasks SET state = $1, completed_at = $2, duration_seconds = $3, error = $4, \
@@ -541,7 +564,15 @@ macro_rules! sql_store {
                 .bind(task.id)
                 .execute(&mut *tx)
                 .await?;
+                if let Some(id) = release {
+                    sqlx::query("DELETE FROM engine_lock WHERE name = $1 AND holder_id = $2")
+                        .bind(LOCK_NAME)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
+                self.wrote();
                 Ok(())
             }
 
@@ -594,6 +625,7 @@ macro_rules! sql_store {
                     .bind(&mail.error)
                     .execute(&self.pool)
                     .await?;
+                self.wrote();
                 Ok(())
             }
 
@@ -709,7 +741,7 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
         sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore::new(pool))
     }
 }
 
@@ -722,6 +754,6 @@ impl PostgresStore {
             .connect(url)
             .await?;
         sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore::new(pool))
     }
 }
