@@ -13,6 +13,7 @@ pub mod repo;
 pub mod rollback;
 pub mod settings;
 pub mod sources;
+pub mod statcache;
 pub mod store;
 pub mod transport;
 

@@ -544,6 +544,25 @@ impl WorkingCopy {
             .workdir()
             .ok_or_else(|| git2::Error::from_str("bare working copy"))?
             .to_path_buf();
+        let manifest_path = manifest_path(domain);
+        let manifest_text = render_manifest(manifest);
+        let sig = Signature::now(&self.git.user_name, &self.git.user_email)?;
+        let parent = self.head_commit()?;
+        let parents: Vec<&Commit<'_>> = parent.iter().collect();
+        // Nothing changed: the commit reuses its parent's tree (the index and the work tree
+        // already match it: the run started by resetting them to HEAD).
+        if let Some(p) = &parent
+            && contents.is_empty()
+            && deleted.is_empty()
+        {
+            let tree = p.tree()?;
+            let same = tree.get_path(Path::new(&manifest_path)).ok().is_some_and(|e| {
+                Oid::hash_object(git2::ObjectType::Blob, manifest_text.as_bytes()).ok() == Some(e.id())
+            });
+            if same {
+                return Ok(self.repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?);
+            }
+        }
         let mut index = self.repo.index()?;
         for (path, staged) in contents {
             let mode = manifest.get(path).map(|e| e.mode).unwrap_or(0o100644);
@@ -560,8 +579,6 @@ impl WorkingCopy {
             }
             index.remove_path(Path::new(path.as_str()))?;
         }
-        let manifest_path = manifest_path(domain);
-        let manifest_text = render_manifest(manifest);
         write_work_file(&workdir, &manifest_path, manifest_text.as_bytes(), 0o100644)?;
         index.add_frombuffer(
             &index_entry(&manifest_path, 0o100644, manifest_text.len()),
@@ -570,11 +587,20 @@ impl WorkingCopy {
         index.write()?;
         let tree_id = index.write_tree()?;
         let tree = self.repo.find_tree(tree_id)?;
-        let sig = Signature::now(&self.git.user_name, &self.git.user_email)?;
-        let parent = self.head_commit()?;
-        let parents: Vec<&Commit<'_>> = parent.iter().collect();
         let id = self.repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
         Ok(id)
+    }
+
+    /// Caps the deltas libgit2 keeps in memory while building a pack to push (256 MiB by
+    /// default: most of a first backup's peak memory). libgit2 also takes this value as the
+    /// size above which an object is sent whole; configuration files are far below it.
+    fn bound_pack_memory(&self) -> Result<(), RepoError> {
+        const LIMIT: i64 = 16 << 20;
+        let mut config = self.repo.config()?.open_level(git2::ConfigLevel::Local)?;
+        if config.get_i64("pack.deltaCacheSize").ok() != Some(LIMIT) {
+            config.set_i64("pack.deltaCacheSize", LIMIT)?;
+        }
+        Ok(())
     }
 
     /// Reads a backup commit: its domain, run and every file's change. `None` for a
@@ -773,8 +799,13 @@ impl WorkingCopy {
                 }
                 Ok(())
             });
+            if let Err(e) = self.bound_pack_memory() {
+                tracing::warn!(error = %e, "could not bound the push's delta cache; pushing with libgit2's default");
+            }
             let mut opts = git2::PushOptions::new();
             opts.remote_callbacks(callbacks);
+            // Delta search on every core (0: as many threads as CPUs); one thread by default.
+            opts.packbuilder_parallelism(0);
             remote
                 .push(&[format!("{branch_ref}:{branch_ref}")], Some(&mut opts))
                 .map_err(transport)?;
@@ -868,6 +899,7 @@ fn read_manifest(repo: &Repository, tree: &Tree<'_>, domain: Domain) -> Result<M
     };
     let blob = repo.find_blob(entry.id())?;
     let text = std::str::from_utf8(blob.content()).map_err(|_| git2::Error::from_str("manifest is not UTF-8"))?;
+    let mut files = TreeFiles::new(repo, tree.clone());
     let mut out = Manifest::new();
     for line in text.lines() {
         let Some((sha, path)) = line.split_once("  ") else {
@@ -876,9 +908,8 @@ fn read_manifest(repo: &Repository, tree: &Tree<'_>, domain: Domain) -> Result<M
         let Ok(path) = path.parse::<RepoPath>() else {
             continue;
         };
-        let mode = match tree.get_path(Path::new(path.as_str())) {
-            Ok(e) => e.filemode() as u32,
-            Err(_) => continue,
+        let Some((_, mode)) = files.get(&path) else {
+            continue;
         };
         out.insert(
             path,
@@ -889,6 +920,64 @@ fn read_manifest(repo: &Repository, tree: &Tree<'_>, domain: Domain) -> Result<M
         );
     }
     Ok(out)
+}
+
+/// Looks files up in a tree, reading each directory once: a path lookup from the root for
+/// every file would read (and verify) the same large directory trees thousands of times.
+pub struct TreeFiles<'r> {
+    repo: &'r Repository,
+    root: Tree<'r>,
+    dirs: std::collections::HashMap<String, Option<Tree<'r>>>,
+}
+
+impl<'r> TreeFiles<'r> {
+    /// Lookups in `root`.
+    pub fn new(repo: &'r Repository, root: Tree<'r>) -> Self {
+        TreeFiles {
+            repo,
+            root,
+            dirs: Default::default(),
+        }
+    }
+
+    /// The blob and mode at `path`, if the tree has a file there.
+    pub fn get(&mut self, path: &RepoPath) -> Option<(Oid, u32)> {
+        let (dir, name) = match path.as_str().rsplit_once('/') {
+            Some((d, n)) => (d, n),
+            None => ("", path.as_str()),
+        };
+        let tree = if dir.is_empty() {
+            &self.root
+        } else {
+            let (repo, root) = (self.repo, &self.root);
+            self.dirs
+                .entry(dir.to_owned())
+                .or_insert_with(|| {
+                    let e = root.get_path(Path::new(dir)).ok()?;
+                    repo.find_tree(e.id()).ok()
+                })
+                .as_ref()?
+        };
+        let e = tree.get_name(name)?;
+        (e.kind() == Some(git2::ObjectType::Blob)).then(|| (e.id(), e.filemode() as u32))
+    }
+}
+
+/// Process-wide libgit2 tuning. Directory trees of a large site are bigger than libgit2's
+/// default per-object cache limit (4 KiB), so every lookup re-read, re-inflated and
+/// re-verified them; cache trees and commits of any realistic size, within a bounded total.
+pub fn tune_libgit2() {
+    // SAFETY: these store integers in libgit2's global options, read when objects are
+    // cached; called before (and independently of) any repository use.
+    #[allow(unsafe_code)]
+    let result = unsafe {
+        git2::opts::set_cache_object_limit(git2::ObjectType::Tree, 8 << 20)
+            .and_then(|()| git2::opts::set_cache_object_limit(git2::ObjectType::Commit, 1 << 20))
+            .and_then(|()| git2::opts::set_cache_max_size(32 << 20))
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not tune the libgit2 object cache");
+    }
 }
 
 /// The value of a `Key: value` trailer in the last paragraph.

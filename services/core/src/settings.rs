@@ -168,6 +168,9 @@ pub struct Settings {
     pub database_url: String,
     /// `CONFIG_BACKUP_LOCK_TTL_SECONDS`: a lock whose holder stopped renewing it is free after this.
     pub lock_ttl: Duration,
+    /// `CONFIG_BACKUP_FULL_REHASH_HOURS` (168): between full re-hashes, files whose metadata
+    /// did not change are not read again (the stat cache); 0 reads every file at every run.
+    pub full_rehash_interval: Duration,
     /// Rollback commands and bounds.
     pub rollback: RollbackSettings,
 }
@@ -322,6 +325,9 @@ impl Settings {
                 .unwrap_or_default(),
             database_url,
             lock_ttl: Duration::from_secs(parse_num(&get, "CONFIG_BACKUP_LOCK_TTL_SECONDS", 30u64, 5..=3600)?),
+            full_rehash_interval: Duration::from_secs(
+                3600 * parse_num(&get, "CONFIG_BACKUP_FULL_REHASH_HOURS", 168u64, 0..=8760)?,
+            ),
         })
     }
 

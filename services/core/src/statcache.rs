@@ -1,0 +1,253 @@
+//! The stat cache: what a file's metadata was when its content was last hashed, so a
+//! run can skip reading files that have not been touched since (git's index does the
+//! same for `git add`).
+//!
+//! A file is trusted unread only when its size, mtime, ctime, inode, device and execute
+//! bit all match the entry, and the entry's SHA-256 and blob are what the branch holds.
+//! Writing a file always moves its ctime (no user-space call can set it back), so even a
+//! change that keeps the size and restores the mtime is seen. Entries are only kept for
+//! files whose mtime and ctime were at least [`RACY_SECS`] old when they were hashed: a
+//! write in the same clock tick as the hash would otherwise be invisible. A full re-hash
+//! still runs at the configured interval, and whenever the cache is missing or damaged.
+//!
+//! One file per domain in the git directory of the working copy, written atomically and
+//! checked by its own SHA-256 when read: a torn or edited cache is ignored, never trusted.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use git2::Oid;
+use sha2::{Digest, Sha256};
+
+use crate::domain::{Domain, RepoPath};
+
+/// A file hashed less than this many seconds after its last change is not cached.
+pub const RACY_SECS: i64 = 2;
+
+const MAGIC: &str = "config-backup-stat-cache v1";
+
+/// The metadata compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+    dev: u64,
+    exec: bool,
+}
+
+impl FileStat {
+    /// From a file's metadata.
+    pub fn of(m: &std::fs::Metadata) -> FileStat {
+        FileStat {
+            size: m.size(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+            ino: m.ino(),
+            dev: m.dev(),
+            exec: m.mode() & 0o111 != 0,
+        }
+    }
+
+    /// Whether the last change is older than [`RACY_SECS`] before `now_ns`.
+    fn settled(&self, now_ns: i128) -> bool {
+        let limit = now_ns - i128::from(RACY_SECS) * 1_000_000_000;
+        self.mtime_ns < limit && self.ctime_ns < limit
+    }
+}
+
+/// One file's entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its metadata when hashed.
+    pub stat: FileStat,
+    /// Its content's SHA-256 (hex).
+    pub sha256: String,
+    /// Its git blob.
+    pub blob: Oid,
+}
+
+/// A domain's stat cache.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StatCache {
+    /// When every file of the domain was last read and hashed (Unix seconds).
+    pub full_rehash_at: i64,
+    entries: HashMap<RepoPath, Entry>,
+}
+
+/// Where a domain's cache lives.
+pub fn path(git_dir: &Path, domain: Domain) -> PathBuf {
+    git_dir.join("config-backup").join(format!("stat-{domain}"))
+}
+
+impl StatCache {
+    /// An empty cache whose last full re-hash was at `full_rehash_at`.
+    pub fn new(full_rehash_at: i64) -> StatCache {
+        StatCache {
+            full_rehash_at,
+            entries: HashMap::new(),
+        }
+    }
+
+    /// Reads the cache; empty (a full re-hash) when missing, damaged or of another version.
+    pub fn load(file: &Path) -> StatCache {
+        match std::fs::read_to_string(file) {
+            Ok(text) => Self::parse(&text).unwrap_or_else(|| {
+                tracing::warn!(file = %file.display(), "the stat cache is damaged; every file is read again");
+                StatCache::default()
+            }),
+            Err(_) => StatCache::default(),
+        }
+    }
+
+    fn parse(text: &str) -> Option<StatCache> {
+        let (header, body) = text.split_once('\n')?;
+        let mut h = header.strip_prefix(MAGIC)?.split_whitespace();
+        let full_rehash_at: i64 = h.next()?.parse().ok()?;
+        let count: usize = h.next()?.parse().ok()?;
+        let sum = h.next()?;
+        if hex::encode(Sha256::digest(body.as_bytes())) != sum {
+            return None;
+        }
+        let mut entries = HashMap::with_capacity(count);
+        for line in body.lines() {
+            let mut f = line.splitn(9, ' ');
+            let mut num = || f.next()?.parse::<i128>().ok();
+            let (size, mtime_ns, ctime_ns, ino, dev, exec) = (num()?, num()?, num()?, num()?, num()?, num()?);
+            let sha256 = f.next()?.to_owned();
+            let blob = Oid::from_str(f.next()?).ok()?;
+            let path: RepoPath = f.next()?.parse().ok()?;
+            let stat = FileStat {
+                size: u64::try_from(size).ok()?,
+                mtime_ns,
+                ctime_ns,
+                ino: u64::try_from(ino).ok()?,
+                dev: u64::try_from(dev).ok()?,
+                exec: exec != 0,
+            };
+            entries.insert(path, Entry { stat, sha256, blob });
+        }
+        (entries.len() == count).then_some(StatCache {
+            full_rehash_at,
+            entries,
+        })
+    }
+
+    /// The entry for `path` if its metadata is still `stat`.
+    pub fn fresh(&self, path: &RepoPath, stat: &FileStat) -> Option<&Entry> {
+        self.entries.get(path).filter(|e| e.stat == *stat)
+    }
+
+    /// Records a file hashed at `now_ns` (nanoseconds since the epoch; skipped while its
+    /// last change is too recent).
+    pub fn record(&mut self, path: RepoPath, entry: Entry, now_ns: i128) {
+        if entry.stat.settled(now_ns) {
+            self.entries.insert(path, entry);
+        }
+    }
+
+    /// Writes the cache atomically.
+    pub fn save(&self, file: &Path) -> std::io::Result<()> {
+        let mut paths: Vec<&RepoPath> = self.entries.keys().collect();
+        paths.sort();
+        let mut body = String::with_capacity(self.entries.len() * 180);
+        for p in paths {
+            let e = &self.entries[p];
+            let s = &e.stat;
+            body.push_str(&format!(
+                "{} {} {} {} {} {} {} {} {}\n",
+                s.size,
+                s.mtime_ns,
+                s.ctime_ns,
+                s.ino,
+                s.dev,
+                u8::from(s.exec),
+                e.sha256,
+                e.blob,
+                p
+            ));
+        }
+        let sum = hex::encode(Sha256::digest(body.as_bytes()));
+        let text = format!("{MAGIC} {} {} {sum}\n{body}", self.full_rehash_at, self.entries.len());
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        crate::repo::write_atomically(file, text.as_bytes(), 0o600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now_ns() -> i128 {
+        i128::from(chrono::Utc::now().timestamp_nanos_opt().unwrap())
+    }
+
+    fn stat_of(path: &Path) -> FileStat {
+        FileStat::of(&std::fs::metadata(path).unwrap())
+    }
+
+    #[test]
+    fn a_saved_cache_reads_back_and_a_damaged_one_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.conf");
+        std::fs::write(&f, "x").unwrap();
+        let later = now_ns() + 10_000_000_000;
+        let mut c = StatCache::new(1234);
+        let p: RepoPath = "dir/a b.conf".parse().unwrap();
+        let entry = Entry {
+            stat: stat_of(&f),
+            sha256: "ab".repeat(32),
+            blob: Oid::hash_object(git2::ObjectType::Blob, b"x").unwrap(),
+        };
+        c.record(p.clone(), entry.clone(), later);
+        let file = dir.path().join("cache/stat-dns");
+        c.save(&file).unwrap();
+        let back = StatCache::load(&file);
+        assert_eq!(back.full_rehash_at, 1234);
+        assert_eq!(back.fresh(&p, &entry.stat), Some(&entry));
+
+        let text = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("dir/a b.conf", "dir/a c.conf");
+        std::fs::write(&file, text).unwrap();
+        let damaged = StatCache::load(&file);
+        assert_eq!((damaged.full_rehash_at, damaged.entries.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_file_changed_within_the_racy_window_is_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.conf");
+        std::fs::write(&f, "x").unwrap();
+        let mut c = StatCache::default();
+        let entry = Entry {
+            stat: stat_of(&f),
+            sha256: String::new(),
+            blob: Oid::ZERO_SHA1,
+        };
+        c.record("a.conf".parse().unwrap(), entry, now_ns());
+        assert!(c.entries.is_empty());
+    }
+
+    #[test]
+    fn rewriting_a_file_with_the_same_size_and_mtime_changes_its_stat() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.conf");
+        std::fs::write(&f, "aaaa").unwrap();
+        let before = std::fs::metadata(&f).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&f, "bbbb").unwrap();
+        let file = std::fs::File::options().write(true).open(&f).unwrap();
+        file.set_modified(before.modified().unwrap()).unwrap();
+        let after = std::fs::metadata(&f).unwrap();
+        assert_eq!(
+            (after.len(), after.modified().unwrap()),
+            (before.len(), before.modified().unwrap())
+        );
+        assert_ne!(FileStat::of(&before), FileStat::of(&after), "the ctime moved");
+    }
+}
