@@ -944,10 +944,16 @@ fn backup_domain(
                     sha256: sha256_hex(&bytes),
                     mode,
                 };
-                let blob = git2::Oid::hash_object(git2::ObjectType::Blob, &bytes).map_err(RepoError::from)?;
-                if old.get(&file.path) != Some(&entry) {
-                    contents.insert(file.path.clone(), wc.stage_file(&file.path, &bytes, entry.mode)?);
-                } else if let Some((tree_blob, _)) = head_files.as_mut().and_then(|f| f.get(&file.path))
+                let blob = if old.get(&file.path) != Some(&entry) {
+                    let staged = wc.stage_file(&file.path, &bytes, entry.mode)?;
+                    let id = staged.id;
+                    contents.insert(file.path.clone(), staged);
+                    id
+                } else {
+                    git2::Oid::hash_object(git2::ObjectType::Blob, &bytes).map_err(RepoError::from)?
+                };
+                if !contents.contains_key(&file.path)
+                    && let Some((tree_blob, _)) = head_files.as_mut().and_then(|f| f.get(&file.path))
                     && tree_blob != blob
                 {
                     // The tree is the truth: the manifest entry matches but the tree holds other

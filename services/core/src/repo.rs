@@ -966,14 +966,18 @@ impl<'r> TreeFiles<'r> {
 /// Process-wide libgit2 tuning. Directory trees of a large site are bigger than libgit2's
 /// default per-object cache limit (4 KiB), so every lookup re-read, re-inflated and
 /// re-verified them; cache trees and commits of any realistic size, within a bounded total.
+/// Pack files are mapped in windows of 32 MiB, at most 64 MiB at once (libgit2 maps up to
+/// 8 GiB by default, and every mapped page read counts in the server's resident memory).
 pub fn tune_libgit2() {
     // SAFETY: these store integers in libgit2's global options, read when objects are
-    // cached; called before (and independently of) any repository use.
+    // cached and packs mapped; called before (and independently of) any repository use.
     #[allow(unsafe_code)]
     let result = unsafe {
         git2::opts::set_cache_object_limit(git2::ObjectType::Tree, 8 << 20)
             .and_then(|()| git2::opts::set_cache_object_limit(git2::ObjectType::Commit, 1 << 20))
             .and_then(|()| git2::opts::set_cache_max_size(32 << 20))
+            .and_then(|()| git2::opts::set_mwindow_size(32 << 20))
+            .and_then(|()| git2::opts::set_mwindow_mapped_limit(64 << 20))
     };
     if let Err(e) = result {
         tracing::warn!(error = %e, "could not tune the libgit2 object cache");
@@ -1027,6 +1031,56 @@ fn index_entry(path: &str, mode: u32, len: usize) -> IndexEntry {
 /// Writes a file atomically: a temporary file beside it, fsync, chmod, rename.
 pub fn write_atomically(abs: &Path, content: &[u8], unix_mode: u32) -> std::io::Result<()> {
     write_file(abs, content, unix_mode, true)
+}
+
+/// Writes several files, each atomically (a temporary file beside it, renamed over it),
+/// with one flush for the lot instead of one per file: every content is durable (`syncfs`
+/// on each filesystem involved) before the first rename, and every directory after the
+/// last. On an error before the renames nothing was replaced and the temporary files are
+/// gone; the error names the file.
+pub fn write_all_atomically(items: &[(PathBuf, &[u8], u32)]) -> Result<(), (PathBuf, std::io::Error)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let mut temps = Vec::with_capacity(items.len());
+    let mut filesystems: std::collections::HashMap<u64, std::fs::File> = Default::default();
+    let mut dirs: std::collections::BTreeSet<PathBuf> = Default::default();
+    for (abs, content, mode) in items {
+        let fail = |e: std::io::Error| (abs.clone(), e);
+        let dir = abs.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(fail)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".cb-tmp-")
+            .tempfile_in(dir)
+            .map_err(fail)?;
+        tmp.write_all(content).map_err(fail)?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(*mode))
+            .map_err(fail)?;
+        let dev = tmp.as_file().metadata().map_err(fail)?.dev();
+        if let std::collections::hash_map::Entry::Vacant(v) = filesystems.entry(dev) {
+            v.insert(tmp.as_file().try_clone().map_err(fail)?);
+        }
+        dirs.insert(dir.to_path_buf());
+        temps.push((abs, tmp));
+    }
+    for f in filesystems.values() {
+        // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the call.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+        if rc != 0 {
+            let at = temps.first().map(|(p, _)| (*p).clone()).unwrap_or_default();
+            return Err((at, std::io::Error::last_os_error()));
+        }
+    }
+    for (abs, tmp) in temps {
+        tmp.persist(abs).map_err(|e| (abs.clone(), e.error))?;
+    }
+    for dir in dirs {
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| (dir, e))?;
+    }
+    Ok(())
 }
 
 /// A temporary file beside the target, chmod, rename; `durable` adds an fsync first.

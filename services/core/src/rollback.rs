@@ -17,7 +17,7 @@ use crate::command::{self, shell_quote};
 use crate::domain::{Actor, CommitPrefix, Domain, RepoPath};
 use crate::engine::{BackupParams, CommitTitle, Engine, EngineLock};
 use crate::error::{EngineError, blocking};
-use crate::repo::{self, WorkingCopy, write_atomically};
+use crate::repo::{self, WorkingCopy, write_all_atomically, write_atomically};
 use crate::settings::Settings;
 use crate::sources;
 use crate::store::{LockKind, RollbackStage, RollbackTask, StageRecord, Trigger};
@@ -325,11 +325,12 @@ fn prepare(
 
 /// Writes one domain's target files into `dir`.
 fn stage_files(dir: &Path, files: &[TargetFile], domain: Domain) -> Result<(), String> {
-    for f in files.iter().filter(|f| f.domain == domain) {
-        write_atomically(&dir.join(f.path.as_str()), &f.content, unix_mode(f.mode))
-            .map_err(|e| format!("staging {}: {e}", f.path))?;
-    }
-    Ok(())
+    let items: Vec<(PathBuf, &[u8], u32)> = files
+        .iter()
+        .filter(|f| f.domain == domain)
+        .map(|f| (dir.join(f.path.as_str()), f.content.as_slice(), unix_mode(f.mode)))
+        .collect();
+    write_all_atomically(&items).map_err(|(p, e)| format!("staging {}: {e}", p.display()))
 }
 
 /// Copies the live state of every path the rollback touches aside, then marks the
@@ -338,23 +339,23 @@ fn write_snapshot(dir: &Path, root: &Path, paths: &[RepoPath]) -> Result<usize, 
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir.join("files")).map_err(|e| format!("snapshot {}: {e}", dir.display()))?;
     let mut manifest = String::new();
-    let mut saved = 0;
+    let mut saved = Vec::new();
     for rel in paths {
         let live = live_path(root, rel)?;
         match read_live(&live) {
             Some((content, mode)) => {
-                write_atomically(&dir.join("files").join(rel.as_str()), &content, 0o600)
-                    .map_err(|e| format!("snapshot {rel}: {e}"))?;
                 manifest.push_str(&format!("present {mode:o} {rel}\n"));
-                saved += 1;
+                saved.push((dir.join("files").join(rel.as_str()), content));
             }
             None => manifest.push_str(&format!("absent - {rel}\n")),
         }
     }
-    write_atomically(&dir.join("manifest"), manifest.as_bytes(), 0o600)
-        .map_err(|e| format!("snapshot manifest: {e}"))?;
+    let mut items: Vec<(PathBuf, &[u8], u32)> = saved.iter().map(|(p, c)| (p.clone(), c.as_slice(), 0o600)).collect();
+    items.push((dir.join("manifest"), manifest.as_bytes(), 0o600));
+    // Every saved file and the manifest are durable before the marker says so.
+    write_all_atomically(&items).map_err(|(p, e)| format!("snapshot {}: {e}", p.display()))?;
     write_atomically(&dir.join("complete"), b"", 0o600).map_err(|e| format!("snapshot marker: {e}"))?;
-    Ok(saved)
+    Ok(saved.len())
 }
 
 /// Puts a snapshot back: saved files rewritten atomically, files that did not exist removed.
@@ -363,8 +364,9 @@ fn restore_snapshot(dir: &Path, root: &Path) -> Result<usize, String> {
         return Err(format!("the snapshot in {} is incomplete", dir.display()));
     }
     let manifest = std::fs::read_to_string(dir.join("manifest")).map_err(|e| format!("snapshot manifest: {e}"))?;
-    let mut restored = 0;
     let mut errors = Vec::new();
+    let mut writes: Vec<(PathBuf, Vec<u8>, u32)> = Vec::new();
+    let mut removals = Vec::new();
     for line in manifest.lines() {
         let mut parts = line.splitn(3, ' ');
         let (Some(kind), Some(mode), Some(rel)) = (parts.next(), parts.next(), parts.next()) else {
@@ -378,18 +380,33 @@ fn restore_snapshot(dir: &Path, root: &Path) -> Result<usize, String> {
                 continue;
             }
         };
-        let result = if kind == "present" {
+        if kind == "present" {
             let mode = u32::from_str_radix(mode, 8).unwrap_or(0o100644);
-            std::fs::read(dir.join("files").join(rel.as_str()))
-                .and_then(|content| write_atomically(&live, &content, unix_mode(mode)))
-        } else {
-            match std::fs::remove_file(&live) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                other => other,
+            match std::fs::read(dir.join("files").join(rel.as_str())) {
+                Ok(content) => writes.push((live, content, unix_mode(mode))),
+                Err(e) => errors.push(format!("{rel}: {e}")),
             }
-        };
-        match result {
+        } else {
+            removals.push((rel, live));
+        }
+    }
+    let mut restored = 0;
+    let items: Vec<(PathBuf, &[u8], u32)> = writes.iter().map(|(p, c, m)| (p.clone(), c.as_slice(), *m)).collect();
+    if write_all_atomically(&items).is_ok() {
+        restored += items.len();
+    } else {
+        // Put back as many as possible, one by one, and name each that fails.
+        for (live, content, mode) in &items {
+            match write_atomically(live, content, *mode) {
+                Ok(()) => restored += 1,
+                Err(e) => errors.push(format!("{}: {e}", live.display())),
+            }
+        }
+    }
+    for (rel, live) in removals {
+        match std::fs::remove_file(&live) {
             Ok(()) => restored += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => restored += 1,
             Err(e) => errors.push(format!("{rel}: {e}")),
         }
     }
@@ -402,15 +419,16 @@ fn restore_snapshot(dir: &Path, root: &Path) -> Result<usize, String> {
 
 /// Applies the target: every file written atomically, extras removed.
 fn apply(root: &Path, files: &[TargetFile], removals: &[(Domain, RepoPath)]) -> Result<(usize, usize), String> {
-    let mut written = 0;
+    let mut items: Vec<(PathBuf, &[u8], u32)> = Vec::new();
     for f in files {
         let live = live_path(root, &f.path)?;
         if read_live(&live).is_some_and(|(c, m)| c == f.content && m == f.mode) {
             continue;
         }
-        write_atomically(&live, &f.content, unix_mode(f.mode)).map_err(|e| format!("writing {}: {e}", f.path))?;
-        written += 1;
+        items.push((live, f.content.as_slice(), unix_mode(f.mode)));
     }
+    let written = items.len();
+    write_all_atomically(&items).map_err(|(p, e)| format!("writing {}: {e}", p.display()))?;
     let mut removed = 0;
     for (_, rel) in removals {
         let live = live_path(root, rel)?;
