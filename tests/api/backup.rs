@@ -443,7 +443,43 @@ on_both_backends!(
     an_unknown_domain_is_invalid_argument_naming_the_field_and_allowed_values,
     patterns_that_match_nothing_are_reported_not_fatal,
     a_change_with_the_same_size_and_mtime_is_never_missed,
+    a_local_remote_is_repacked_and_keeps_every_commit,
 );
+
+/// Every push into a local remote leaves a pack; the run repacks the remote as git's
+/// receive-pack would (here after more than two packs).
+async fn a_local_remote_is_repacked_and_keeps_every_commit(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let app = env.spawn().await;
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(env.remote())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    git(&["config", "gc.autoPackLimit", "2"]);
+    let kea = env.site().join("config/kea/kea-dhcp4.conf");
+    for i in 0..5 {
+        std::fs::write(
+            &kea,
+            format!("{{ \"Dhcp4\": {{ \"valid-lifetime\": {} }} }}\n", 4000 + i),
+        )
+        .unwrap();
+        assert_eq!(app.backup().await.outcome, pb::RunOutcome::Success as i32);
+    }
+    let packs = std::fs::read_dir(env.remote().join("objects/pack"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "pack"))
+        .count();
+    assert!(packs <= 2, "{packs} packs in the remote");
+    assert_eq!(git(&["rev-list", "--count", "main"]).trim(), "20");
+    git(&["fsck", "--strict"]);
+    app.stop().await;
+}
 
 async fn a_change_with_the_same_size_and_mtime_is_never_missed(backend: Backend) {
     let env = TestEnv::new(backend).await;

@@ -880,6 +880,113 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// A file of a domain that must be read this run.
+struct Pending<'f> {
+    file: &'f sources::SourceFile,
+    mode: u32,
+    /// Its entry in the branch's manifest.
+    committed: Option<ManifestEntry>,
+    /// Its blob in the branch's tree.
+    tree_blob: Option<git2::Oid>,
+}
+
+/// A file read and hashed (and staged when it changed).
+struct Hashed {
+    stat: FileStat,
+    sha256: String,
+    blob: git2::Oid,
+    staged: Option<repo::Staged>,
+    /// The SHA-256 of the tree's content when it differed from an unchanged manifest entry.
+    hand_edit: Option<String>,
+}
+
+/// Reads, hashes and stages one file. A read error is the file's own (reported, the
+/// backed-up version kept); a write error fails the domain.
+fn hash_one(repo: &git2::Repository, p: &Pending<'_>) -> Result<std::io::Result<Hashed>, RepoError> {
+    let (bytes, stat) = match read_with_stat(&p.file.abs) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e)),
+    };
+    let sha256 = sha256_hex(&bytes);
+    let unchanged = p
+        .committed
+        .as_ref()
+        .is_some_and(|c| c.sha256 == sha256 && c.mode == p.mode);
+    let (blob, staged, hand_edit) = if !unchanged {
+        let staged = repo::stage_into(repo, &p.file.path, &bytes, p.mode)?;
+        (staged.id, Some(staged), None)
+    } else {
+        let blob = git2::Oid::hash_object(git2::ObjectType::Blob, &bytes)?;
+        match p.tree_blob {
+            Some(tree_blob) if tree_blob != blob => {
+                let tree_sha = sha256_hex(repo.find_blob(tree_blob)?.content());
+                let staged = repo::stage_into(repo, &p.file.path, &bytes, p.mode)?;
+                (blob, Some(staged), Some(tree_sha))
+            }
+            _ => (blob, None, None),
+        }
+    };
+    Ok(Ok(Hashed {
+        stat,
+        sha256,
+        blob,
+        staged,
+        hand_edit,
+    }))
+}
+
+/// A pending file's index and what reading it gave.
+type Numbered = (usize, std::io::Result<Hashed>);
+
+/// [`hash_one`] for every pending file, on as many threads as there are cores (each with
+/// its own handle on the repository), results in the files' order.
+fn hash_and_stage(wc: &WorkingCopy, pending: &[Pending<'_>]) -> Result<Vec<std::io::Result<Hashed>>, EngineError> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(pending.len().div_ceil(32)).min(8);
+    if threads <= 1 {
+        return Ok(pending
+            .iter()
+            .map(|p| hash_one(wc.repository(), p))
+            .collect::<Result<_, _>>()?);
+    }
+    let git_dir = wc.repository().path().to_path_buf();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let worker = || -> Result<Vec<Numbered>, RepoError> {
+        let repo = git2::Repository::open(&git_dir)?;
+        let mut out = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(p) = pending.get(i) else { break };
+            match hash_one(&repo, p) {
+                Ok(r) => out.push((i, r)),
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    };
+    let parts: Vec<Result<Vec<Numbered>, RepoError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(git2::Error::from_str("a hashing thread panicked").into()))
+            })
+            .collect()
+    });
+    let mut all = Vec::with_capacity(pending.len());
+    for part in parts {
+        all.extend(part?);
+    }
+    all.sort_unstable_by_key(|(i, _)| *i);
+    Ok(all.into_iter().map(|(_, r)| r).collect())
+}
+
 /// What every domain commit of one run shares.
 struct RunContext<'a> {
     run_id: Uuid,
@@ -916,7 +1023,8 @@ fn backup_domain(
     let mut warnings = scan.warnings.clone();
     let mut new = Manifest::new();
     let mut contents = BTreeMap::new();
-    let mut read = 0usize;
+    // In order: claims, and files the stat cache vouches for; the rest must be read.
+    let mut pending = Vec::new();
     for file in &scan.files {
         if let Some(owner) = claimed.get(&file.path) {
             warnings.push(format!("{}: skipped, it belongs to domain {owner}", file.path));
@@ -924,69 +1032,67 @@ fn backup_domain(
         }
         claimed.insert(file.path.clone(), domain);
         let mode = repo::git_mode(file.executable);
+        let tree_blob = head_files.as_mut().and_then(|f| f.get(&file.path)).map(|(id, _)| id);
         if !full_rehash
             && let Ok(meta) = std::fs::metadata(&file.abs)
             && let Some(hit) = previous.fresh(&file.path, &FileStat::of(&meta))
             && let Some(committed) = old.get(&file.path)
             && committed.sha256 == hit.sha256
             && committed.mode == mode
-            && head_files.as_mut().and_then(|f| f.get(&file.path)).map(|(id, _)| id) == Some(hit.blob)
+            && tree_blob == Some(hit.blob)
         {
             // Untouched since it was hashed, and the branch still holds that content.
             new.insert(file.path.clone(), committed.clone());
             cache.record(file.path.clone(), hit.clone(), now_ns);
             continue;
         }
-        read += 1;
-        match read_with_stat(&file.abs) {
-            Ok((bytes, stat)) => {
-                let entry = ManifestEntry {
-                    sha256: sha256_hex(&bytes),
-                    mode,
-                };
-                let blob = if old.get(&file.path) != Some(&entry) {
-                    let staged = wc.stage_file(&file.path, &bytes, entry.mode)?;
-                    let id = staged.id;
-                    contents.insert(file.path.clone(), staged);
-                    id
-                } else {
-                    git2::Oid::hash_object(git2::ObjectType::Blob, &bytes).map_err(RepoError::from)?
-                };
-                if !contents.contains_key(&file.path)
-                    && let Some((tree_blob, _)) = head_files.as_mut().and_then(|f| f.get(&file.path))
-                    && tree_blob != blob
-                {
-                    // The tree is the truth: the manifest entry matches but the tree holds other
+        pending.push(Pending {
+            file,
+            mode,
+            committed: old.get(&file.path).cloned(),
+            tree_blob,
+        });
+    }
+    // On every core: read, hash, and write what changed into the work tree and the objects.
+    let results = hash_and_stage(wc, &pending)?;
+    // In order again: the domain's new manifest, its staged files and the cache.
+    let read = pending.len();
+    for (p, result) in pending.iter().zip(results) {
+        let path = &p.file.path;
+        match result {
+            Ok(h) => {
+                if let Some(tree_sha) = h.hand_edit {
+                    // The tree is the truth: the manifest entry matched but the tree held other
                     // content (someone committed on the remote); that content's hash is the old
-                    // one and the live file is written again.
+                    // one and the live file was written again.
                     warnings.push(format!(
-                        "{}: the repository held a hand edit; the live file replaces it",
-                        file.path
+                        "{path}: the repository held a hand edit; the live file replaces it"
                     ));
-                    let tree_sha = sha256_hex(wc.repository().find_blob(tree_blob).map_err(RepoError::from)?.content());
-                    if let Some(o) = old.get_mut(&file.path) {
+                    if let Some(o) = old.get_mut(path) {
                         o.sha256 = tree_sha;
                     }
-                    contents.insert(file.path.clone(), wc.stage_file(&file.path, &bytes, entry.mode)?);
                 }
-                cache.record(
-                    file.path.clone(),
-                    statcache::Entry {
-                        stat,
-                        sha256: entry.sha256.clone(),
-                        blob,
+                if let Some(staged) = h.staged {
+                    contents.insert(path.clone(), staged);
+                }
+                let entry = statcache::Entry {
+                    stat: h.stat,
+                    sha256: h.sha256.clone(),
+                    blob: h.blob,
+                };
+                cache.record(path.clone(), entry, now_ns);
+                new.insert(
+                    path.clone(),
+                    ManifestEntry {
+                        sha256: h.sha256,
+                        mode: p.mode,
                     },
-                    now_ns,
                 );
-                new.insert(file.path.clone(), entry);
             }
             Err(e) => {
-                warnings.push(format!(
-                    "{}: cannot read ({e}); the backed-up version is kept",
-                    file.path
-                ));
-                if let Some(o) = old.get(&file.path) {
-                    new.insert(file.path.clone(), o.clone());
+                warnings.push(format!("{path}: cannot read ({e}); the backed-up version is kept"));
+                if let Some(o) = old.get(path) {
+                    new.insert(path.clone(), o.clone());
                 }
             }
         }

@@ -511,23 +511,10 @@ impl WorkingCopy {
         }
     }
 
-    /// Stages the domain's changes, writes the work tree, and commits on the branch.
-    /// `contents` holds the bytes of every added or modified file.
     /// Writes a file's new content into the work tree and the object database at once,
     /// so a run never holds the contents of all changed files in memory.
     pub fn stage_file(&self, path: &RepoPath, content: &[u8], mode: u32) -> Result<Staged, RepoError> {
-        let workdir = self
-            .repo
-            .workdir()
-            .ok_or_else(|| git2::Error::from_str("bare working copy"))?;
-        let abs = workdir.join(path.as_str());
-        let unix = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
-        // The work tree is a convenience copy; the objects are what count.
-        write_file(&abs, content, unix, false).map_err(io_err(format!("writing {}", abs.display())))?;
-        Ok(Staged {
-            id: self.repo.blob(content)?,
-            len: content.len(),
-        })
+        stage_into(&self.repo, path, content, mode)
     }
 
     /// Commits a domain: the staged files, the deletions and the manifest.
@@ -846,22 +833,15 @@ impl WorkingCopy {
     }
 
     /// Keeps the working copy compact: `git gc --auto` when the git CLI is present (it
-    /// packs loose objects only when there are many; libgit2 has no gc). Never fails a run.
+    /// packs loose objects only when there are many; libgit2 has no gc). A remote that is a
+    /// local directory (the embedded default) gets the same: every push into it leaves a
+    /// pack, and nothing else would ever repack it (a remote reached over SSH runs its own
+    /// `gc --auto` after each push). Never fails a run.
     pub fn maintain(&self) {
         let Some(workdir) = self.repo.workdir() else { return };
-        match std::process::Command::new("git")
-            .arg("-C")
-            .arg(workdir)
-            .args(["-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"])
-            .stdin(std::process::Stdio::null())
-            .output()
-        {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => tracing::warn!(stderr = %String::from_utf8_lossy(&out.stderr), "git gc --auto failed"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tracing::debug!("no git CLI: loose objects are not packed");
-            }
-            Err(e) => tracing::warn!(error = %e, "git gc --auto could not run"),
+        gc_auto(workdir);
+        if let Some(remote) = local_remote_dir(&self.git.remote) {
+            gc_auto(&remote);
         }
     }
 
@@ -961,6 +941,22 @@ impl<'r> TreeFiles<'r> {
         let e = tree.get_name(name)?;
         (e.kind() == Some(git2::ObjectType::Blob)).then(|| (e.id(), e.filemode() as u32))
     }
+}
+
+/// [`WorkingCopy::stage_file`] through any handle on the working copy's repository (each
+/// hashing thread opens its own: a `Repository` is not shared between threads).
+pub fn stage_into(repo: &Repository, path: &RepoPath, content: &[u8], mode: u32) -> Result<Staged, RepoError> {
+    let workdir = repo
+        .workdir()
+        .ok_or_else(|| git2::Error::from_str("bare working copy"))?;
+    let abs = workdir.join(path.as_str());
+    let unix = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
+    // The work tree is a convenience copy; the objects are what count.
+    write_file(&abs, content, unix, false).map_err(io_err(format!("writing {}", abs.display())))?;
+    Ok(Staged {
+        id: repo.blob(content)?,
+        len: content.len(),
+    })
 }
 
 /// Process-wide libgit2 tuning. Directory trees of a large site are bigger than libgit2's
@@ -1102,6 +1098,34 @@ fn write_work_file(workdir: &Path, rel: &str, content: &[u8], git_mode: u32) -> 
     let abs = workdir.join(rel);
     let unix = if git_mode & 0o111 != 0 { 0o755 } else { 0o644 };
     write_file(&abs, content, unix, false).map_err(io_err(format!("writing {}", abs.display())))
+}
+
+/// `git gc --auto` in a repository, when the git CLI is installed.
+fn gc_auto(dir: &Path) {
+    match std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"])
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => tracing::warn!(
+            dir = %dir.display(),
+            stderr = %String::from_utf8_lossy(&out.stderr),
+            "git gc --auto failed"
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::debug!("no git CLI: loose objects are not packed");
+        }
+        Err(e) => tracing::warn!(error = %e, "git gc --auto could not run"),
+    }
+}
+
+/// The directory of a remote given as a local path or `file://` URL.
+fn local_remote_dir(url: &str) -> Option<PathBuf> {
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    (path.starts_with('/') && Path::new(path).is_dir()).then(|| PathBuf::from(path))
 }
 
 /// Local paths and `file://` URLs name the same remote.
