@@ -454,6 +454,9 @@ async fn profile(root: &Path, cli: &Cli, kind: &str) -> anyhow::Result<()> {
     let mut paths = Vec::new();
     let mut rng = site::Rng::new(cli.seed ^ 0xdead);
     let mut next = files;
+    if kind == "rollback" {
+        return profile_rollback(root, files, cli.seed).await;
+    }
     for i in 0..=10 {
         let dir = if kind == "first" || i == 0 {
             let dir = new_dir(root, &format!("p{i}"));
@@ -476,6 +479,59 @@ async fn profile(root: &Path, cli: &Cli, kind: &str) -> anyhow::Result<()> {
         }
     }
     eprintln!("{kind}: median {:.1} ms", ms(median(times)));
+    Ok(())
+}
+
+/// A rollback of one domain to its first commit after a few days of changes, with the
+/// time of each stage.
+async fn profile_rollback(root: &Path, files: usize, seed: u64) -> anyhow::Result<()> {
+    use config_backup_core::rollback::{DomainChoice, RollbackParams};
+    let dir = new_dir(root, "rollback");
+    let mut paths = site::generate(&dir.join("site"), files, seed)?;
+    let mut rng = site::Rng::new(seed ^ 0xbeef);
+    let mut next = files;
+    let e = engine(&dir).await?;
+    let first = e
+        .backup(BackupParams::new(Trigger::Manual, Actor::User("bench".into()), vec![]))
+        .await?;
+    let kea = first
+        .domains
+        .iter()
+        .find(|d| d.domain == Some(config_backup_core::Domain::Kea))
+        .and_then(|d| d.commit.clone())
+        .ok_or_else(|| anyhow::anyhow!("no kea commit"))?;
+    for _ in 0..30 {
+        site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
+        backup(&e).await?;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    backup(&e).await?;
+    let t = Instant::now();
+    {
+        let start = e
+            .rollback(RollbackParams {
+                commit: kea.to_string().parse()?,
+                domain: DomainChoice::OfCommit,
+                dry_run: false,
+                remove_extra: false,
+                reason: "profile".into(),
+                requested_by: uuid::Uuid::nil(),
+            })
+            .await?;
+        let mut watch = Box::pin(e.watch_rollback(start.task.id).await?);
+        let mut last = None;
+        while let Some(t) = futures::StreamExt::next(&mut watch).await {
+            last = Some(t);
+        }
+        let task = last.ok_or_else(|| anyhow::anyhow!("no task"))?;
+        eprintln!("rollback: {:.1} ms, {:?}", ms(t.elapsed()), task.state);
+        for st in &task.stages {
+            let took = st
+                .finished_at
+                .map(|f| (f - st.started_at).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+            eprintln!("   {:?}: {:?} ms {}", st.stage, took, st.message);
+        }
+    }
     Ok(())
 }
 

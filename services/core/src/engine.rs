@@ -213,6 +213,9 @@ impl Drop for EngineLock {
 
 const RECOVERY_LIMIT: usize = 1000;
 
+/// Audit rows read from the repository before they are inserted.
+const AUDIT_BATCH_ROWS: usize = 8192;
+
 /// How long a status read by this process may be reused when nothing it wrote changed.
 pub const STATUS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -499,7 +502,11 @@ impl Engine {
 
         let settings = self.inner.settings.clone();
         let actor = params.actor.clone();
-        let git_phase = blocking(move || git_phase(&settings, run_id, &actor, &specs, started_at, &title)).await?;
+        // A rollback's own commits leave housekeeping to the next backup: it would only
+        // delay putting the last good configuration back.
+        let maintain = params.trigger != Trigger::Rollback;
+        let git_phase =
+            blocking(move || git_phase(&settings, run_id, &actor, &specs, started_at, &title, maintain)).await?;
 
         let (domains, push, error) = match git_phase {
             Ok(g) => {
@@ -603,21 +610,32 @@ impl Engine {
         if missing.is_empty() {
             return Ok(0);
         }
-        let git = self.inner.settings.git.clone();
-        let infos = blocking(move || -> Result<Vec<CommitInfo>, EngineError> {
-            let wc = WorkingCopy::open(&git)?;
-            let mut out = Vec::new();
-            for id in missing.into_iter().rev() {
-                if let Some(info) = wc.commit_info(id)? {
-                    out.push(info);
+        // Oldest first, in batches of about AUDIT_BATCH_ROWS rows: memory stays bounded on a
+        // large site, and a stop between batches leaves the newest commits unrecorded, which
+        // is what the walk above finds again.
+        let mut queue: std::collections::VecDeque<git2::Oid> = missing.into_iter().rev().collect();
+        let mut recorded = 0;
+        while !queue.is_empty() {
+            let git = self.inner.settings.git.clone();
+            let (rows, commits, rest) = blocking(move || -> Result<_, EngineError> {
+                let wc = WorkingCopy::open(&git)?;
+                let (mut rows, mut commits) = (Vec::new(), 0);
+                while rows.len() < AUDIT_BATCH_ROWS
+                    && let Some(id) = queue.pop_front()
+                {
+                    if let Some(info) = wc.commit_info(id)? {
+                        rows.extend(audit_rows(&info));
+                        commits += 1;
+                    }
                 }
-            }
-            Ok(out)
-        })
-        .await??;
-        let rows: Vec<AuditRow> = infos.iter().flat_map(audit_rows).collect();
-        self.inner.store.insert_audit_rows(&rows).await?;
-        Ok(infos.len())
+                Ok((rows, commits, queue))
+            })
+            .await??;
+            self.inner.store.insert_audit_rows(&rows).await?;
+            recorded += commits;
+            queue = rest;
+        }
+        Ok(recorded)
     }
 
     /// Deletes audit rows older than the retention.
@@ -769,6 +787,7 @@ fn git_phase(
     specs: &[DomainSpec],
     started_at: DateTime<Utc>,
     title: &CommitTitle,
+    maintain: bool,
 ) -> Result<GitPhase, EngineError> {
     let wc = WorkingCopy::open(&settings.git)?;
     for lock in wc.recover_stale_locks() {
@@ -809,7 +828,9 @@ fn git_phase(
     }
     let (push, pushed_rewrites) = push(&wc);
     rewritten.extend(pushed_rewrites);
-    wc.maintain();
+    if maintain {
+        wc.maintain();
+    }
     // Follow each rewrite in order (a commit may be rebased at the start and again at the push).
     for (old, new, parent) in &rewritten {
         let old = old.to_string();
