@@ -886,15 +886,17 @@ fn push(wc: &WorkingCopy) -> (PushReport, Rewritten) {
     }
 }
 
-/// A file's content and its metadata taken before the read: a write after it moves the
-/// mtime and ctime, so the cache entry made from the two is never newer than the content.
-fn read_with_stat(path: &std::path::Path) -> std::io::Result<(Vec<u8>, FileStat)> {
+/// Reads a file into `buf` (replacing its content) and returns its metadata taken before
+/// the read: a write after it moves the mtime and ctime, so the cache entry made from the
+/// two is never newer than the content.
+fn read_with_stat(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<FileStat> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     let meta = f.metadata()?;
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    f.read_to_end(&mut bytes)?;
-    Ok((bytes, FileStat::of(&meta)))
+    buf.clear();
+    buf.reserve(usize::try_from(meta.len()).unwrap_or(0));
+    f.read_to_end(buf)?;
+    Ok(FileStat::of(&meta))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -923,25 +925,30 @@ struct Hashed {
 
 /// Reads, hashes and stages one file. A read error is the file's own (reported, the
 /// backed-up version kept); a write error fails the domain.
-fn hash_one(repo: &git2::Repository, p: &Pending<'_>) -> Result<std::io::Result<Hashed>, RepoError> {
-    let (bytes, stat) = match read_with_stat(&p.file.abs) {
-        Ok(r) => r,
+fn hash_one(
+    repo: &git2::Repository,
+    p: &Pending<'_>,
+    bytes: &mut Vec<u8>,
+) -> Result<std::io::Result<Hashed>, RepoError> {
+    let stat = match read_with_stat(&p.file.abs, bytes) {
+        Ok(stat) => stat,
         Err(e) => return Ok(Err(e)),
     };
-    let sha256 = sha256_hex(&bytes);
+    let bytes = bytes.as_slice();
+    let sha256 = sha256_hex(bytes);
     let unchanged = p
         .committed
         .as_ref()
         .is_some_and(|c| c.sha256 == sha256 && c.mode == p.mode);
     let (blob, staged, hand_edit) = if !unchanged {
-        let staged = repo::stage_into(repo, &p.file.path, &bytes, p.mode)?;
+        let staged = repo::stage_into(repo, &p.file.path, bytes, p.mode)?;
         (staged.id, Some(staged), None)
     } else {
-        let blob = git2::Oid::hash_object(git2::ObjectType::Blob, &bytes)?;
+        let blob = git2::Oid::hash_object(git2::ObjectType::Blob, bytes)?;
         match p.tree_blob {
             Some(tree_blob) if tree_blob != blob => {
                 let tree_sha = sha256_hex(repo.find_blob(tree_blob)?.content());
-                let staged = repo::stage_into(repo, &p.file.path, &bytes, p.mode)?;
+                let staged = repo::stage_into(repo, &p.file.path, bytes, p.mode)?;
                 (blob, Some(staged), Some(tree_sha))
             }
             _ => (blob, None, None),
@@ -966,9 +973,10 @@ fn hash_and_stage(wc: &WorkingCopy, pending: &[Pending<'_>]) -> Result<Vec<std::
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = cores.min(pending.len().div_ceil(32)).min(8);
     if threads <= 1 {
+        let mut buf = Vec::new();
         return Ok(pending
             .iter()
-            .map(|p| hash_one(wc.repository(), p))
+            .map(|p| hash_one(wc.repository(), p, &mut buf))
             .collect::<Result<_, _>>()?);
     }
     let git_dir = wc.repository().path().to_path_buf();
@@ -976,11 +984,14 @@ fn hash_and_stage(wc: &WorkingCopy, pending: &[Pending<'_>]) -> Result<Vec<std::
     let failed = AtomicBool::new(false);
     let worker = || -> Result<Vec<Numbered>, RepoError> {
         let repo = git2::Repository::open(&git_dir)?;
+        // One read buffer per thread: a buffer per file, freed between files of mixed
+        // sizes, fragments the heap on a large site.
+        let mut buf = Vec::new();
         let mut out = Vec::new();
         while !failed.load(Ordering::Relaxed) {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(p) = pending.get(i) else { break };
-            match hash_one(&repo, p) {
+            match hash_one(&repo, p, &mut buf) {
                 Ok(r) => out.push((i, r)),
                 Err(e) => {
                     failed.store(true, Ordering::Relaxed);
