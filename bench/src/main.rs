@@ -507,30 +507,28 @@ async fn profile_rollback(root: &Path, files: usize, seed: u64) -> anyhow::Resul
     tokio::time::sleep(Duration::from_secs(3)).await;
     backup(&e).await?;
     let t = Instant::now();
-    {
-        let start = e
-            .rollback(RollbackParams {
-                commit: kea.to_string().parse()?,
-                domain: DomainChoice::OfCommit,
-                dry_run: false,
-                remove_extra: false,
-                reason: "profile".into(),
-                requested_by: uuid::Uuid::nil(),
-            })
-            .await?;
-        let mut watch = Box::pin(e.watch_rollback(start.task.id).await?);
-        let mut last = None;
-        while let Some(t) = futures::StreamExt::next(&mut watch).await {
-            last = Some(t);
-        }
-        let task = last.ok_or_else(|| anyhow::anyhow!("no task"))?;
-        eprintln!("rollback: {:.1} ms, {:?}", ms(t.elapsed()), task.state);
-        for st in &task.stages {
-            let took = st
-                .finished_at
-                .map(|f| (f - st.started_at).num_microseconds().unwrap_or(0) as f64 / 1000.0);
-            eprintln!("   {:?}: {:?} ms {}", st.stage, took, st.message);
-        }
+    let start = e
+        .rollback(RollbackParams {
+            commit: kea.to_string().parse()?,
+            domain: DomainChoice::OfCommit,
+            dry_run: false,
+            remove_extra: false,
+            reason: "profile".into(),
+            requested_by: uuid::Uuid::nil(),
+        })
+        .await?;
+    let mut watch = Box::pin(e.watch_rollback(start.task.id).await?);
+    let mut last = None;
+    while let Some(t) = futures::StreamExt::next(&mut watch).await {
+        last = Some(t);
+    }
+    let task = last.ok_or_else(|| anyhow::anyhow!("no task"))?;
+    eprintln!("rollback: {:.1} ms, {:?}", ms(t.elapsed()), task.state);
+    for st in &task.stages {
+        let took = st
+            .finished_at
+            .map(|f| (f - st.started_at).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        eprintln!("   {:?}: {:?} ms {}", st.stage, took, st.message);
     }
     Ok(())
 }

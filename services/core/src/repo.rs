@@ -1124,20 +1124,27 @@ fn gc_auto(dir: &Path) {
 
 /// The directory of a remote given as a local path or `file://` URL.
 fn local_remote_dir(url: &str) -> Option<PathBuf> {
+    local_path(url)
+        .map(Path::new)
+        .filter(|p| p.is_dir())
+        .map(Path::to_path_buf)
+}
+
+/// The path of a remote given as an absolute local path or a `file://` URL.
+fn local_path(url: &str) -> Option<&str> {
     let path = url.strip_prefix("file://").unwrap_or(url);
-    (path.starts_with('/') && Path::new(path).is_dir()).then(|| PathBuf::from(path))
+    path.starts_with('/').then_some(path)
 }
 
 /// Local paths and `file://` URLs name the same remote.
 fn normalize_remote(url: &str) -> String {
     let url = url.trim_end_matches('/');
-    let path = url.strip_prefix("file://").unwrap_or(url);
-    if path.starts_with('/') {
-        return std::fs::canonicalize(path)
+    match local_path(url) {
+        Some(path) => std::fs::canonicalize(path)
             .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| path.to_owned());
+            .unwrap_or_else(|_| path.to_owned()),
+        None => url.to_owned(),
     }
-    url.to_owned()
 }
 
 #[cfg(test)]
