@@ -366,6 +366,21 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Polls `done` until it holds or `within` passes; whether it held. For what the server
+/// does after answering (the `git gc --auto` that follows a run).
+pub async fn eventually(within: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Subjects of the remote branch, newest first.
 pub fn log_subjects(repo: &Path, branch: &str) -> Vec<String> {
     log_messages(repo, branch)

@@ -143,17 +143,13 @@ pub fn commit_changes(wc: &WorkingCopy, commit: Oid, limits: DiffLimits) -> Resu
 }
 
 fn diff_oids(wc: &WorkingCopy, c1: Option<Oid>, c2: Oid, q: &DiffQuery) -> Result<DiffResult, EngineError> {
-    let repo = wc.repository();
-    let git = |e: git2::Error| EngineError::Internal(format!("diff: {e}"));
-    let t1 = c1
-        .map(|c| repo.find_commit(c).and_then(|c| c.tree()))
-        .transpose()
-        .map_err(git)?;
-    let t2 = repo.find_commit(c2).and_then(|c| c.tree()).map_err(git)?;
-
-    // Which domain each path belongs to, from the manifests at both ends.
+    // Which domain each path belongs to, from the manifests at both ends (only the asked
+    // domain's when there is a filter: every other path is left out anyway).
     let mut owner: BTreeMap<String, Domain> = BTreeMap::new();
-    for d in Domain::ALL {
+    for d in Domain::ALL
+        .into_iter()
+        .filter(|d| q.domain.is_none_or(|want| want == *d))
+    {
         for commit in [c1, Some(c2)] {
             for path in wc
                 .manifest_at(commit, d)
@@ -165,22 +161,9 @@ fn diff_oids(wc: &WorkingCopy, c1: Option<Oid>, c2: Oid, q: &DiffQuery) -> Resul
         }
     }
 
-    let mut opts = git2::DiffOptions::new();
-    if let Some(p) = &q.path {
-        opts.pathspec(p.as_str()).disable_pathspec_match(true);
-    }
-    let diff = repo
-        .diff_tree_to_tree(t1.as_ref(), Some(&t2), Some(&mut opts))
-        .map_err(git)?;
-    let mut out = DiffResult {
-        commit1: c1.unwrap_or(c2).into(),
-        commit2: c2.into(),
-        files: Vec::new(),
-        additions: 0,
-        deletions: 0,
-        truncated: false,
-    };
-    let mut budget = q.limits.total_bytes;
+    let repo = wc.repository();
+    let diff = tree_diff(repo, c1, c2, q)?;
+    let mut files = Vec::new();
     for (idx, delta) in diff.deltas().enumerate() {
         let file = delta
             .new_file()
@@ -201,28 +184,44 @@ fn diff_oids(wc: &WorkingCopy, c1: Option<Oid>, c2: Oid, q: &DiffQuery) -> Resul
             _ => ChangeKind::Modified,
         };
         let mode = |f: git2::DiffFile<'_>| (!f.id().is_zero()).then(|| i32::from(f.mode()) as u32);
-        let mut fd = FileDiff {
-            path,
-            domain,
-            kind,
-            additions: 0,
-            deletions: 0,
-            patch: String::new(),
-            binary: delta.flags().is_binary(),
-            truncated: false,
-            old_mode: mode(delta.old_file()),
-            new_mode: mode(delta.new_file()),
-        };
-        match git2::Patch::from_diff(&diff, idx).map_err(git)? {
-            Some(mut patch) if !fd.binary && !patch.delta().flags().is_binary() => {
-                let (_, adds, dels) = patch.line_stats().map_err(git)?;
-                fd.additions = adds;
-                fd.deletions = dels;
-                let buf = patch.to_buf().map_err(git)?;
-                let text = String::from_utf8_lossy(&buf);
+        files.push((
+            idx,
+            FileDiff {
+                path,
+                domain,
+                kind,
+                additions: 0,
+                deletions: 0,
+                patch: String::new(),
+                binary: delta.flags().is_binary(),
+                truncated: false,
+                old_mode: mode(delta.old_file()),
+                new_mode: mode(delta.new_file()),
+            },
+        ));
+    }
+    drop(diff);
+
+    let patches = patches(repo, c1, c2, q, &files)?;
+    let mut out = DiffResult {
+        commit1: c1.unwrap_or(c2).into(),
+        commit2: c2.into(),
+        files: Vec::with_capacity(files.len()),
+        additions: 0,
+        deletions: 0,
+        truncated: false,
+    };
+    // The answer's byte budget is spent in file order, as if the patches were made one
+    // after the other.
+    let mut budget = q.limits.total_bytes;
+    for ((_, mut fd), p) in files.into_iter().zip(patches) {
+        match p {
+            Some(p) if !fd.binary => {
+                fd.additions = p.additions;
+                fd.deletions = p.deletions;
                 let cap = q.limits.per_file_bytes.min(budget);
-                let kept = cut(&text, cap);
-                fd.truncated = kept.len() < text.len();
+                let kept = cut(&p.text, cap);
+                fd.truncated = kept.len() < p.full_len;
                 budget -= kept.len();
                 fd.patch = kept.to_owned();
             }
@@ -232,6 +231,103 @@ fn diff_oids(wc: &WorkingCopy, c1: Option<Oid>, c2: Oid, q: &DiffQuery) -> Resul
         out.deletions += fd.deletions;
         out.truncated |= fd.truncated;
         out.files.push(fd);
+    }
+    Ok(out)
+}
+
+fn tree_diff<'r>(repo: &'r Repository, c1: Option<Oid>, c2: Oid, q: &DiffQuery) -> Result<git2::Diff<'r>, EngineError> {
+    let t1 = c1
+        .map(|c| repo.find_commit(c).and_then(|c| c.tree()))
+        .transpose()
+        .map_err(git)?;
+    let t2 = repo.find_commit(c2).and_then(|c| c.tree()).map_err(git)?;
+    let mut opts = git2::DiffOptions::new();
+    if let Some(p) = &q.path {
+        opts.pathspec(p.as_str()).disable_pathspec_match(true);
+    }
+    repo.diff_tree_to_tree(t1.as_ref(), Some(&t2), Some(&mut opts))
+        .map_err(git)
+}
+
+fn git(e: git2::Error) -> EngineError {
+    EngineError::Internal(format!("diff: {e}"))
+}
+
+/// One file's patch: its line counts and as much of its text as the answer can hold.
+struct Patch {
+    additions: usize,
+    deletions: usize,
+    /// The text, cut to what this file could keep at best (see `patches`).
+    text: String,
+    /// The length of the whole text.
+    full_len: usize,
+}
+
+/// The patches of `files` (indexes into the tree diff of `c1`..`c2`), in order; `None`
+/// for a binary file. Made on every core: each thread diffs the trees itself (a
+/// `git2::Diff` is bound to one repository handle) and takes files in turn. A thread
+/// keeps at most the answer's whole budget of text: the budget is spent greedily in file
+/// order, so what the files before one have used can only be more than what this thread's
+/// own earlier files used, and what the answer keeps of a file is never more than what
+/// its thread kept.
+fn patches(
+    repo: &Repository,
+    c1: Option<Oid>,
+    c2: Oid,
+    q: &DiffQuery,
+    files: &[(usize, FileDiff)],
+) -> Result<Vec<Option<Patch>>, EngineError> {
+    let threads = crate::parallel::threads_for(files.len(), 16);
+    if threads <= 1 {
+        let mut all = files.iter().enumerate();
+        let made = make_patches(repo, c1, c2, q, &mut || all.next())?;
+        return Ok(made.into_iter().map(|(_, p)| p).collect());
+    }
+    let git_dir = repo.path().to_path_buf();
+    crate::parallel::in_order(
+        files,
+        threads,
+        |next| make_patches(&Repository::open(&git_dir).map_err(git)?, c1, c2, q, next),
+        || EngineError::Internal("diff: a patch thread panicked".into()),
+    )
+}
+
+/// One thread's share of `patches`: the files `next` gives, with their index.
+fn make_patches<'a>(
+    repo: &Repository,
+    c1: Option<Oid>,
+    c2: Oid,
+    q: &DiffQuery,
+    next: &mut dyn FnMut() -> Option<(usize, &'a (usize, FileDiff))>,
+) -> Result<Vec<(usize, Option<Patch>)>, EngineError> {
+    let diff = tree_diff(repo, c1, c2, q)?;
+    let mut budget = q.limits.total_bytes;
+    let mut out = Vec::new();
+    while let Some((i, (idx, fd))) = next() {
+        let patch = match git2::Patch::from_diff(&diff, *idx).map_err(git)? {
+            Some(mut patch) if !fd.binary && !patch.delta().flags().is_binary() => {
+                let (_, additions, deletions) = patch.line_stats().map_err(git)?;
+                let cap = q.limits.per_file_bytes.min(budget);
+                // A patch always has at least its header: with nothing left to keep, it
+                // need not be printed to know it was cut.
+                let (text, full_len) = if cap == 0 {
+                    (String::new(), 1)
+                } else {
+                    let buf = patch.to_buf().map_err(git)?;
+                    let text = String::from_utf8_lossy(&buf);
+                    (cut(&text, cap).to_owned(), text.len())
+                };
+                budget -= text.len();
+                Some(Patch {
+                    additions,
+                    deletions,
+                    text,
+                    full_len,
+                })
+            }
+            _ => None,
+        };
+        out.push((i, patch));
     }
     Ok(out)
 }

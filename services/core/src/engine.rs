@@ -172,6 +172,8 @@ struct Inner {
     /// The last status read, reused while the store saw no write from this process and it
     /// is younger than [`STATUS_MAX_AGE`].
     status_cache: tokio::sync::Mutex<Option<CachedStatus>>,
+    /// `git gc --auto` after runs, off their critical path.
+    maintenance: crate::maintenance::Maintenance,
     /// Rollbacks running (or just ended) in this process, for their subscribers.
     rollbacks:
         std::sync::Mutex<std::collections::HashMap<Uuid, tokio::sync::watch::Sender<crate::store::RollbackTask>>>,
@@ -240,8 +242,18 @@ impl Engine {
                 rollbacks: Default::default(),
                 observer: std::sync::OnceLock::new(),
                 status_cache: Default::default(),
+                maintenance: Default::default(),
             }),
         }
+    }
+
+    /// Waits until the housekeeping that runs after backups is done (for benchmarks and
+    /// tests: what they measure or inspect next should not share the machine with a
+    /// repack).
+    pub async fn maintenance_idle(&self) {
+        let m = self.inner.maintenance.clone();
+        // A panic cannot happen in `wait_idle`; a join error only means shutdown.
+        let _ = tokio::task::spawn_blocking(move || m.wait_idle()).await;
     }
 
     /// The settings.
@@ -508,8 +520,10 @@ impl Engine {
         let git_phase =
             blocking(move || git_phase(&settings, run_id, &actor, &specs, started_at, &title, maintain)).await?;
 
+        let mut maintenance = Vec::new();
         let (domains, push, error) = match git_phase {
             Ok(g) => {
+                maintenance = g.maintenance;
                 if !g.rewritten.is_empty() {
                     let moves: Vec<(String, String, String)> = g
                         .rewritten
@@ -571,6 +585,9 @@ impl Engine {
         run.unpushed_commits = push.unpushed as i64;
         run.finished_at = Some(Utc::now());
         store.update_run(&run).await?;
+        // Housekeeping once the run is on record, on its own thread: a repack can take
+        // longer than the backup it follows.
+        self.inner.maintenance.request(maintenance);
 
         if let Err(e) = self.apply_retention().await {
             tracing::warn!(error = %e, "retention of audit rows failed; it is tried again after the next run");
@@ -777,6 +794,8 @@ struct GitPhase {
     push: PushReport,
     /// Commits rebased onto the remote: (old, new, new parent).
     rewritten: Rewritten,
+    /// Repositories to `git gc --auto` once the run is recorded.
+    maintenance: Vec<std::path::PathBuf>,
 }
 
 /// The blocking part of a run: every domain's commit, then the push.
@@ -828,9 +847,7 @@ fn git_phase(
     }
     let (push, pushed_rewrites) = push(&wc);
     rewritten.extend(pushed_rewrites);
-    if maintain {
-        wc.maintain();
-    }
+    let maintenance = if maintain { wc.maintenance_dirs() } else { Vec::new() };
     // Follow each rewrite in order (a commit may be rebased at the start and again at the push).
     for (old, new, parent) in &rewritten {
         let old = old.to_string();
@@ -846,6 +863,7 @@ fn git_phase(
         domains,
         push,
         rewritten,
+        maintenance,
     })
 }
 
@@ -969,9 +987,7 @@ type Numbered = (usize, std::io::Result<Hashed>);
 /// [`hash_one`] for every pending file, on as many threads as there are cores (each with
 /// its own handle on the repository), results in the files' order.
 fn hash_and_stage(wc: &WorkingCopy, pending: &[Pending<'_>]) -> Result<Vec<std::io::Result<Hashed>>, EngineError> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(pending.len().div_ceil(32)).min(8);
+    let threads = crate::parallel::threads_for(pending.len(), 32);
     if threads <= 1 {
         let mut buf = Vec::new();
         return Ok(pending
@@ -980,43 +996,23 @@ fn hash_and_stage(wc: &WorkingCopy, pending: &[Pending<'_>]) -> Result<Vec<std::
             .collect::<Result<_, _>>()?);
     }
     let git_dir = wc.repository().path().to_path_buf();
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let worker = || -> Result<Vec<Numbered>, RepoError> {
-        let repo = git2::Repository::open(&git_dir)?;
-        // One read buffer per thread: a buffer per file, freed between files of mixed
-        // sizes, fragments the heap on a large site.
-        let mut buf = Vec::new();
-        let mut out = Vec::new();
-        while !failed.load(Ordering::Relaxed) {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(p) = pending.get(i) else { break };
-            match hash_one(&repo, p, &mut buf) {
-                Ok(r) => out.push((i, r)),
-                Err(e) => {
-                    failed.store(true, Ordering::Relaxed);
-                    return Err(e);
-                }
+    let hashed = crate::parallel::in_order(
+        pending,
+        threads,
+        |next| -> Result<Vec<Numbered>, RepoError> {
+            let repo = git2::Repository::open(&git_dir)?;
+            // One read buffer per thread: a buffer per file, freed between files of mixed
+            // sizes, fragments the heap on a large site.
+            let mut buf = Vec::new();
+            let mut out = Vec::new();
+            while let Some((i, p)) = next() {
+                out.push((i, hash_one(&repo, p, &mut buf)?));
             }
-        }
-        Ok(out)
-    };
-    let parts: Vec<Result<Vec<Numbered>, RepoError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(git2::Error::from_str("a hashing thread panicked").into()))
-            })
-            .collect()
-    });
-    let mut all = Vec::with_capacity(pending.len());
-    for part in parts {
-        all.extend(part?);
-    }
-    all.sort_unstable_by_key(|(i, _)| *i);
-    Ok(all.into_iter().map(|(_, r)| r).collect())
+            Ok(out)
+        },
+        || git2::Error::from_str("a hashing thread panicked").into(),
+    )?;
+    Ok(hashed)
 }
 
 /// What every domain commit of one run shares.

@@ -9,6 +9,8 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod known_hosts;
+pub mod maintenance;
+pub mod parallel;
 pub mod repo;
 pub mod rollback;
 pub mod settings;

@@ -578,14 +578,25 @@ impl WorkingCopy {
         Ok(id)
     }
 
-    /// Caps the deltas libgit2 keeps in memory while building a pack to push (256 MiB by
-    /// default: most of a first backup's peak memory). libgit2 also takes this value as the
-    /// size above which an object is sent whole; configuration files are far below it.
-    fn bound_pack_memory(&self) -> Result<(), RepoError> {
-        const LIMIT: i64 = 16 << 20;
+    /// Makes the packs this repository pushes without delta search: every object is sent
+    /// whole (zlib-compressed). libgit2 cannot reuse deltas nor make thin packs, so its
+    /// search only ever pairs the new objects of one push with each other: different
+    /// files, which rarely delta (the benchmark's first push came out *larger* with it),
+    /// at ~40 % of a first backup's time and most of its memory. Deltas between versions
+    /// of a file, the ones that pay, are made where the history lives: by the remote's
+    /// repack (`git gc --auto` after a push, by receive-pack or, for a local remote, by
+    /// `maintain`).
+    ///
+    /// libgit2 (1.9, `packbuilder_config`) reads `pack.deltaCacheSize` both as the delta
+    /// cache's size and as the size above which an object is never deltified; 1 byte sets
+    /// both to "nothing". Were libgit2 to read the threshold from its proper key, this
+    /// would still bound the delta cache (its default is 256 MiB), and
+    /// `pushed_packs_hold_no_deltas` fails.
+    fn push_without_delta_search(&self) -> Result<(), RepoError> {
+        const NOTHING: i64 = 1;
         let mut config = self.repo.config()?.open_level(git2::ConfigLevel::Local)?;
-        if config.get_i64("pack.deltaCacheSize").ok() != Some(LIMIT) {
-            config.set_i64("pack.deltaCacheSize", LIMIT)?;
+        if config.get_i64("pack.deltaCacheSize").ok() != Some(NOTHING) {
+            config.set_i64("pack.deltaCacheSize", NOTHING)?;
         }
         Ok(())
     }
@@ -786,13 +797,11 @@ impl WorkingCopy {
                 }
                 Ok(())
             });
-            if let Err(e) = self.bound_pack_memory() {
-                tracing::warn!(error = %e, "could not bound the push's delta cache; pushing with libgit2's default");
+            if let Err(e) = self.push_without_delta_search() {
+                tracing::warn!(error = %e, "could not turn the push's delta search off; pushing with libgit2's default");
             }
             let mut opts = git2::PushOptions::new();
             opts.remote_callbacks(callbacks);
-            // Delta search on every core (0: as many threads as CPUs); one thread by default.
-            opts.packbuilder_parallelism(0);
             remote
                 .push(&[format!("{branch_ref}:{branch_ref}")], Some(&mut opts))
                 .map_err(transport)?;
@@ -832,17 +841,18 @@ impl WorkingCopy {
         }))
     }
 
-    /// Keeps the working copy compact: `git gc --auto` when the git CLI is present (it
-    /// packs loose objects only when there are many; libgit2 has no gc). A remote that is a
-    /// local directory (the embedded default) gets the same: every push into it leaves a
-    /// pack, and nothing else would ever repack it (a remote reached over SSH runs its own
-    /// `gc --auto` after each push). Never fails a run.
-    pub fn maintain(&self) {
-        let Some(workdir) = self.repo.workdir() else { return };
-        gc_auto(workdir);
-        if let Some(remote) = local_remote_dir(&self.git.remote) {
-            gc_auto(&remote);
-        }
+    /// The repositories to keep compact with `git gc --auto` when the git CLI is present
+    /// (it packs loose objects only when there are many; libgit2 has no gc): the working
+    /// copy, and a remote that is a local directory (the embedded default): every push
+    /// into it leaves a pack, and nothing else would ever repack it (a remote reached over
+    /// SSH runs its own `gc --auto` after each push). See [`crate::maintenance`].
+    pub fn maintenance_dirs(&self) -> Vec<PathBuf> {
+        self.repo
+            .workdir()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain(local_remote_dir(&self.git.remote))
+            .collect()
     }
 
     /// The tree at HEAD, if any.
@@ -1100,8 +1110,9 @@ fn write_work_file(workdir: &Path, rel: &str, content: &[u8], git_mode: u32) -> 
     write_file(&abs, content, unix, false).map_err(io_err(format!("writing {}", abs.display())))
 }
 
-/// `git gc --auto` in a repository, when the git CLI is installed.
-fn gc_auto(dir: &Path) {
+/// `git gc --auto` in `dir` when the git CLI is installed, waited for; never fails (a
+/// failure is logged).
+pub(crate) fn gc_auto(dir: &Path) {
     match std::process::Command::new("git")
         .arg("-C")
         .arg(dir)

@@ -333,29 +333,66 @@ fn stage_files(dir: &Path, files: &[TargetFile], domain: Domain) -> Result<(), S
     write_all_atomically(&items).map_err(|(p, e)| format!("staging {}: {e}", p.display()))
 }
 
-/// Copies the live state of every path the rollback touches aside, then marks the
-/// snapshot complete (the last write).
+/// Sets the live state of every path the rollback touches aside, then marks the snapshot
+/// complete (the last write). A live file is hard-linked into the snapshot when it can be
+/// (same filesystem, a regular file): applying replaces live files by renaming new ones
+/// over them, so the linked inode keeps the old content untouched, and a link costs no
+/// copy. Otherwise its content is copied.
 fn write_snapshot(dir: &Path, root: &Path, paths: &[RepoPath]) -> Result<usize, String> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir.join("files")).map_err(|e| format!("snapshot {}: {e}", dir.display()))?;
     let mut manifest = String::new();
-    let mut saved = Vec::new();
+    let mut copies: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let mut linked: Vec<PathBuf> = Vec::new();
     for rel in paths {
         let live = live_path(root, rel)?;
+        let saved = dir.join("files").join(rel.as_str());
+        let regular = std::fs::symlink_metadata(&live).is_ok_and(|m| m.file_type().is_file());
+        if regular {
+            let parent = saved.parent().unwrap_or(dir);
+            std::fs::create_dir_all(parent).map_err(|e| format!("snapshot {}: {e}", parent.display()))?;
+            if std::fs::hard_link(&live, &saved).is_ok() {
+                let exec = std::fs::metadata(&saved).is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+                manifest.push_str(&format!("present {:o} {rel}\n", repo::git_mode(exec)));
+                linked.push(saved);
+                continue;
+            }
+        }
         match read_live(&live) {
             Some((content, mode)) => {
                 manifest.push_str(&format!("present {mode:o} {rel}\n"));
-                saved.push((dir.join("files").join(rel.as_str()), content));
+                copies.push((saved, content));
             }
             None => manifest.push_str(&format!("absent - {rel}\n")),
         }
     }
-    let mut items: Vec<(PathBuf, &[u8], u32)> = saved.iter().map(|(p, c)| (p.clone(), c.as_slice(), 0o600)).collect();
-    items.push((dir.join("manifest"), manifest.as_bytes(), 0o600));
-    // Every saved file and the manifest are durable before the marker says so.
-    write_all_atomically(&items).map_err(|(p, e)| format!("snapshot {}: {e}", p.display()))?;
+    let saved = manifest.lines().filter(|l| l.starts_with("present ")).count();
+    // Every link, copy and the manifest are durable before the marker says so. A linked
+    // file is synced by itself: cheap when its data is already on disk (only the new link
+    // is journaled, once for all), and it has to be if it is not. Copies are flushed
+    // together.
+    for path in &linked {
+        std::fs::File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| format!("snapshot {}: {e}", path.display()))?;
+    }
+    for d in linked
+        .iter()
+        .filter_map(|p| p.parent())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        std::fs::File::open(d)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| format!("snapshot {}: {e}", d.display()))?;
+    }
+    if !copies.is_empty() {
+        let items: Vec<(PathBuf, &[u8], u32)> = copies.iter().map(|(p, c)| (p.clone(), c.as_slice(), 0o600)).collect();
+        write_all_atomically(&items).map_err(|(p, e)| format!("snapshot {}: {e}", p.display()))?;
+    }
+    write_atomically(&dir.join("manifest"), manifest.as_bytes(), 0o600)
+        .map_err(|e| format!("snapshot manifest: {e}"))?;
     write_atomically(&dir.join("complete"), b"", 0o600).map_err(|e| format!("snapshot marker: {e}"))?;
-    Ok(saved.len())
+    Ok(saved)
 }
 
 /// Puts a snapshot back: saved files rewritten atomically, files that did not exist removed.
@@ -1029,7 +1066,8 @@ mod tests {
         let p = |s: &str| s.parse::<RepoPath>().unwrap();
         std::fs::write(root.path().join("a.conf"), "old").unwrap();
         write_snapshot(&snap.path().join("s"), root.path(), &[p("a.conf"), p("b.conf")]).unwrap();
-        std::fs::write(root.path().join("a.conf"), "new").unwrap();
+        // As `apply` replaces a file: a new one renamed over it.
+        write_atomically(&root.path().join("a.conf"), b"new", 0o644).unwrap();
         std::fs::write(root.path().join("b.conf"), "created").unwrap();
         restore_snapshot(&snap.path().join("s"), root.path()).unwrap();
         assert_eq!(std::fs::read_to_string(root.path().join("a.conf")).unwrap(), "old");

@@ -1,0 +1,134 @@
+//! Housekeeping of the repositories, off the run's critical path: `git gc --auto` on the
+//! working copy and on a remote that is a local directory, on a thread of its own, after
+//! a run has recorded its result (git itself runs its auto-gc detached for the same
+//! reason). A repack of a first backup's objects takes longer than the backup; nobody
+//! waiting for the backup should wait for it.
+//!
+//! Safe to overlap the next run: git repacks with concurrent writers by design (new packs
+//! are written aside and renamed; only loose objects already packed, and unreachable ones
+//! weeks old, are removed), and one `gc.pid` per repository keeps two gcs apart.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+
+/// One maintenance thread at a time; repositories asked for while it works are done
+/// before it ends, so the last request is always served.
+#[derive(Debug, Clone, Default)]
+pub struct Maintenance {
+    shared: Arc<(Mutex<State>, Condvar)>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    running: bool,
+    pending: BTreeSet<PathBuf>,
+}
+
+impl Maintenance {
+    /// Asks for `git gc --auto` in each directory, on the maintenance thread.
+    pub fn request(&self, dirs: impl IntoIterator<Item = PathBuf>) {
+        let (lock, _) = &*self.shared;
+        let mut state = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        state.pending.extend(dirs);
+        if state.running || state.pending.is_empty() {
+            return;
+        }
+        state.running = true;
+        let shared = Arc::clone(&self.shared);
+        let spawned = std::thread::Builder::new()
+            .name("config-backup-gc".into())
+            .spawn(move || work(&shared));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start the maintenance thread; the next run asks again");
+            state.running = false;
+        }
+    }
+
+    /// Blocks until no maintenance is running or asked for (benchmarks and tests, which
+    /// measure or inspect what comes after).
+    pub fn wait_idle(&self) {
+        let (lock, idle) = &*self.shared;
+        let state = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        drop(
+            idle.wait_while(state, |s| s.running)
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+    }
+}
+
+fn work(shared: &(Mutex<State>, Condvar)) {
+    let (lock, idle) = shared;
+    loop {
+        let batch = {
+            let mut state = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.pending.is_empty() {
+                state.running = false;
+                idle.notify_all();
+                return;
+            }
+            std::mem::take(&mut state.pending)
+        };
+        for dir in batch {
+            crate::repo::gc_auto(&dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn git(dir: &Path, args: &[&str], stdin: &str) -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn packs(dir: &Path) -> usize {
+        std::fs::read_dir(dir.join(".git/objects/pack"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "pack"))
+            .count()
+    }
+
+    /// Two repositories asked for back to back (the second while the thread works on
+    /// the first): both are repacked when `wait_idle` returns.
+    #[test]
+    fn every_repository_asked_for_is_repacked_before_idle() {
+        let m = Maintenance::default();
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        for dir in &dirs {
+            let dir = dir.path();
+            git(dir, &["init", "-q"], "");
+            git(dir, &["config", "gc.autoPackLimit", "1"], "");
+            for message in ["one", "two"] {
+                let who = ["-c", "user.name=t", "-c", "user.email=t@example.net"];
+                git(
+                    dir,
+                    &[&who[..], &["commit", "-q", "--allow-empty", "-m", message]].concat(),
+                    "",
+                );
+                git(dir, &["repack", "-q"], "");
+            }
+            assert_eq!(packs(dir), 2);
+        }
+        m.request([dirs[0].path().to_path_buf()]);
+        m.request([dirs[1].path().to_path_buf()]);
+        m.wait_idle();
+        for dir in &dirs {
+            assert_eq!(packs(dir.path()), 1, "{} was not repacked", dir.path().display());
+        }
+    }
+}
