@@ -467,7 +467,7 @@ async fn profile(root: &Path, cli: &Cli, kind: &str) -> anyhow::Result<()> {
     let mut rng = site::Rng::new(cli.seed ^ 0xdead);
     let mut next = files;
     if kind == "rollback" {
-        return profile_rollback(root, files, cli.seed).await;
+        return profile_rollback(root, files, cli.seed, cli.history_days).await;
     }
     if kind == "diff" {
         return profile_diff(root, files, cli).await;
@@ -547,9 +547,9 @@ async fn profile_diff(root: &Path, files: usize, cli: &Cli) -> anyhow::Result<()
     Ok(())
 }
 
-/// A rollback of one domain to its first commit after a few days of changes, with the
+/// A rollback of one domain to its first commit after `--history-days` days of changes, with the
 /// time of each stage.
-async fn profile_rollback(root: &Path, files: usize, seed: u64) -> anyhow::Result<()> {
+async fn profile_rollback(root: &Path, files: usize, seed: u64, days: usize) -> anyhow::Result<()> {
     use config_backup_core::rollback::{DomainChoice, RollbackParams};
     let dir = new_dir(root, "rollback");
     let mut paths = site::generate(&dir.join("site"), files, seed)?;
@@ -565,7 +565,7 @@ async fn profile_rollback(root: &Path, files: usize, seed: u64) -> anyhow::Resul
         .find(|d| d.domain == Some(config_backup_core::Domain::Kea))
         .and_then(|d| d.commit.clone())
         .ok_or_else(|| anyhow::anyhow!("no kea commit"))?;
-    for _ in 0..30 {
+    for _ in 1..days {
         site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
         backup(&e).await?;
     }
@@ -881,8 +881,10 @@ fn markdown(r: &Value) -> String {
          Raw figures: [benchmarks.json](benchmarks.json).\n\n## Backup: the engine against the git CLI and the read+hash floor\n\n\
          Engine: in-process; gRPC: the same through the server (its own process). No-change runs are measured with the stat cache \
          warm (files untouched since they were hashed are not read); \"full re-hash\" is the same run reading and hashing every file \
-         (what the periodic full re-hash does, and `CONFIG_BACKUP_FULL_REHASH_HOURS=0`). The engine's first backup includes its push; \
-         the git CLI's push of its first commit is shown on its own.\n\n\
+         (what the periodic full re-hash does, and `CONFIG_BACKUP_FULL_REHASH_HOURS=0`). The engine's first backup includes its push \
+         (objects sent whole: no delta search, see the README); the `git gc --auto` that may follow a run runs on a thread of its own \
+         once the run is recorded and is not counted (the benchmark waits for it before measuring anything else; the server's peak RSS \
+         is the server process's, the gc being a `git` child). The git CLI's push of its first commit is shown on its own.\n\n\
          | size | files | MB | floor (read+SHA-256) | engine first | engine no-change | engine no-change, full re-hash | engine 1 % | gRPC first | gRPC no-change | gRPC 1 % | git CLI first | git CLI push of first | git CLI no-change | git CLI 1 % | peak RSS, first backup (MB) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         m["cpu"].as_str().unwrap_or("?"),
         m["cores"],
