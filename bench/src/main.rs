@@ -136,6 +136,12 @@ async fn backup(e: &Engine) -> anyhow::Result<Duration> {
     Ok(took)
 }
 
+/// Flushes what earlier steps wrote (the generated site is hundreds of MB at L) so that
+/// the kernel's writeback of it does not land on whichever measurement comes next.
+fn settle() {
+    run(&mut Command::new("sync"));
+}
+
 fn new_dir(root: &Path, name: &str) -> PathBuf {
     let d = root.join(name);
     let _ = std::fs::remove_dir_all(&d);
@@ -334,6 +340,7 @@ async fn main() -> anyhow::Result<()> {
         let fl = median((0..rounds).map(|_| floor(&dir.join("site"))).collect());
         // Engine, in-process.
         let e = engine(&dir).await?;
+        settle();
         let first = backup(&e).await?;
         // The site was written just before the first backup, too recently for the stat cache
         // to trust; one unmeasured run reads it all again and fills the cache.
@@ -356,6 +363,7 @@ async fn main() -> anyhow::Result<()> {
         run(Command::new("git")
             .args(["init", "-q", "--initial-branch=main"])
             .arg(&wt));
+        settle();
         let g_first = git_cli(&dir.join("site"), &wt);
         // What the git CLI needs to push that first backup (the engine's first backup pushes).
         let bare = dir.join("git-cli-remote.git");
@@ -409,6 +417,7 @@ async fn main() -> anyhow::Result<()> {
         let fresh = new_dir(root, &format!("{name}-rss"));
         std::fs::rename(dir.join("site"), fresh.join("site"))?;
         let server = Server::start(&fresh).await;
+        settle();
         let t = Instant::now();
         server.client().await.backup(req(pb::BackupRequest::default())).await?;
         let grpc_first = t.elapsed();
@@ -884,7 +893,8 @@ fn markdown(r: &Value) -> String {
          (what the periodic full re-hash does, and `CONFIG_BACKUP_FULL_REHASH_HOURS=0`). The engine's first backup includes its push \
          (objects sent whole: no delta search, see the README); the `git gc --auto` that may follow a run runs on a thread of its own \
          once the run is recorded and is not counted (the benchmark waits for it before measuring anything else; the server's peak RSS \
-         is the server process's, the gc being a `git` child). The git CLI's push of its first commit is shown on its own.\n\n\
+         is the server process's, the gc being a `git` child). The git CLI's push of its first commit is shown on its own. \
+         Each first backup (engine, gRPC, git CLI) starts after a `sync`, so the kernel's writeback of the generated site does not land on it.\n\n\
          | size | files | MB | floor (read+SHA-256) | engine first | engine no-change | engine no-change, full re-hash | engine 1 % | gRPC first | gRPC no-change | gRPC 1 % | git CLI first | git CLI push of first | git CLI no-change | git CLI 1 % | peak RSS, first backup (MB) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         m["cpu"].as_str().unwrap_or("?"),
         m["cores"],

@@ -972,8 +972,9 @@ pub fn stage_into(repo: &Repository, path: &RepoPath, content: &[u8], mode: u32)
 /// Process-wide libgit2 tuning. Directory trees of a large site are bigger than libgit2's
 /// default per-object cache limit (4 KiB), so every lookup re-read, re-inflated and
 /// re-verified them; cache trees and commits of any realistic size, within a bounded total.
-/// Pack files are mapped in windows of 32 MiB, at most 64 MiB at once (libgit2 maps up to
-/// 8 GiB by default, and every mapped page read counts in the server's resident memory).
+/// Pack files are mapped in windows of 8 MiB, at most 32 MiB at once (libgit2 maps up to
+/// 8 GiB by default, and every mapped page read counts in the server's resident memory:
+/// once a large site's objects are packed, a run reads its trees from all over the pack).
 pub fn tune_libgit2() {
     // SAFETY: these store integers in libgit2's global options, read when objects are
     // cached and packs mapped; called before (and independently of) any repository use.
@@ -982,8 +983,8 @@ pub fn tune_libgit2() {
         git2::opts::set_cache_object_limit(git2::ObjectType::Tree, 8 << 20)
             .and_then(|()| git2::opts::set_cache_object_limit(git2::ObjectType::Commit, 1 << 20))
             .and_then(|()| git2::opts::set_cache_max_size(32 << 20))
-            .and_then(|()| git2::opts::set_mwindow_size(32 << 20))
-            .and_then(|()| git2::opts::set_mwindow_mapped_limit(64 << 20))
+            .and_then(|()| git2::opts::set_mwindow_size(8 << 20))
+            .and_then(|()| git2::opts::set_mwindow_mapped_limit(32 << 20))
     };
     if let Err(e) = result {
         tracing::warn!(error = %e, "could not tune the libgit2 object cache");

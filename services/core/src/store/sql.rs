@@ -736,11 +736,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
-            // A run inserts a row per file into several indexes: a page cache of 16 MiB per
-            // connection (the default is 2 MiB; pages are allocated as used) keeps their hot
-            // pages instead of spilling mid-transaction, and the statement journals of those
-            // multi-row inserts stay in memory.
-            .pragma("cache_size", "-16384")
+            // A run inserts a row per file into several indexes: a page cache of 8 MiB per
+            // connection (the default is 2 MiB; pages are allocated as used, so a server
+            // holds up to that per busy connection) keeps their hot pages instead of
+            // spilling mid-transaction, and the statement journals of those multi-row
+            // inserts stay in memory.
+            .pragma("cache_size", "-8192")
             .pragma("temp_store", "memory");
         if let Some(parent) = opts.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
