@@ -582,10 +582,10 @@ impl WorkingCopy {
     /// whole (zlib-compressed). libgit2 cannot reuse deltas nor make thin packs, so its
     /// search only ever pairs the new objects of one push with each other: different
     /// files, which rarely delta (the benchmark's first push came out *larger* with it),
-    /// at ~40 % of a first backup's time and most of its memory. Deltas between versions
-    /// of a file, the ones that pay, are made where the history lives: by the remote's
-    /// repack (`git gc --auto` after a push, by receive-pack or, for a local remote, by
-    /// `maintain`).
+    /// at about a third of a first backup's time and most of its memory. Deltas between
+    /// versions of a file, the ones that pay, are made where the history lives: by the
+    /// remote's repack (`git gc --auto` after a push, by receive-pack or, for a local
+    /// remote, by [`crate::maintenance`]).
     ///
     /// libgit2 (1.9, `packbuilder_config`) reads `pack.deltaCacheSize` both as the delta
     /// cache's size and as the size above which an object is never deltified; 1 byte sets
