@@ -200,9 +200,8 @@ fn diff_oids(wc: &WorkingCopy, c1: Option<Oid>, c2: Oid, q: &DiffQuery) -> Resul
             },
         ));
     }
+    let patches = patches(repo, &diff, c1, c2, q, &files)?;
     drop(diff);
-
-    let patches = patches(repo, c1, c2, q, &files)?;
     let mut out = DiffResult {
         commit1: c1.unwrap_or(c2).into(),
         commit2: c2.into(),
@@ -263,15 +262,17 @@ struct Patch {
     full_len: usize,
 }
 
-/// The patches of `files` (indexes into the tree diff of `c1`..`c2`), in order; `None`
-/// for a binary file. Made on every core: each thread diffs the trees itself (a
-/// `git2::Diff` is bound to one repository handle) and takes files in turn. A thread
+/// The patches of `files` (indexes into `diff`, the tree diff of `c1`..`c2`), in order;
+/// `None` for a binary file. Made from `diff` when one thread is enough, else on every
+/// core: each thread diffs the trees again (a `git2::Diff` is bound to one repository
+/// handle) and takes files in turn. A thread
 /// keeps at most the answer's whole budget of text: the budget is spent greedily in file
 /// order, so what the files before one have used can only be more than what this thread's
 /// own earlier files used, and what the answer keeps of a file is never more than what
 /// its thread kept.
 fn patches(
     repo: &Repository,
+    diff: &git2::Diff<'_>,
     c1: Option<Oid>,
     c2: Oid,
     q: &DiffQuery,
@@ -280,31 +281,32 @@ fn patches(
     let threads = crate::parallel::threads_for(files.len(), 16);
     if threads <= 1 {
         let mut all = files.iter().enumerate();
-        let made = make_patches(repo, c1, c2, q, &mut || all.next())?;
+        let made = make_patches(diff, q, &mut || all.next())?;
         return Ok(made.into_iter().map(|(_, p)| p).collect());
     }
     let git_dir = repo.path().to_path_buf();
     crate::parallel::in_order(
         files,
         threads,
-        |next| make_patches(&Repository::open(&git_dir).map_err(git)?, c1, c2, q, next),
+        |next| {
+            // A `git2::Diff` is bound to its repository handle: each thread makes its own.
+            let repo = Repository::open(&git_dir).map_err(git)?;
+            make_patches(&tree_diff(&repo, c1, c2, q)?, q, next)
+        },
         || EngineError::Internal("diff: a patch thread panicked".into()),
     )
 }
 
 /// One thread's share of `patches`: the files `next` gives, with their index.
 fn make_patches<'a>(
-    repo: &Repository,
-    c1: Option<Oid>,
-    c2: Oid,
+    diff: &git2::Diff<'_>,
     q: &DiffQuery,
     next: &mut dyn FnMut() -> Option<(usize, &'a (usize, FileDiff))>,
 ) -> Result<Vec<(usize, Option<Patch>)>, EngineError> {
-    let diff = tree_diff(repo, c1, c2, q)?;
     let mut budget = q.limits.total_bytes;
     let mut out = Vec::new();
     while let Some((i, (idx, fd))) = next() {
-        let patch = match git2::Patch::from_diff(&diff, *idx).map_err(git)? {
+        let patch = match git2::Patch::from_diff(diff, *idx).map_err(git)? {
             Some(mut patch) if !fd.binary && !patch.delta().flags().is_binary() => {
                 let (_, additions, deletions) = patch.line_stats().map_err(git)?;
                 let cap = q.limits.per_file_bytes.min(budget);
