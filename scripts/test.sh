@@ -62,6 +62,12 @@ say "buf lint"
 command -v npx >/dev/null || apt_install nodejs npm
 npx --yes @bufbuild/buf@1.75.0 lint || die "buf lint failed"
 
+say "buf breaking against the previous commit's proto"
+if ! git rev-parse -q --verify 'HEAD~1^{commit}' >/dev/null; then
+    git fetch -q --deepen=1 2>/dev/null || die "buf breaking needs the previous commit: this clone is shallow and cannot be deepened"
+fi
+npx --yes @bufbuild/buf@1.75.0 breaking --against '.git#ref=HEAD~1' || die "buf breaking: the API must only grow (add fields and RPCs, never renumber or remove)"
+
 say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

@@ -114,7 +114,7 @@ async fn engine_with(dir: &Path, extra: &[(&str, &str)]) -> anyhow::Result<Engin
     v.extend(extra.iter().map(|(k, x)| (k.to_string(), x.to_string())));
     let settings = Settings::from_lookup(|k| v.get(k).cloned())?;
     let store = config_backup_core::store::connect(&settings.database_url).await?;
-    let e = Engine::new(settings, store);
+    let e = Engine::new(settings, store)?;
     e.prepare().await?;
     Ok(e)
 }
@@ -541,13 +541,17 @@ async fn profile_diff(root: &Path, files: usize, cli: &Cli) -> anyhow::Result<()
     for i in 0..10 {
         let t = Instant::now();
         let d = e
-            .diff(DiffQuery {
-                commit1: first.parse()?,
-                commit2: last.parse()?,
-                domain: Some(config_backup_core::Domain::Dns),
-                path: None,
-                limits: DiffLimits::default(),
-            })
+            .diff(
+                DiffQuery {
+                    commit1: first.parse()?,
+                    commit2: last.parse()?,
+                    domain: Some(config_backup_core::Domain::Dns),
+                    path: None,
+                    limits: DiffLimits::default(),
+                    reveal_secrets: false,
+                },
+                &Actor::User("bench".into()),
+            )
             .await?;
         times.push(t.elapsed());
         eprintln!("diff #{i}: {:.1} ms, {} files", ms(t.elapsed()), d.files.len());

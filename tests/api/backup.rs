@@ -47,6 +47,15 @@ async fn first_backup_of_the_sample_site_makes_four_commits_with_the_product_mes
     let gw = |f: &str| sha7(&site.join("scripts/gateway").join(f));
     let dns = |f: &str| sha7(&site.join("config/unbound").join(f));
     let rad = |f: &str| sha7(&site.join("config/radius").join(f));
+    // clients.conf holds RADIUS secrets: it is stored, and so hashed, with them sealed.
+    let clients = config_backup_tests::stored(&env.remote(), "main", "config/radius/clients.conf");
+    let stored_clients_sha7 = hex::encode(Sha256::digest(&clients))[..7].to_owned();
+    assert_ne!(
+        stored_clients_sha7,
+        rad("clients.conf"),
+        "no plain hash of a file holding secrets"
+    );
+    assert!(!String::from_utf8_lossy(&clients).contains("sample-bng01-secret-7f3a"));
     assert_eq!(
         first_paragraphs,
         [
@@ -58,7 +67,7 @@ async fn first_backup_of_the_sample_site_makes_four_commits_with_the_product_mes
             format!(
                 "config backup {d} radius: 3 files changed\n\nA config/radius/clients.conf 0000000→{}\n\
                  A config/radius/dictionary 0000000→{}\nA config/radius/radiusd.conf 0000000→{}",
-                rad("clients.conf"),
+                stored_clients_sha7,
                 rad("dictionary"),
                 rad("radiusd.conf")
             )

@@ -35,5 +35,6 @@ mod recovery;
 mod rest;
 mod retention;
 mod rollback;
+mod secrets;
 mod ssh;
 mod status;

@@ -369,8 +369,13 @@ async fn a_foreign_edit_of_a_tracked_file_is_restored_from_the_live_file_at_the_
     let blob = repo
         .find_blob(tree.get_path(Path::new("config/radius/clients.conf")).unwrap().id())
         .unwrap();
+    // Stored with its secrets sealed: unsealed, it is the live file byte for byte.
     assert_eq!(
-        blob.content(),
+        app.engine
+            .sealer()
+            .unseal("config/radius/clients.conf", blob.content())
+            .unwrap()
+            .as_ref(),
         std::fs::read(site.env.site().join("config/radius/clients.conf")).unwrap()
     );
     app.stop().await;

@@ -400,3 +400,16 @@ pub fn log_messages(repo: &Path, branch: &str) -> Vec<String> {
     walk.map(|id| repo.find_commit(id.unwrap()).unwrap().message().unwrap().to_owned())
         .collect()
 }
+
+/// The content of `path` as stored at the tip of `branch` (secret values sealed).
+pub fn stored(repo: &Path, branch: &str, path: &str) -> Vec<u8> {
+    let r = git2::Repository::open(repo).unwrap();
+    let tree = r
+        .find_branch(branch, git2::BranchType::Local)
+        .unwrap()
+        .get()
+        .peel_to_tree()
+        .unwrap();
+    let entry = tree.get_path(Path::new(path)).unwrap();
+    r.find_blob(entry.id()).unwrap().content().to_vec()
+}

@@ -1,5 +1,11 @@
 //! Diff between two commits of the backup repository, per file, with each file's domain,
 //! line counts and a capped unified patch. Binary files are flagged, never dumped.
+//!
+//! Secrets are redacted for readers: a sealed value shows as a placeholder saying whether
+//! it changed, a file sealed whole is flagged `sealed` without a patch, and history from
+//! before sealing is sealed on the fly before it is compared, so its clear secrets are
+//! never shown either. Only `reveal_secrets` (an admin's call, recorded by the caller)
+//! shows the plaintext.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +15,7 @@ use git2::{ErrorCode, Oid, Repository};
 use crate::domain::{CommitHash, CommitPrefix, Domain, RepoPath};
 use crate::error::EngineError;
 use crate::repo::{ChangeKind, WorkingCopy};
+use crate::secrets::{self, Sealer};
 
 /// Caps on patch text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +48,8 @@ pub struct DiffQuery {
     pub path: Option<RepoPath>,
     /// Patch caps.
     pub limits: DiffLimits,
+    /// Show secrets in clear (admins only; the caller records it).
+    pub reveal_secrets: bool,
 }
 
 /// One file's difference.
@@ -62,6 +71,8 @@ pub struct FileDiff {
     pub binary: bool,
     /// Whether the patch was cut.
     pub truncated: bool,
+    /// Whether the file is sealed whole (a private key): no patch is shown.
+    pub sealed: bool,
     /// Old git mode.
     pub old_mode: Option<u32>,
     /// New git mode.
@@ -113,15 +124,20 @@ fn cut(text: &str, max: usize) -> &str {
 }
 
 /// Compares two commits.
-pub fn diff(wc: &WorkingCopy, q: &DiffQuery) -> Result<DiffResult, EngineError> {
+pub fn diff(wc: &WorkingCopy, sealer: &Sealer, q: &DiffQuery) -> Result<DiffResult, EngineError> {
     let repo = wc.repository();
     let c1 = resolve(repo, &q.commit1, "commit1")?;
     let c2 = resolve(repo, &q.commit2, "commit2")?;
-    diff_oids(wc, Some(c1), c2, q)
+    diff_oids(wc, sealer, Some(c1), c2, q)
 }
 
 /// What one commit changed against its first parent (or against nothing, for the first).
-pub fn commit_changes(wc: &WorkingCopy, commit: Oid, limits: DiffLimits) -> Result<DiffResult, EngineError> {
+pub fn commit_changes(
+    wc: &WorkingCopy,
+    sealer: &Sealer,
+    commit: Oid,
+    limits: DiffLimits,
+) -> Result<DiffResult, EngineError> {
     let parent = wc
         .repository()
         .find_commit(commit)
@@ -138,11 +154,18 @@ pub fn commit_changes(wc: &WorkingCopy, commit: Oid, limits: DiffLimits) -> Resu
         domain: None,
         path: None,
         limits,
+        reveal_secrets: false,
     };
-    diff_oids(wc, parent, commit, &q)
+    diff_oids(wc, sealer, parent, commit, &q)
 }
 
-fn diff_oids(wc: &WorkingCopy, c1: Option<Oid>, c2: Oid, q: &DiffQuery) -> Result<DiffResult, EngineError> {
+fn diff_oids(
+    wc: &WorkingCopy,
+    sealer: &Sealer,
+    c1: Option<Oid>,
+    c2: Oid,
+    q: &DiffQuery,
+) -> Result<DiffResult, EngineError> {
     // Which domain each path belongs to, from the manifests at both ends (only the asked
     // domain's when there is a filter: every other path is left out anyway).
     let mut owner: BTreeMap<String, Domain> = BTreeMap::new();
@@ -195,12 +218,13 @@ fn diff_oids(wc: &WorkingCopy, c1: Option<Oid>, c2: Oid, q: &DiffQuery) -> Resul
                 patch: String::new(),
                 binary: delta.flags().is_binary(),
                 truncated: false,
+                sealed: false,
                 old_mode: mode(delta.old_file()),
                 new_mode: mode(delta.new_file()),
             },
         ));
     }
-    let patches = patches(repo, &diff, c1, c2, q, &files)?;
+    let patches = patches(repo, sealer, &diff, c1, c2, q, &files)?;
     drop(diff);
     let mut out = DiffResult {
         commit1: c1.unwrap_or(c2).into(),
@@ -216,6 +240,7 @@ fn diff_oids(wc: &WorkingCopy, c1: Option<Oid>, c2: Oid, q: &DiffQuery) -> Resul
     for ((_, mut fd), p) in files.into_iter().zip(patches) {
         match p {
             Some(p) if !fd.binary => {
+                fd.sealed = p.sealed;
                 fd.additions = p.additions;
                 fd.deletions = p.deletions;
                 let cap = q.limits.per_file_bytes.min(budget);
@@ -260,6 +285,8 @@ struct Patch {
     text: String,
     /// The length of the whole text.
     full_len: usize,
+    /// A file sealed whole: no text.
+    sealed: bool,
 }
 
 /// The patches of `files` (indexes into `diff`, the tree diff of `c1`..`c2`), in order;
@@ -272,6 +299,7 @@ struct Patch {
 /// its thread kept.
 fn patches(
     repo: &Repository,
+    sealer: &Sealer,
     diff: &git2::Diff<'_>,
     c1: Option<Oid>,
     c2: Oid,
@@ -281,7 +309,7 @@ fn patches(
     let threads = crate::parallel::threads_for(files.len(), 16);
     if threads <= 1 {
         let mut all = files.iter().enumerate();
-        let made = make_patches(diff, q, &mut || all.next())?;
+        let made = make_patches(repo, sealer, diff, q, &mut || all.next())?;
         return Ok(made.into_iter().map(|(_, p)| p).collect());
     }
     let git_dir = repo.path().to_path_buf();
@@ -291,7 +319,7 @@ fn patches(
         |next| {
             // A `git2::Diff` is bound to its repository handle: each thread makes its own.
             let repo = Repository::open(&git_dir).map_err(git)?;
-            make_patches(&tree_diff(&repo, c1, c2, q)?, q, next)
+            make_patches(&repo, sealer, &tree_diff(&repo, c1, c2, q)?, q, next)
         },
         || EngineError::Internal("diff: a patch thread panicked".into()),
     )
@@ -299,6 +327,8 @@ fn patches(
 
 /// One thread's share of `patches`: the files `next` gives, with their index.
 fn make_patches<'a>(
+    repo: &Repository,
+    sealer: &Sealer,
     diff: &git2::Diff<'_>,
     q: &DiffQuery,
     next: &mut dyn FnMut() -> Option<(usize, &'a (usize, FileDiff))>,
@@ -307,31 +337,117 @@ fn make_patches<'a>(
     let mut out = Vec::new();
     while let Some((i, (idx, fd))) = next() {
         let patch = match git2::Patch::from_diff(diff, *idx).map_err(git)? {
-            Some(mut patch) if !fd.binary && !patch.delta().flags().is_binary() => {
-                let (_, additions, deletions) = patch.line_stats().map_err(git)?;
-                let cap = q.limits.per_file_bytes.min(budget);
-                // A patch always has at least its header: with nothing left to keep, it
-                // need not be printed to know it was cut.
-                let (text, full_len) = if cap == 0 {
-                    (String::new(), 1)
-                } else {
-                    let buf = patch.to_buf().map_err(git)?;
-                    let text = String::from_utf8_lossy(&buf);
-                    (cut(&text, cap).to_owned(), text.len())
-                };
-                budget -= text.len();
-                Some(Patch {
-                    additions,
-                    deletions,
-                    text,
-                    full_len,
-                })
+            Some(patch) if !fd.binary && !patch.delta().flags().is_binary() => {
+                let old = blob(repo, patch.delta().old_file().id())?;
+                let new = blob(repo, patch.delta().new_file().id())?;
+                match view(sealer, fd, &old, &new, q.reveal_secrets)? {
+                    View::Sealed => Some(Patch {
+                        additions: 0,
+                        deletions: 0,
+                        text: String::new(),
+                        full_len: 0,
+                        sealed: true,
+                    }),
+                    View::AsStored => Some(render(patch, sealer, fd, (&old, &new), q, &mut budget)?),
+                    View::Buffers(o, n) => {
+                        let path = Path::new(&fd.path);
+                        let p = git2::Patch::from_buffers(&o, Some(path), &n, Some(path), None).map_err(git)?;
+                        Some(render(p, sealer, fd, (&o, &n), q, &mut budget)?)
+                    }
+                }
             }
             _ => None,
         };
         out.push((i, patch));
     }
     Ok(out)
+}
+
+fn blob(repo: &Repository, id: Oid) -> Result<Vec<u8>, EngineError> {
+    if id.is_zero() {
+        return Ok(Vec::new());
+    }
+    Ok(repo.find_blob(id).map_err(git)?.content().to_vec())
+}
+
+/// What a reader is shown of a file's two versions.
+enum View {
+    /// A file sealed whole: flagged, never shown.
+    Sealed,
+    /// The stored (sealed) versions, redacted.
+    AsStored,
+    /// Other bytes: history from before sealing, sealed now; or plaintext (reveal).
+    Buffers(Vec<u8>, Vec<u8>),
+}
+
+fn view(sealer: &Sealer, fd: &FileDiff, old: &[u8], new: &[u8], reveal: bool) -> Result<View, EngineError> {
+    let unseal_err = |e: secrets::SealError| EngineError::Internal(e.to_string());
+    if reveal {
+        if !secrets::is_sealed(old) && !secrets::is_sealed(new) {
+            return Ok(View::AsStored);
+        }
+        let o = sealer.unseal(&fd.path, old).map_err(unseal_err)?.into_owned();
+        let n = sealer.unseal(&fd.path, new).map_err(unseal_err)?.into_owned();
+        return Ok(View::Buffers(o, n));
+    }
+    // Content stored before sealing is sealed with today's rules before it is shown.
+    let normal = |b: &[u8]| -> Option<Vec<u8>> {
+        if b.is_empty() || secrets::is_sealed(b) {
+            return None;
+        }
+        match sealer.seal(fd.domain, &fd.path, b) {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(v) => Some(v),
+        }
+    };
+    let (o, n) = (normal(old), normal(new));
+    let sealed_file = |b: &[u8]| secrets::is_sealed_file(b);
+    if o.as_deref().is_some_and(sealed_file)
+        || n.as_deref().is_some_and(sealed_file)
+        || sealed_file(old)
+        || sealed_file(new)
+    {
+        return Ok(View::Sealed);
+    }
+    Ok(match (o, n) {
+        (None, None) => View::AsStored,
+        (o, n) => View::Buffers(o.unwrap_or_else(|| old.to_vec()), n.unwrap_or_else(|| new.to_vec())),
+    })
+}
+
+/// A patch's line counts and its text, redacted unless revealed, cut to the budget.
+fn render(
+    mut patch: git2::Patch<'_>,
+    sealer: &Sealer,
+    fd: &FileDiff,
+    (old, new): (&[u8], &[u8]),
+    q: &DiffQuery,
+    budget: &mut usize,
+) -> Result<Patch, EngineError> {
+    let (_, additions, deletions) = patch.line_stats().map_err(git)?;
+    let cap = q.limits.per_file_bytes.min(*budget);
+    // A patch always has at least its header: with nothing left to keep, it need not be
+    // printed to know it was cut.
+    let (text, full_len) = if cap == 0 {
+        (String::new(), 1)
+    } else {
+        let buf = patch.to_buf().map_err(git)?;
+        let text = String::from_utf8_lossy(&buf);
+        let text = if q.reveal_secrets {
+            text.into_owned()
+        } else {
+            sealer.redact_patch(&fd.path, old, new, &text)
+        };
+        (cut(&text, cap).to_owned(), text.len())
+    };
+    *budget -= text.len();
+    Ok(Patch {
+        additions,
+        deletions,
+        text,
+        full_len,
+        sealed: false,
+    })
 }
 
 #[cfg(test)]

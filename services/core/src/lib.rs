@@ -13,6 +13,7 @@ pub mod maintenance;
 pub mod parallel;
 pub mod repo;
 pub mod rollback;
+pub mod secrets;
 pub mod settings;
 pub mod sources;
 pub mod statcache;

@@ -145,6 +145,18 @@ impl RollbackSettings {
     }
 }
 
+/// Secret sealing: where the key is and which values are secrets.
+#[derive(Debug, Clone)]
+pub struct SecretsSettings {
+    /// `CONFIG_BACKUP_SECRETS_KEY_FILE`, or `<data dir>/secrets.key`.
+    pub key_file: PathBuf,
+    /// Whether the key file is the default one, which is generated when missing. A key
+    /// file named in the environment is never generated: missing, it stops the server.
+    pub key_file_is_default: bool,
+    /// `CONFIG_BACKUP_SECRETS__<domain>`: the built-in rules and the operator's additions.
+    pub rules: std::collections::BTreeMap<Domain, crate::secrets::Rules>,
+}
+
 /// Everything the engine needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -173,6 +185,8 @@ pub struct Settings {
     pub full_rehash_interval: Duration,
     /// Rollback commands and bounds.
     pub rollback: RollbackSettings,
+    /// Secret sealing.
+    pub secrets: SecretsSettings,
 }
 
 impl Settings {
@@ -305,8 +319,28 @@ impl Settings {
             )?),
             deadline: Duration::from_secs(parse_num(&get, "CONFIG_ROLLBACK_DEADLINE_SECONDS", 300u64, 5..=86400)?),
         };
+        let mut rules = std::collections::BTreeMap::new();
+        for d in Domain::ALL {
+            let var = format!("CONFIG_BACKUP_SECRETS__{d}");
+            let text = get(&var).unwrap_or_default();
+            let r = crate::secrets::Rules::parse(d, &text).map_err(|e| err(&var, e.to_string()))?;
+            rules.insert(d, r);
+        }
+        let secrets = match get("CONFIG_BACKUP_SECRETS_KEY_FILE") {
+            Some(f) => SecretsSettings {
+                key_file: PathBuf::from(f),
+                key_file_is_default: false,
+                rules,
+            },
+            None => SecretsSettings {
+                key_file: data_dir.join("secrets.key"),
+                key_file_is_default: true,
+                rules,
+            },
+        };
         Ok(Settings {
             rollback,
+            secrets,
             data_dir,
             source_root,
             domains,
@@ -329,6 +363,32 @@ impl Settings {
                 3600 * parse_num(&get, "CONFIG_BACKUP_FULL_REHASH_HOURS", 168u64, 0..=8760)?,
             ),
         })
+    }
+
+    /// The sealer: reads the secrets key file, or generates the default one when it is
+    /// missing. A key file named in `CONFIG_BACKUP_SECRETS_KEY_FILE` is never generated.
+    pub fn sealer(&self) -> Result<crate::secrets::Sealer, SettingsError> {
+        let s = &self.secrets;
+        let var = "CONFIG_BACKUP_SECRETS_KEY_FILE";
+        let keys = if s.key_file_is_default && !s.key_file.exists() {
+            tracing::warn!(
+                file = %s.key_file.display(),
+                "generated a new secrets key: back it up apart from the backup repository (docs/operations.md)"
+            );
+            crate::secrets::Keyring::generate(&s.key_file)
+                .map_err(|e| err(var, format!("cannot create the key file: {e}")))?
+        } else {
+            crate::secrets::Keyring::load(&s.key_file).map_err(|e| {
+                err(
+                    var,
+                    format!(
+                        "{e}; without the key the sealed secrets cannot be restored: \
+                         restore the key file from its backup (docs/operations.md, \"The secrets key\")"
+                    ),
+                )
+            })?
+        };
+        Ok(crate::secrets::Sealer::new(keys, s.rules.clone()))
     }
 
     /// The settings of one domain, if configured.

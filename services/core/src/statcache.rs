@@ -25,7 +25,7 @@ use crate::domain::{Domain, RepoPath};
 /// A file hashed less than this many seconds after its last change is not cached.
 pub const RACY_SECS: i64 = 2;
 
-const MAGIC: &str = "config-backup-stat-cache v1";
+const MAGIC: &str = "config-backup-stat-cache v2";
 
 /// The metadata compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +74,9 @@ pub struct Entry {
 pub struct StatCache {
     /// When every file of the domain was last read and hashed (Unix seconds).
     pub full_rehash_at: i64,
+    /// What sealing depended on when the entries were made ([`crate::secrets::Sealer::fingerprint`]):
+    /// entries made under another key or other rules are not trusted.
+    pub sealing: String,
     entries: HashMap<RepoPath, Entry>,
 }
 
@@ -84,9 +87,10 @@ pub fn path(git_dir: &Path, domain: Domain) -> PathBuf {
 
 impl StatCache {
     /// An empty cache whose last full re-hash was at `full_rehash_at`.
-    pub fn new(full_rehash_at: i64) -> StatCache {
+    pub fn new(full_rehash_at: i64, sealing: &str) -> StatCache {
         StatCache {
             full_rehash_at,
+            sealing: sealing.to_owned(),
             entries: HashMap::new(),
         }
     }
@@ -94,6 +98,7 @@ impl StatCache {
     /// Reads the cache; empty (a full re-hash) when missing, damaged or of another version.
     pub fn load(file: &Path) -> StatCache {
         match std::fs::read_to_string(file) {
+            Ok(text) if !text.starts_with(MAGIC) => StatCache::default(),
             Ok(text) => Self::parse(&text).unwrap_or_else(|| {
                 tracing::warn!(file = %file.display(), "the stat cache is damaged; every file is read again");
                 StatCache::default()
@@ -108,6 +113,7 @@ impl StatCache {
         let full_rehash_at: i64 = h.next()?.parse().ok()?;
         let count: usize = h.next()?.parse().ok()?;
         let sum = h.next()?;
+        let sealing = h.next()?.to_owned();
         if hex::encode(Sha256::digest(body.as_bytes())) != sum {
             return None;
         }
@@ -131,6 +137,7 @@ impl StatCache {
         }
         (entries.len() == count).then_some(StatCache {
             full_rehash_at,
+            sealing,
             entries,
         })
     }
@@ -170,7 +177,12 @@ impl StatCache {
             ));
         }
         let sum = hex::encode(Sha256::digest(body.as_bytes()));
-        let text = format!("{MAGIC} {} {} {sum}\n{body}", self.full_rehash_at, self.entries.len());
+        let text = format!(
+            "{MAGIC} {} {} {sum} {}\n{body}",
+            self.full_rehash_at,
+            self.entries.len(),
+            self.sealing
+        );
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -196,7 +208,7 @@ mod tests {
         let f = dir.path().join("a.conf");
         std::fs::write(&f, "x").unwrap();
         let later = now_ns() + 10_000_000_000;
-        let mut c = StatCache::new(1234);
+        let mut c = StatCache::new(1234, "k-r");
         let p: RepoPath = "dir/a b.conf".parse().unwrap();
         let entry = Entry {
             stat: stat_of(&f),
@@ -207,7 +219,7 @@ mod tests {
         let file = dir.path().join("cache/stat-dns");
         c.save(&file).unwrap();
         let back = StatCache::load(&file);
-        assert_eq!(back.full_rehash_at, 1234);
+        assert_eq!((back.full_rehash_at, back.sealing.as_str()), (1234, "k-r"));
         assert_eq!(back.fresh(&p, &entry.stat), Some(&entry));
 
         let text = std::fs::read_to_string(&file)

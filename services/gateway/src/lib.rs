@@ -294,6 +294,7 @@ async fn diff(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryPair
         commit2: p.text("commit2"),
         domain: p.text("domain"),
         path: p.text("path"),
+        reveal_secrets: tri!(p.bool("reveal_secrets")),
     };
     let req = tri!(grpc(&headers, msg));
     let result = g.client.diff(req).await;

@@ -88,6 +88,12 @@ pub const ROUTES: &[Route] = &[
             p("domain", "string", false, "Only files of this domain"),
             p("path", "string", false, "Only this file"),
             p("format", "string", false, "json (default) or patch"),
+            p(
+                "reveal_secrets",
+                "boolean",
+                false,
+                "Show sealed secrets in clear (admin only; recorded in the audit trail)",
+            ),
         ],
         success: 200,
     },

@@ -164,6 +164,7 @@ pub fn status(s: &EngineStatus) -> pb::StatusResponse {
         last_mail_at: s.last_mail.as_ref().map(|m| timestamp(m.sent_at)),
         last_mail_subject: s.last_mail.as_ref().map(|m| m.subject.clone()).unwrap_or_default(),
         last_mail_error: s.last_mail.as_ref().and_then(|m| m.error.clone()).unwrap_or_default(),
+        clear_secrets_notice: s.clear_history.as_ref().map(|c| c.notice()).unwrap_or_default(),
     }
 }
 
@@ -205,6 +206,7 @@ pub fn diff(d: &config_backup_core::diff::DiffResult) -> pb::DiffResponse {
                 truncated: f.truncated,
                 old_mode: f.old_mode.map(mode_text).unwrap_or_default(),
                 new_mode: f.new_mode.map(mode_text).unwrap_or_default(),
+                sealed: f.sealed,
             })
             .collect(),
         files_changed: d.files.len() as u32,

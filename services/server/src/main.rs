@@ -34,6 +34,42 @@ enum Command {
         #[arg(long, default_value = "1h", value_parser = auth::parse_ttl)]
         ttl: std::time::Duration,
     },
+    /// Unseal a plain checkout of the backup repository in place (the manual runbook):
+    /// every sealed secret is decrypted with the secrets key and the files get their
+    /// original bytes back.
+    Unseal {
+        /// The checkout's top directory (where `.config-backup/` is).
+        dir: std::path::PathBuf,
+        /// Only these files, relative to DIR as in the repository (default: every file).
+        paths: Vec<String>,
+        /// The secrets key file (default: <data dir>/secrets.key).
+        #[arg(long, env = "CONFIG_BACKUP_SECRETS_KEY_FILE")]
+        key_file: Option<std::path::PathBuf>,
+    },
+    /// Rotate the secrets key: a new key first in the key file (it seals from the next
+    /// backup on, which commits every file holding a secret re-sealed), the old keys kept
+    /// after it to open older commits. Back the key file up again afterwards.
+    RotateSecretsKey {
+        /// The secrets key file (default: <data dir>/secrets.key).
+        #[arg(long, env = "CONFIG_BACKUP_SECRETS_KEY_FILE")]
+        key_file: Option<std::path::PathBuf>,
+    },
+}
+
+fn data_dir() -> anyhow::Result<std::path::PathBuf> {
+    std::env::var("CONFIG_BACKUP_DATA_DIR")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(config_backup_core::settings::default_data_dir)
+        .ok_or_else(|| anyhow::anyhow!("CONFIG_BACKUP_DATA_DIR: not set and no HOME"))
+}
+
+fn key_file(given: Option<std::path::PathBuf>) -> anyhow::Result<std::path::PathBuf> {
+    match given {
+        Some(f) => Ok(f),
+        None => Ok(data_dir()?.join("secrets.key")),
+    }
 }
 
 fn sample_site() -> std::path::PathBuf {
@@ -61,13 +97,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .or_else(|| (sample && k == "CONFIG_BACKUP_SOURCE_ROOT").then(|| sample_site().display().to_string()))
     };
     match cli.command {
+        Some(Command::Unseal {
+            dir,
+            paths,
+            key_file: file,
+        }) => {
+            use config_backup_core::secrets::{Keyring, Sealer, checkout};
+            let file = key_file(file)?;
+            let keys = Keyring::load(&file).map_err(|e| anyhow::anyhow!("secrets key: {e}"))?;
+            let sealer = Sealer::new(keys, Default::default());
+            let done = checkout::unseal_checkout(&sealer, &dir, &paths).map_err(anyhow::Error::msg)?;
+            for f in &done.unsealed {
+                println!("unsealed {f}");
+            }
+            println!(
+                "{} files unsealed, {} held nothing sealed",
+                done.unsealed.len(),
+                done.plain
+            );
+            Ok(())
+        }
+        Some(Command::RotateSecretsKey { key_file: file }) => {
+            let file = key_file(file)?;
+            let id =
+                config_backup_core::secrets::Keyring::rotate(&file).map_err(|e| anyhow::anyhow!("secrets key: {e}"))?;
+            println!(
+                "new secrets key {id} in {}; the next backup re-seals every secret with it",
+                file.display()
+            );
+            Ok(())
+        }
         Some(Command::Token { role, sub, ttl }) => {
-            let data_dir = std::env::var("CONFIG_BACKUP_DATA_DIR")
-                .ok()
-                .filter(|d| !d.is_empty())
-                .map(std::path::PathBuf::from)
-                .or_else(config_backup_core::settings::default_data_dir)
-                .ok_or_else(|| anyhow::anyhow!("CONFIG_BACKUP_DATA_DIR: not set and no HOME"))?;
+            let data_dir = data_dir()?;
             let (secret, _) = Secret::load(lookup, &data_dir)?;
             println!(
                 "{}",

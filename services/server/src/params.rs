@@ -156,6 +156,7 @@ pub fn diff_query(r: &pb::DiffRequest) -> Result<DiffQuery, ApiError> {
         domain: domain("domain", &r.domain)?,
         path: path("path", &r.path)?,
         limits: DiffLimits::default(),
+        reveal_secrets: r.reveal_secrets,
     })
 }
 

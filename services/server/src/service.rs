@@ -97,13 +97,22 @@ impl ConfigBackup for ConfigBackupService {
         Ok(Response::new(pb::HistoryResponse {
             entries: rows.iter().map(convert::history_entry).collect(),
             next_page_token,
+            clear_secrets_notice: self.engine.clear_history().map(|c| c.notice()).unwrap_or_default(),
         }))
     }
 
     async fn diff(&self, req: Request<pb::DiffRequest>) -> Result<Response<pb::DiffResponse>, Status> {
-        caller(&req, "Diff", READERS)?;
+        let who = caller(&req, "Diff", READERS)?;
         let query = params::diff_query(req.get_ref())?;
-        let result = self.engine.diff(query).await.map_err(ApiError::from)?;
+        if query.reveal_secrets {
+            who.require("Diff with reveal_secrets", &[Role::Admin])
+                .map_err(ApiError::from)?;
+        }
+        let result = self
+            .engine
+            .diff(query, &Actor::User(who.sub))
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(convert::diff(&result)))
     }
 

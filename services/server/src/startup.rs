@@ -63,7 +63,7 @@ impl Application {
         let metrics_listener = TcpListener::bind(settings.metrics_listen)
             .await
             .map_err(|e| anyhow::anyhow!("METRICS_LISTEN_ADDR {}: {e}", settings.metrics_listen))?;
-        let engine = Engine::new(settings.engine, store);
+        let engine = Engine::new(settings.engine, store)?;
         match settings.mail {
             Some(mail) => {
                 let mailer = config_backup_notify::Mailer::new(mail);

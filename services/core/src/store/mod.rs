@@ -357,6 +357,25 @@ pub struct MailRecord {
     pub error: Option<String>,
 }
 
+/// A Diff that showed secrets in clear: who, when, which commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretReveal {
+    /// Row id.
+    pub id: Uuid,
+    /// When.
+    pub revealed_at: DateTime<Utc>,
+    /// Who (the token's subject).
+    pub revealed_by: String,
+    /// The older commit.
+    pub commit1: String,
+    /// The newer commit.
+    pub commit2: String,
+    /// The domain filter, if any.
+    pub domain: Option<Domain>,
+    /// The path filter, if any.
+    pub path: Option<String>,
+}
+
 /// Figures for the Prometheus endpoint, from the audit trail (the same on every replica
 /// and across restarts).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -458,6 +477,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn record_mail(&self, mail: &MailRecord) -> Result<(), StoreError>;
     /// The latest mail attempt.
     async fn last_mail(&self) -> Result<Option<MailRecord>, StoreError>;
+    /// Records a Diff that revealed secrets.
+    async fn record_secret_reveal(&self, reveal: &SecretReveal) -> Result<(), StoreError>;
+    /// The latest reveals, newest first.
+    async fn secret_reveals(&self, limit: i64) -> Result<Vec<SecretReveal>, StoreError>;
     /// The latest backup runs (not rollback snapshots), newest first.
     async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRecord>, StoreError>;
     /// Figures for `/metrics`.

@@ -643,6 +643,50 @@ macro_rules! sql_store {
                 }))
             }
 
+            async fn record_secret_reveal(&self, r: &SecretReveal) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO config_secret_reveals (id, revealed_at, revealed_by, commit1, commit2, domain, path) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(r.id)
+                .bind(micros(r.revealed_at))
+                .bind(&r.revealed_by)
+                .bind(&r.commit1)
+                .bind(&r.commit2)
+                .bind(r.domain.map(|d| d.as_str()))
+                .bind(&r.path)
+                .execute(&self.pool)
+                .await?;
+                self.wrote();
+                Ok(())
+            }
+
+            async fn secret_reveals(&self, limit: i64) -> Result<Vec<SecretReveal>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, revealed_at, revealed_by, commit1, commit2, domain, path FROM config_secret_reveals \
+                     ORDER BY revealed_at DESC LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let domain: Option<String> = r.try_get("domain")?;
+                        Ok(SecretReveal {
+                            id: r.try_get("id")?,
+                            revealed_at: r.try_get("revealed_at")?,
+                            revealed_by: r.try_get("revealed_by")?,
+                            commit1: r.try_get("commit1")?,
+                            commit2: r.try_get("commit2")?,
+                            domain: domain
+                                .map(|d| d.parse().map_err(|e: crate::domain::UnknownDomain| StoreError::Corrupt(e.to_string())))
+                                .transpose()?,
+                            path: r.try_get("path")?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
                 let rows = sqlx::query(&format!(
                     "SELECT {RUN_COLUMNS} FROM config_backup_runs WHERE trigger <> 'rollback' ORDER BY started_at DESC LIMIT $1"

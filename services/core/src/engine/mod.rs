@@ -1,0 +1,552 @@
+//! The backup engine: one run = for each domain, scan, hash, stage, commit; then push
+//! and record. The engine lock keeps one backup or rollback at a time, across
+//! replicas that share a database. Git and file work runs on the blocking pool.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::diff::{DiffQuery, DiffResult};
+use crate::domain::{Actor, CommitHash, Domain, RepoPath};
+use crate::error::{EngineError, blocking};
+use crate::repo::{self, ChangeKind, CommitInfo, FileRecord, Manifest, ManifestEntry, RepoError, WorkingCopy};
+use crate::settings::{DomainSpec, Settings};
+use crate::sources;
+use crate::statcache::{self, FileStat, StatCache};
+mod audit;
+mod run;
+mod sealing;
+mod status;
+
+pub use audit::audit_rows;
+pub use run::commit_message;
+pub use sealing::ClearHistory;
+use status::CachedStatus;
+pub use status::STATUS_MAX_AGE;
+
+use crate::store::{
+    AuditRow, DomainSummary, HistoryQuery, LockAttempt, LockHolder, LockKind, PushOutcome, RunOutcome, RunRecord,
+    Store, Trigger,
+};
+
+/// What to back up and on whose behalf.
+#[derive(Debug, Clone)]
+pub struct BackupParams {
+    /// What started it.
+    pub trigger: Trigger,
+    /// Who asked.
+    pub actor: Actor,
+    /// Only these domains (validated against the configuration); empty for all.
+    pub domains: Vec<String>,
+}
+
+impl BackupParams {
+    /// A backup of the given domains (empty for all).
+    pub fn new(trigger: Trigger, actor: Actor, domains: Vec<String>) -> BackupParams {
+        BackupParams {
+            trigger,
+            actor,
+            domains,
+        }
+    }
+}
+
+/// What a run's commits say they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitTitle {
+    /// `config backup YYYY-MM-DD ...`.
+    Backup,
+    /// `config rollback YYYY-MM-DD <domain> to <hash7> (task <id>)`.
+    Rollback {
+        /// The target commit.
+        target: String,
+        /// The task.
+        task: Uuid,
+    },
+}
+
+/// What one domain's part of a run did.
+#[derive(Debug, Clone, Default)]
+pub struct DomainReport {
+    /// The domain.
+    pub domain: Option<Domain>,
+    /// The commit made.
+    pub commit: Option<CommitHash>,
+    /// Its message.
+    pub message: String,
+    /// Its parent.
+    pub previous: Option<CommitHash>,
+    /// Added, modified and deleted files.
+    pub changes: Vec<FileRecord>,
+    /// How many files were unchanged.
+    pub unchanged: usize,
+    /// Patterns that matched nothing.
+    pub unmatched: Vec<String>,
+    /// Skipped files and unreadable directories.
+    pub warnings: Vec<String>,
+    /// Why the domain failed.
+    pub error: Option<String>,
+}
+
+impl DomainReport {
+    /// Count of a change kind.
+    pub fn count(&self, kind: ChangeKind) -> usize {
+        if kind == ChangeKind::Unchanged {
+            return self.unchanged;
+        }
+        self.changes.iter().filter(|c| c.kind == kind).count()
+    }
+}
+
+/// The push at the end of a run.
+#[derive(Debug, Clone)]
+pub struct PushReport {
+    /// What happened.
+    pub outcome: PushOutcome,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Local commits the remote lacks.
+    pub unpushed: usize,
+    /// The remote head, if verified.
+    pub remote_head: Option<CommitHash>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct BackupReport {
+    /// The run as recorded.
+    pub run: RunRecord,
+    /// Per domain, in configured order.
+    pub domains: Vec<DomainReport>,
+    /// The push.
+    pub push: PushReport,
+}
+
+/// The service's state for the Status call.
+#[derive(Debug, Clone)]
+pub struct EngineStatus {
+    /// The last run.
+    pub last_run: Option<RunRecord>,
+    /// The last successful run.
+    pub last_successful_run: Option<RunRecord>,
+    /// Per configured domain: summary and tracked file count.
+    pub domains: Vec<(Domain, Option<DomainSummary>, usize)>,
+    /// Commits the remote lacks.
+    pub unpushed: usize,
+    /// When a push last succeeded.
+    pub last_push_at: Option<DateTime<Utc>>,
+    /// The last push error, if the last run's push failed.
+    pub last_push_error: Option<String>,
+    /// The next scheduled run.
+    pub next_scheduled_at: DateTime<Utc>,
+    /// Whether the schedule is on.
+    pub schedule_enabled: bool,
+    /// The remote, password removed.
+    pub remote: String,
+    /// The branch.
+    pub branch: String,
+    /// The newest backup commit made before sealing, if any.
+    pub clear_history: Option<ClearHistory>,
+    /// What holds the lock now.
+    pub running: Option<LockHolder>,
+    /// The latest mail attempt.
+    pub last_mail: Option<crate::store::MailRecord>,
+}
+
+/// Told when a backup or a rollback ends (the NOC's mail). It must not fail them: it
+/// reports its own problems.
+#[async_trait::async_trait]
+pub trait Observer: Send + Sync + std::fmt::Debug {
+    /// A backup run ended (not the runs a rollback makes).
+    async fn backup_finished(&self, engine: &Engine, report: &BackupReport);
+    /// A rollback reached its terminal state.
+    async fn rollback_finished(&self, engine: &Engine, task: &crate::store::RollbackTask);
+}
+
+/// The engine. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: Arc<Settings>,
+    /// Seals secrets on their way into the repository, unseals them on the way back.
+    sealer: Arc<crate::secrets::Sealer>,
+    /// The newest backup commit made before sealing (found at start).
+    clear_history: std::sync::Mutex<Option<ClearHistory>>,
+    store: Arc<dyn Store>,
+    host: String,
+    tasks: TaskTracker,
+    /// Told when backups and rollbacks end.
+    observer: std::sync::OnceLock<Arc<dyn Observer>>,
+    /// The last status read, reused while the store saw no write from this process and it
+    /// is younger than [`STATUS_MAX_AGE`].
+    status_cache: tokio::sync::Mutex<Option<CachedStatus>>,
+    /// `git gc --auto` after runs, off their critical path.
+    maintenance: crate::maintenance::Maintenance,
+    /// Rollbacks running (or just ended) in this process, for their subscribers.
+    rollbacks:
+        std::sync::Mutex<std::collections::HashMap<Uuid, tokio::sync::watch::Sender<crate::store::RollbackTask>>>,
+}
+
+/// Holds the engine lock and renews it until released.
+#[derive(Debug)]
+pub struct EngineLock {
+    store: Arc<dyn Store>,
+    id: Uuid,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl EngineLock {
+    /// The id the lock is held under.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// Stops renewing the lock: the caller releases it in its own transaction (or it expires).
+    pub fn stop_renewing(&self) {
+        self.heartbeat.abort();
+    }
+
+    /// Releases the lock.
+    pub async fn release(self) {
+        self.heartbeat.abort();
+        if let Err(e) = self.store.release_lock(self.id).await {
+            tracing::error!(error = %e, id = %self.id, "could not release the engine lock; it expires by itself");
+        }
+    }
+}
+
+impl Drop for EngineLock {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}
+
+impl Engine {
+    /// An engine over these settings and this store.
+    /// Fails when the secrets key file cannot be read (or the default one created).
+    pub fn new(settings: Settings, store: Arc<dyn Store>) -> Result<Engine, crate::settings::SettingsError> {
+        let sealer = Arc::new(settings.sealer()?);
+        crate::transport::set_timeouts(settings.git.connect_timeout, settings.git.transfer_timeout);
+        repo::tune_libgit2();
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                sealer,
+                clear_history: Default::default(),
+                settings: Arc::new(settings),
+                store,
+                host: crate::store::hostname(),
+                tasks: TaskTracker::new(),
+                rollbacks: Default::default(),
+                observer: std::sync::OnceLock::new(),
+                status_cache: Default::default(),
+                maintenance: Default::default(),
+            }),
+        })
+    }
+
+    /// The sealer (secrets key and rules).
+    pub fn sealer(&self) -> &Arc<crate::secrets::Sealer> {
+        &self.inner.sealer
+    }
+
+    /// Waits until the housekeeping that runs after backups is done (for benchmarks and
+    /// tests: what they measure or inspect next should not share the machine with a
+    /// repack).
+    pub async fn maintenance_idle(&self) {
+        let m = self.inner.maintenance.clone();
+        // A panic cannot happen in `wait_idle`; a join error only means shutdown.
+        let _ = tokio::task::spawn_blocking(move || m.wait_idle()).await;
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Creates the embedded remote if it is the default, and opens or clones the
+    /// working copy. Called at start; the service is ready when this succeeds.
+    pub async fn prepare(&self) -> Result<(), EngineError> {
+        self.inner.store.ping().await?;
+        let git = self.inner.settings.git.clone();
+        if git.remote_is_embedded {
+            let g = git.clone();
+            blocking(move || repo::ensure_bare_remote(std::path::Path::new(&g.remote), &g.branch)).await??;
+        }
+        let sealer = self.inner.sealer.clone();
+        let open = move || -> Result<Option<ClearHistory>, EngineError> {
+            let wc = WorkingCopy::open(&git)?;
+            sealing::inspect(&wc, &sealer)
+        };
+        let clear = if self.inner.settings.git.working_dir.join(".git").exists() {
+            blocking(open).await??
+        } else {
+            // Cloning writes the working copy: only under the engine lock, so it never races
+            // a backup (here or on a replica sharing the directory).
+            let lock = self.lock(LockKind::Backup, Uuid::new_v4()).await?;
+            let result = blocking(open).await;
+            lock.release().await;
+            result??
+        };
+        if let Some(c) = &clear {
+            tracing::warn!(commit = %c.commit, "{}", c.notice());
+        }
+        *self.inner.clear_history.lock().unwrap_or_else(|p| p.into_inner()) = clear;
+        Ok(())
+    }
+
+    /// The newest backup commit made before sealing, if the history has one.
+    pub fn clear_history(&self) -> Option<ClearHistory> {
+        self.inner
+            .clear_history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Waits for running backups and rollbacks to finish; new ones are refused after.
+    pub async fn shutdown(&self) {
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    /// Runs `fut` as a task that outlives its caller (a client that disconnects does
+    /// not cancel a backup) and that [`Engine::shutdown`] waits for.
+    pub async fn run_detached<T, F>(&self, fut: F) -> Result<T, EngineError>
+    where
+        F: std::future::Future<Output = Result<T, EngineError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.inner.tasks.is_closed() {
+            return Err(EngineError::Internal("the server is shutting down".to_owned()));
+        }
+        self.inner
+            .tasks
+            .spawn(fut)
+            .await
+            .map_err(|e| EngineError::Internal(format!("task failed: {e}")))?
+    }
+
+    /// Sets the observer (once).
+    pub fn set_observer(&self, observer: Arc<dyn Observer>) {
+        let _ = self.inner.observer.set(observer);
+    }
+
+    /// Tells the observer, in the background (the caller's answer does not wait for mail).
+    pub(crate) fn notify_backup(&self, report: &BackupReport) {
+        if let Some(o) = self.inner.observer.get().cloned() {
+            let (engine, report) = (self.clone(), report.clone());
+            self.inner
+                .tasks
+                .spawn(async move { o.backup_finished(&engine, &report).await });
+        }
+    }
+
+    pub(crate) fn notify_rollback(&self, task: &crate::store::RollbackTask) {
+        if let Some(o) = self.inner.observer.get().cloned() {
+            let (engine, task) = (self.clone(), task.clone());
+            self.inner
+                .tasks
+                .spawn(async move { o.rollback_finished(&engine, &task).await });
+        }
+    }
+
+    /// What one commit changed, per file with line counts (against its parent).
+    pub async fn commit_changes(&self, commit: &str) -> Result<DiffResult, EngineError> {
+        let git = self.inner.settings.git.clone();
+        let sealer = self.inner.sealer.clone();
+        let oid = git2::Oid::from_str(commit).map_err(|e| EngineError::Internal(e.to_string()))?;
+        blocking(move || -> Result<DiffResult, EngineError> {
+            let wc = WorkingCopy::open_existing(&git)?
+                .ok_or_else(|| EngineError::NotFound("the backup repository has no commit yet".to_owned()))?;
+            crate::diff::commit_changes(&wc, &sealer, oid, crate::diff::DiffLimits::default())
+        })
+        .await?
+    }
+
+    /// Whether the engine refuses new work (shutting down).
+    pub(crate) fn tasks_closed(&self) -> bool {
+        self.inner.tasks.is_closed()
+    }
+
+    /// Runs work in the background; [`Engine::shutdown`] waits for it.
+    pub(crate) fn spawn_task(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.inner.tasks.spawn(fut);
+    }
+
+    pub(crate) fn register_rollback(&self, id: Uuid, tx: tokio::sync::watch::Sender<crate::store::RollbackTask>) {
+        self.inner
+            .rollbacks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+    }
+
+    pub(crate) fn live_rollback(&self, id: Uuid) -> Option<tokio::sync::watch::Sender<crate::store::RollbackTask>> {
+        self.inner
+            .rollbacks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// Drops a finished rollback from memory after a while (the database keeps it).
+    pub(crate) fn forget_rollback_later(&self, id: Uuid) {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(300)).await;
+            inner.rollbacks.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        });
+    }
+
+    /// Takes the engine lock for a backup or rollback, or says who holds it.
+    pub async fn lock(&self, kind: LockKind, id: Uuid) -> Result<EngineLock, EngineError> {
+        let store = self.inner.store.clone();
+        let holder = LockHolder {
+            kind,
+            id,
+            host: self.inner.host.clone(),
+            pid: std::process::id(),
+            instance: crate::store::instance().to_owned(),
+            acquired_at: Utc::now(),
+        };
+        let ttl = self.inner.settings.lock_ttl;
+        match store.try_lock(&holder, ttl).await? {
+            LockAttempt::Held(h) => return Err(EngineError::Busy(h)),
+            LockAttempt::Acquired { replaced: Some(dead) } => {
+                tracing::warn!(%dead, "took over the engine lock from a holder that stopped");
+            }
+            LockAttempt::Acquired { replaced: None } => {}
+        }
+        let hb_store = store.clone();
+        let heartbeat = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(ttl / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match hb_store.renew_lock(id, Utc::now()).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::error!(%id, "the engine lock was taken over while held"),
+                    Err(e) => tracing::warn!(error = %e, %id, "could not renew the engine lock"),
+                }
+            }
+        });
+        Ok(EngineLock { store, id, heartbeat })
+    }
+
+    /// The last successful backup's start, if any.
+    pub async fn last_success_at(&self) -> Result<Option<DateTime<Utc>>, EngineError> {
+        Ok(self.inner.store.last_successful_run().await?.map(|r| r.started_at))
+    }
+
+    /// Runs a backup now. Fails with [`EngineError::Busy`] if one is running.
+    pub async fn backup(&self, params: BackupParams) -> Result<BackupReport, EngineError> {
+        let specs = self.select_domains(&params.domains)?;
+        let this = self.clone();
+        self.run_detached(async move { this.backup_locked(params, specs).await })
+            .await
+    }
+
+    fn select_domains(&self, names: &[String]) -> Result<Vec<DomainSpec>, EngineError> {
+        let settings = &self.inner.settings;
+        if names.is_empty() {
+            return Ok(settings.domains.clone());
+        }
+        let mut wanted = HashSet::new();
+        for name in names {
+            let domain: Domain =
+                name.parse()
+                    .map_err(|e: crate::domain::UnknownDomain| EngineError::InvalidArgument {
+                        field: "domains",
+                        message: e.to_string(),
+                    })?;
+            if settings.domain(domain).is_none() {
+                return Err(EngineError::InvalidArgument {
+                    field: "domains",
+                    message: format!(
+                        "domain {domain} is not configured: configured domains are {}",
+                        settings.configured_domains()
+                    ),
+                });
+            }
+            wanted.insert(domain);
+        }
+        Ok(settings
+            .domains
+            .iter()
+            .filter(|d| wanted.contains(&d.domain))
+            .cloned()
+            .collect())
+    }
+
+    async fn backup_locked(&self, params: BackupParams, specs: Vec<DomainSpec>) -> Result<BackupReport, EngineError> {
+        let run_id = Uuid::new_v4();
+        let lock = self.lock(LockKind::Backup, run_id).await?;
+        let result = self.backup_inner(run_id, params, specs, CommitTitle::Backup).await;
+        lock.release().await;
+        if let Ok(report) = &result {
+            self.notify_backup(report);
+        }
+        result
+    }
+
+    /// History rows from the audit trail, newest first.
+    pub async fn history(&self, query: &HistoryQuery) -> Result<Vec<AuditRow>, EngineError> {
+        Ok(self.inner.store.history(query).await?)
+    }
+
+    /// The difference between two commits, secrets redacted. With `reveal_secrets` (the
+    /// caller checked that `actor` may), secrets are shown in clear and the call is
+    /// recorded in the audit trail first: no reveal goes unrecorded.
+    pub async fn diff(&self, query: DiffQuery, actor: &Actor) -> Result<DiffResult, EngineError> {
+        let git = self.inner.settings.git.clone();
+        let sealer = self.inner.sealer.clone();
+        let reveal = query.reveal_secrets;
+        let (domain, path) = (query.domain, query.path.clone());
+        let result = blocking(move || -> Result<DiffResult, EngineError> {
+            let wc = WorkingCopy::open_existing(&git)?
+                .ok_or_else(|| EngineError::NotFound("the backup repository has no commit yet".to_owned()))?;
+            crate::diff::diff(&wc, &sealer, &query)
+        })
+        .await??;
+        if reveal {
+            let record = crate::store::SecretReveal {
+                id: Uuid::now_v7(),
+                revealed_at: Utc::now(),
+                revealed_by: actor.as_audit().to_owned(),
+                commit1: result.commit1.to_string(),
+                commit2: result.commit2.to_string(),
+                domain,
+                path: path.map(|p| p.to_string()),
+            };
+            self.inner.store.record_secret_reveal(&record).await?;
+            tracing::warn!(
+                by = %record.revealed_by,
+                commit1 = %record.commit1,
+                commit2 = %record.commit2,
+                "secrets revealed in a diff (recorded in the audit trail)"
+            );
+        }
+        Ok(result)
+    }
+
+    /// Whether the branch has any commit yet.
+    pub async fn has_commits(&self) -> Result<bool, EngineError> {
+        let git = self.inner.settings.git.clone();
+        blocking(move || -> Result<bool, EngineError> { Ok(WorkingCopy::open(&git)?.head()?.is_some()) }).await?
+    }
+}

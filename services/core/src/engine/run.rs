@@ -1,0 +1,629 @@
+//! A run: for each domain, scan, hash (and seal), stage and commit; then push and
+//! record. The blocking part runs on the blocking pool.
+
+use super::*;
+use crate::secrets::Sealer;
+
+impl Engine {
+    /// A run, with the engine lock already held by the caller.
+    pub(crate) async fn backup_inner(
+        &self,
+        run_id: Uuid,
+        params: BackupParams,
+        specs: Vec<DomainSpec>,
+        title: CommitTitle,
+    ) -> Result<BackupReport, EngineError> {
+        let store = &self.inner.store;
+        let started = Instant::now();
+        let started_at = Utc::now();
+        let interrupted = store.mark_interrupted_runs(run_id, started_at).await?;
+        if !interrupted.is_empty() {
+            tracing::warn!(runs = ?interrupted, "runs interrupted by a stop were marked; their commits are recovered now");
+        }
+        let mut run = RunRecord {
+            id: run_id,
+            trigger: params.trigger,
+            requested_by: params.actor.as_audit().to_owned(),
+            host: self.inner.host.clone(),
+            started_at,
+            finished_at: None,
+            outcome: RunOutcome::Running,
+            error: None,
+            push_outcome: None,
+            push_error: None,
+            unpushed_commits: 0,
+            files_added: 0,
+            files_modified: 0,
+            files_deleted: 0,
+            files_unchanged: 0,
+            commits: 0,
+        };
+        store.insert_run(&run).await?;
+        tracing::info!(run_id = %run_id, trigger = run.trigger.as_str(), by = %run.requested_by, "backup started");
+
+        let settings = self.inner.settings.clone();
+        let sealer = self.inner.sealer.clone();
+        let actor = params.actor.clone();
+        // A rollback's own commits leave housekeeping to the next backup: it would only
+        // delay putting the last good configuration back.
+        let maintain = params.trigger != Trigger::Rollback;
+        let git_phase =
+            blocking(move || git_phase(&settings, &sealer, run_id, &actor, &specs, started_at, &title, maintain))
+                .await?;
+
+        let mut maintenance = Vec::new();
+        let (domains, push, error) = match git_phase {
+            Ok(g) => {
+                maintenance = g.maintenance;
+                if !g.rewritten.is_empty() {
+                    let moves: Vec<(String, String, String)> = g
+                        .rewritten
+                        .iter()
+                        .map(|(o, n, p)| (o.to_string(), n.to_string(), p.to_string()))
+                        .collect();
+                    store.rewrite_commits(&moves).await?;
+                }
+                (g.domains, g.push, None)
+            }
+            Err(e) => {
+                tracing::error!(run_id = %run_id, error = %e, "backup failed before committing");
+                let push = PushReport {
+                    outcome: PushOutcome::NotAttempted,
+                    error: None,
+                    unpushed: 0,
+                    remote_head: None,
+                };
+                (Vec::new(), push, Some(e.to_string()))
+            }
+        };
+
+        // Record every commit not yet in the audit trail: this run's, and those of a
+        // run that was interrupted between its commit and its record.
+        let recorded = self.record_unrecorded_commits().await;
+
+        for d in &domains {
+            run.files_added += d.count(ChangeKind::Added) as i64;
+            run.files_modified += d.count(ChangeKind::Modified) as i64;
+            run.files_deleted += d.count(ChangeKind::Deleted) as i64;
+            run.files_unchanged += d.count(ChangeKind::Unchanged) as i64;
+            run.commits += i64::from(d.commit.is_some());
+        }
+        let failed_domains: Vec<String> = domains
+            .iter()
+            .filter_map(|d| {
+                d.error
+                    .as_ref()
+                    .map(|e| format!("{}: {e}", d.domain.map(|x| x.as_str()).unwrap_or("?")))
+            })
+            .collect();
+        let mut errors: Vec<String> = error.into_iter().chain(failed_domains).collect();
+        if let Err(e) = &recorded {
+            errors.push(format!("audit trail: {e}"));
+        }
+        run.outcome = if run.commits == 0 {
+            RunOutcome::Failed
+        } else if errors.is_empty() && push.outcome == PushOutcome::Pushed {
+            RunOutcome::Success
+        } else {
+            RunOutcome::Partial
+        };
+        if let (false, Some(e)) = (push.outcome == PushOutcome::Pushed, &push.error) {
+            errors.push(format!("push: {e}"));
+        }
+        run.error = (!errors.is_empty()).then(|| errors.join("; "));
+        run.push_outcome = Some(push.outcome);
+        run.push_error = push.error.clone();
+        run.unpushed_commits = push.unpushed as i64;
+        run.finished_at = Some(Utc::now());
+        store.update_run(&run).await?;
+        // Housekeeping once the run is on record, on its own thread: a repack can take
+        // longer than the backup it follows.
+        self.inner.maintenance.request(maintenance);
+
+        if let Err(e) = self.apply_retention().await {
+            tracing::warn!(error = %e, "retention of audit rows failed; it is tried again after the next run");
+        }
+        tracing::info!(
+            run_id = %run_id,
+            outcome = run.outcome.as_str(),
+            push = push.outcome.as_str(),
+            commits = run.commits,
+            added = run.files_added,
+            modified = run.files_modified,
+            deleted = run.files_deleted,
+            unchanged = run.files_unchanged,
+            unpushed = push.unpushed,
+            duration_ms = started.elapsed().as_millis() as u64,
+            error = run.error.as_deref().unwrap_or(""),
+            "backup finished"
+        );
+        Ok(BackupReport { run, domains, push })
+    }
+}
+
+struct GitPhase {
+    domains: Vec<DomainReport>,
+    push: PushReport,
+    /// Commits rebased onto the remote: (old, new, new parent).
+    rewritten: Rewritten,
+    /// Repositories to `git gc --auto` once the run is recorded.
+    maintenance: Vec<std::path::PathBuf>,
+}
+
+/// The blocking part of a run: every domain's commit, then the push.
+#[allow(clippy::too_many_arguments)]
+fn git_phase(
+    settings: &Settings,
+    sealer: &Sealer,
+    run_id: Uuid,
+    actor: &Actor,
+    specs: &[DomainSpec],
+    started_at: DateTime<Utc>,
+    title: &CommitTitle,
+    maintain: bool,
+) -> Result<GitPhase, EngineError> {
+    let wc = WorkingCopy::open(&settings.git)?;
+    for lock in wc.recover_stale_locks() {
+        tracing::warn!(lock = %lock.display(), "removed a stale git lock left by a stopped process");
+    }
+    wc.reset_to_head()?;
+    // Commit on top of what the remote has, so each domain is compared with the tree
+    // everyone sees (a hand edit on the remote is replaced by the live file).
+    let mut rewritten = Rewritten::new();
+    match wc.sync() {
+        Ok(r) => rewritten.extend(r.rewritten),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not bring in the remote's commits before committing; the push will retry")
+        }
+    }
+    let ctx = RunContext {
+        sealer,
+        run_id,
+        actor,
+        date: started_at.format("%Y-%m-%d").to_string(),
+        title,
+    };
+    let mut claimed: BTreeMap<RepoPath, Domain> = BTreeMap::new();
+    let mut domains = Vec::new();
+    for spec in specs {
+        let report = match backup_domain(&wc, settings, spec, &mut claimed, &ctx) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(run_id = %run_id, domain = %spec.domain, error = %e, "domain backup failed");
+                let _ = wc.reset_to_head();
+                DomainReport {
+                    domain: Some(spec.domain),
+                    error: Some(e.to_string()),
+                    ..Default::default()
+                }
+            }
+        };
+        domains.push(report);
+    }
+    let (push, pushed_rewrites) = push(&wc);
+    rewritten.extend(pushed_rewrites);
+    let maintenance = if maintain { wc.maintenance_dirs() } else { Vec::new() };
+    // Follow each rewrite in order (a commit may be rebased at the start and again at the push).
+    for (old, new, parent) in &rewritten {
+        let old = old.to_string();
+        for d in domains
+            .iter_mut()
+            .filter(|d| d.commit.as_ref().map(|c| c.as_str()) == Some(old.as_str()))
+        {
+            d.commit = Some((*new).into());
+            d.previous = Some((*parent).into());
+        }
+    }
+    Ok(GitPhase {
+        domains,
+        push,
+        rewritten,
+        maintenance,
+    })
+}
+
+use repo::Rewrites as Rewritten;
+
+fn push(wc: &WorkingCopy) -> (PushReport, Rewritten) {
+    let result = wc.push();
+    let unpushed = wc.unpushed().unwrap_or(0);
+    let report = |outcome, error, remote_head| PushReport {
+        outcome,
+        error,
+        unpushed,
+        remote_head,
+    };
+    match result {
+        Ok(Some(r)) => {
+            if r.foreign_commits > 0 {
+                tracing::warn!(
+                    foreign = r.foreign_commits,
+                    rebased = r.rewritten.len(),
+                    "the remote had commits we did not; ours were rebased on top of them"
+                );
+            }
+            (
+                report(PushOutcome::Pushed, None, Some(r.remote_head.into())),
+                r.rewritten,
+            )
+        }
+        Ok(None) => (report(PushOutcome::NotAttempted, None, None), Vec::new()),
+        Err(e) => {
+            let outcome = match e {
+                repo::PushError::Diverged { .. } => PushOutcome::Diverged,
+                _ => PushOutcome::Failed,
+            };
+            tracing::warn!(error = %e, unpushed, "push failed; the commits stay in the working copy");
+            (report(outcome, Some(e.to_string()), None), Vec::new())
+        }
+    }
+}
+
+/// Reads a file into `buf` (replacing its content) and returns its metadata taken before
+/// the read: a write after it moves the mtime and ctime, so the cache entry made from the
+/// two is never newer than the content.
+fn read_with_stat(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<FileStat> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
+    buf.clear();
+    buf.reserve(usize::try_from(meta.len()).unwrap_or(0));
+    f.read_to_end(buf)?;
+    Ok(FileStat::of(&meta))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A file of a domain that must be read this run.
+struct Pending<'f> {
+    file: &'f sources::SourceFile,
+    mode: u32,
+    /// Its entry in the branch's manifest.
+    committed: Option<ManifestEntry>,
+    /// Its blob in the branch's tree.
+    tree_blob: Option<git2::Oid>,
+}
+
+/// A file read and hashed (and staged when it changed).
+struct Hashed {
+    stat: FileStat,
+    sha256: String,
+    blob: git2::Oid,
+    staged: Option<repo::Staged>,
+    /// The SHA-256 of the tree's content when it differed from an unchanged manifest entry.
+    hand_edit: Option<String>,
+}
+
+/// Reads, hashes and stages one file. A read error is the file's own (reported, the
+/// backed-up version kept); a write error fails the domain.
+fn hash_one(
+    repo: &git2::Repository,
+    seal: &SealContext<'_>,
+    p: &Pending<'_>,
+    bytes: &mut Vec<u8>,
+) -> Result<std::io::Result<Hashed>, RepoError> {
+    let stat = match read_with_stat(&p.file.abs, bytes) {
+        Ok(stat) => stat,
+        Err(e) => return Ok(Err(e)),
+    };
+    // What is stored, hashed and published is the sealed form: its secrets are keyed.
+    let sealed = seal.sealer.seal(Some(seal.domain), p.file.path.as_str(), bytes);
+    let bytes = sealed.as_ref();
+    let sha256 = sha256_hex(bytes);
+    let unchanged = p
+        .committed
+        .as_ref()
+        .is_some_and(|c| c.sha256 == sha256 && c.mode == p.mode);
+    let (blob, staged, hand_edit) = if !unchanged {
+        let staged = repo::stage_into(repo, &p.file.path, bytes, p.mode)?;
+        (staged.id, Some(staged), None)
+    } else {
+        let blob = git2::Oid::hash_object(git2::ObjectType::Blob, bytes)?;
+        match p.tree_blob {
+            Some(tree_blob) if tree_blob != blob => {
+                let tree_sha = sha256_hex(repo.find_blob(tree_blob)?.content());
+                let staged = repo::stage_into(repo, &p.file.path, bytes, p.mode)?;
+                (blob, Some(staged), Some(tree_sha))
+            }
+            _ => (blob, None, None),
+        }
+    };
+    Ok(Ok(Hashed {
+        stat,
+        sha256,
+        blob,
+        staged,
+        hand_edit,
+    }))
+}
+
+/// Seals the files of one domain.
+#[derive(Clone, Copy)]
+struct SealContext<'a> {
+    sealer: &'a Sealer,
+    domain: Domain,
+}
+
+/// A pending file's index and what reading it gave.
+type Numbered = (usize, std::io::Result<Hashed>);
+
+/// [`hash_one`] for every pending file, on as many threads as there are cores (each with
+/// its own handle on the repository), results in the files' order.
+fn hash_and_stage(
+    wc: &WorkingCopy,
+    seal: SealContext<'_>,
+    pending: &[Pending<'_>],
+) -> Result<Vec<std::io::Result<Hashed>>, EngineError> {
+    let threads = crate::parallel::threads_for(pending.len(), 32);
+    if threads <= 1 {
+        let mut buf = Vec::new();
+        return Ok(pending
+            .iter()
+            .map(|p| hash_one(wc.repository(), &seal, p, &mut buf))
+            .collect::<Result<_, _>>()?);
+    }
+    let git_dir = wc.repository().path().to_path_buf();
+    let hashed = crate::parallel::in_order(
+        pending,
+        threads,
+        |next| -> Result<Vec<Numbered>, RepoError> {
+            let repo = git2::Repository::open(&git_dir)?;
+            // One read buffer per thread: a buffer per file, freed between files of mixed
+            // sizes, fragments the heap on a large site.
+            let mut buf = Vec::new();
+            let mut out = Vec::new();
+            while let Some((i, p)) = next() {
+                out.push((i, hash_one(&repo, &seal, p, &mut buf)?));
+            }
+            Ok(out)
+        },
+        || git2::Error::from_str("a hashing thread panicked").into(),
+    )?;
+    Ok(hashed)
+}
+
+/// What every domain commit of one run shares.
+struct RunContext<'a> {
+    sealer: &'a Sealer,
+    run_id: Uuid,
+    actor: &'a Actor,
+    date: String,
+    title: &'a CommitTitle,
+}
+
+fn backup_domain(
+    wc: &WorkingCopy,
+    settings: &Settings,
+    spec: &DomainSpec,
+    claimed: &mut BTreeMap<RepoPath, Domain>,
+    ctx: &RunContext<'_>,
+) -> Result<DomainReport, EngineError> {
+    let (run_id, actor, date, title) = (ctx.run_id, ctx.actor, ctx.date.as_str(), ctx.title);
+    let domain = spec.domain;
+    let head = wc.head()?;
+    let old = wc.manifest_at(head, domain)?;
+    let mut head_files = wc.head_tree()?.map(|t| repo::TreeFiles::new(wc.repository(), t));
+    // The stat cache: files untouched since they were last hashed are not read, unless a
+    // full re-hash is due.
+    let cache_file = statcache::path(wc.repository().path(), domain);
+    let now = Utc::now();
+    let now_unix = now.timestamp();
+    let now_ns = i128::from(now.timestamp_nanos_opt().unwrap_or(i64::MAX));
+    let previous = StatCache::load(&cache_file);
+    let interval = i64::try_from(settings.full_rehash_interval.as_secs()).unwrap_or(i64::MAX);
+    // Entries made under another secrets key or other rules vouch for another sealed form:
+    // every file is read and sealed again (a key rotation's re-seal commit).
+    let sealing = ctx.sealer.fingerprint(domain);
+    let full_rehash =
+        interval == 0 || now_unix.saturating_sub(previous.full_rehash_at) >= interval || previous.sealing != sealing;
+    let mut cache = StatCache::new(if full_rehash { now_unix } else { previous.full_rehash_at }, &sealing);
+    let mut old = old;
+    let scan = sources::scan(&settings.source_root, &spec.patterns)
+        .map_err(|e| EngineError::Internal(format!("reading {}: {e}", settings.source_root.display())))?;
+    let mut warnings = scan.warnings.clone();
+    let mut new = Manifest::new();
+    let mut contents = BTreeMap::new();
+    // In order: claims, and files the stat cache vouches for; the rest must be read.
+    let mut pending = Vec::new();
+    for file in &scan.files {
+        if let Some(owner) = claimed.get(&file.path) {
+            warnings.push(format!("{}: skipped, it belongs to domain {owner}", file.path));
+            continue;
+        }
+        claimed.insert(file.path.clone(), domain);
+        let mode = repo::git_mode(file.executable);
+        let tree_blob = head_files.as_mut().and_then(|f| f.get(&file.path)).map(|(id, _)| id);
+        if !full_rehash
+            && let Ok(meta) = std::fs::metadata(&file.abs)
+            && let Some(hit) = previous.fresh(&file.path, &FileStat::of(&meta))
+            && let Some(committed) = old.get(&file.path)
+            && committed.sha256 == hit.sha256
+            && committed.mode == mode
+            && tree_blob == Some(hit.blob)
+        {
+            // Untouched since it was hashed, and the branch still holds that content.
+            new.insert(file.path.clone(), committed.clone());
+            cache.record(file.path.clone(), hit.clone(), now_ns);
+            continue;
+        }
+        pending.push(Pending {
+            file,
+            mode,
+            committed: old.get(&file.path).cloned(),
+            tree_blob,
+        });
+    }
+    // On every core: read, hash, and write what changed into the work tree and the objects.
+    let seal = SealContext {
+        sealer: ctx.sealer,
+        domain,
+    };
+    let results = hash_and_stage(wc, seal, &pending)?;
+    // In order again: the domain's new manifest, its staged files and the cache.
+    let read = pending.len();
+    for (p, result) in pending.iter().zip(results) {
+        let path = &p.file.path;
+        match result {
+            Ok(h) => {
+                if let Some(tree_sha) = h.hand_edit {
+                    // The tree is the truth: the manifest entry matched but the tree held other
+                    // content (someone committed on the remote); that content's hash is the old
+                    // one and the live file was written again.
+                    warnings.push(format!(
+                        "{path}: the repository held a hand edit; the live file replaces it"
+                    ));
+                    if let Some(o) = old.get_mut(path) {
+                        o.sha256 = tree_sha;
+                    }
+                }
+                if let Some(staged) = h.staged {
+                    contents.insert(path.clone(), staged);
+                }
+                let entry = statcache::Entry {
+                    stat: h.stat,
+                    sha256: h.sha256.clone(),
+                    blob: h.blob,
+                };
+                cache.record(path.clone(), entry, now_ns);
+                new.insert(
+                    path.clone(),
+                    ManifestEntry {
+                        sha256: h.sha256,
+                        mode: p.mode,
+                    },
+                );
+            }
+            Err(e) => {
+                warnings.push(format!("{path}: cannot read ({e}); the backed-up version is kept"));
+                if let Some(o) = old.get(path) {
+                    new.insert(path.clone(), o.clone());
+                }
+            }
+        }
+    }
+    for (path, entry) in &old {
+        if !new.contains_key(path) && !claimed.contains_key(path) && scan.may_have_missed(path) {
+            warnings.push(format!(
+                "{path}: not found in an unreadable directory; the backed-up version is kept"
+            ));
+            new.insert(path.clone(), entry.clone());
+        }
+    }
+    let records = repo::compare(&old, &new);
+    let deleted: Vec<RepoPath> = records
+        .iter()
+        .filter(|r| r.kind == ChangeKind::Deleted)
+        .map(|r| r.path.clone())
+        .collect();
+    let message = commit_message(
+        date,
+        domain,
+        &records,
+        run_id,
+        actor,
+        title,
+        ctx.sealer.keys().sealing().id(),
+    );
+    let commit = wc.commit_domain(domain, &new, &contents, &deleted, &message)?;
+    // When every file was a hit, the cache on disk is already this one.
+    if cache != previous
+        && let Err(e) = cache.save(&cache_file)
+    {
+        tracing::warn!(file = %cache_file.display(), error = %e, "could not save the stat cache; the next run reads every file");
+        let _ = std::fs::remove_file(&cache_file);
+    }
+    let changes: Vec<FileRecord> = records
+        .iter()
+        .filter(|r| r.kind != ChangeKind::Unchanged)
+        .cloned()
+        .collect();
+    let unchanged = records.len() - changes.len();
+    tracing::info!(
+        run_id = %run_id,
+        domain = %domain,
+        commit = %commit,
+        changed = changes.len(),
+        unchanged,
+        read,
+        full_rehash,
+        "domain committed"
+    );
+    Ok(DomainReport {
+        domain: Some(domain),
+        commit: Some(commit.into()),
+        message,
+        previous: head.map(CommitHash::from),
+        changes,
+        unchanged,
+        unmatched: scan.unmatched,
+        warnings,
+        error: None,
+    })
+}
+
+fn short(entry: Option<&ManifestEntry>) -> &str {
+    entry.map(|e| &e.sha256[..7.min(e.sha256.len())]).unwrap_or("0000000")
+}
+
+/// The commit message: the product's first line, a body line per file when several
+/// changed, and trailers that tie the commit to its domain, run and requester.
+pub fn commit_message(
+    date: &str,
+    domain: Domain,
+    records: &[FileRecord],
+    run_id: Uuid,
+    actor: &Actor,
+    title: &CommitTitle,
+    sealed_with: &str,
+) -> String {
+    let changed: Vec<&FileRecord> = records.iter().filter(|r| r.kind != ChangeKind::Unchanged).collect();
+    let body = |m: &mut String| {
+        for r in &changed {
+            m.push_str(&format!(
+                "{} {} {}→{}\n",
+                r.kind.letter(),
+                r.path,
+                short(r.old.as_ref()),
+                short(r.new.as_ref())
+            ));
+        }
+    };
+    let mut msg = match (title, changed.as_slice()) {
+        (CommitTitle::Rollback { target, task }, changed) => {
+            let mut m = format!(
+                "config rollback {date} {domain} to {} (task {task})\n",
+                &target[..7.min(target.len())]
+            );
+            if !changed.is_empty() {
+                m.push('\n');
+                body(&mut m);
+            }
+            m
+        }
+        (CommitTitle::Backup, _) => match changed.as_slice() {
+            [] => format!("config backup {date} — no changes ({domain} domain stable)\n"),
+            [one] => format!(
+                "config backup {date} {} {}→{}\n",
+                one.path,
+                short(one.old.as_ref()),
+                short(one.new.as_ref())
+            ),
+            many => {
+                let mut m = format!("config backup {date} {domain}: {} files changed\n\n", many.len());
+                body(&mut m);
+                m
+            }
+        },
+    };
+    msg.push_str(&format!(
+        "\n{}: {domain}\n{}: {run_id}\n{}: {}\n{}: v1 {sealed_with}\n",
+        repo::TRAILER_DOMAIN,
+        repo::TRAILER_RUN,
+        repo::TRAILER_BY,
+        actor.as_audit(),
+        crate::secrets::TRAILER_SEALED,
+    ));
+    msg
+}

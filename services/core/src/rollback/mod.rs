@@ -1,0 +1,478 @@
+//! Rollback of a domain's live files to an earlier commit: validate in a staging copy,
+//! snapshot (a commit, and a copy aside on disk), write atomically, reload, verify; on any
+//! failure after writing, put the snapshot back and reload again. Every stage is
+//! persisted, and streamed to subscribers.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::Utc;
+use futures::Stream;
+use git2::Oid;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::command::{self, shell_quote};
+use crate::domain::{Actor, CommitPrefix, Domain, RepoPath};
+use crate::engine::{BackupParams, CommitTitle, Engine, EngineLock};
+use crate::error::{EngineError, blocking};
+use crate::repo::{self, WorkingCopy, write_all_atomically, write_atomically};
+use crate::settings::Settings;
+use crate::sources;
+use crate::store::{LockKind, RollbackStage, RollbackTask, StageRecord, Trigger};
+
+mod files;
+mod plan;
+mod progress;
+mod tasks;
+
+use files::{apply, restore_snapshot, stage_files, write_snapshot};
+use plan::prepare;
+use progress::Progress;
+
+/// Which domain(s) to roll back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainChoice {
+    /// The domain the target commit belongs to.
+    OfCommit,
+    /// This domain.
+    One(Domain),
+    /// Every configured domain.
+    All,
+}
+
+/// A rollback request, validated.
+#[derive(Debug, Clone)]
+pub struct RollbackParams {
+    /// The target commit.
+    pub commit: CommitPrefix,
+    /// Which domain(s).
+    pub domain: DomainChoice,
+    /// Only plan and validate.
+    pub dry_run: bool,
+    /// Remove live files of the domain that did not exist at the target.
+    pub remove_extra: bool,
+    /// Why.
+    pub reason: String,
+    /// The admin (token subject).
+    pub requested_by: Uuid,
+}
+
+/// What a rollback does to one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanAction {
+    /// Written with the target content.
+    Write,
+    /// Removed (`remove_extra`).
+    Remove,
+    /// Already as at the target.
+    Unchanged,
+}
+
+impl PlanAction {
+    /// The API's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanAction::Write => "write",
+            PlanAction::Remove => "remove",
+            PlanAction::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// One file of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedFile {
+    /// Its domain.
+    pub domain: Domain,
+    /// Its path relative to the source root.
+    pub path: RepoPath,
+    /// What happens to it.
+    pub action: PlanAction,
+    /// The git mode written.
+    pub mode: u32,
+    /// Unified diff from the live file to the target.
+    pub patch: String,
+}
+
+/// What a rollback would do.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// Every file.
+    pub files: Vec<PlannedFile>,
+    /// Warnings (extra live files left alone, ...).
+    pub warnings: Vec<String>,
+    /// Validation result (dry runs).
+    pub validation_ok: bool,
+    /// Validation output (dry runs).
+    pub validation_output: String,
+}
+
+/// The answer to a rollback request.
+#[derive(Debug, Clone)]
+pub struct RollbackStart {
+    /// The task in its first state (a dry run: its final state, not persisted).
+    pub task: RollbackTask,
+    /// The plan.
+    pub plan: Plan,
+}
+
+#[derive(Debug, Clone)]
+struct TargetFile {
+    domain: Domain,
+    path: RepoPath,
+    content: Vec<u8>,
+    mode: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Prepared {
+    target: Oid,
+    domains: Vec<Domain>,
+    files: Vec<TargetFile>,
+    removals: Vec<(Domain, RepoPath)>,
+    plan: Plan,
+}
+
+/// The on-disk snapshot of a task.
+fn snapshot_dir(settings: &Settings, task: Uuid) -> PathBuf {
+    settings.data_dir.join("rollback").join(task.to_string())
+}
+
+impl Engine {
+    /// Starts a rollback (or answers a dry run). The work goes on in the background; follow
+    /// it with [`Engine::watch_rollback`].
+    pub async fn rollback(&self, p: RollbackParams) -> Result<RollbackStart, EngineError> {
+        let settings = std::sync::Arc::new(self.settings().clone());
+        let s = settings.clone();
+        let (commit, choice, remove_extra) = (p.commit.clone(), p.domain.clone(), p.remove_extra);
+        let sealer = self.sealer().clone();
+        let prepared = blocking(move || prepare(&s, &sealer, &commit, &choice, remove_extra)).await??;
+        let now = Utc::now();
+        let mut task = RollbackTask {
+            id: Uuid::new_v4(),
+            domains: prepared.domains.clone(),
+            target_hash: prepared.target.to_string(),
+            state: RollbackStage::Pending,
+            requested_by: p.requested_by,
+            reason: p.reason.clone(),
+            requested_at: now,
+            completed_at: None,
+            duration_seconds: None,
+            error: None,
+            revert_succeeded: false,
+            warnings: prepared.plan.warnings.clone(),
+            snapshot_commit: None,
+            host: crate::store::hostname(),
+            dry_run: p.dry_run,
+            stages: Vec::new(),
+        };
+        if p.dry_run {
+            let started = Instant::now();
+            let (ok, message, output) = self.validate(&prepared).await;
+            let mut plan = prepared.plan.clone();
+            plan.validation_ok = ok;
+            plan.validation_output = output.clone();
+            task.stages.push(StageRecord {
+                stage: RollbackStage::Validating,
+                started_at: now,
+                finished_at: Some(Utc::now()),
+                ok,
+                message: message.clone(),
+                output,
+            });
+            task.state = if ok {
+                RollbackStage::Success
+            } else {
+                RollbackStage::Failed
+            };
+            task.error = (!ok).then_some(message);
+            task.completed_at = Some(Utc::now());
+            task.duration_seconds = Some(started.elapsed().as_secs_f64());
+            return Ok(RollbackStart { task, plan });
+        }
+        if self.tasks_closed() {
+            return Err(EngineError::Internal("the server is shutting down".to_owned()));
+        }
+        let lock = self.lock(LockKind::Rollback, task.id).await?;
+        if let Err(e) = self.store().insert_rollback_task(&task).await {
+            lock.release().await;
+            return Err(e.into());
+        }
+        tracing::info!(
+            task = %task.id,
+            target = %task.target_hash,
+            domains = ?task.domains.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
+            by = %task.requested_by,
+            "rollback accepted"
+        );
+        let (tx, _) = watch::channel(task.clone());
+        self.register_rollback(task.id, tx.clone());
+        let plan = prepared.plan.clone();
+        let this = self.clone();
+        let first = task.clone();
+        self.spawn_task(async move {
+            let mut progress = Progress {
+                engine: this.clone(),
+                task,
+                tx,
+                touched: false,
+            };
+            this.execute(&mut progress, prepared).await;
+            progress.conclude(lock).await;
+            this.notify_rollback(&progress.task);
+            this.forget_rollback_later(progress.task.id);
+        });
+        Ok(RollbackStart { task: first, plan })
+    }
+
+    /// Runs every domain's validation command on the staged target files.
+    async fn validate(&self, prepared: &Prepared) -> (bool, String, String) {
+        let settings = self.settings();
+        let mut output = String::new();
+        let mut messages = Vec::new();
+        let mut ok = true;
+        for d in &prepared.domains {
+            let Some(cmd) = settings.rollback.commands(*d).validate else {
+                messages.push(format!("{d}: no validation command configured"));
+                continue;
+            };
+            let staging = match tempfile::Builder::new().prefix("config-rollback-").tempdir() {
+                Ok(t) => t,
+                Err(e) => return (false, format!("cannot create a staging directory: {e}"), output),
+            };
+            let (dir, files, domain) = (staging.path().to_path_buf(), prepared.files.clone(), *d);
+            match blocking(move || stage_files(&dir, &files, domain)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) | Err(EngineError::Internal(e)) => return (false, e, output),
+                Err(e) => return (false, e.to_string(), output),
+            }
+            let dir = staging.path().display().to_string();
+            let line = cmd.replace("{dir}", &shell_quote(&dir));
+            let timeout = settings.rollback.command_timeout;
+            let vars = [
+                ("CONFIG_ROLLBACK_DIR", dir.clone()),
+                ("CONFIG_ROLLBACK_DOMAIN", d.to_string()),
+            ];
+            let r = command::run(&line, staging.path(), &vars, timeout).await;
+            output.push_str(&r.output);
+            messages.push(format!("{d}: {}", r.summary("validation", timeout)));
+            ok &= r.ok;
+        }
+        (ok, messages.join("; "), output)
+    }
+
+    /// Runs one kind of command (reload or verify) for every domain.
+    async fn run_domain_commands(&self, domains: &[Domain], which: &str) -> (bool, String, String) {
+        let settings = self.settings();
+        let mut output = String::new();
+        let mut messages = Vec::new();
+        let mut ok = true;
+        for d in domains {
+            let c = settings.rollback.commands(*d);
+            let Some(cmd) = (if which == "reload" { c.reload } else { c.verify }) else {
+                messages.push(format!("{d}: no {which} command configured"));
+                continue;
+            };
+            let timeout = settings.rollback.command_timeout;
+            let vars = [("CONFIG_ROLLBACK_DOMAIN", d.to_string())];
+            let r = command::run(&cmd, &settings.source_root, &vars, timeout).await;
+            output.push_str(&r.output);
+            messages.push(format!("{d}: {}", r.summary(which, timeout)));
+            ok &= r.ok;
+            if !r.ok {
+                break;
+            }
+        }
+        (ok, messages.join("; "), output)
+    }
+
+    async fn execute(&self, progress: &mut Progress, prepared: Prepared) {
+        let deadline = self.settings().rollback.deadline;
+        let result = match tokio::time::timeout(deadline, self.stages(progress, &prepared)).await {
+            Ok(r) => r,
+            Err(_) => {
+                if let Some(st) = progress.task.stages.last_mut().filter(|s| s.finished_at.is_none()) {
+                    st.finished_at = Some(Utc::now());
+                    st.message = "stopped at the rollback deadline".to_owned();
+                }
+                Err(format!(
+                    "the rollback did not finish within its deadline of {} s",
+                    deadline.as_secs()
+                ))
+            }
+        };
+        match result {
+            Ok(()) => {
+                // Record the new live state in the backup repository.
+                let specs = self.domain_specs(&prepared.domains);
+                let title = CommitTitle::Rollback {
+                    target: prepared.target.to_string(),
+                    task: progress.task.id,
+                };
+                let params = BackupParams::new(
+                    Trigger::Rollback,
+                    Actor::User(progress.task.requested_by.to_string()),
+                    Vec::new(),
+                );
+                match self.backup_inner(Uuid::new_v4(), params, specs, title).await {
+                    Ok(r) if r.run.commits > 0 => {}
+                    Ok(r) => progress.task.warnings.push(format!(
+                        "the rollback commit failed: {}",
+                        r.run.error.unwrap_or_default()
+                    )),
+                    Err(e) => progress.task.warnings.push(format!("the rollback commit failed: {e}")),
+                }
+                progress.finish(RollbackStage::Success, None, false).await;
+            }
+            Err(error) if progress.touched => {
+                let (reverted, message) = self.revert(progress, &prepared.domains).await;
+                progress
+                    .finish(RollbackStage::Failed, Some(format!("{error}; {message}")), reverted)
+                    .await;
+            }
+            Err(error) => progress.finish(RollbackStage::Failed, Some(error), false).await,
+        }
+        let dir = snapshot_dir(self.settings(), progress.task.id);
+        let _ = blocking(move || std::fs::remove_dir_all(dir)).await;
+    }
+
+    /// Puts the snapshot back and reloads.
+    async fn revert(&self, progress: &mut Progress, domains: &[Domain]) -> (bool, String) {
+        progress.begin(RollbackStage::Reverting).await;
+        let dir = snapshot_dir(self.settings(), progress.task.id);
+        let root = self.settings().source_root.clone();
+        let restored = blocking(move || restore_snapshot(&dir, &root))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        let (ok, message, output) = match restored {
+            Ok(n) => {
+                let (reload_ok, reload_msg, out) = self.run_domain_commands(domains, "reload").await;
+                let msg = format!("the previous files were put back ({n} restored); {reload_msg}");
+                (reload_ok, msg, out)
+            }
+            Err(e) => (false, format!("REVERT FAILED: {e}"), String::new()),
+        };
+        progress.end(ok, message.clone(), output).await;
+        (ok, if ok { format!("reverted: {message}") } else { message })
+    }
+
+    async fn stages(&self, progress: &mut Progress, prepared: &Prepared) -> Result<(), String> {
+        let settings = self.settings().clone();
+
+        progress.begin(RollbackStage::Validating).await;
+        let (ok, message, output) = self.validate(prepared).await;
+        progress.end(ok, message.clone(), output).await;
+        if !ok {
+            return Err(format!("validation failed, nothing was changed: {message}"));
+        }
+
+        progress.begin(RollbackStage::Snapshot).await;
+        let paths: Vec<RepoPath> = prepared
+            .files
+            .iter()
+            .map(|f| f.path.clone())
+            .chain(prepared.removals.iter().map(|(_, p)| p.clone()))
+            .collect();
+        let (dir, root) = (snapshot_dir(&settings, progress.task.id), settings.source_root.clone());
+        let saved = match blocking(move || write_snapshot(&dir, &root, &paths)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                progress
+                    .end(false, format!("snapshot failed: {e}"), String::new())
+                    .await;
+                return Err(format!("snapshot failed, nothing was changed: {e}"));
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let specs = self.domain_specs(&prepared.domains);
+        let params = BackupParams::new(
+            Trigger::Rollback,
+            Actor::User(progress.task.requested_by.to_string()),
+            Vec::new(),
+        );
+        match self
+            .backup_inner(Uuid::new_v4(), params, specs, CommitTitle::Backup)
+            .await
+        {
+            Ok(r) if r.run.commits > 0 => {
+                progress.task.snapshot_commit = r
+                    .domains
+                    .iter()
+                    .rev()
+                    .find_map(|d| d.commit.as_ref().map(|c| c.to_string()));
+            }
+            Ok(r) => {
+                let e = r.run.error.unwrap_or_default();
+                progress
+                    .end(false, format!("the snapshot commit failed: {e}"), String::new())
+                    .await;
+                return Err(format!("the snapshot commit failed, nothing was changed: {e}"));
+            }
+            Err(e) => {
+                progress
+                    .end(false, format!("the snapshot commit failed: {e}"), String::new())
+                    .await;
+                return Err(format!("the snapshot commit failed, nothing was changed: {e}"));
+            }
+        }
+        let commit = progress.task.snapshot_commit.clone().unwrap_or_default();
+        progress
+            .end(
+                true,
+                format!(
+                    "live files committed as {}; {saved} files saved aside",
+                    &commit[..7.min(commit.len())]
+                ),
+                String::new(),
+            )
+            .await;
+
+        progress.begin(RollbackStage::Applying).await;
+        progress.touched = true;
+        let (root, files, removals) = (
+            settings.source_root.clone(),
+            prepared.files.clone(),
+            prepared.removals.clone(),
+        );
+        match blocking(move || apply(&root, &files, &removals)).await {
+            Ok(Ok((written, removed))) => {
+                progress
+                    .end(
+                        true,
+                        format!("{written} files written, {removed} removed"),
+                        String::new(),
+                    )
+                    .await;
+            }
+            Ok(Err(e)) => {
+                progress.end(false, e.clone(), String::new()).await;
+                return Err(format!("applying failed: {e}"));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+
+        for (stage, which) in [
+            (RollbackStage::Reloading, "reload"),
+            (RollbackStage::Verifying, "verify"),
+        ] {
+            progress.begin(stage).await;
+            let (ok, message, output) = self.run_domain_commands(&prepared.domains, which).await;
+            progress.end(ok, message.clone(), output).await;
+            if !ok {
+                return Err(format!("{which} failed: {message}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn domain_specs(&self, domains: &[Domain]) -> Vec<crate::settings::DomainSpec> {
+        self.settings()
+            .domains
+            .iter()
+            .filter(|s| domains.contains(&s.domain))
+            .cloned()
+            .collect()
+    }
+}

@@ -1,0 +1,200 @@
+//! A rollback's plan: the target files read from the repository (unsealed), each live
+//! file compared with its target, and the diffs a reader may see (secrets redacted).
+
+use super::files::{live_path, read_live};
+use super::*;
+use crate::secrets::{self, Sealer};
+
+pub(super) const PATCH_CAP: usize = 64 * 1024;
+
+pub(super) fn patch(path: &str, old: &[u8], new: &[u8]) -> String {
+    let Ok(mut p) = git2::Patch::from_buffers(old, Some(Path::new(path)), new, Some(Path::new(path)), None) else {
+        return String::new();
+    };
+    if p.delta().flags().is_binary() {
+        return format!("Binary files a/{path} and b/{path} differ\n");
+    }
+    let text = p
+        .to_buf()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    if text.len() > PATCH_CAP {
+        let mut end = PATCH_CAP;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        return format!("{}\n[patch truncated]\n", &text[..end]);
+    }
+    text
+}
+
+/// The original bytes of a target file: its blob must be what the commit's manifest
+/// says (the SHA-256 of the stored, sealed form: a keyed fingerprint), and every sealed
+/// value must open (authenticated): what is written back is byte for byte what was
+/// backed up.
+fn target_content(
+    sealer: &Sealer,
+    domain: Domain,
+    path: &RepoPath,
+    entry: &repo::ManifestEntry,
+    stored: &[u8],
+) -> Result<Vec<u8>, EngineError> {
+    use sha2::Digest;
+    if hex::encode(sha2::Sha256::digest(stored)) != entry.sha256 {
+        return Err(EngineError::Internal(format!(
+            "{path}: the repository's content does not match the {domain} manifest of the target commit; \
+             the backup repository was altered: nothing was changed"
+        )));
+    }
+    sealer
+        .unseal(path.as_str(), stored)
+        .map(|c| c.into_owned())
+        .map_err(|e| EngineError::Internal(format!("{e}; nothing was changed")))
+}
+
+/// The diff from a live file to its target as a reader may see it: both sides sealed
+/// with today's key and rules, then every sealed value redacted.
+fn redacted_patch(sealer: &Sealer, domain: Domain, path: &RepoPath, live: &[u8], target: &[u8]) -> String {
+    let (live_s, target_s) = (
+        sealer.seal(Some(domain), path.as_str(), live),
+        sealer.seal(Some(domain), path.as_str(), target),
+    );
+    if secrets::is_sealed_file(&live_s) || secrets::is_sealed_file(&target_s) {
+        return format!("Sealed file {path} differs (its content is a secret)\n");
+    }
+    let text = patch(path.as_str(), &live_s, &target_s);
+    sealer.redact_patch(path.as_str(), &live_s, &target_s, &text)
+}
+
+/// Resolves the target, reads its files and plans (blocking).
+pub(super) fn prepare(
+    settings: &Settings,
+    sealer: &Sealer,
+    commit: &CommitPrefix,
+    choice: &DomainChoice,
+    remove_extra: bool,
+) -> Result<Prepared, EngineError> {
+    let wc = WorkingCopy::open_existing(&settings.git)?
+        .ok_or_else(|| EngineError::NotFound("the backup repository has no commit yet".to_owned()))?;
+    let repo = wc.repository();
+    let target = crate::diff::resolve(repo, commit, "commit")?;
+    let domains = match choice {
+        DomainChoice::One(d) => vec![*d],
+        DomainChoice::All => settings.domains.iter().map(|d| d.domain).collect(),
+        DomainChoice::OfCommit => {
+            let info = wc
+                .commit_info(target)
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
+            match info {
+                Some(i) => vec![i.domain],
+                None => {
+                    return Err(EngineError::InvalidArgument {
+                        field: "domain",
+                        message: format!(
+                            "commit {} is not a backup commit of one domain: name the domain ({}) or all",
+                            commit.as_str(),
+                            settings.configured_domains()
+                        ),
+                    });
+                }
+            }
+        }
+    };
+    for d in &domains {
+        if settings.domain(*d).is_none() {
+            return Err(EngineError::InvalidArgument {
+                field: "domain",
+                message: format!(
+                    "domain {d} is not configured: configured domains are {}",
+                    settings.configured_domains()
+                ),
+            });
+        }
+    }
+    let tree = repo
+        .find_commit(target)
+        .and_then(|c| c.tree())
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+    let mut files = Vec::new();
+    let mut plan = Plan::default();
+    let mut removals = Vec::new();
+    for d in &domains {
+        let manifest = wc
+            .manifest_at(Some(target), *d)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        if manifest.is_empty() {
+            return Err(EngineError::InvalidArgument {
+                field: "commit",
+                message: format!("domain {d} has no files at commit {}", commit.as_str()),
+            });
+        }
+        for (path, entry) in &manifest {
+            let blob = tree
+                .get_path(Path::new(path.as_str()))
+                .and_then(|e| repo.find_blob(e.id()))
+                .map_err(|e| EngineError::Internal(format!("{path} at {target}: {e}")))?;
+            let live = live_path(&settings.source_root, path).map_err(|m| EngineError::InvalidArgument {
+                field: "commit",
+                message: m,
+            })?;
+            let current = read_live(&live);
+            let content = target_content(sealer, *d, path, entry, blob.content())?;
+            let action = match &current {
+                Some((c, m)) if *c == content && *m == entry.mode => PlanAction::Unchanged,
+                _ => PlanAction::Write,
+            };
+            let old = current.as_ref().map(|(c, _)| c.as_slice()).unwrap_or(&[]);
+            let p = if action == PlanAction::Write {
+                redacted_patch(sealer, *d, path, old, &content)
+            } else {
+                String::new()
+            };
+            plan.files.push(PlannedFile {
+                domain: *d,
+                path: path.clone(),
+                action,
+                mode: entry.mode,
+                patch: p,
+            });
+            files.push(TargetFile {
+                domain: *d,
+                path: path.clone(),
+                content,
+                mode: entry.mode,
+            });
+        }
+        // Live files of the domain that the target does not have.
+        let spec = settings.domain(*d).expect("checked above");
+        let scan = sources::scan(&settings.source_root, &spec.patterns)
+            .map_err(|e| EngineError::Internal(format!("reading the source root: {e}")))?;
+        for f in scan.files {
+            if manifest.contains_key(&f.path) {
+                continue;
+            }
+            if remove_extra {
+                let current = read_live(&f.abs);
+                let old = current.as_ref().map(|(c, _)| c.as_slice()).unwrap_or(&[]);
+                plan.files.push(PlannedFile {
+                    domain: *d,
+                    path: f.path.clone(),
+                    action: PlanAction::Remove,
+                    mode: current.as_ref().map(|(_, m)| *m).unwrap_or(0o100644),
+                    patch: redacted_patch(sealer, *d, &f.path, old, &[]),
+                });
+                removals.push((*d, f.path));
+            } else {
+                plan.warnings.push(format!(
+                    "{}: exists now but not at the target; left alone (remove_extra=false)",
+                    f.path
+                ));
+            }
+        }
+    }
+    Ok(Prepared {
+        target,
+        domains,
+        files,
+        removals,
+        plan,
+    })
+}
