@@ -110,9 +110,24 @@ async fn engine(dir: &Path) -> anyhow::Result<Engine> {
 }
 
 async fn engine_with(dir: &Path, extra: &[(&str, &str)]) -> anyhow::Result<Engine> {
+    engine_sealing(dir, extra, true).await
+}
+
+/// An engine; with `seal` false, one with no secret rules at all (it seals nothing), to
+/// measure what sealing costs.
+async fn engine_sealing(dir: &Path, extra: &[(&str, &str)], seal: bool) -> anyhow::Result<Engine> {
     let mut v = vars(dir);
     v.extend(extra.iter().map(|(k, x)| (k.to_string(), x.to_string())));
-    let settings = Settings::from_lookup(|k| v.get(k).cloned())?;
+    let mut settings = Settings::from_lookup(|k| v.get(k).cloned())?;
+    if !seal {
+        for rules in settings.secrets.rules.values_mut() {
+            *rules = config_backup_core::secrets::Rules {
+                builtin: config_backup_core::secrets::detect::Builtin::None,
+                custom: Vec::new(),
+                text: "none".into(),
+            };
+        }
+    }
     let store = config_backup_core::store::connect(&settings.database_url).await?;
     let e = Engine::new(settings, store)?;
     e.prepare().await?;
@@ -338,6 +353,11 @@ async fn main() -> anyhow::Result<()> {
         let rounds = if name == "L" { 1.max(cli.rounds - 1) } else { cli.rounds };
 
         let fl = median((0..rounds).map(|_| floor(&dir.join("site"))).collect());
+        let sealing = if name == "L" {
+            Value::Null
+        } else {
+            sealing_cost(root, name, &dir.join("site"), &paths, &rng, next, rounds.max(15)).await?
+        };
         // Engine, in-process.
         let e = engine(&dir).await?;
         settle();
@@ -441,6 +461,7 @@ async fn main() -> anyhow::Result<()> {
             "ratio_nochange_vs_floor": none.as_secs_f64() / fl.as_secs_f64(),
             "server_peak_rss_mb_first_backup": first_rss,
             "server_peak_rss_mb_steady": rss,
+            "sealing": sealing,
         });
         eprintln!("{name}: {row}");
         results["sizes"][name] = row;
@@ -462,6 +483,58 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// What sealing costs: two copies of the site, each with its own repository; one engine
+/// seals (the built-in rules: the bench's RADIUS files hold a `secret` per client), the
+/// other has no rules and seals nothing. The same no-change and 1 % runs, interleaved.
+#[allow(clippy::too_many_arguments)]
+async fn sealing_cost(
+    root: &Path,
+    name: &str,
+    site: &Path,
+    paths: &[String],
+    rng: &site::Rng,
+    next: usize,
+    rounds: usize,
+) -> anyhow::Result<Value> {
+    let mut twins = Vec::new();
+    for (kind, seal) in [("sealed", true), ("plain", false)] {
+        let dir = new_dir(root, &format!("{name}-{kind}"));
+        run(Command::new("cp").arg("-a").arg(site).arg(dir.join("site")));
+        let e = engine_sealing(&dir, &[], seal).await?;
+        backup(&e).await?;
+        // The second run fills the stat cache (the copy is too recent at the first).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        backup(&e).await?;
+        twins.push((dir, e, paths.to_vec(), rng.clone(), next));
+    }
+    // Which twin goes first alternates (ABBA), so neither always runs on a warmer machine.
+    let order = |round: usize| if round % 2 == 0 { [0, 1] } else { [1, 0] };
+    let (mut none, mut change) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    for round in 0..rounds {
+        for i in order(round) {
+            none[i].push(backup(&twins[i].1).await?);
+        }
+    }
+    for round in 0..rounds {
+        for i in order(round) {
+            let t = &mut twins[i];
+            site::mutate(&t.0.join("site"), &mut t.2, &mut t.3, &mut t.4)?;
+            change[i].push(backup(&t.1).await?);
+        }
+    }
+    let [sn, pn] = none.map(median);
+    let [sc, pc] = change.map(median);
+    let row = json!({
+        "rounds": rounds,
+        "sealed_nochange_ms": ms(sn), "plain_nochange_ms": ms(pn),
+        "sealed_change_ms": ms(sc), "plain_change_ms": ms(pc),
+        "nochange_ratio": sn.as_secs_f64() / pn.as_secs_f64(),
+        "change_ratio": sc.as_secs_f64() / pc.as_secs_f64(),
+    });
+    eprintln!("{name} sealing: {row}");
+    Ok(row)
 }
 
 /// Repeats one kind of backup for a profiler.
@@ -931,6 +1004,28 @@ fn markdown(r: &Value) -> String {
             f(&v["ratio_nochange_full_rehash_vs_floor"]),
             f(&v["ratio_change_vs_git"])
         ));
+    }
+    s.push_str(
+        "\n## Sealing's cost\n\nThe same site in two copies, each with its own repository: one engine seals secrets (the built-in rules; \
+         the synthetic RADIUS files hold one `secret` per client stanza), the other has no secret rules. Runs interleaved, engine in-process, median.\n\n\
+         | size | rounds | no-change, sealing | no-change, no rules | ratio | 1 %, sealing | 1 %, no rules | ratio |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for (name, v) in r["sizes"].as_object().into_iter().flatten() {
+        let c = &v["sealing"];
+        if c.is_object() {
+            s.push_str(&format!(
+                "| {name} | {} | {} ms | {} ms | {:.2}× | {} ms | {} ms | {:.2}× |\n",
+                c["rounds"],
+                c["sealed_nochange_ms"],
+                c["plain_nochange_ms"],
+                f(&c["nochange_ratio"]),
+                c["sealed_change_ms"],
+                c["plain_change_ms"],
+                f(&c["change_ratio"])
+            ));
+        } else {
+            s.push_str(&format!("| {name} | — | — | — | — | — | — | — |\n"));
+        }
     }
     let h = &r["history"];
     if h.is_object() {

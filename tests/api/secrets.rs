@@ -698,7 +698,74 @@ async fn a_rotated_key_reseals_every_secret_and_older_commits_still_roll_back(ba
     app.stop().await;
 }
 
+async fn the_validation_command_sees_the_real_files_in_a_private_directory_removed_after(backend: Backend) {
+    let mut env = TestEnv::new(backend).await;
+    let marker = env.dir.path().join("validated");
+    env.vars.insert(
+        "CONFIG_ROLLBACK_VALIDATE__radius".into(),
+        format!(
+            "test \"$(stat -c %a {{dir}})\" = 700 && grep -q 'secret = sample-bng01-secret-7f3a' {{dir}}/{CLIENTS} \
+             && echo {{dir}} > {}",
+            marker.display()
+        ),
+    );
+    let app = env.spawn().await;
+    let first = app.backup().await;
+    let target = first
+        .domains
+        .iter()
+        .find(|d| d.domain == "radius")
+        .unwrap()
+        .commit_hash
+        .clone();
+    let clients = env.site().join(CLIENTS);
+    let text = std::fs::read_to_string(&clients).unwrap();
+    std::fs::write(&clients, text.replace("sample-bng01-secret-7f3a", NEW_BNG01)).unwrap();
+    app.backup().await;
+    let mut client = app.client();
+    let start = client
+        .rollback(with_token(
+            pb::RollbackRequest {
+                commit: target,
+                reason: "validate sees plaintext".into(),
+                ..Default::default()
+            },
+            Role::Admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut stream = client
+        .rollback_status(with_token(
+            pb::RollbackStatusRequest {
+                task_id: start.task.unwrap().task_id,
+            },
+            Role::Admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(m) = stream.message().await.unwrap() {
+        last = m.task;
+    }
+    let last = last.unwrap();
+    assert_eq!(last.state, pb::RollbackState::Success as i32, "{last:?}");
+    let staged = std::fs::read_to_string(&marker).expect("the validation command ran and passed");
+    assert!(
+        !Path::new(staged.trim()).exists(),
+        "the staging directory {staged} was removed"
+    );
+    assert!(
+        std::fs::read_to_string(&clients)
+            .unwrap()
+            .contains("sample-bng01-secret-7f3a")
+    );
+    app.stop().await;
+}
+
 on_both_backends!(
+    the_validation_command_sees_the_real_files_in_a_private_directory_removed_after,
     no_secret_reaches_the_remote_the_audit_trail_mail_logs_or_any_answer_and_restores_are_byte_exact,
     a_repository_with_secrets_in_clear_keeps_its_history_says_so_and_shows_no_clear_secret,
     a_lost_secrets_key_stops_the_server_saying_how_to_recover,

@@ -238,7 +238,13 @@ impl Engine {
                 messages.push(format!("{d}: no validation command configured"));
                 continue;
             };
-            let staging = match tempfile::Builder::new().prefix("config-rollback-").tempdir() {
+            // The staged files are the real ones, secrets in clear: only the service's user
+            // may enter the directory, and it is removed when `staging` drops.
+            let staging = match tempfile::Builder::new()
+                .prefix("config-rollback-")
+                .permissions(std::fs::Permissions::from_mode(0o700))
+                .tempdir()
+            {
                 Ok(t) => t,
                 Err(e) => return (false, format!("cannot create a staging directory: {e}"), output),
             };

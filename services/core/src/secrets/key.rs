@@ -25,10 +25,10 @@ pub const KEY_LINE: &str = "config-backup-secrets-key v1";
 /// One master key and the subkeys derived from it (HKDF-SHA256).
 pub struct Key {
     id: String,
-    /// XChaCha20-Poly1305 key.
-    pub(super) seal: Zeroizing<[u8; 32]>,
-    /// HMAC-SHA256 key for synthetic nonces.
-    pub(super) nonce: Zeroizing<[u8; 32]>,
+    /// XChaCha20-Poly1305 under the sealing subkey (its key schedule zeroized on drop).
+    pub(super) cipher: chacha20poly1305::XChaCha20Poly1305,
+    /// HMAC-SHA256 under the nonce subkey, keyed once and cloned per value.
+    nonce_mac: Hmac<Sha256>,
 }
 
 impl Key {
@@ -42,10 +42,11 @@ impl Key {
         hk.expand(b"seal", seal.as_mut()).expect("valid HKDF length");
         hk.expand(b"nonce", nonce.as_mut()).expect("valid HKDF length");
         hk.expand(b"key id", id.as_mut()).expect("valid HKDF length");
+        use chacha20poly1305::KeyInit as _;
         Key {
             id: hex::encode(id.as_ref()),
-            seal,
-            nonce,
+            cipher: chacha20poly1305::XChaCha20Poly1305::new(&chacha20poly1305::Key::from(*seal)),
+            nonce_mac: <Hmac<Sha256> as Mac>::new_from_slice(nonce.as_ref()).expect("HMAC takes any key length"),
         }
     }
 
@@ -57,7 +58,7 @@ impl Key {
 
     /// HMAC-SHA256 under the nonce key, over length-prefixed parts.
     pub(super) fn synthetic_nonce(&self, parts: &[&[u8]]) -> [u8; 24] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.nonce.as_ref()).expect("HMAC takes any key length");
+        let mut mac = self.nonce_mac.clone();
         for p in parts {
             mac.update(&(p.len() as u64).to_be_bytes());
             mac.update(p);
