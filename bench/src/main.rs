@@ -510,7 +510,7 @@ async fn sealing_cost(
         twins.push((dir, e, paths.to_vec(), rng.clone(), next));
     }
     // Which twin goes first alternates (ABBA), so neither always runs on a warmer machine.
-    let order = |round: usize| if round % 2 == 0 { [0, 1] } else { [1, 0] };
+    let order = |round: usize| if round.is_multiple_of(2) { [0, 1] } else { [1, 0] };
     let (mut none, mut change) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
     for round in 0..rounds {
         for i in order(round) {

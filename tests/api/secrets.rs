@@ -698,13 +698,15 @@ async fn a_rotated_key_reseals_every_secret_and_older_commits_still_roll_back(ba
     app.stop().await;
 }
 
-async fn the_validation_command_sees_the_real_files_in_a_private_directory_removed_after(backend: Backend) {
+async fn the_validation_command_sees_the_real_files_in_a_private_directory_and_its_output_is_scrubbed(
+    backend: Backend,
+) {
     let mut env = TestEnv::new(backend).await;
     let marker = env.dir.path().join("validated");
     env.vars.insert(
         "CONFIG_ROLLBACK_VALIDATE__radius".into(),
         format!(
-            "test \"$(stat -c %a {{dir}})\" = 700 && grep -q 'secret = sample-bng01-secret-7f3a' {{dir}}/{CLIENTS} \
+            "test \"$(stat -c %a {{dir}})\" = 700 && grep 'secret = sample-bng01-secret-7f3a' {{dir}}/{CLIENTS} \
              && echo {{dir}} > {}",
             marker.display()
         ),
@@ -756,6 +758,10 @@ async fn the_validation_command_sees_the_real_files_in_a_private_directory_remov
         !Path::new(staged.trim()).exists(),
         "the staging directory {staged} was removed"
     );
+    // The command printed the line it found: the recorded output has the secret scrubbed.
+    let validating = &last.stages[0];
+    assert!(validating.output.contains("secret = «secret»"), "{validating:?}");
+    assert!(!format!("{last:?}").contains("sample-bng01-secret-7f3a"), "{last:?}");
     assert!(
         std::fs::read_to_string(&clients)
             .unwrap()
@@ -765,7 +771,7 @@ async fn the_validation_command_sees_the_real_files_in_a_private_directory_remov
 }
 
 on_both_backends!(
-    the_validation_command_sees_the_real_files_in_a_private_directory_removed_after,
+    the_validation_command_sees_the_real_files_in_a_private_directory_and_its_output_is_scrubbed,
     no_secret_reaches_the_remote_the_audit_trail_mail_logs_or_any_answer_and_restores_are_byte_exact,
     a_repository_with_secrets_in_clear_keeps_its_history_says_so_and_shows_no_clear_secret,
     a_lost_secrets_key_stops_the_server_saying_how_to_recover,

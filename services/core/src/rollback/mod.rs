@@ -18,6 +18,7 @@ use crate::domain::{Actor, CommitPrefix, Domain, RepoPath};
 use crate::engine::{BackupParams, CommitTitle, Engine, EngineLock};
 use crate::error::{EngineError, blocking};
 use crate::repo::{self, WorkingCopy, write_all_atomically, write_atomically};
+use crate::secrets::scrub;
 use crate::settings::Settings;
 use crate::sources;
 use crate::store::{LockKind, RollbackStage, RollbackTask, StageRecord, Trigger};
@@ -133,6 +134,8 @@ struct Prepared {
     files: Vec<TargetFile>,
     removals: Vec<(Domain, RepoPath)>,
     plan: Plan,
+    /// The secret values of the target and live files: scrubbed from command output.
+    secrets: Vec<String>,
 }
 
 /// The on-disk snapshot of a task.
@@ -171,6 +174,7 @@ impl Engine {
         if p.dry_run {
             let started = Instant::now();
             let (ok, message, output) = self.validate(&prepared).await;
+            let (message, output) = (scrub(&message, &prepared.secrets), scrub(&output, &prepared.secrets));
             let mut plan = prepared.plan.clone();
             plan.validation_ok = ok;
             plan.validation_output = output.clone();
@@ -218,6 +222,7 @@ impl Engine {
                 task,
                 tx,
                 touched: false,
+                scrub: prepared.secrets.clone(),
             };
             this.execute(&mut progress, prepared).await;
             progress.conclude(lock).await;

@@ -118,6 +118,7 @@ pub(super) fn prepare(
     let mut files = Vec::new();
     let mut plan = Plan::default();
     let mut removals = Vec::new();
+    let mut secrets = Vec::new();
     for d in &domains {
         let manifest = wc
             .manifest_at(Some(target), *d)
@@ -139,6 +140,10 @@ pub(super) fn prepare(
             })?;
             let current = read_live(&live);
             let content = target_content(sealer, *d, path, entry, blob.content())?;
+            secrets.extend(sealer.secret_values(*d, path.as_str(), &content));
+            if let Some((c, _)) = &current {
+                secrets.extend(sealer.secret_values(*d, path.as_str(), c));
+            }
             let action = match &current {
                 Some((c, m)) if *c == content && *m == entry.mode => PlanAction::Unchanged,
                 _ => PlanAction::Write,
@@ -196,5 +201,6 @@ pub(super) fn prepare(
         files,
         removals,
         plan,
+        secrets,
     })
 }

@@ -8,6 +8,9 @@ pub(super) struct Progress {
     pub(super) task: RollbackTask,
     pub(super) tx: watch::Sender<RollbackTask>,
     pub(super) touched: bool,
+    /// Secret values never recorded: command output and messages are scrubbed of them
+    /// (a validation command may echo the line it rejects).
+    pub(super) scrub: Vec<String>,
 }
 
 impl Progress {
@@ -33,7 +36,8 @@ impl Progress {
     }
 
     pub(super) async fn end(&mut self, ok: bool, message: impl Into<String>, output: String) {
-        let message = message.into();
+        let message = crate::secrets::scrub(&message.into(), &self.scrub);
+        let output = crate::secrets::scrub(&output, &self.scrub);
         if let Some(st) = self.task.stages.last_mut() {
             st.finished_at = Some(Utc::now());
             st.ok = ok;

@@ -110,6 +110,7 @@ impl Engine {
                 task,
                 tx,
                 touched: false,
+                scrub: Vec::new(),
             };
             let passed_snapshot = dir.join("complete").exists()
                 && progress.task.stages.iter().any(|s| {

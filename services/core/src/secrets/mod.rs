@@ -403,6 +403,27 @@ impl Sealer {
         out
     }
 
+    /// The secret values of a file (plaintext), to scrub from command output: the value
+    /// spans, or each long line of a file that is a secret whole. Values shorter than 4
+    /// bytes are left out (they would blank out ordinary words).
+    pub fn secret_values(&self, domain: Domain, path: &str, content: &[u8]) -> Vec<String> {
+        let found = self.rules_for(Some(domain)).find(path, content);
+        let values: Vec<&[u8]> = if found.whole {
+            content
+                .split(|&b| b == b'\n')
+                .map(|l| l.trim_ascii())
+                .filter(|l| l.len() >= 16 && !l.starts_with(b"-----"))
+                .collect()
+        } else {
+            found.spans.iter().map(|s| &content[s.start..s.end]).collect()
+        };
+        values
+            .into_iter()
+            .filter(|v| v.len() >= 4)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    }
+
     /// A unified patch between two sealed forms of `path`, for readers: every sealed
     /// value becomes a placeholder that says whether the secret changed («secret
     /// changed», «secret unchanged», «secret added», «secret removed»; «secret» on
@@ -447,9 +468,32 @@ impl Sealer {
     }
 }
 
+/// `text` with every one of `secrets` replaced by «secret» (longest first).
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut sorted: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    sorted.dedup();
+    let mut out = text.to_owned();
+    for s in sorted {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "«secret»");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_output_is_scrubbed_of_a_files_secrets() {
+        let s = sealer();
+        let values = s.secret_values(Domain::Radius, "p", CLIENTS.as_bytes());
+        assert_eq!(values, ["same-secret", "same-secret"]);
+        let out = scrub("line 3: secret = same-secret is bad; sec", &values);
+        assert_eq!(out, "line 3: secret = «secret» is bad; sec");
+    }
 
     fn sealer() -> Sealer {
         Sealer::new(Keyring::parse(&Keyring::new_key_line()).unwrap(), BTreeMap::new())
