@@ -46,6 +46,13 @@ enum Command {
         #[arg(long, env = "CONFIG_BACKUP_SECRETS_KEY_FILE")]
         key_file: Option<std::path::PathBuf>,
     },
+    /// Create a secrets key file (mode 0600) for CONFIG_BACKUP_SECRETS_KEY_FILE; never
+    /// replaces an existing file. Back it up apart from the backup repository.
+    NewSecretsKey {
+        /// Where to create it (default: <data dir>/secrets.key).
+        #[arg(long, env = "CONFIG_BACKUP_SECRETS_KEY_FILE")]
+        key_file: Option<std::path::PathBuf>,
+    },
     /// Rotate the secrets key: a new key first in the key file (it seals from the next
     /// backup on, which commits every file holding a secret re-sealed), the old keys kept
     /// after it to open older commits. Back the key file up again afterwards.
@@ -114,6 +121,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "{} files unsealed, {} held nothing sealed",
                 done.unsealed.len(),
                 done.plain
+            );
+            Ok(())
+        }
+        Some(Command::NewSecretsKey { key_file: file }) => {
+            let file = key_file(file)?;
+            let keys = config_backup_core::secrets::Keyring::generate(&file)
+                .map_err(|e| anyhow::anyhow!("secrets key: {e} (an existing key file is never replaced)"))?;
+            println!(
+                "new secrets key {} in {}; back this file up apart from the backup repository",
+                keys.sealing().id(),
+                file.display()
             );
             Ok(())
         }
