@@ -26,8 +26,11 @@ macro_rules! on_both_backends {
 mod auth;
 mod backup;
 mod diff;
+mod diskfull;
+mod fuzz;
 mod grpcurl;
 mod history;
+mod hostile;
 mod mail;
 mod ops;
 mod process;

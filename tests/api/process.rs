@@ -188,3 +188,105 @@ async fn sigterm_lets_a_running_backup_finish_and_exits_zero() {
         .unwrap();
     assert_eq!(outcomes, ["success", "success"]);
 }
+
+/// kill -9 during a backup, restart without starting another run: Status says the run
+/// was interrupted (where and when), not that it is running.
+async fn a_killed_run_is_reported_interrupted_not_running_after_a_restart(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let vars: Vec<(String, String)> = env.lookup().into_iter().collect();
+    let (mut child, addr) = start(&vars, &["serve"]);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    config_backup_tests::wait_serving(&channel).await;
+    let mut client = ConfigBackupClient::new(channel);
+    wait_first_backup(&mut client).await;
+
+    // Enough new files that the next backup takes a while.
+    let big = env.site().join("config/unbound/unbound.conf.d");
+    for i in 0..3000 {
+        let zone = "server:\n    local-zone: \"x.example.\" static\n".repeat(50);
+        std::fs::write(big.join(format!("zone-{i:05}.conf")), zone).unwrap();
+    }
+    let mut caller = client.clone();
+    tokio::spawn(async move {
+        let _ = caller
+            .backup(with_token(pb::BackupRequest::default(), Role::Admin))
+            .await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let running = loop {
+        let st = client
+            .status(with_token(pb::StatusRequest {}, Role::Noc))
+            .await
+            .unwrap()
+            .into_inner();
+        if !st.running.is_empty() {
+            break st.running;
+        }
+        assert!(Instant::now() < deadline, "the backup never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let pid = child.id();
+    let killed = Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    assert!(killed.success());
+    let _ = child.wait();
+
+    // Restart; no run is started (the repository has commits). Well within the lock's TTL.
+    let (mut child, addr, logs) = start_logged(&vars, &["serve"]);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    config_backup_tests::wait_serving(&channel).await;
+    let mut client = ConfigBackupClient::new(channel);
+    let st = client
+        .status(with_token(pb::StatusRequest {}, Role::Noc))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(st.running.is_empty(), "a dead run reported as running: {}", st.running);
+    assert!(
+        st.interrupted.contains(&format!("pid {pid}")) && st.interrupted.contains("last heartbeat"),
+        "was {running:?}; now {:?}",
+        st.interrupted
+    );
+    let last = st.last_run.unwrap();
+    assert_eq!(last.outcome, pb::RunOutcome::Interrupted as i32, "{last:?}");
+    // The metrics say the same.
+    let metrics_addr = logs
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            v["fields"]["metrics"].as_str().map(str::to_owned)
+        })
+        .expect("the server logs its metrics address");
+    let text = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("\nconfig_backup_running 0\n"), "{text}");
+    assert!(text.contains("\nconfig_backup_interrupted 1\n"), "{text}");
+    // The next backup takes the lock over, records the run as interrupted, and succeeds.
+    let report = client
+        .backup(with_token(pb::BackupRequest::default(), Role::Admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
+    let st = client
+        .status(with_token(pb::StatusRequest {}, Role::Noc))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(st.interrupted.is_empty() && st.running.is_empty(), "{st:?}");
+    sigterm(&child);
+    assert!(wait_exit(&mut child).success());
+}
+
+on_both_backends!(a_killed_run_is_reported_interrupted_not_running_after_a_restart);

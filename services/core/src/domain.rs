@@ -4,6 +4,48 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// How many characters of a caller's value an error message quotes.
+pub const ECHO_LIMIT: usize = 64;
+
+/// A caller's value as an error message quotes it: Debug-quoted (control characters and
+/// NULs escaped), at most [`ECHO_LIMIT`] characters, then an ellipsis and the full
+/// length. Every message that echoes input goes through this: a 5,000-character value
+/// must not come back twice in a gRPC trailer.
+pub fn quote_input(value: &str) -> String {
+    let n = value.chars().count();
+    if n <= ECHO_LIMIT {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(ECHO_LIMIT).collect();
+        format!("{head:?}… ({n} characters)")
+    }
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary, with an ellipsis: the
+/// last bound on an error message, whatever it quotes.
+pub fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// The largest `authorization` value accepted, in bytes (a JWT of this service is about
+/// 250): larger ones are refused before any parsing (REST: 431; gRPC: UNAUTHENTICATED).
+pub const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
+
+/// The largest request header section accepted, in bytes (names, values and 32 bytes per
+/// field, as HTTP/2 counts them): the REST shim answers 431 above it, the gRPC server
+/// refuses the stream.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// The longest error message the API sends, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
 /// A configuration domain: the network service whose files are backed up together
 /// and committed together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,7 +91,7 @@ impl fmt::Display for Domain {
 
 /// A name that is not one of the known domains.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("unknown domain {given:?}: allowed values are {allowed}", allowed = Domain::allowed())]
+#[error("unknown domain {}: allowed values are {allowed}", quote_input(given), allowed = Domain::allowed())]
 pub struct UnknownDomain {
     /// What was given.
     pub given: String,
@@ -100,7 +142,7 @@ pub struct CommitPrefix(String);
 
 /// Why a commit reference was refused.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{given:?} is not a commit hash: expected 7 to 40 hexadecimal digits")]
+#[error("{} is not a commit hash: expected 7 to 40 hexadecimal digits", quote_input(given))]
 pub struct BadCommitPrefix {
     /// What was given.
     pub given: String,
@@ -121,9 +163,7 @@ impl FromStr for CommitPrefix {
         if ok {
             Ok(CommitPrefix(s.to_ascii_lowercase()))
         } else {
-            Err(BadCommitPrefix {
-                given: s.chars().take(64).collect(),
-            })
+            Err(BadCommitPrefix { given: s.to_owned() })
         }
     }
 }
@@ -136,7 +176,7 @@ pub struct RepoPath(String);
 
 /// Why a path was refused.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{given:?} is not a relative path inside the source root: {why}")]
+#[error("{} is not a relative path inside the source root: {why}", quote_input(given))]
 pub struct BadRepoPath {
     /// What was given.
     pub given: String,
@@ -161,7 +201,7 @@ impl FromStr for RepoPath {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = |why| BadRepoPath {
-            given: s.chars().take(256).collect(),
+            given: s.to_owned(),
             why,
         };
         if s.is_empty() {

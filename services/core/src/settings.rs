@@ -245,7 +245,12 @@ impl Settings {
                 ));
             }
             for p in &patterns {
-                check_pattern(p).map_err(|m| err(&var, format!("pattern {p:?} {m}")))?;
+                check_pattern(p).map_err(|m| {
+                    err(
+                        &var,
+                        crate::domain::bounded(&format!("pattern {} {m}", crate::domain::quote_input(p)), 400),
+                    )
+                })?;
             }
             domains.push(DomainSpec { domain, patterns });
         }

@@ -2,6 +2,7 @@
 //! rotated key needs no restart, refused when group- or world-readable), strict host-key
 //! checking against `GIT_SSH_KNOWN_HOSTS`, and the connect/transfer time bounds.
 
+use crate::domain::quote_input;
 use std::cell::RefCell;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -40,14 +41,15 @@ pub fn parse_remote(url: &str) -> Result<RemoteUrl, String> {
     if let Some(rest) = url.strip_prefix("ssh://") {
         let (authority, path) = rest
             .split_once('/')
-            .ok_or_else(|| format!("{url:?} has no path: {FORMS}"))?;
+            .ok_or_else(|| format!("{} has no path: {FORMS}", quote_input(url)))?;
         let (user, hostport) = match authority.rsplit_once('@') {
             Some((u, h)) => (Some(u.to_owned()), h),
             None => (None, authority),
         };
-        let (host, port) = split_host_port(hostport).map_err(|p| format!("{url:?}: bad port {p:?}"))?;
+        let (host, port) = split_host_port(hostport)
+            .map_err(|p| format!("{}: bad port {}; {FORMS}", quote_input(url), quote_input(&p)))?;
         if host.is_empty() {
-            return Err(format!("{url:?} has no host: {FORMS}"));
+            return Err(format!("{} has no host: {FORMS}", quote_input(url)));
         }
         return Ok(RemoteUrl::Ssh {
             user,
@@ -57,7 +59,7 @@ pub fn parse_remote(url: &str) -> Result<RemoteUrl, String> {
         });
     }
     if url.contains("://") {
-        return Err(format!("{url:?}: unsupported scheme: {FORMS}"));
+        return Err(format!("{}: unsupported scheme: {FORMS}", quote_input(url)));
     }
     if url.starts_with('/') || url.starts_with('.') {
         return Ok(RemoteUrl::Local(PathBuf::from(url)));

@@ -54,10 +54,20 @@ pub fn error_response(status: &tonic::Status) -> Response {
     resp
 }
 
-/// A 400 for a bad query parameter, shaped like the service's own INVALID_ARGUMENT.
+/// A 400 for a bad query parameter, shaped like the service's own INVALID_ARGUMENT. The
+/// field is a parameter name the caller sent: quoted within the echo bound when it is
+/// not one of ours.
 pub fn bad_parameter(field: &str, message: impl std::fmt::Display) -> Response {
     use tonic_types::{ErrorDetails, StatusExt};
-    let message = format!("{field}: {message}");
+    let field = if field.len() <= 64 && field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        field.to_owned()
+    } else {
+        config_backup_core::domain::quote_input(field)
+    };
+    let message = config_backup_core::domain::bounded(
+        &format!("{field}: {message}"),
+        config_backup_core::domain::MAX_MESSAGE_BYTES,
+    );
     let details = ErrorDetails::with_bad_request_violation(field, message.clone());
     error_response(&tonic::Status::with_error_details(
         Code::InvalidArgument,

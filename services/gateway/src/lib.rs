@@ -19,6 +19,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use config_backup_core::domain::quote_input;
 use config_backup_proto::v1 as pb;
 use config_backup_proto::v1::config_backup_client::ConfigBackupClient;
 use futures::{Stream, StreamExt};
@@ -54,6 +55,25 @@ pub fn router(channel: Channel) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn(header_limits))
+}
+
+/// Refuses a request whose headers are too large with 431, before anything else: an
+/// oversize `Authorization` (more than the service would ever read) or header section.
+async fn header_limits(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let auth = req.headers().get(header::AUTHORIZATION).map_or(0, |v| v.len());
+    let total: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum();
+    use config_backup_core::domain::{MAX_AUTHORIZATION_BYTES as max_auth, MAX_HEADER_BYTES};
+    if auth > max_auth || total > MAX_HEADER_BYTES {
+        let message = if auth > max_auth {
+            format!("the Authorization header is {auth} bytes: at most {max_auth} are accepted")
+        } else {
+            format!("the request headers are {total} bytes: at most {MAX_HEADER_BYTES} are accepted")
+        };
+        let body = json!({"code": tonic::Code::ResourceExhausted as i32, "message": message, "details": []});
+        return (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, axum::Json(body)).into_response();
+    }
+    next.run(req).await
 }
 
 fn route(rpc: &str) -> &'static Route {
@@ -61,15 +81,14 @@ fn route(rpc: &str) -> &'static Route {
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
-    let body =
-        json!({"code": tonic::Code::NotFound as i32, "message": format!("Not Found: {}", uri.path()), "details": []});
+    let body = json!({"code": tonic::Code::NotFound as i32, "message": format!("Not Found: {}", quote_input(uri.path())), "details": []});
     (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
     let body = json!({
         "code": tonic::Code::Unimplemented as i32,
-        "message": format!("Method Not Allowed: {method} {}", uri.path()),
+        "message": format!("Method Not Allowed: {method} {}", quote_input(uri.path())),
         "details": []
     });
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
@@ -153,7 +172,8 @@ struct Params(HashMap<&'static str, String>);
 
 impl Params {
     fn parse(route: &Route, query: QueryPairs) -> Result<Params, Response> {
-        let Query(pairs) = query.map_err(|e| bad_parameter("query", e.body_text()))?;
+        let Query(pairs) =
+            query.map_err(|e| bad_parameter("query", config_backup_core::domain::bounded(&e.body_text(), 160)))?;
         let mut map: HashMap<&'static str, String> = HashMap::new();
         for (key, value) in pairs {
             let key = snake(&key);
@@ -199,7 +219,7 @@ impl Params {
             Some("false" | "0") => Ok(false),
             Some(other) => Err(bad_parameter(
                 name,
-                format!("{other:?} is not a boolean: use true or false"),
+                format!("{} is not a boolean: use true or false", quote_input(other)),
             )),
         }
     }
@@ -209,7 +229,7 @@ impl Params {
             None | Some("") => Ok(0),
             Some(v) => v
                 .parse()
-                .map_err(|_| bad_parameter(name, format!("{v:?} is not an integer"))),
+                .map_err(|_| bad_parameter(name, format!("{} is not an integer", quote_input(v)))),
         }
     }
 
@@ -220,7 +240,7 @@ impl Params {
                 let t = chrono::DateTime::parse_from_rfc3339(v).map_err(|_| {
                     bad_parameter(
                         name,
-                        format!("{v:?} is not an RFC 3339 time, e.g. 2026-11-26T04:00:00Z"),
+                        format!("{} is not an RFC 3339 time, e.g. 2026-11-26T04:00:00Z", quote_input(v)),
                     )
                 })?;
                 Ok(Some(pbjson_types::Timestamp {
@@ -287,7 +307,12 @@ async fn diff(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryPair
     let patch = match p.text("format").as_str() {
         "" | "json" => false,
         "patch" => true,
-        other => return bad_parameter("format", format!("{other:?} is not a format: allowed are json, patch")),
+        other => {
+            return bad_parameter(
+                "format",
+                format!("{} is not a format: allowed are json, patch", quote_input(other)),
+            );
+        }
     };
     let msg = pb::DiffRequest {
         commit1: p.text("commit1"),
@@ -477,5 +502,59 @@ mod tests {
         assert_eq!(snake("pageSize"), "page_size");
         assert_eq!(snake("includeUnchanged"), "include_unchanged");
         assert_eq!(snake("commit1"), "commit1");
+    }
+}
+
+/// Generated query strings on every route: parsing never panics, and a refusal is a 400
+/// naming the parameter (or a quoted, bounded name), whose body quotes no value beyond
+/// the echo bound.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        let known: Vec<String> = ROUTES
+            .iter()
+            .flat_map(|r| r.params.iter().map(|p| p.name.to_owned()))
+            .collect();
+        prop_oneof![
+            proptest::sample::select(known),
+            "[a-zA-Z_]{1,12}",
+            (65usize..3000).prop_map(|n| "p".repeat(n)),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ".{0,40}",
+            Just("true".to_owned()),
+            Just("2026-11-26T04:00:00Z".to_owned()),
+            (65usize..6000).prop_map(|n| "v".repeat(n)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn query_parameters(route in 0..ROUTES.len(), pairs in proptest::collection::vec((name(), value()), 0..5)) {
+            let route = &ROUTES[route];
+            let Err(resp) = Params::parse(route, Ok(Query(pairs.clone()))) else {
+                return Ok(());
+            };
+            prop_assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+            let body = futures::executor::block_on(axum::body::to_bytes(resp.into_body(), usize::MAX)).unwrap();
+            let text = String::from_utf8_lossy(&body);
+            prop_assert!(text.len() < 2048, "{} bytes", text.len());
+            for (k, v) in &pairs {
+                for long in [k, v] {
+                    if long.len() > 64 && long.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                        prop_assert!(!text.contains(&long[..65]), "echoed beyond the bound: {text}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,5 +1,8 @@
-//! Who may call: bearer JWTs (HS256) with `sub`, `role` and `exp`. Only admin and noc
-//! users (and the scheduler, for Backup) get in; only admin may roll back.
+//! Who may call: bearer JWTs (HS256) with `sub` (a UUID), `role` and `exp` (required),
+//! `nbf` and `iat` (checked when present), every time compared with [`LEEWAY_SECS`] of
+//! clock skew. Only admin and noc users (and the scheduler, for Backup) get in; only
+//! admin may roll back. A well-signed token with another role is known but may not act:
+//! PERMISSION_DENIED.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,7 +41,8 @@ impl std::str::FromStr for Role {
             "noc" => Ok(Role::Noc),
             "scheduler" => Ok(Role::Scheduler),
             other => Err(format!(
-                "unknown role {other:?}: allowed values are admin, noc, scheduler"
+                "unknown role {}: allowed values are admin, noc, scheduler",
+                config_backup_core::domain::quote_input(other)
             )),
         }
     }
@@ -56,6 +60,26 @@ pub struct Claims {
     /// Issued at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+}
+
+/// The clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+pub const LEEWAY_SECS: u64 = 60;
+
+pub use config_backup_core::domain::MAX_AUTHORIZATION_BYTES;
+
+/// The claims as they arrive: the role is checked after the signature, so that an
+/// unknown role is told apart from a forged token.
+#[derive(Debug, Deserialize)]
+struct TokenClaims {
+    sub: String,
+    #[serde(default)]
+    role: Option<String>,
+    /// Checked by the validation (required, a number); read here only to exist.
+    #[serde(default)]
+    #[allow(dead_code)]
+    exp: Option<u64>,
+    #[serde(default)]
+    iat: Option<u64>,
 }
 
 /// An authenticated caller.
@@ -216,7 +240,9 @@ impl Authenticator {
     pub fn new(secret: &Secret) -> Authenticator {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
         Authenticator {
             key: DecodingKey::from_secret(&secret.0),
             validation,
@@ -228,31 +254,53 @@ impl Authenticator {
         let header = header.ok_or_else(|| {
             AuthError::Unauthenticated("missing authorization: send `authorization: Bearer <JWT>`".to_owned())
         })?;
+        if header.len() > MAX_AUTHORIZATION_BYTES {
+            return Err(AuthError::Unauthenticated(format!(
+                "the authorization header is {} bytes: at most {MAX_AUTHORIZATION_BYTES} are accepted",
+                header.len()
+            )));
+        }
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| AuthError::Unauthenticated("malformed authorization: expected `Bearer <JWT>`".to_owned()))?;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
+        let data = jsonwebtoken::decode::<TokenClaims>(token, &self.key, &self.validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             let why = match e.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::ImmatureSignature => "the token is not valid yet (nbf is in the future)",
                 ErrorKind::InvalidSignature => "the token's signature is invalid",
+                ErrorKind::InvalidAlgorithm => "the token's algorithm is not HS256",
                 ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (sub, role, exp)",
-                ErrorKind::Json(_) => "the token's claims are invalid (role must be admin, noc or scheduler)",
+                ErrorKind::Json(_) => "the token's claims are invalid (sub a string, exp, nbf and iat numbers)",
                 _ => "the token is malformed",
             };
             AuthError::Unauthenticated(format!("invalid token: {why}"))
         })?;
         let c = data.claims;
-        if c.sub.is_empty() || c.sub.len() > 128 || c.sub.chars().any(char::is_control) {
-            return Err(AuthError::Unauthenticated("invalid token: bad sub claim".to_owned()));
+        let now = jsonwebtoken::get_current_timestamp();
+        if c.iat.is_some_and(|iat| iat > now.saturating_add(LEEWAY_SECS)) {
+            return Err(AuthError::Unauthenticated(
+                "invalid token: it was issued in the future (iat)".to_owned(),
+            ));
         }
-        Ok(Caller {
-            sub: c.sub,
-            role: c.role,
-        })
+        if uuid::Uuid::parse_str(&c.sub).is_err() {
+            return Err(AuthError::Unauthenticated(
+                "invalid token: the sub claim must be the user's UUID".to_owned(),
+            ));
+        }
+        let role = c
+            .role
+            .ok_or_else(|| AuthError::Unauthenticated("invalid token: the role claim is missing".to_owned()))?;
+        let role: Role = role.parse().map_err(|_| {
+            AuthError::PermissionDenied(format!(
+                "role {} may not use this API: allowed roles are admin, noc, scheduler",
+                config_backup_core::domain::quote_input(&role)
+            ))
+        })?;
+        Ok(Caller { sub: c.sub, role })
     }
 }
 
@@ -306,12 +354,13 @@ mod tests {
     #[test]
     fn a_minted_token_verifies_with_its_role() {
         let s = secret();
-        let t = mint(&s, Role::Noc, "6f1c", std::time::Duration::from_secs(60)).unwrap();
+        let sub = "6f1c0f7e-1111-4222-8333-944455556666";
+        let t = mint(&s, Role::Noc, sub, std::time::Duration::from_secs(60)).unwrap();
         let c = Authenticator::new(&s).verify(Some(&format!("Bearer {t}"))).unwrap();
         assert_eq!(
             c,
             Caller {
-                sub: "6f1c".into(),
+                sub: sub.into(),
                 role: Role::Noc
             }
         );
@@ -327,7 +376,7 @@ mod tests {
         let other = mint(
             &Secret::from_bytes(vec![b'x'; 32]),
             Role::Admin,
-            "u",
+            "6f1c0f7e-1111-4222-8333-944455556666",
             std::time::Duration::from_secs(60),
         )
         .unwrap();
@@ -342,11 +391,163 @@ mod tests {
         }
     }
 
+    fn signed(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn time_claims_are_checked_with_one_leeway() {
+        let a = Authenticator::new(&secret());
+        let now = jsonwebtoken::get_current_timestamp();
+        let sub = "6f1c0f7e-1111-4222-8333-944455556666";
+        let verify = |c: serde_json::Value| a.verify(Some(&format!("Bearer {}", signed(c))));
+        let ok = serde_json::json!({"sub": sub, "role": "noc", "exp": now + 600});
+        assert!(verify(ok).is_ok());
+        for (claims, why) in [
+            (serde_json::json!({"sub": sub, "role": "noc"}), "required claim"),
+            (
+                serde_json::json!({"sub": sub, "role": "noc", "exp": "soon"}),
+                "claims are invalid",
+            ),
+            (
+                serde_json::json!({"sub": sub, "role": "noc", "exp": now + 600, "nbf": now + 3600}),
+                "not valid yet",
+            ),
+            (
+                serde_json::json!({"sub": sub, "role": "noc", "exp": now + 600, "iat": now + 3600}),
+                "issued in the future",
+            ),
+            (
+                serde_json::json!({"sub": sub, "role": "noc", "exp": now - 2 * LEEWAY_SECS}),
+                "expired",
+            ),
+            (
+                serde_json::json!({"sub": "not-a-uuid", "role": "noc", "exp": now + 600}),
+                "UUID",
+            ),
+        ] {
+            match verify(claims.clone()) {
+                Err(AuthError::Unauthenticated(m)) => assert!(m.contains(why), "{claims}: {m}"),
+                other => panic!("{claims}: {other:?}"),
+            }
+        }
+        // Within the leeway: a little clock skew is tolerated.
+        let skew = serde_json::json!({"sub": sub, "role": "noc", "exp": now + 600, "nbf": now + LEEWAY_SECS / 2, "iat": now + LEEWAY_SECS / 2});
+        assert!(verify(skew).is_ok());
+    }
+
+    #[test]
+    fn a_well_signed_token_with_an_unknown_role_is_permission_denied() {
+        let a = Authenticator::new(&secret());
+        let now = jsonwebtoken::get_current_timestamp();
+        let t = signed(
+            serde_json::json!({"sub": "6f1c0f7e-1111-4222-8333-944455556666", "role": "superuser", "exp": now + 600}),
+        );
+        match a.verify(Some(&format!("Bearer {t}"))) {
+            Err(AuthError::PermissionDenied(m)) => {
+                assert!(m.contains("\"superuser\"") && m.contains("admin, noc"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_oversize_authorization_is_refused_before_parsing() {
+        let a = Authenticator::new(&secret());
+        let huge = format!("Bearer {}", "a".repeat(64 * 1024));
+        match a.verify(Some(&huge)) {
+            Err(AuthError::Unauthenticated(m)) => assert!(m.contains("at most 8192") && m.len() < 200, "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn ttls_parse() {
         assert_eq!(parse_ttl("1h").unwrap().as_secs(), 3600);
         assert_eq!(parse_ttl("90").unwrap().as_secs(), 90);
         assert!(parse_ttl("1y").is_err());
         assert!(parse_ttl("0s").is_err());
+    }
+}
+
+/// Generated JWT claims, well signed: whatever they hold, verification never panics,
+/// and only a token with a UUID `sub`, a known role and valid times is let in.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".{0,40}".prop_map(Value::from),
+            Just(json!("admin")),
+            Just(json!("noc")),
+            Just(json!("6f1c0f7e-1111-4222-8333-944455556666")),
+            Just(json!([1, "x"])),
+            Just(json!({"a": 1})),
+        ]
+    }
+
+    fn claim_time() -> impl Strategy<Value = Option<Value>> {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        proptest::option::of(prop_oneof![
+            (-100_000i64..100_000).prop_map(move |d| json!(now + d)),
+            value(),
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_claims_never_panic_and_only_valid_ones_pass(
+            sub in proptest::option::of(value()),
+            role in proptest::option::of(value()),
+            exp in claim_time(),
+            nbf in claim_time(),
+            iat in claim_time(),
+        ) {
+            let mut claims = serde_json::Map::new();
+            for (k, v) in [("sub", &sub), ("role", &role), ("exp", &exp), ("nbf", &nbf), ("iat", &iat)] {
+                if let Some(v) = v {
+                    claims.insert(k.to_owned(), v.clone());
+                }
+            }
+            let token = jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &Value::Object(claims),
+                &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+            )
+            .unwrap();
+            let a = Authenticator::new(&Secret::from_bytes(b"0123456789abcdef0123456789abcdef".to_vec()));
+            let now = jsonwebtoken::get_current_timestamp();
+            match a.verify(Some(&format!("Bearer {token}"))) {
+                Ok(c) => {
+                    prop_assert!(uuid::Uuid::parse_str(&c.sub).is_ok());
+                    let exp = exp.as_ref().and_then(Value::as_u64).unwrap();
+                    prop_assert!(exp + LEEWAY_SECS >= now);
+                    if let Some(nbf) = nbf.as_ref().and_then(Value::as_u64) {
+                        prop_assert!(nbf <= now + LEEWAY_SECS);
+                    }
+                    if let Some(iat) = iat.as_ref().and_then(Value::as_u64) {
+                        prop_assert!(iat <= now + LEEWAY_SECS);
+                    }
+                }
+                Err(AuthError::PermissionDenied(m)) => prop_assert!(m.starts_with("role "), "{m}"),
+                Err(AuthError::Unauthenticated(m)) => prop_assert!(m.len() < 300, "{m}"),
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! short, actionable message; the log gets the whole cause chain.
 
 use config_backup_core::EngineError;
+use config_backup_core::domain::{MAX_MESSAGE_BYTES, bounded};
 use tonic::{Code, Status};
 
 use crate::auth::AuthError;
@@ -9,7 +10,9 @@ use crate::auth::AuthError;
 /// INVALID_ARGUMENT naming the field, with a `BadRequest` field violation.
 pub fn invalid_argument(field: &str, message: impl std::fmt::Display) -> Status {
     use tonic_types::{ErrorDetails, StatusExt};
-    let message = format!("{field}: {message}");
+    // Every value a message quotes is already bounded (`quote_input`); this bounds the
+    // rest, so no request can make the status trailers large.
+    let message = bounded(&format!("{field}: {message}"), MAX_MESSAGE_BYTES);
     let details = ErrorDetails::with_bad_request_violation(field, message.clone());
     Status::with_error_details(Code::InvalidArgument, message, details)
 }
@@ -44,9 +47,12 @@ impl From<EngineError> for crate::ApiError {
                 tracing::error!(error = %cause_chain(&e), "the working copy needs attention");
                 Status::failed_precondition(e.to_string())
             }
-            EngineError::Store(_) => {
+            EngineError::Store(s) => {
                 tracing::error!(error = %cause_chain(&e), "database failure");
-                Status::unavailable("the audit database is unavailable; try again later")
+                match s.cause() {
+                    Some(cause) => Status::unavailable(format!("the audit database is unavailable: {cause}")),
+                    None => Status::unavailable("the audit database is unavailable; try again later"),
+                }
             }
             EngineError::Internal(_) => {
                 let reference = uuid::Uuid::new_v4();

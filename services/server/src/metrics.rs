@@ -96,6 +96,16 @@ async fn metrics(State(engine): State<Engine>) -> Response {
     let _ = writeln!(out, "config_backup_unpushed_commits {}", status.unpushed);
     let _ = writeln!(
         out,
+        "# HELP config_backup_running 1 while a backup or rollback runs (its holder renews the lock and, on this host, its process exists).\n# TYPE config_backup_running gauge\nconfig_backup_running {}",
+        u8::from(status.running.is_some())
+    );
+    let _ = writeln!(
+        out,
+        "# HELP config_backup_interrupted 1 when a backup or rollback stopped without ending (until the next run takes over).\n# TYPE config_backup_interrupted gauge\nconfig_backup_interrupted {}",
+        u8::from(status.interrupted.is_some())
+    );
+    let _ = writeln!(
+        out,
         "# HELP config_backup_rollbacks_total Finished rollbacks by outcome.\n# TYPE config_backup_rollbacks_total counter"
     );
     for o in ["success", "failed"] {

@@ -87,8 +87,8 @@ pub fn history_query(r: &pb::HistoryRequest) -> Result<(HistoryQuery, String), A
             invalid(
                 "change_type",
                 format!(
-                    "{:?} is not a change type: allowed values are added, modified, deleted, unchanged",
-                    r.change_type
+                    "{} is not a change type: allowed values are added, modified, deleted, unchanged",
+                    config_backup_core::domain::quote_input(&r.change_type)
                 ),
             )
         })?)
@@ -173,7 +173,8 @@ pub fn rollback(
             invalid(
                 "domain",
                 format!(
-                    "unknown domain {other:?}: allowed values are {}, all",
+                    "unknown domain {}: allowed values are {}, all",
+                    config_backup_core::domain::quote_input(other),
                     Domain::allowed()
                 ),
             )
@@ -197,9 +198,15 @@ pub fn task_id(value: &str) -> Result<uuid::Uuid, ApiError> {
     if value.is_empty() {
         return Err(invalid("task_id", "required: the task_id returned by Rollback"));
     }
-    value
-        .parse()
-        .map_err(|_| invalid("task_id", format!("{value:?} is not a task id (a UUID)")))
+    value.parse().map_err(|_| {
+        invalid(
+            "task_id",
+            format!(
+                "{} is not a task id (a UUID)",
+                config_backup_core::domain::quote_input(value)
+            ),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -264,6 +271,79 @@ mod tests {
             let err = history_query(&req).unwrap_err().0;
             assert_eq!(err.code(), tonic::Code::InvalidArgument);
             assert!(err.message().starts_with(&format!("{field}:")), "{}", err.message());
+        }
+    }
+}
+
+/// Generated requests: every field of History, Diff and Rollback, and the task id, with
+/// hostile values. Never a panic; a refusal is INVALID_ARGUMENT naming a field of the
+/// request, within the echo bound.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use tonic::Code;
+
+    use super::*;
+
+    fn hostile() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ".{0,60}",
+            "[a-f0-9]{0,45}",
+            Just(String::new()),
+            Just("dns".to_owned()),
+            Just("all".to_owned()),
+            Just("--output=/tmp/x".to_owned()),
+            Just("../../etc/passwd".to_owned()),
+            (1usize..6000).prop_map(|n| "a".repeat(n)),
+            proptest::collection::vec(any::<char>(), 0..200).prop_map(|c| c.into_iter().collect()),
+        ]
+    }
+
+    fn timestamp() -> impl Strategy<Value = Option<pbjson_types::Timestamp>> {
+        proptest::option::of(
+            (any::<i64>(), any::<i32>()).prop_map(|(seconds, nanos)| pbjson_types::Timestamp { seconds, nanos }),
+        )
+    }
+
+    fn refused_naming(result: Result<impl Sized, ApiError>, fields: &[&str]) -> Result<(), TestCaseError> {
+        if let Err(e) = result {
+            let s = tonic::Status::from(e);
+            prop_assert_eq!(s.code(), Code::InvalidArgument, "{:?}", s);
+            let named = fields.iter().any(|f| s.message().starts_with(&format!("{f}: ")));
+            prop_assert!(named, "{}", s.message());
+            prop_assert!(
+                s.message().len() <= config_backup_core::domain::MAX_MESSAGE_BYTES + 4,
+                "{} bytes",
+                s.message().len()
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn history_requests(domain in hostile(), path in hostile(), change_type in hostile(), page_size in any::<i32>(), page_token in hostile(), since in timestamp(), until in timestamp(), include_unchanged in any::<bool>()) {
+            let r = pb::HistoryRequest { domain, path, since, until, change_type, include_unchanged, page_size, page_token };
+            refused_naming(history_query(&r), &["domain", "path", "since", "until", "change_type", "page_size", "page_token"])?;
+        }
+
+        #[test]
+        fn diff_requests(commit1 in hostile(), commit2 in hostile(), domain in hostile(), path in hostile(), reveal_secrets in any::<bool>()) {
+            let r = pb::DiffRequest { commit1, commit2, domain, path, reveal_secrets };
+            refused_naming(diff_query(&r), &["commit1", "commit2", "domain", "path"])?;
+        }
+
+        #[test]
+        fn rollback_requests(commit in hostile(), domain in hostile(), reason in hostile(), dry_run in any::<bool>(), remove_extra in any::<bool>()) {
+            let r = pb::RollbackRequest { commit, domain, dry_run, remove_extra, reason };
+            refused_naming(rollback(&r, uuid::Uuid::nil()), &["commit", "domain", "reason"])?;
+        }
+
+        #[test]
+        fn task_ids(v in hostile()) {
+            refused_naming(task_id(&v), &["task_id"])?;
         }
     }
 }

@@ -170,6 +170,7 @@ impl Application {
         });
         let grpc_stop = stop.clone();
         let result = Server::builder()
+            .http2_max_header_list_size(config_backup_core::domain::MAX_HEADER_BYTES as u32)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -154,6 +154,9 @@ pub struct EngineStatus {
     pub clear_history: Option<ClearHistory>,
     /// What holds the lock now.
     pub running: Option<LockHolder>,
+    /// A backup or rollback whose holder stopped without releasing the lock (its heartbeat
+    /// is older than the lock's TTL, or its process on this host is gone).
+    pub interrupted: Option<Interrupted>,
     /// The latest mail attempt.
     pub last_mail: Option<crate::store::MailRecord>,
 }
@@ -166,6 +169,26 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
     async fn backup_finished(&self, engine: &Engine, report: &BackupReport);
     /// A rollback reached its terminal state.
     async fn rollback_finished(&self, engine: &Engine, task: &crate::store::RollbackTask);
+}
+
+/// A backup or rollback that stopped without ending: where and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interrupted {
+    /// Who held the lock.
+    pub holder: LockHolder,
+    /// When it last renewed it.
+    pub last_heartbeat: DateTime<Utc>,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} stopped without ending: its last heartbeat was at {}; the next run recovers its commits",
+            self.holder,
+            self.last_heartbeat.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    }
 }
 
 /// The engine. Cheap to clone.

@@ -191,6 +191,9 @@ fn git_phase(
             Err(e) => {
                 tracing::error!(run_id = %run_id, domain = %spec.domain, error = %e, "domain backup failed");
                 let _ = wc.reset_to_head();
+                if let Err(e) = wc.restore_work_tree() {
+                    tracing::warn!(error = %e, "could not restore the work tree after the failed domain; the next run tries again");
+                }
                 DomainReport {
                     domain: Some(spec.domain),
                     error: Some(e.to_string()),

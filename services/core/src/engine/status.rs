@@ -41,10 +41,40 @@ impl Engine {
     async fn read_status(&self) -> Result<EngineStatus, EngineError> {
         let store = &self.inner.store;
         let settings = &self.inner.settings;
-        let last_run = store.last_run().await?;
+        let mut last_run = store.last_run().await?;
         let last_successful_run = store.last_successful_run().await?;
         let last_push_at = store.last_push_success().await?;
-        let running = store.lock_holder().await?;
+        // A run is running only while its holder is alive: it renews its heartbeat within
+        // the TTL and, on this host, its process exists.
+        let me = LockHolder {
+            kind: LockKind::Backup,
+            id: Uuid::nil(),
+            host: self.inner.host.clone(),
+            pid: std::process::id(),
+            instance: crate::store::instance().to_owned(),
+            acquired_at: Utc::now(),
+        };
+        let (running, interrupted) = match store.lock_holder().await? {
+            Some((h, beat)) if crate::store::holder_alive(&h, beat, settings.lock_ttl, Utc::now(), &me) => {
+                (Some(h), None)
+            }
+            Some((holder, last_heartbeat)) => (None, Some(Interrupted { holder, last_heartbeat })),
+            None => (None, None),
+        };
+        if running.is_none()
+            && let Some(r) = last_run.as_mut()
+            && r.outcome == RunOutcome::Running
+        {
+            // Recorded as running, but nothing holds the lock: it was interrupted (the next
+            // run records it so).
+            r.outcome = RunOutcome::Interrupted;
+            if r.error.is_none() {
+                r.error = Some(match &interrupted {
+                    Some(i) => i.to_string(),
+                    None => "the run stopped without ending".to_owned(),
+                });
+            }
+        }
         let last_mail = store.last_mail().await?;
         let git = settings.git.clone();
         let domains_cfg: Vec<Domain> = settings.domains.iter().map(|d| d.domain).collect();
@@ -81,6 +111,7 @@ impl Engine {
             remote: crate::settings::redact_url(&settings.git.remote),
             branch: settings.git.branch.clone(),
             running,
+            interrupted,
             last_mail,
             clear_history: self.clear_history(),
         })

@@ -107,7 +107,7 @@ pub struct Rules {
 
 /// Why a rule is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("rule {index} ({rule:?}): {message}")]
+#[error("rule {index} ({}): {message}", crate::domain::quote_input(rule))]
 pub struct BadRule {
     /// 1-based.
     pub index: usize,
@@ -126,10 +126,11 @@ impl Rules {
         let mut custom = Vec::new();
         for (i, raw) in text.split(';').map(str::trim).filter(|r| !r.is_empty()).enumerate() {
             let index = i + 1;
+            // Messages of the regex and glob crates quote the whole pattern: bounded here.
             let bad = |message: String| BadRule {
                 index,
-                rule: raw.chars().take(64).collect(),
-                message,
+                rule: raw.to_owned(),
+                message: crate::domain::bounded(&message, 240),
             };
             let (kind, arg) = raw
                 .split_once(':')
@@ -158,7 +159,7 @@ impl Rules {
                     let re = regex::bytes::RegexBuilder::new(arg)
                         .size_limit(1 << 20)
                         .build()
-                        .map_err(|e| bad(format!("not a valid regular expression: {e}")))?;
+                        .map_err(|e| bad(format!("not a valid regular expression: {}", last_line(&e.to_string()))))?;
                     if re.captures_len() != 2 {
                         return Err(bad(format!(
                             "a regex rule needs exactly one capture group (the secret), it has {}",
@@ -264,6 +265,17 @@ impl Rules {
             spans: out,
         }
     }
+}
+
+/// The reason of a multi-line parser message (the regex crate prints the pattern first,
+/// with a caret, then `error: ...`).
+fn last_line(message: &str) -> &str {
+    message
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .unwrap_or(message)
 }
 
 fn parse_name_pattern(arg: &str) -> Result<NamePattern, &'static str> {

@@ -29,6 +29,36 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Why the database failed, in words a NOC can act on and without internals: full,
+    /// unreachable, read-only, refusing connections... with the database's own short
+    /// reason. `None` for errors that are not about the database's state (a bug, a
+    /// constraint), which are logged, not shown.
+    pub fn cause(&self) -> Option<String> {
+        let short = |s: &str| crate::domain::bounded(s, 200);
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                // SQLite: FULL 13, IOERR 10, READONLY 8, BUSY 5, LOCKED 6, CANTOPEN 14;
+                // PostgreSQL: classes 53 (insufficient resources), 57 (operator
+                // intervention), 08 (connection), 58 (system error).
+                let known = matches!(code.as_str(), "13" | "10" | "8" | "5" | "6" | "14")
+                    || ["53", "57", "08", "58"].iter().any(|c| code.starts_with(c))
+                    || code.starts_with("13")
+                    || code.starts_with("10");
+                known.then(|| short(db.message()))
+            }
+            StoreError::Database(sqlx::Error::Io(e)) => Some(format!("cannot be reached: {}", short(&e.to_string()))),
+            StoreError::Database(sqlx::Error::PoolTimedOut) => {
+                Some("no connection within the pool's timeout: the database is unreachable or overloaded".to_owned())
+            }
+            StoreError::Database(sqlx::Error::PoolClosed) => Some("the connection pool is closed".to_owned()),
+            StoreError::Database(sqlx::Error::Tls(e)) => Some(format!("TLS: {}", short(&e.to_string()))),
+            _ => None,
+        }
+    }
+}
+
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -460,8 +490,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn renew_lock(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Releases the lock if ours.
     async fn release_lock(&self, id: Uuid) -> Result<(), StoreError>;
-    /// The current holder, if any.
-    async fn lock_holder(&self) -> Result<Option<LockHolder>, StoreError>;
+    /// The current holder, if any, and when it last renewed the lock.
+    async fn lock_holder(&self) -> Result<Option<(LockHolder, DateTime<Utc>)>, StoreError>;
     /// Records a new rollback task and its history rows (pending), in one transaction.
     async fn insert_rollback_task(&self, task: &RollbackTask) -> Result<(), StoreError>;
     /// Saves a task's state and stages and mirrors them in its history rows. With
@@ -499,6 +529,23 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 }
 
 /// Whether a process with this pid runs on this host.
+/// Whether a lock holder is alive, as `me` (another holder, or this process) sees it: it
+/// renewed the lock within `ttl`, and, on `me`'s host, its process exists and is not an
+/// earlier instance under `me`'s pid (a restarted container is PID 1 again).
+pub fn holder_alive(
+    holder: &LockHolder,
+    heartbeat: DateTime<Utc>,
+    ttl: std::time::Duration,
+    now: DateTime<Utc>,
+    me: &LockHolder,
+) -> bool {
+    let expired = now.signed_duration_since(heartbeat).to_std().unwrap_or_default() > ttl;
+    let dead = holder.host == me.host
+        && holder.instance != me.instance
+        && (holder.pid == me.pid || !process_alive(holder.pid));
+    !(expired || dead)
+}
+
 pub(crate) fn process_alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }

@@ -424,13 +424,7 @@ macro_rules! sql_store {
                         }
                     });
                 };
-                let expired = Utc::now().signed_duration_since(heartbeat).to_std().unwrap_or_default() > ttl;
-                // On this host, a holder is dead when its process is gone, or when its pid is ours
-                // but it was another instance (a restarted container is PID 1 again).
-                let dead = current.host == holder.host
-                    && current.instance != holder.instance
-                    && (current.pid == holder.pid || !process_alive(current.pid));
-                if !(expired || dead) {
+                if holder_alive(&current, heartbeat, ttl, Utc::now(), holder) {
                     return Ok(LockAttempt::Held(current));
                 }
                 // Remove exactly the dead holder (someone else may have replaced it already).
@@ -469,8 +463,8 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn lock_holder(&self) -> Result<Option<LockHolder>, StoreError> {
-                Ok(self.current_lock().await?.map(|(h, _)| h))
+            async fn lock_holder(&self) -> Result<Option<(LockHolder, DateTime<Utc>)>, StoreError> {
+                self.current_lock().await
             }
 
             async fn insert_rollback_task(&self, task: &RollbackTask) -> Result<(), StoreError> {

@@ -20,6 +20,15 @@ use crate::domain::{Domain, RepoPath};
 use crate::settings::GitSettings;
 use crate::transport::Session;
 
+mod files;
+mod manifest;
+mod push;
+
+use files::write_work_file;
+pub use files::{stage_into, write_all_atomically, write_atomically};
+pub use manifest::{TreeFiles, manifest_path};
+use manifest::{read_manifest, render_manifest};
+
 /// Where manifests live in the repository.
 pub const METADATA_DIR: &str = ".config-backup/";
 /// The commit trailer naming the domain.
@@ -75,6 +84,38 @@ pub enum RepoError {
         /// The cause.
         source: std::io::Error,
     },
+}
+
+impl RepoError {
+    /// A git write error with its OS cause. libgit2 reports some failed writes (a full
+    /// disk while writing an object) with no message at all ("no error"): the cause is
+    /// then taken from the filesystem holding `dir` (no space left, read-only), else from
+    /// errno when it holds a write error (call this right after the failing call), and
+    /// `context` says what was being written where. Other errors are returned as they are.
+    pub(crate) fn with_os_cause(self, dir: &Path, needed: u64, context: impl FnOnce() -> String) -> RepoError {
+        let errno = std::io::Error::last_os_error();
+        match self {
+            RepoError::Git(e) if e.message().is_empty() || e.message() == "no error" => {
+                const WRITE_ERRORS: [i32; 7] = [
+                    libc::ENOSPC,
+                    libc::EDQUOT,
+                    libc::EROFS,
+                    libc::EIO,
+                    libc::EACCES,
+                    libc::EPERM,
+                    libc::EFBIG,
+                ];
+                let source = files::filesystem_cause(dir, needed)
+                    .or_else(|| errno.raw_os_error().filter(|c| WRITE_ERRORS.contains(c)).map(|_| errno))
+                    .unwrap_or_else(|| std::io::Error::other("libgit2 reported the failure without a cause"));
+                RepoError::Io {
+                    context: context(),
+                    source,
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RepoError {
@@ -526,6 +567,35 @@ impl WorkingCopy {
         deleted: &[RepoPath],
         message: &str,
     ) -> Result<Oid, RepoError> {
+        self.write_domain_commit(domain, manifest, contents, deleted, message)
+            .map_err(|e| {
+                e.with_os_cause(self.repo.path(), 0, || {
+                    format!("committing domain {domain} in {}", self.repo.path().display())
+                })
+            })
+    }
+
+    /// After a domain failed: the work tree as at HEAD again, the files it wrote that
+    /// HEAD does not have removed (a full disk leaves a partly written file behind). The
+    /// objects it wrote are unreferenced and left to `git gc`.
+    pub fn restore_work_tree(&self) -> Result<(), RepoError> {
+        if self.head()?.is_none() {
+            return Ok(());
+        }
+        let mut opts = git2::build::CheckoutBuilder::new();
+        opts.force().remove_untracked(true);
+        self.repo.checkout_head(Some(&mut opts))?;
+        Ok(())
+    }
+
+    fn write_domain_commit(
+        &self,
+        domain: Domain,
+        manifest: &Manifest,
+        contents: &BTreeMap<RepoPath, Staged>,
+        deleted: &[RepoPath],
+        message: &str,
+    ) -> Result<Oid, RepoError> {
         let workdir = self
             .repo
             .workdir()
@@ -578,29 +648,6 @@ impl WorkingCopy {
         Ok(id)
     }
 
-    /// Makes the packs this repository pushes without delta search: every object is sent
-    /// whole (zlib-compressed). libgit2 cannot reuse deltas nor make thin packs, so its
-    /// search only ever pairs the new objects of one push with each other: different
-    /// files, which rarely delta (the benchmark's first push came out *larger* with it),
-    /// at about a third of a first backup's time and most of its memory. Deltas between
-    /// versions of a file, the ones that pay, are made where the history lives: by the
-    /// remote's repack (`git gc --auto` after a push, by receive-pack or, for a local
-    /// remote, by [`crate::maintenance`]).
-    ///
-    /// libgit2 (1.9, `packbuilder_config`) reads `pack.deltaCacheSize` both as the delta
-    /// cache's size and as the size above which an object is never deltified; 1 byte sets
-    /// both to "nothing". Were libgit2 to read the threshold from its proper key, this
-    /// would still bound the delta cache (its default is 256 MiB), and
-    /// `pushed_packs_hold_no_deltas` fails.
-    fn push_without_delta_search(&self) -> Result<(), RepoError> {
-        const NOTHING: i64 = 1;
-        let mut config = self.repo.config()?.open_level(git2::ConfigLevel::Local)?;
-        if config.get_i64("pack.deltaCacheSize").ok() != Some(NOTHING) {
-            config.set_i64("pack.deltaCacheSize", NOTHING)?;
-        }
-        Ok(())
-    }
-
     /// Reads a backup commit: its domain, run and every file's change. `None` for a
     /// commit without our trailers (made by someone else).
     pub fn commit_info(&self, id: Oid) -> Result<Option<CommitInfo>, RepoError> {
@@ -645,202 +692,6 @@ impl WorkingCopy {
         Ok(out)
     }
 
-    /// Local commits the remote-tracking branch does not have.
-    pub fn unpushed(&self) -> Result<usize, RepoError> {
-        let Some(head) = self.head()? else {
-            return Ok(0);
-        };
-        let mut walk = self.repo.revwalk()?;
-        walk.push(head)?;
-        if let Some(tracking) = self.tracking_head()? {
-            walk.hide(tracking)?;
-        }
-        Ok(walk.count())
-    }
-
-    fn tracking_head(&self) -> Result<Option<Oid>, RepoError> {
-        match self
-            .repo
-            .find_reference(&format!("refs/remotes/origin/{}", self.git.branch))
-        {
-            Ok(r) => Ok(r.target()),
-            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Fetches the remote branch; returns its head (None when the remote has no such branch).
-    fn fetch(&self, session: &Session) -> Result<Option<Oid>, PushError> {
-        let remote_name = crate::settings::redact_url(&self.git.remote);
-        let transport = |e: git2::Error| PushError::Transport {
-            remote: remote_name.clone(),
-            message: session.explain(&e),
-        };
-        let mut remote = self.repo.find_remote("origin").map_err(transport)?;
-        let refspec = format!("+refs/heads/{b}:refs/remotes/origin/{b}", b = self.git.branch);
-        remote
-            .fetch(&[&refspec], Some(&mut session.fetch_options()), None)
-            .map_err(transport)?;
-        let branch_ref = format!("refs/heads/{}", self.git.branch);
-        let heads = remote.list().map_err(transport)?;
-        Ok(heads.iter().find(|h| h.name() == branch_ref).map(|h| h.oid()))
-    }
-
-    /// Moves the branch (and work tree) to `target`.
-    fn move_branch(&self, target: Oid, why: &str) -> Result<(), git2::Error> {
-        self.repo
-            .reference(&format!("refs/heads/{}", self.git.branch), target, true, why)?;
-        let commit = self.repo.find_commit(target)?;
-        self.repo.reset(commit.as_object(), git2::ResetType::Hard, None)
-    }
-
-    /// Replays our commits since the merge base onto `onto`. None if one conflicts
-    /// (then nothing has moved).
-    fn rebase_onto(&self, head: Oid, onto: Oid) -> Result<Option<Rewrites>, git2::Error> {
-        let base = self.repo.merge_base(head, onto)?;
-        let mut walk = self.repo.revwalk()?;
-        walk.push(head)?;
-        walk.hide(base)?;
-        walk.simplify_first_parent()?;
-        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
-        let ours: Vec<Oid> = walk.collect::<Result<_, _>>()?;
-        let mut tip = self.repo.find_commit(onto)?;
-        let mut map = Vec::with_capacity(ours.len());
-        for id in ours {
-            let commit = self.repo.find_commit(id)?;
-            let mut index = self.repo.cherrypick_commit(&commit, &tip, 0, None)?;
-            if index.has_conflicts() {
-                return Ok(None);
-            }
-            let tree = self.repo.find_tree(index.write_tree_to(&self.repo)?)?;
-            let message = commit.message_raw().unwrap_or_default();
-            let new = self
-                .repo
-                .commit(None, &commit.author(), &commit.committer(), message, &tree, &[&tip])?;
-            map.push((id, new, tip.id()));
-            tip = self.repo.find_commit(new)?;
-        }
-        self.move_branch(tip.id(), "rebase backup commits onto the remote")?;
-        Ok(Some(map))
-    }
-
-    /// Brings the remote's commits in: fetches the branch; when the remote has commits we
-    /// lack, fast-forwards to them (nothing of ours unpushed) or rebases our unpushed
-    /// commits on top (when they apply cleanly). Conflicts: [`PushError::Diverged`], and
-    /// nothing moves. Never rewrites the remote.
-    pub fn sync(&self) -> Result<SyncResult, PushError> {
-        self.sync_with(&Session::new(&self.git))
-    }
-
-    fn sync_with(&self, session: &Session) -> Result<SyncResult, PushError> {
-        let local = |e: git2::Error| PushError::Local(e.message().to_owned());
-        let mut result = SyncResult::default();
-        let Some(remote_head) = self.fetch(session)? else {
-            return Ok(result);
-        };
-        let Some(head) = self.head().map_err(|e| PushError::Local(e.to_string()))? else {
-            // A fresh working copy of a non-empty remote: take it as it is.
-            self.move_branch(remote_head, "adopt the remote").map_err(local)?;
-            return Ok(result);
-        };
-        if remote_head == head || self.repo.graph_descendant_of(head, remote_head).map_err(local)? {
-            return Ok(result);
-        }
-        result.foreign_commits = self.repo.graph_ahead_behind(head, remote_head).map_err(local)?.1;
-        if self.repo.graph_descendant_of(remote_head, head).map_err(local)? {
-            self.move_branch(remote_head, "fast-forward to the remote")
-                .map_err(local)?;
-            return Ok(result);
-        }
-        match self.rebase_onto(head, remote_head).map_err(local)? {
-            Some(map) => {
-                result.rewritten = map;
-                Ok(result)
-            }
-            None => Err(PushError::Diverged {
-                branch: self.git.branch.clone(),
-                remote: remote_head.to_string(),
-                unpushed: self.repo.graph_ahead_behind(head, remote_head).map_err(local)?.0,
-            }),
-        }
-    }
-
-    /// Pushes the branch after [`WorkingCopy::sync`], checks the per-reference result and
-    /// reads the remote branch back. Never forces.
-    pub fn push(&self) -> Result<Option<PushResult>, PushError> {
-        let session = Session::new(&self.git);
-        let remote_name = crate::settings::redact_url(&self.git.remote);
-        let transport = |e: git2::Error| PushError::Transport {
-            remote: remote_name.clone(),
-            message: session.explain(&e),
-        };
-        let local = |e: git2::Error| PushError::Local(e.message().to_owned());
-        if self.head().map_err(|e| PushError::Local(e.to_string()))?.is_none() {
-            return Ok(None);
-        }
-        let SyncResult {
-            rewritten,
-            foreign_commits,
-        } = self.sync_with(&session)?;
-        let head = self
-            .head()
-            .map_err(|e| PushError::Local(e.to_string()))?
-            .ok_or_else(|| PushError::Local("no head".into()))?;
-        let branch_ref = format!("refs/heads/{}", self.git.branch);
-        let mut remote = self.repo.find_remote("origin").map_err(transport)?;
-        let rejected: RefCell<Option<(String, String)>> = RefCell::new(None);
-        {
-            let mut callbacks = session.callbacks();
-            callbacks.push_update_reference(|refname, status| {
-                if let Some(reason) = status {
-                    *rejected.borrow_mut() = Some((refname.to_owned(), reason.to_owned()));
-                }
-                Ok(())
-            });
-            if let Err(e) = self.push_without_delta_search() {
-                tracing::warn!(error = %e, "could not turn the push's delta search off; pushing with libgit2's default");
-            }
-            let mut opts = git2::PushOptions::new();
-            opts.remote_callbacks(callbacks);
-            remote
-                .push(&[format!("{branch_ref}:{branch_ref}")], Some(&mut opts))
-                .map_err(transport)?;
-        }
-        if let Some((refname, reason)) = rejected.into_inner() {
-            return Err(PushError::Rejected { refname, reason });
-        }
-        // Read the remote branch back.
-        let remote_head = {
-            let conn = remote
-                .connect_auth(git2::Direction::Fetch, Some(session.callbacks()), None)
-                .map_err(transport)?;
-            let heads = conn.list().map_err(transport)?;
-            heads.iter().find(|h| h.name() == branch_ref).map(|h| h.oid())
-        };
-        if remote_head != Some(head) {
-            return Err(PushError::Unverified {
-                branch: self.git.branch.clone(),
-                remote: remote_head
-                    .map(|o| o.to_string())
-                    .unwrap_or_else(|| "nothing".to_owned()),
-                local: head.to_string(),
-            });
-        }
-        self.repo
-            .reference(
-                &format!("refs/remotes/origin/{}", self.git.branch),
-                head,
-                true,
-                "push verified",
-            )
-            .map_err(local)?;
-        Ok(Some(PushResult {
-            remote_head: head,
-            rewritten,
-            foreign_commits,
-        }))
-    }
-
     /// The repositories to keep compact with `git gc --auto` when the git CLI is present
     /// (it packs loose objects only when there are many; libgit2 has no gc): the working
     /// copy, and a remote that is a local directory (the embedded default): every push
@@ -862,111 +713,6 @@ impl WorkingCopy {
             None => None,
         })
     }
-}
-
-/// Path of a domain's manifest in the repository.
-pub fn manifest_path(domain: Domain) -> String {
-    format!("{METADATA_DIR}{domain}.sha256")
-}
-
-/// `sha256sum` format, sorted by path.
-fn render_manifest(manifest: &Manifest) -> String {
-    let mut s = String::with_capacity(manifest.len() * 100);
-    for (path, entry) in manifest {
-        s.push_str(&entry.sha256);
-        s.push_str("  ");
-        s.push_str(path.as_str());
-        s.push('\n');
-    }
-    s
-}
-
-fn read_manifest(repo: &Repository, tree: &Tree<'_>, domain: Domain) -> Result<Manifest, RepoError> {
-    let entry = match tree.get_path(Path::new(&manifest_path(domain))) {
-        Ok(e) => e,
-        Err(e) if e.code() == ErrorCode::NotFound => return Ok(Manifest::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let blob = repo.find_blob(entry.id())?;
-    let text = std::str::from_utf8(blob.content()).map_err(|_| git2::Error::from_str("manifest is not UTF-8"))?;
-    let mut files = TreeFiles::new(repo, tree.clone());
-    let mut out = Manifest::new();
-    for line in text.lines() {
-        let Some((sha, path)) = line.split_once("  ") else {
-            continue;
-        };
-        let Ok(path) = path.parse::<RepoPath>() else {
-            continue;
-        };
-        let Some((_, mode)) = files.get(&path) else {
-            continue;
-        };
-        out.insert(
-            path,
-            ManifestEntry {
-                sha256: sha.to_owned(),
-                mode,
-            },
-        );
-    }
-    Ok(out)
-}
-
-/// Looks files up in a tree, reading each directory once: a path lookup from the root for
-/// every file would read (and verify) the same large directory trees thousands of times.
-pub struct TreeFiles<'r> {
-    repo: &'r Repository,
-    root: Tree<'r>,
-    dirs: std::collections::HashMap<String, Option<Tree<'r>>>,
-}
-
-impl<'r> TreeFiles<'r> {
-    /// Lookups in `root`.
-    pub fn new(repo: &'r Repository, root: Tree<'r>) -> Self {
-        TreeFiles {
-            repo,
-            root,
-            dirs: Default::default(),
-        }
-    }
-
-    /// The blob and mode at `path`, if the tree has a file there.
-    pub fn get(&mut self, path: &RepoPath) -> Option<(Oid, u32)> {
-        let (dir, name) = match path.as_str().rsplit_once('/') {
-            Some((d, n)) => (d, n),
-            None => ("", path.as_str()),
-        };
-        let tree = if dir.is_empty() {
-            &self.root
-        } else {
-            let (repo, root) = (self.repo, &self.root);
-            self.dirs
-                .entry(dir.to_owned())
-                .or_insert_with(|| {
-                    let e = root.get_path(Path::new(dir)).ok()?;
-                    repo.find_tree(e.id()).ok()
-                })
-                .as_ref()?
-        };
-        let e = tree.get_name(name)?;
-        (e.kind() == Some(git2::ObjectType::Blob)).then(|| (e.id(), e.filemode() as u32))
-    }
-}
-
-/// [`WorkingCopy::stage_file`] through any handle on the working copy's repository (each
-/// hashing thread opens its own: a `Repository` is not shared between threads).
-pub fn stage_into(repo: &Repository, path: &RepoPath, content: &[u8], mode: u32) -> Result<Staged, RepoError> {
-    let workdir = repo
-        .workdir()
-        .ok_or_else(|| git2::Error::from_str("bare working copy"))?;
-    let abs = workdir.join(path.as_str());
-    let unix = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
-    // The work tree is a convenience copy; the objects are what count.
-    write_file(&abs, content, unix, false).map_err(io_err(format!("writing {}", abs.display())))?;
-    Ok(Staged {
-        id: repo.blob(content)?,
-        len: content.len(),
-    })
 }
 
 /// Process-wide libgit2 tuning. Directory trees of a large site are bigger than libgit2's
@@ -1033,82 +779,6 @@ fn index_entry(path: &str, mode: u32, len: usize) -> IndexEntry {
         flags_extended: 0,
         path: path.as_bytes().to_vec(),
     }
-}
-
-/// Writes a file atomically: a temporary file beside it, fsync, chmod, rename.
-pub fn write_atomically(abs: &Path, content: &[u8], unix_mode: u32) -> std::io::Result<()> {
-    write_file(abs, content, unix_mode, true)
-}
-
-/// Writes several files, each atomically (a temporary file beside it, renamed over it),
-/// with one flush for the lot instead of one per file: every content is durable (`syncfs`
-/// on each filesystem involved) before the first rename, and every directory after the
-/// last. On an error before the renames nothing was replaced and the temporary files are
-/// gone; the error names the file.
-pub fn write_all_atomically(items: &[(PathBuf, &[u8], u32)]) -> Result<(), (PathBuf, std::io::Error)> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::MetadataExt;
-    let mut temps = Vec::with_capacity(items.len());
-    let mut filesystems: std::collections::HashMap<u64, std::fs::File> = Default::default();
-    let mut dirs: std::collections::BTreeSet<PathBuf> = Default::default();
-    for (abs, content, mode) in items {
-        let fail = |e: std::io::Error| (abs.clone(), e);
-        let dir = abs.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(fail)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".cb-tmp-")
-            .tempfile_in(dir)
-            .map_err(fail)?;
-        tmp.write_all(content).map_err(fail)?;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(*mode))
-            .map_err(fail)?;
-        let dev = tmp.as_file().metadata().map_err(fail)?.dev();
-        if let std::collections::hash_map::Entry::Vacant(v) = filesystems.entry(dev) {
-            v.insert(tmp.as_file().try_clone().map_err(fail)?);
-        }
-        dirs.insert(dir.to_path_buf());
-        temps.push((abs, tmp));
-    }
-    for f in filesystems.values() {
-        // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the call.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
-        if rc != 0 {
-            let at = temps.first().map(|(p, _)| (*p).clone()).unwrap_or_default();
-            return Err((at, std::io::Error::last_os_error()));
-        }
-    }
-    for (abs, tmp) in temps {
-        tmp.persist(abs).map_err(|e| (abs.clone(), e.error))?;
-    }
-    for dir in dirs {
-        std::fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| (dir, e))?;
-    }
-    Ok(())
-}
-
-/// A temporary file beside the target, chmod, rename; `durable` adds an fsync first.
-fn write_file(abs: &Path, content: &[u8], unix_mode: u32, durable: bool) -> std::io::Result<()> {
-    let dir = abs.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".cb-tmp-").tempfile_in(dir)?;
-    tmp.write_all(content)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(unix_mode))?;
-    if durable {
-        tmp.as_file().sync_all()?;
-    }
-    tmp.persist(abs).map_err(|e| e.error)?;
-    Ok(())
-}
-
-fn write_work_file(workdir: &Path, rel: &str, content: &[u8], git_mode: u32) -> Result<(), RepoError> {
-    let abs = workdir.join(rel);
-    let unix = if git_mode & 0o111 != 0 { 0o755 } else { 0o644 };
-    write_file(&abs, content, unix, false).map_err(io_err(format!("writing {}", abs.display())))
 }
 
 /// `git gc --auto` in `dir` when the git CLI is installed, waited for; never fails (a

@@ -1,0 +1,127 @@
+//! Files: staging content into the work tree and the object database, and atomic
+//! writes (one file, or many with one flush).
+
+use super::*;
+
+/// [`WorkingCopy::stage_file`] through any handle on the working copy's repository (each
+/// hashing thread opens its own: a `Repository` is not shared between threads).
+pub fn stage_into(repo: &Repository, path: &RepoPath, content: &[u8], mode: u32) -> Result<Staged, RepoError> {
+    let workdir = repo
+        .workdir()
+        .ok_or_else(|| git2::Error::from_str("bare working copy"))?;
+    let abs = workdir.join(path.as_str());
+    let unix = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
+    // The work tree is a convenience copy; the objects are what count.
+    write_file(&abs, content, unix, false).map_err(io_err(format!("writing {}", abs.display())))?;
+    let id = repo.blob(content).map_err(|e| {
+        RepoError::Git(e).with_os_cause(repo.path(), content.len() as u64, || {
+            format!(
+                "writing the object of {path} into {}",
+                repo.path().join("objects").display()
+            )
+        })
+    })?;
+    Ok(Staged { id, len: content.len() })
+}
+
+/// Why writing `needed` bytes under `dir` fails, read from its filesystem: mounted
+/// read-only, or less space available to us than `needed` plus 64 KiB (a failed writer
+/// has removed its partial file by the time we look). `None` when neither.
+pub(crate) fn filesystem_cause(dir: &Path, needed: u64) -> Option<std::io::Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c` is a NUL-terminated path and `st` points to writable memory of the
+    // struct's size; statvfs only writes it, and it is read only when the call succeeded.
+    #[allow(unsafe_code)]
+    let st = unsafe {
+        if libc::statvfs(c.as_ptr(), st.as_mut_ptr()) != 0 {
+            return None;
+        }
+        st.assume_init()
+    };
+    if st.f_flag & libc::ST_RDONLY != 0 {
+        return Some(std::io::Error::from_raw_os_error(libc::EROFS));
+    }
+    let available = u128::from(st.f_bavail) * u128::from(st.f_frsize);
+    (available < u128::from(needed) + 64 * 1024).then(|| {
+        let e = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        std::io::Error::new(e.kind(), format!("{e}: {available} bytes available, {needed} needed"))
+    })
+}
+
+/// Writes a file atomically: a temporary file beside it, fsync, chmod, rename.
+pub fn write_atomically(abs: &Path, content: &[u8], unix_mode: u32) -> std::io::Result<()> {
+    write_file(abs, content, unix_mode, true)
+}
+
+/// Writes several files, each atomically (a temporary file beside it, renamed over it),
+/// with one flush for the lot instead of one per file: every content is durable (`syncfs`
+/// on each filesystem involved) before the first rename, and every directory after the
+/// last. On an error before the renames nothing was replaced and the temporary files are
+/// gone; the error names the file.
+pub fn write_all_atomically(items: &[(PathBuf, &[u8], u32)]) -> Result<(), (PathBuf, std::io::Error)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let mut temps = Vec::with_capacity(items.len());
+    let mut filesystems: std::collections::HashMap<u64, std::fs::File> = Default::default();
+    let mut dirs: std::collections::BTreeSet<PathBuf> = Default::default();
+    for (abs, content, mode) in items {
+        let fail = |e: std::io::Error| (abs.clone(), e);
+        let dir = abs.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(fail)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".cb-tmp-")
+            .tempfile_in(dir)
+            .map_err(fail)?;
+        tmp.write_all(content).map_err(fail)?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(*mode))
+            .map_err(fail)?;
+        let dev = tmp.as_file().metadata().map_err(fail)?.dev();
+        if let std::collections::hash_map::Entry::Vacant(v) = filesystems.entry(dev) {
+            v.insert(tmp.as_file().try_clone().map_err(fail)?);
+        }
+        dirs.insert(dir.to_path_buf());
+        temps.push((abs, tmp));
+    }
+    for f in filesystems.values() {
+        // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the call.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+        if rc != 0 {
+            let at = temps.first().map(|(p, _)| (*p).clone()).unwrap_or_default();
+            return Err((at, std::io::Error::last_os_error()));
+        }
+    }
+    for (abs, tmp) in temps {
+        tmp.persist(abs).map_err(|e| (abs.clone(), e.error))?;
+    }
+    for dir in dirs {
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| (dir, e))?;
+    }
+    Ok(())
+}
+
+/// A temporary file beside the target, chmod, rename; `durable` adds an fsync first.
+pub(super) fn write_file(abs: &Path, content: &[u8], unix_mode: u32, durable: bool) -> std::io::Result<()> {
+    let dir = abs.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".cb-tmp-").tempfile_in(dir)?;
+    tmp.write_all(content)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(unix_mode))?;
+    if durable {
+        tmp.as_file().sync_all()?;
+    }
+    tmp.persist(abs).map_err(|e| e.error)?;
+    Ok(())
+}
+
+pub(super) fn write_work_file(workdir: &Path, rel: &str, content: &[u8], git_mode: u32) -> Result<(), RepoError> {
+    let abs = workdir.join(rel);
+    let unix = if git_mode & 0o111 != 0 { 0o755 } else { 0o644 };
+    write_file(&abs, content, unix, false).map_err(io_err(format!("writing {}", abs.display())))
+}

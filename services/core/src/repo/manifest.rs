@@ -1,0 +1,93 @@
+//! Manifests (`.config-backup/<domain>.sha256`, `sha256sum` format) and reading a
+//! tree's files a directory at a time.
+
+use super::*;
+
+/// Path of a domain's manifest in the repository.
+pub fn manifest_path(domain: Domain) -> String {
+    format!("{METADATA_DIR}{domain}.sha256")
+}
+
+/// `sha256sum` format, sorted by path.
+pub(super) fn render_manifest(manifest: &Manifest) -> String {
+    let mut s = String::with_capacity(manifest.len() * 100);
+    for (path, entry) in manifest {
+        s.push_str(&entry.sha256);
+        s.push_str("  ");
+        s.push_str(path.as_str());
+        s.push('\n');
+    }
+    s
+}
+
+pub(super) fn read_manifest(repo: &Repository, tree: &Tree<'_>, domain: Domain) -> Result<Manifest, RepoError> {
+    let entry = match tree.get_path(Path::new(&manifest_path(domain))) {
+        Ok(e) => e,
+        Err(e) if e.code() == ErrorCode::NotFound => return Ok(Manifest::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let blob = repo.find_blob(entry.id())?;
+    let text = std::str::from_utf8(blob.content()).map_err(|_| git2::Error::from_str("manifest is not UTF-8"))?;
+    let mut files = TreeFiles::new(repo, tree.clone());
+    let mut out = Manifest::new();
+    for line in text.lines() {
+        let Some((sha, path)) = line.split_once("  ") else {
+            continue;
+        };
+        let Ok(path) = path.parse::<RepoPath>() else {
+            continue;
+        };
+        let Some((_, mode)) = files.get(&path) else {
+            continue;
+        };
+        out.insert(
+            path,
+            ManifestEntry {
+                sha256: sha.to_owned(),
+                mode,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Looks files up in a tree, reading each directory once: a path lookup from the root for
+/// every file would read (and verify) the same large directory trees thousands of times.
+pub struct TreeFiles<'r> {
+    repo: &'r Repository,
+    root: Tree<'r>,
+    dirs: std::collections::HashMap<String, Option<Tree<'r>>>,
+}
+
+impl<'r> TreeFiles<'r> {
+    /// Lookups in `root`.
+    pub fn new(repo: &'r Repository, root: Tree<'r>) -> Self {
+        TreeFiles {
+            repo,
+            root,
+            dirs: Default::default(),
+        }
+    }
+
+    /// The blob and mode at `path`, if the tree has a file there.
+    pub fn get(&mut self, path: &RepoPath) -> Option<(Oid, u32)> {
+        let (dir, name) = match path.as_str().rsplit_once('/') {
+            Some((d, n)) => (d, n),
+            None => ("", path.as_str()),
+        };
+        let tree = if dir.is_empty() {
+            &self.root
+        } else {
+            let (repo, root) = (self.repo, &self.root);
+            self.dirs
+                .entry(dir.to_owned())
+                .or_insert_with(|| {
+                    let e = root.get_path(Path::new(dir)).ok()?;
+                    repo.find_tree(e.id()).ok()
+                })
+                .as_ref()?
+        };
+        let e = tree.get_name(name)?;
+        (e.kind() == Some(git2::ObjectType::Blob)).then(|| (e.id(), e.filemode() as u32))
+    }
+}

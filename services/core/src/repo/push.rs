@@ -1,0 +1,225 @@
+//! Reaching the remote: fetch, rebase of our unpushed commits onto what it has, and the
+//! verified push (never forced; the branch read back must equal our head).
+
+use super::*;
+
+impl WorkingCopy {
+    /// Makes the packs this repository pushes without delta search: every object is sent
+    /// whole (zlib-compressed). libgit2 cannot reuse deltas nor make thin packs, so its
+    /// search only ever pairs the new objects of one push with each other: different
+    /// files, which rarely delta (the benchmark's first push came out *larger* with it),
+    /// at about a third of a first backup's time and most of its memory. Deltas between
+    /// versions of a file, the ones that pay, are made where the history lives: by the
+    /// remote's repack (`git gc --auto` after a push, by receive-pack or, for a local
+    /// remote, by [`crate::maintenance`]).
+    ///
+    /// libgit2 (1.9, `packbuilder_config`) reads `pack.deltaCacheSize` both as the delta
+    /// cache's size and as the size above which an object is never deltified; 1 byte sets
+    /// both to "nothing". Were libgit2 to read the threshold from its proper key, this
+    /// would still bound the delta cache (its default is 256 MiB), and
+    /// `pushed_packs_hold_no_deltas` fails.
+    fn push_without_delta_search(&self) -> Result<(), RepoError> {
+        const NOTHING: i64 = 1;
+        let mut config = self.repo.config()?.open_level(git2::ConfigLevel::Local)?;
+        if config.get_i64("pack.deltaCacheSize").ok() != Some(NOTHING) {
+            config.set_i64("pack.deltaCacheSize", NOTHING)?;
+        }
+        Ok(())
+    }
+
+    /// Local commits the remote-tracking branch does not have.
+    pub fn unpushed(&self) -> Result<usize, RepoError> {
+        let Some(head) = self.head()? else {
+            return Ok(0);
+        };
+        let mut walk = self.repo.revwalk()?;
+        walk.push(head)?;
+        if let Some(tracking) = self.tracking_head()? {
+            walk.hide(tracking)?;
+        }
+        Ok(walk.count())
+    }
+
+    fn tracking_head(&self) -> Result<Option<Oid>, RepoError> {
+        match self
+            .repo
+            .find_reference(&format!("refs/remotes/origin/{}", self.git.branch))
+        {
+            Ok(r) => Ok(r.target()),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Fetches the remote branch; returns its head (None when the remote has no such branch).
+    fn fetch(&self, session: &Session) -> Result<Option<Oid>, PushError> {
+        let remote_name = crate::settings::redact_url(&self.git.remote);
+        let transport = |e: git2::Error| PushError::Transport {
+            remote: remote_name.clone(),
+            message: session.explain(&e),
+        };
+        let mut remote = self.repo.find_remote("origin").map_err(transport)?;
+        let refspec = format!("+refs/heads/{b}:refs/remotes/origin/{b}", b = self.git.branch);
+        remote
+            .fetch(&[&refspec], Some(&mut session.fetch_options()), None)
+            .map_err(transport)?;
+        let branch_ref = format!("refs/heads/{}", self.git.branch);
+        let heads = remote.list().map_err(transport)?;
+        Ok(heads.iter().find(|h| h.name() == branch_ref).map(|h| h.oid()))
+    }
+
+    /// Moves the branch (and work tree) to `target`.
+    fn move_branch(&self, target: Oid, why: &str) -> Result<(), git2::Error> {
+        self.repo
+            .reference(&format!("refs/heads/{}", self.git.branch), target, true, why)?;
+        let commit = self.repo.find_commit(target)?;
+        self.repo.reset(commit.as_object(), git2::ResetType::Hard, None)
+    }
+
+    /// Replays our commits since the merge base onto `onto`. None if one conflicts
+    /// (then nothing has moved).
+    fn rebase_onto(&self, head: Oid, onto: Oid) -> Result<Option<Rewrites>, git2::Error> {
+        let base = self.repo.merge_base(head, onto)?;
+        let mut walk = self.repo.revwalk()?;
+        walk.push(head)?;
+        walk.hide(base)?;
+        walk.simplify_first_parent()?;
+        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
+        let ours: Vec<Oid> = walk.collect::<Result<_, _>>()?;
+        let mut tip = self.repo.find_commit(onto)?;
+        let mut map = Vec::with_capacity(ours.len());
+        for id in ours {
+            let commit = self.repo.find_commit(id)?;
+            let mut index = self.repo.cherrypick_commit(&commit, &tip, 0, None)?;
+            if index.has_conflicts() {
+                return Ok(None);
+            }
+            let tree = self.repo.find_tree(index.write_tree_to(&self.repo)?)?;
+            let message = commit.message_raw().unwrap_or_default();
+            let new = self
+                .repo
+                .commit(None, &commit.author(), &commit.committer(), message, &tree, &[&tip])?;
+            map.push((id, new, tip.id()));
+            tip = self.repo.find_commit(new)?;
+        }
+        self.move_branch(tip.id(), "rebase backup commits onto the remote")?;
+        Ok(Some(map))
+    }
+
+    /// Brings the remote's commits in: fetches the branch; when the remote has commits we
+    /// lack, fast-forwards to them (nothing of ours unpushed) or rebases our unpushed
+    /// commits on top (when they apply cleanly). Conflicts: [`PushError::Diverged`], and
+    /// nothing moves. Never rewrites the remote.
+    pub fn sync(&self) -> Result<SyncResult, PushError> {
+        self.sync_with(&Session::new(&self.git))
+    }
+
+    fn sync_with(&self, session: &Session) -> Result<SyncResult, PushError> {
+        let local = |e: git2::Error| PushError::Local(e.message().to_owned());
+        let mut result = SyncResult::default();
+        let Some(remote_head) = self.fetch(session)? else {
+            return Ok(result);
+        };
+        let Some(head) = self.head().map_err(|e| PushError::Local(e.to_string()))? else {
+            // A fresh working copy of a non-empty remote: take it as it is.
+            self.move_branch(remote_head, "adopt the remote").map_err(local)?;
+            return Ok(result);
+        };
+        if remote_head == head || self.repo.graph_descendant_of(head, remote_head).map_err(local)? {
+            return Ok(result);
+        }
+        result.foreign_commits = self.repo.graph_ahead_behind(head, remote_head).map_err(local)?.1;
+        if self.repo.graph_descendant_of(remote_head, head).map_err(local)? {
+            self.move_branch(remote_head, "fast-forward to the remote")
+                .map_err(local)?;
+            return Ok(result);
+        }
+        match self.rebase_onto(head, remote_head).map_err(local)? {
+            Some(map) => {
+                result.rewritten = map;
+                Ok(result)
+            }
+            None => Err(PushError::Diverged {
+                branch: self.git.branch.clone(),
+                remote: remote_head.to_string(),
+                unpushed: self.repo.graph_ahead_behind(head, remote_head).map_err(local)?.0,
+            }),
+        }
+    }
+
+    /// Pushes the branch after [`WorkingCopy::sync`], checks the per-reference result and
+    /// reads the remote branch back. Never forces.
+    pub fn push(&self) -> Result<Option<PushResult>, PushError> {
+        let session = Session::new(&self.git);
+        let remote_name = crate::settings::redact_url(&self.git.remote);
+        let transport = |e: git2::Error| PushError::Transport {
+            remote: remote_name.clone(),
+            message: session.explain(&e),
+        };
+        let local = |e: git2::Error| PushError::Local(e.message().to_owned());
+        if self.head().map_err(|e| PushError::Local(e.to_string()))?.is_none() {
+            return Ok(None);
+        }
+        let SyncResult {
+            rewritten,
+            foreign_commits,
+        } = self.sync_with(&session)?;
+        let head = self
+            .head()
+            .map_err(|e| PushError::Local(e.to_string()))?
+            .ok_or_else(|| PushError::Local("no head".into()))?;
+        let branch_ref = format!("refs/heads/{}", self.git.branch);
+        let mut remote = self.repo.find_remote("origin").map_err(transport)?;
+        let rejected: RefCell<Option<(String, String)>> = RefCell::new(None);
+        {
+            let mut callbacks = session.callbacks();
+            callbacks.push_update_reference(|refname, status| {
+                if let Some(reason) = status {
+                    *rejected.borrow_mut() = Some((refname.to_owned(), reason.to_owned()));
+                }
+                Ok(())
+            });
+            if let Err(e) = self.push_without_delta_search() {
+                tracing::warn!(error = %e, "could not turn the push's delta search off; pushing with libgit2's default");
+            }
+            let mut opts = git2::PushOptions::new();
+            opts.remote_callbacks(callbacks);
+            remote
+                .push(&[format!("{branch_ref}:{branch_ref}")], Some(&mut opts))
+                .map_err(transport)?;
+        }
+        if let Some((refname, reason)) = rejected.into_inner() {
+            return Err(PushError::Rejected { refname, reason });
+        }
+        // Read the remote branch back.
+        let remote_head = {
+            let conn = remote
+                .connect_auth(git2::Direction::Fetch, Some(session.callbacks()), None)
+                .map_err(transport)?;
+            let heads = conn.list().map_err(transport)?;
+            heads.iter().find(|h| h.name() == branch_ref).map(|h| h.oid())
+        };
+        if remote_head != Some(head) {
+            return Err(PushError::Unverified {
+                branch: self.git.branch.clone(),
+                remote: remote_head
+                    .map(|o| o.to_string())
+                    .unwrap_or_else(|| "nothing".to_owned()),
+                local: head.to_string(),
+            });
+        }
+        self.repo
+            .reference(
+                &format!("refs/remotes/origin/{}", self.git.branch),
+                head,
+                true,
+                "push verified",
+            )
+            .map_err(local)?;
+        Ok(Some(PushResult {
+            remote_head: head,
+            rewritten,
+            foreign_commits,
+        }))
+    }
+}
