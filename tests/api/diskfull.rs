@@ -149,11 +149,7 @@ async fn a_full_audit_database_is_named_and_the_next_run_recovers() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
-    assert!(
-        err.message().contains("database or disk is full"),
-        "{}",
-        err.message()
-    );
+    assert!(err.message().contains("database or disk is full"), "{}", err.message());
     app.status().await;
     std::fs::remove_file(&filler).unwrap();
     assert_eq!(app.backup().await.outcome, pb::RunOutcome::Success as i32);

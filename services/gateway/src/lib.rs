@@ -36,8 +36,37 @@ struct Gateway {
     health: tonic_health::pb::health_client::HealthClient<Channel>,
 }
 
-/// The shim's router over a channel to the gRPC server.
-pub fn router(channel: Channel) -> Router {
+/// Parses `HTTP_CORS_ALLOWED_ORIGINS`: comma-separated exact origins
+/// (`scheme://host[:port]`, http or https, no path, no wildcard). The error says which
+/// entry is wrong and what is allowed.
+pub fn parse_cors_origins(text: &str) -> Result<Vec<axum::http::HeaderValue>, String> {
+    let mut out = Vec::new();
+    for raw in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = |why: &str| {
+            format!(
+                "{} {why}: give exact origins such as https://noc.example.net or http://noc.rgz.local:8443",
+                quote_input(raw)
+            )
+        };
+        let rest = raw
+            .strip_prefix("https://")
+            .or_else(|| raw.strip_prefix("http://"))
+            .ok_or_else(|| bad("is not an http:// or https:// origin"))?;
+        if rest.is_empty() || rest.contains(['/', '*', '?', '#', '@', ' ']) {
+            return Err(bad("is not an exact origin (no path, wildcard, query or user)"));
+        }
+        let uri: axum::http::Uri = raw.parse().map_err(|_| bad("is not a valid origin"))?;
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(bad("has no host"));
+        }
+        out.push(axum::http::HeaderValue::from_str(raw).map_err(|_| bad("is not a valid header value"))?);
+    }
+    Ok(out)
+}
+
+/// The shim's router over a channel to the gRPC server, answering CORS for `origins`
+/// (none: no CORS headers at all).
+pub fn router(channel: Channel, origins: Vec<axum::http::HeaderValue>) -> Router {
     let state = Gateway {
         // A first backup of a large site reports every file: allow big answers.
         client: ConfigBackupClient::new(channel.clone()).max_decoding_message_size(256 << 20),
@@ -56,6 +85,27 @@ pub fn router(channel: Channel) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(axum::middleware::from_fn(header_limits))
+        // Outermost: preflights are answered here, and every answer (errors and the
+        // NDJSON stream included) carries the headers a browser needs to read it.
+        .layer(cors(origins))
+}
+
+/// CORS for the NOC's own web UI: exact origins only; the API's methods; the
+/// `Authorization` and `Content-Type` request headers. No credentials mode: the token
+/// travels in `Authorization`, never in a cookie. An origin not listed gets no CORS
+/// header, so the browser keeps the answer from it.
+fn cors(origins: Vec<axum::http::HeaderValue>) -> tower_http::cors::CorsLayer {
+    use axum::http::Method;
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::WWW_AUTHENTICATE])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// Refuses a request whose headers are too large with 431, before anything else: an

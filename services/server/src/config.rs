@@ -26,6 +26,8 @@ pub struct ServerSettings {
     pub initial_backup: bool,
     /// Mail to the NOC (`SMTP_HOST` set).
     pub mail: Option<config_backup_notify::MailSettings>,
+    /// `HTTP_CORS_ALLOWED_ORIGINS`: exact origins whose pages may call the REST API.
+    pub cors_origins: Vec<axum::http::HeaderValue>,
 }
 
 impl ServerSettings {
@@ -37,6 +39,13 @@ impl ServerSettings {
         let metrics_listen = address(&get, "METRICS_LISTEN_ADDR", "127.0.0.1:9187")?;
         let mail = config_backup_notify::MailSettings::from_lookup(&get)?;
         let (secret, secret_source) = Secret::load(&get, &engine.data_dir)?;
+        let cors_origins = config_backup_gateway::parse_cors_origins(
+            &get("HTTP_CORS_ALLOWED_ORIGINS").unwrap_or_default(),
+        )
+        .map_err(|message| SettingsError {
+            var: "HTTP_CORS_ALLOWED_ORIGINS".to_owned(),
+            message,
+        })?;
         Ok(ServerSettings {
             engine,
             grpc_listen,
@@ -46,6 +55,7 @@ impl ServerSettings {
             secret_source,
             initial_backup: true,
             mail,
+            cors_origins,
         })
     }
 }

@@ -28,6 +28,7 @@ pub struct Application {
     engine: Engine,
     auth: Arc<Authenticator>,
     initial_backup: bool,
+    cors_origins: Vec<axum::http::HeaderValue>,
 }
 
 /// The interceptor: every ConfigBackup call must carry a valid bearer token; the
@@ -78,6 +79,7 @@ impl Application {
             engine,
             auth: Arc::new(Authenticator::new(&settings.secret)),
             initial_backup: settings.initial_backup,
+            cors_origins: settings.cors_origins,
         })
     }
 
@@ -151,7 +153,7 @@ impl Application {
         };
         let http = axum::serve(
             self.http_listener.tap_io(nodelay),
-            config_backup_gateway::router(channel),
+            config_backup_gateway::router(channel, self.cors_origins.clone()),
         )
         .with_graceful_shutdown(async move { http_stop.cancelled().await });
         let http = tokio::spawn(async move { http.await });
