@@ -51,6 +51,13 @@ if [ "$(id -u)" = 0 ]; then mkdir -p /run/sshd; fi
 command -v git >/dev/null || apt_install git
 command -v jq >/dev/null || apt_install jq
 
+# --- A real browser for the console test (Debian's chromium + chromedriver) ------------
+if [ ! -x /usr/bin/chromium ] || ! command -v chromedriver >/dev/null; then
+    apt_install chromium chromium-driver
+fi
+[ -x /usr/bin/chromium ] && command -v chromedriver >/dev/null \
+    || die "chromium and chromedriver are needed for the console test (apt-get install chromium chromium-driver)"
+
 # --- docker-compose (validates docker/compose.yaml; no Docker engine needed) -----------
 command -v docker-compose >/dev/null || apt_install docker-compose
 

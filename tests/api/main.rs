@@ -25,6 +25,7 @@ macro_rules! on_both_backends {
 
 mod auth;
 mod backup;
+mod console;
 mod cors;
 mod diff;
 mod diskfull;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 pub mod smtp;
 pub mod ssh;
+pub mod webdriver;
 
 use config_backup_proto::v1::config_backup_client::ConfigBackupClient;
 use config_backup_server::auth::{self, Role, Secret};

@@ -11,6 +11,7 @@
 pub mod errors;
 pub mod routes;
 
+pub mod console;
 use std::collections::HashMap;
 
 use axum::Router;
@@ -80,6 +81,9 @@ pub fn router(channel: Channel, origins: Vec<axum::http::HeaderValue>) -> Router
         .route(route("Rollback").path, post(rollback))
         .route(route("RollbackStatus").path, get(rollback_status))
         .route(HEALTH_PATH, get(healthz))
+        .route("/", get(console::index))
+        .route("/console/app.js", get(console::app_js))
+        .route("/console/style.css", get(console::style))
         .route(OPENAPI_PATH, get(|| async { axum::Json(routes::openapi()) }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
