@@ -92,6 +92,11 @@ async fn a_full_disk_is_named_in_the_report_status_and_mail_and_the_next_run_rec
         dns.error
     );
     let status = app.status().await;
+    let dns_status = status.domains.iter().find(|d| d.domain == "dns").unwrap();
+    assert!(
+        says(&dns_status.last_error),
+        "Status names the domain's cause: {dns_status:?}"
+    );
     let last = status.last_run.unwrap();
     assert!(says(&last.error), "Status names the cause: {:?}", last.error);
     let mails = smtp.wait_for(2);
@@ -116,6 +121,8 @@ async fn a_full_disk_is_named_in_the_report_status_and_mail_and_the_next_run_rec
     std::fs::remove_file(&huge).unwrap();
     let report = app.backup().await;
     assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
+    let status = app.status().await;
+    assert!(status.domains.iter().all(|d| d.last_error.is_empty()), "{status:?}");
     fsck(&env.remote());
     fsck(&wc.join(".git"));
     app.stop().await;

@@ -117,14 +117,15 @@ async function loadStatus() {
   if (s.interrupted) row("Interrupted", el("span", { class: "bad" }, s.interrupted));
   if (s.clear_secrets_notice) row("Older history", s.clear_secrets_notice);
   body.append(el("div", { class: "scroll" }, facts));
-  const t = el("table", { id: "domains" }, el("thead", {}, el("tr", {}, ...["Domain", "Files", "Last commit", "Last change"].map((h) => el("th", { scope: "col" }, h)))));
+  const t = el("table", { id: "domains" }, el("thead", {}, el("tr", {}, ...["Domain", "Files", "Last commit", "Last change", "Last error"].map((h) => el("th", { scope: "col" }, h)))));
   const tb = el("tbody");
   for (const d of s.domains || []) {
     tb.append(el("tr", {},
       el("td", {}, d.domain),
       el("td", {}, String(d.tracked_files || 0)),
       el("td", {}, commitLink(d.last_commit_hash), " ", when(d.last_commit_at)),
-      el("td", {}, commitLink(d.last_change_commit_hash), " ", when(d.last_changed_at))));
+      el("td", {}, commitLink(d.last_change_commit_hash), " ", when(d.last_changed_at)),
+      el("td", { class: "bad" }, d.last_error || "")));
   }
   t.append(tb);
   body.append(el("h3", {}, "Domains"), el("div", { class: "scroll" }, t));

@@ -151,6 +151,7 @@ pub fn status(s: &EngineStatus) -> pb::StatusResponse {
                     .unwrap_or_default(),
                 last_changed_at: summary.as_ref().and_then(|x| x.last_change_at).map(timestamp),
                 tracked_files: *tracked as u32,
+                last_error: s.domain_errors.get(d).cloned().unwrap_or_default(),
             })
             .collect(),
         unpushed_commits: s.unpushed as u32,

@@ -136,6 +136,8 @@ pub struct EngineStatus {
     pub last_successful_run: Option<RunRecord>,
     /// Per configured domain: summary and tracked file count.
     pub domains: Vec<(Domain, Option<DomainSummary>, usize)>,
+    /// Per domain that failed in the last run: why (the OS cause and the path, ...).
+    pub domain_errors: BTreeMap<Domain, String>,
     /// Commits the remote lacks.
     pub unpushed: usize,
     /// When a push last succeeded.

@@ -111,6 +111,15 @@ impl Engine {
             errors.push(format!("push: {e}"));
         }
         run.error = (!errors.is_empty()).then(|| errors.join("; "));
+        let domain_errors: Vec<(Domain, String)> = domains
+            .iter()
+            .filter_map(|d| Some((d.domain?, d.error.clone()?)))
+            .collect();
+        if !domain_errors.is_empty()
+            && let Err(e) = store.record_domain_errors(run_id, &domain_errors).await
+        {
+            tracing::warn!(error = %e, "could not record the domains' errors for Status");
+        }
         run.push_outcome = Some(push.outcome);
         run.push_error = push.error.clone();
         run.unpushed_commits = push.unpushed as i64;

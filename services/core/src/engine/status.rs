@@ -76,6 +76,10 @@ impl Engine {
             }
         }
         let last_mail = store.last_mail().await?;
+        let domain_errors: BTreeMap<Domain, String> = match &last_run {
+            Some(r) => store.domain_errors(r.id).await?.into_iter().collect(),
+            None => BTreeMap::new(),
+        };
         let git = settings.git.clone();
         let domains_cfg: Vec<Domain> = settings.domains.iter().map(|d| d.domain).collect();
         let (unpushed, tracked) = blocking(move || -> Result<(usize, Vec<usize>), EngineError> {
@@ -112,6 +116,7 @@ impl Engine {
             branch: settings.git.branch.clone(),
             running,
             interrupted,
+            domain_errors,
             last_mail,
             clear_history: self.clear_history(),
         })

@@ -507,6 +507,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn record_mail(&self, mail: &MailRecord) -> Result<(), StoreError>;
     /// The latest mail attempt.
     async fn last_mail(&self) -> Result<Option<MailRecord>, StoreError>;
+    /// Records why domains of a run failed.
+    async fn record_domain_errors(&self, run_id: Uuid, errors: &[(Domain, String)]) -> Result<(), StoreError>;
+    /// Why domains of a run failed.
+    async fn domain_errors(&self, run_id: Uuid) -> Result<Vec<(Domain, String)>, StoreError>;
     /// Records a Diff that revealed secrets.
     async fn record_secret_reveal(&self, reveal: &SecretReveal) -> Result<(), StoreError>;
     /// The latest reveals, newest first.

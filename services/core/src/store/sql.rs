@@ -637,6 +637,35 @@ macro_rules! sql_store {
                 }))
             }
 
+            async fn record_domain_errors(&self, run_id: Uuid, errors: &[(Domain, String)]) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                for (domain, error) in errors {
+                    sqlx::query("INSERT INTO config_backup_domain_errors (run_id, domain, error) VALUES ($1, $2, $3)")
+                        .bind(run_id)
+                        .bind(domain.as_str())
+                        .bind(error)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                self.wrote();
+                Ok(())
+            }
+
+            async fn domain_errors(&self, run_id: Uuid) -> Result<Vec<(Domain, String)>, StoreError> {
+                let rows = sqlx::query("SELECT domain, error FROM config_backup_domain_errors WHERE run_id = $1 ORDER BY domain")
+                    .bind(run_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        let d: String = r.try_get("domain")?;
+                        let d = d.parse().map_err(|e: crate::domain::UnknownDomain| StoreError::Corrupt(e.to_string()))?;
+                        Ok((d, r.try_get("error")?))
+                    })
+                    .collect()
+            }
+
             async fn record_secret_reveal(&self, r: &SecretReveal) -> Result<(), StoreError> {
                 sqlx::query(
                     "INSERT INTO config_secret_reveals (id, revealed_at, revealed_by, commit1, commit2, domain, path) \
