@@ -142,6 +142,31 @@ async fn the_console_walks_an_operator_through_status_history_diff_and_rollbacks
         b"{ \"Dhcp4\": { \"valid-lifetime\": 90 } }\n"
     );
 
+    // Every control has a label; the actions are native buttons and links (keyboard
+    // reachable), none a clickable div.
+    let unlabeled = b
+        .script(
+            "return [...document.querySelectorAll('input, select, textarea')]\
+             .filter(e => e.labels.length === 0).map(e => e.id)",
+        )
+        .await;
+    assert_eq!(unlabeled, serde_json::json!([]), "controls without a label");
+    let fake = b
+        .script("return document.querySelectorAll('[onclick], div[tabindex], span[tabindex]').length")
+        .await;
+    assert_eq!(fake, serde_json::json!(0));
+    // The keyboard reaches the navigation: real Tab presses from a fresh page.
+    b.goto(&format!("{base}#status")).await;
+    b.refresh().await;
+    b.wait_text("#domains", "kea").await;
+    let mut reached = Vec::new();
+    for _ in 0..4 {
+        b.press_tab().await;
+        let label = b.script("return document.activeElement.textContent.trim()").await;
+        reached.push(label.as_str().unwrap_or("").to_owned());
+    }
+    assert_eq!(reached, ["Status", "History", "Diff", "Rollback"], "Tab order");
+
     // Phone width: nothing wider than the screen.
     b.resize(390, 844).await;
     b.goto(&format!("{base}#status")).await;

@@ -215,6 +215,14 @@ impl Browser {
         std::fs::write(path, png).unwrap();
     }
 
+    /// Presses Tab (a real key event).
+    pub async fn press_tab(&self) {
+        let tab = "\u{E004}";
+        let actions = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": tab}, {"type": "keyUp", "value": tab}]}]});
+        self.call("POST", "/actions", actions).await;
+    }
+
     /// Resizes the window.
     pub async fn resize(&self, width: u32, height: u32) {
         self.call("POST", "/window/rect", json!({"width": width, "height": height}))
