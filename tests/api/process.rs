@@ -99,6 +99,27 @@ pub(crate) async fn wait_first_backup(client: &mut ConfigBackupClient<tonic::tra
     }
 }
 
+/// The binary serving `env` after its first backup, with enough new files on the site
+/// (3,000 zone files) that the next backup takes a while.
+async fn serving_with_a_slow_backup_ahead(
+    env: &TestEnv,
+    vars: &[(String, String)],
+) -> (Child, ConfigBackupClient<tonic::transport::Channel>) {
+    let (child, addr) = start(vars, &["serve"]);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    config_backup_tests::wait_serving(&channel).await;
+    let mut client = ConfigBackupClient::new(channel);
+    wait_first_backup(&mut client).await;
+    let big = env.site().join("config/unbound/unbound.conf.d");
+    for i in 0..3000 {
+        let zone = "server:\n    local-zone: \"x.example.\" static\n".repeat(50);
+        std::fs::write(big.join(format!("zone-{i:05}.conf")), zone).unwrap();
+    }
+    (child, client)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_command_backs_up_the_sample_site_into_a_local_bare_repository() {
     // A fresh machine: only HOME (and an ephemeral port, so tests can run side by side).
@@ -132,20 +153,7 @@ async fn the_first_command_backs_up_the_sample_site_into_a_local_bare_repository
 async fn sigterm_lets_a_running_backup_finish_and_exits_zero() {
     let env = TestEnv::new(Backend::Sqlite).await;
     let vars: Vec<(String, String)> = env.lookup().into_iter().collect();
-    let (mut child, addr) = start(&vars, &["serve"]);
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy();
-    config_backup_tests::wait_serving(&channel).await;
-    let mut client = ConfigBackupClient::new(channel);
-    wait_first_backup(&mut client).await;
-
-    // Enough new files that the next backup takes a while.
-    let big = env.site().join("config/unbound/unbound.conf.d");
-    for i in 0..3000 {
-        let zone = "server:\n    local-zone: \"x.example.\" static\n".repeat(50);
-        std::fs::write(big.join(format!("zone-{i:05}.conf")), zone).unwrap();
-    }
+    let (mut child, mut client) = serving_with_a_slow_backup_ahead(&env, &vars).await;
     let call = tokio::spawn(async move {
         client
             .backup(with_token(pb::BackupRequest::default(), Role::Admin))
@@ -194,20 +202,7 @@ async fn sigterm_lets_a_running_backup_finish_and_exits_zero() {
 async fn a_killed_run_is_reported_interrupted_not_running_after_a_restart(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let vars: Vec<(String, String)> = env.lookup().into_iter().collect();
-    let (mut child, addr) = start(&vars, &["serve"]);
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy();
-    config_backup_tests::wait_serving(&channel).await;
-    let mut client = ConfigBackupClient::new(channel);
-    wait_first_backup(&mut client).await;
-
-    // Enough new files that the next backup takes a while.
-    let big = env.site().join("config/unbound/unbound.conf.d");
-    for i in 0..3000 {
-        let zone = "server:\n    local-zone: \"x.example.\" static\n".repeat(50);
-        std::fs::write(big.join(format!("zone-{i:05}.conf")), zone).unwrap();
-    }
+    let (mut child, mut client) = serving_with_a_slow_backup_ahead(&env, &vars).await;
     let mut caller = client.clone();
     tokio::spawn(async move {
         let _ = caller

@@ -169,26 +169,19 @@ async fn wait_idle(client: &mut pb::config_backup_client::ConfigBackupClient<ton
     }
 }
 
-async fn rollback_to_success(
+/// Starts a rollback and follows its stream to the end; the last state.
+async fn rollback_to_end(
     client: &mut pb::config_backup_client::ConfigBackupClient<tonic::transport::Channel>,
-    commit: &str,
-) {
+    request: pb::RollbackRequest,
+) -> pb::RollbackTask {
     let start = client
-        .rollback(with_token(
-            pb::RollbackRequest {
-                commit: commit.to_owned(),
-                domain: "all".into(),
-                reason: "secrets test".into(),
-                ..Default::default()
-            },
-            Role::Admin,
-        ))
+        .rollback(with_token(request, Role::Admin))
         .await
         .unwrap()
         .into_inner();
-    let id = start.task.unwrap().task_id;
+    let task_id = start.task.unwrap().task_id;
     let mut stream = client
-        .rollback_status(with_token(pb::RollbackStatusRequest { task_id: id }, Role::Admin))
+        .rollback_status(with_token(pb::RollbackStatusRequest { task_id }, Role::Admin))
         .await
         .unwrap()
         .into_inner();
@@ -196,7 +189,23 @@ async fn rollback_to_success(
     while let Some(msg) = stream.message().await.unwrap() {
         last = msg.task;
     }
-    let last = last.unwrap();
+    last.unwrap()
+}
+
+async fn rollback_to_success(
+    client: &mut pb::config_backup_client::ConfigBackupClient<tonic::transport::Channel>,
+    commit: &str,
+) {
+    let last = rollback_to_end(
+        client,
+        pb::RollbackRequest {
+            commit: commit.to_owned(),
+            domain: "all".into(),
+            reason: "secrets test".into(),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(last.state, pb::RollbackState::Success as i32, "{last:?}");
 }
 
@@ -724,34 +733,15 @@ async fn the_validation_command_sees_the_real_files_in_a_private_directory_and_i
     let text = std::fs::read_to_string(&clients).unwrap();
     std::fs::write(&clients, text.replace("sample-bng01-secret-7f3a", NEW_BNG01)).unwrap();
     app.backup().await;
-    let mut client = app.client();
-    let start = client
-        .rollback(with_token(
-            pb::RollbackRequest {
-                commit: target,
-                reason: "validate sees plaintext".into(),
-                ..Default::default()
-            },
-            Role::Admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut stream = client
-        .rollback_status(with_token(
-            pb::RollbackStatusRequest {
-                task_id: start.task.unwrap().task_id,
-            },
-            Role::Admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut last = None;
-    while let Some(m) = stream.message().await.unwrap() {
-        last = m.task;
-    }
-    let last = last.unwrap();
+    let last = rollback_to_end(
+        &mut app.client(),
+        pb::RollbackRequest {
+            commit: target,
+            reason: "validate sees plaintext".into(),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(last.state, pb::RollbackState::Success as i32, "{last:?}");
     let staged = std::fs::read_to_string(&marker).expect("the validation command ran and passed");
     assert!(
