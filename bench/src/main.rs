@@ -128,7 +128,7 @@ async fn engine_sealing(dir: &Path, extra: &[(&str, &str)], seal: bool) -> anyho
             };
         }
     }
-    let store = config_backup_core::store::connect(&settings.database_url).await?;
+    let store = config_backup_core::store::connect(&settings.database_url, &settings.site).await?;
     let e = Engine::new(settings, store)?;
     e.prepare().await?;
     Ok(e)
@@ -902,7 +902,7 @@ async fn history(root: &Path, cli: &Cli) -> anyhow::Result<Value> {
                 while Instant::now() < stop {
                     let t = Instant::now();
                     let ok = if kind == "Status" {
-                        c.status(req(pb::StatusRequest {})).await.is_ok()
+                        c.status(req(pb::StatusRequest::default())).await.is_ok()
                     } else {
                         c.history(req(pb::HistoryRequest {
                             domain: "kea".into(),

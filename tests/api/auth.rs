@@ -17,14 +17,14 @@ async fn missing_malformed_and_expired_tokens_are_unauthenticated(backend: Backe
     let mut client = app.client();
 
     let err = client
-        .status(tonic::Request::new(pb::StatusRequest {}))
+        .status(tonic::Request::new(pb::StatusRequest::default()))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     assert!(err.message().contains("missing authorization"), "{}", err.message());
 
     let err = client
-        .status(with_header(pb::StatusRequest {}, "Bearer not-a-jwt"))
+        .status(with_header(pb::StatusRequest::default(), "Bearer not-a-jwt"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -40,7 +40,7 @@ async fn missing_malformed_and_expired_tokens_are_unauthenticated(backend: Backe
     };
     let expired = encode(&claims);
     let err = client
-        .status(with_header(pb::StatusRequest {}, &format!("Bearer {expired}")))
+        .status(with_header(pb::StatusRequest::default(), &format!("Bearer {expired}")))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -124,7 +124,7 @@ async fn roles_get_exactly_the_calls_they_are_allowed(backend: Backend) {
     assert_eq!(report.requested_by, "system");
     assert_eq!(report.trigger, pb::RunTrigger::Scheduled as i32);
     let err = client
-        .status(with_token(pb::StatusRequest {}, Role::Scheduler))
+        .status(with_token(pb::StatusRequest::default(), Role::Scheduler))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -136,7 +136,7 @@ async fn roles_get_exactly_the_calls_they_are_allowed(backend: Backend) {
 
     // noc reads and backs up, but may not roll back.
     client
-        .status(with_token(pb::StatusRequest {}, Role::Noc))
+        .status(with_token(pb::StatusRequest::default(), Role::Noc))
         .await
         .unwrap();
     let report = client
@@ -172,7 +172,7 @@ async fn roles_get_exactly_the_calls_they_are_allowed(backend: Backend) {
         base64_url(&hmac_sha256(SECRET.as_bytes(), input.as_bytes()))
     );
     let err = client
-        .status(with_header(pb::StatusRequest {}, &format!("Bearer {token}")))
+        .status(with_header(pb::StatusRequest::default(), &format!("Bearer {token}")))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);

@@ -356,7 +356,7 @@ async fn an_unreachable_remote_keeps_the_commits_and_the_next_run_pushes_them(ba
     assert_eq!(push.unpushed_commits, 4);
     let status = app
         .client()
-        .status(with_token(pb::StatusRequest {}, Role::Noc))
+        .status(with_token(pb::StatusRequest::default(), Role::Noc))
         .await
         .unwrap()
         .into_inner();
@@ -372,7 +372,7 @@ async fn an_unreachable_remote_keeps_the_commits_and_the_next_run_pushes_them(ba
     assert!(subjects[4].contains("config/kea/kea-dhcp4.conf"), "{subjects:?}");
     let status = app
         .client()
-        .status(with_token(pb::StatusRequest {}, Role::Noc))
+        .status(with_token(pb::StatusRequest::default(), Role::Noc))
         .await
         .unwrap()
         .into_inner();

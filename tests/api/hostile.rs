@@ -113,7 +113,7 @@ async fn an_oversize_authorization_is_431_on_rest_and_a_clean_refusal_on_grpc(ba
     // gRPC: over the authorization limit, UNAUTHENTICATED saying so ...
     let err = app
         .client()
-        .status(bearer(pb::StatusRequest {}, &"a".repeat(10 * 1024)))
+        .status(bearer(pb::StatusRequest::default(), &"a".repeat(10 * 1024)))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
@@ -121,7 +121,7 @@ async fn an_oversize_authorization_is_431_on_rest_and_a_clean_refusal_on_grpc(ba
     // ... and past the header section limit, refused cleanly, and the server carries on.
     let err = app
         .client()
-        .status(bearer(pb::StatusRequest {}, &huge))
+        .status(bearer(pb::StatusRequest::default(), &huge))
         .await
         .unwrap_err();
     // The HTTP/2 layer refuses the header block (GOAWAY, ENHANCE_YOUR_CALM) before any
@@ -129,7 +129,7 @@ async fn an_oversize_authorization_is_431_on_rest_and_a_clean_refusal_on_grpc(ba
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert!(
         app.client()
-            .status(with_token(pb::StatusRequest {}, Role::Noc))
+            .status(with_token(pb::StatusRequest::default(), Role::Noc))
             .await
             .is_ok()
     );
@@ -151,7 +151,11 @@ async fn a_token_not_valid_yet_or_issued_in_the_future_is_unauthenticated(backen
         (serde_json::json!({"sub": ADMIN_SUB, "role": "admin"}), "required claim"),
     ] {
         let t = signed(claims);
-        let err = app.client().status(bearer(pb::StatusRequest {}, &t)).await.unwrap_err();
+        let err = app
+            .client()
+            .status(bearer(pb::StatusRequest::default(), &t))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated);
         assert!(err.message().contains(says), "{}", err.message());
         let resp = reqwest::Client::new()
@@ -169,7 +173,11 @@ async fn a_well_signed_token_with_an_unknown_role_is_permission_denied(backend: 
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
     let t = signed(serde_json::json!({"sub": ADMIN_SUB, "role": "superuser", "exp": now() + 600}));
-    let err = app.client().status(bearer(pb::StatusRequest {}, &t)).await.unwrap_err();
+    let err = app
+        .client()
+        .status(bearer(pb::StatusRequest::default(), &t))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     assert!(err.message().contains("\"superuser\""), "{}", err.message());
     let resp = reqwest::Client::new()

@@ -204,7 +204,7 @@ async fn a_refusing_smtp_server_fails_no_backup_and_shows_in_status(backend: Bac
     let status = loop {
         let s = app
             .client()
-            .status(with_token(pb::StatusRequest {}, Role::Noc))
+            .status(with_token(pb::StatusRequest::default(), Role::Noc))
             .await
             .unwrap()
             .into_inner();

@@ -133,7 +133,7 @@ async fn the_logs_of_a_full_run_never_contain_secrets() {
     let first = crate::process::wait_first_backup(&mut client).await;
     assert_eq!(first.commits, 4);
     let status = client
-        .status(with_token(pb::StatusRequest {}, Role::Noc))
+        .status(with_token(pb::StatusRequest::default(), Role::Noc))
         .await
         .unwrap()
         .into_inner();
@@ -181,7 +181,7 @@ async fn the_logs_of_a_full_run_never_contain_secrets() {
         ..Default::default()
     };
     let _ = client.diff(with_token(d, Role::Noc)).await;
-    let mut bad = tonic::Request::new(pb::StatusRequest {});
+    let mut bad = tonic::Request::new(pb::StatusRequest::default());
     bad.metadata_mut().insert(
         "authorization",
         format!("Bearer {}x", token(Role::Admin)).parse().unwrap(),

@@ -84,7 +84,7 @@ pub(crate) async fn wait_first_backup(client: &mut ConfigBackupClient<tonic::tra
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let st = client
-            .status(with_token(pb::StatusRequest {}, Role::Noc))
+            .status(with_token(pb::StatusRequest::default(), Role::Noc))
             .await
             .unwrap()
             .into_inner();
@@ -212,7 +212,7 @@ async fn a_killed_run_is_reported_interrupted_not_running_after_a_restart(backen
     let deadline = Instant::now() + Duration::from_secs(30);
     let running = loop {
         let st = client
-            .status(with_token(pb::StatusRequest {}, Role::Noc))
+            .status(with_token(pb::StatusRequest::default(), Role::Noc))
             .await
             .unwrap()
             .into_inner();
@@ -235,7 +235,7 @@ async fn a_killed_run_is_reported_interrupted_not_running_after_a_restart(backen
     config_backup_tests::wait_serving(&channel).await;
     let mut client = ConfigBackupClient::new(channel);
     let st = client
-        .status(with_token(pb::StatusRequest {}, Role::Noc))
+        .status(with_token(pb::StatusRequest::default(), Role::Noc))
         .await
         .unwrap()
         .into_inner();
@@ -275,7 +275,7 @@ async fn a_killed_run_is_reported_interrupted_not_running_after_a_restart(backen
         .unwrap();
     assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
     let st = client
-        .status(with_token(pb::StatusRequest {}, Role::Noc))
+        .status(with_token(pb::StatusRequest::default(), Role::Noc))
         .await
         .unwrap()
         .into_inner();

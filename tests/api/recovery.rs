@@ -53,8 +53,16 @@ async fn commits_of_an_interrupted_run_get_their_audit_rows_at_the_next_run(back
         commits: 0,
     };
     store.insert_run(&crashed).await.unwrap();
-    env.execute("DELETE FROM config_git_backups WHERE commit_hash = $1", &kea_commit)
-        .await;
+    // The commit's audit write never happened: its rows go, and the versions it ended
+    // are current again.
+    for sql in [
+        "UPDATE config_file_changes SET next_seq = NULL WHERE next_seq IN \
+         (SELECT seq FROM config_commits WHERE commit_hash = $1)",
+        "DELETE FROM config_file_changes WHERE commit_seq IN (SELECT seq FROM config_commits WHERE commit_hash = $1)",
+        "DELETE FROM config_commits WHERE commit_hash = $1",
+    ] {
+        env.execute(sql, &kea_commit).await;
+    }
     assert!(!store.commit_recorded(&kea_commit).await.unwrap());
 
     backup(&app).await.unwrap();

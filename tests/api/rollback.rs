@@ -596,7 +596,7 @@ async fn a_server_killed_during_a_slow_reload_reverts_to_the_snapshot_at_restart
     let mut client = connect(addr).await;
     wait_first_backup(&mut client).await;
     let status = client
-        .status(with_token(pb::StatusRequest {}, Role::Noc))
+        .status(with_token(pb::StatusRequest::default(), Role::Noc))
         .await
         .unwrap()
         .into_inner();

@@ -158,7 +158,7 @@ async fn rest(base: &str, method: &str, path: &str, role: Role) -> (u16, String)
 async fn wait_idle(client: &mut pb::config_backup_client::ConfigBackupClient<tonic::transport::Channel>) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(s) = client.status(with_token(pb::StatusRequest {}, Role::Noc)).await {
+        if let Ok(s) = client.status(with_token(pb::StatusRequest::default(), Role::Noc)).await {
             let s = s.into_inner();
             if s.last_run.is_some() && s.running.is_empty() {
                 return;

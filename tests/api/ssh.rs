@@ -425,7 +425,7 @@ async fn a_hung_remote_does_not_hang_the_backup_and_the_commits_are_recorded() {
         "commits made and recorded"
     );
     let st = client
-        .status(with_token(pb::StatusRequest {}, Role::Noc))
+        .status(with_token(pb::StatusRequest::default(), Role::Noc))
         .await
         .unwrap()
         .into_inner();

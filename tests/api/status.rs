@@ -20,7 +20,7 @@ async fn status_after_a_restart_shows_the_last_run_and_every_domain(backend: Bac
     let app = env.spawn().await;
     let status = app
         .client()
-        .status(with_token(pb::StatusRequest {}, Role::Noc))
+        .status(with_token(pb::StatusRequest::default(), Role::Noc))
         .await
         .unwrap()
         .into_inner();
@@ -54,7 +54,7 @@ async fn status_after_a_restart_shows_the_last_run_and_every_domain(backend: Bac
         .unwrap();
     let status = app
         .client()
-        .status(with_token(pb::StatusRequest {}, Role::Noc))
+        .status(with_token(pb::StatusRequest::default(), Role::Noc))
         .await
         .unwrap()
         .into_inner();
@@ -70,7 +70,7 @@ async fn the_next_scheduled_time_is_the_configured_utc_time(backend: Backend) {
     let app = env.spawn().await;
     let status = app
         .client()
-        .status(with_token(pb::StatusRequest {}, Role::Admin))
+        .status(with_token(pb::StatusRequest::default(), Role::Admin))
         .await
         .unwrap()
         .into_inner();

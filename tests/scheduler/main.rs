@@ -39,7 +39,7 @@ fn output(cmd: &mut Command) -> (Output, String) {
 
 async fn status(app: &TestApp) -> pb::StatusResponse {
     app.client()
-        .status(with_token(pb::StatusRequest {}, Role::Noc))
+        .status(with_token(pb::StatusRequest::default(), Role::Noc))
         .await
         .unwrap()
         .into_inner()

@@ -316,7 +316,7 @@ impl TestApp {
 
     /// The Status, as a NOC user.
     pub async fn status(&self) -> config_backup_proto::v1::StatusResponse {
-        let req = with_token(config_backup_proto::v1::StatusRequest {}, Role::Noc);
+        let req = with_token(config_backup_proto::v1::StatusRequest::default(), Role::Noc);
         self.client().status(req).await.expect("Status").into_inner()
     }
 

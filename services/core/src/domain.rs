@@ -21,6 +21,33 @@ pub fn quote_input(value: &str) -> String {
     }
 }
 
+/// The longest site name.
+pub const MAX_SITE_LEN: usize = 63;
+
+/// A site name as given (`CONFIG_BACKUP_SITE`, a `site` parameter): 1 to 63 characters
+/// of lowercase letters, digits, `-`, `_` and `.`, starting with a letter or a digit.
+/// The error says what is allowed, quoting the value.
+pub fn site_name(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_SITE_LEN
+        && value
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "{} is not a site name: allowed 1 to {MAX_SITE_LEN} lowercase letters, digits, '-', '_' and '.', \
+             starting with a letter or a digit",
+            quote_input(value)
+        ))
+    }
+}
+
 /// `text` cut to at most `max` bytes, on a character boundary, with an ellipsis: the
 /// last bound on an error message, whatever it quotes.
 pub fn bounded(text: &str, max: usize) -> String {

@@ -172,6 +172,9 @@ pub struct Settings {
     pub schedule: Schedule,
     /// `CONFIG_BACKUP_GIT_RETENTION_MONTHS`: audit rows older than this are deleted.
     pub retention_months: u32,
+    /// `CONFIG_BACKUP_SITE` ("default"): the site this server backs up; every row it
+    /// writes carries it, and its lock excludes only the site's other replicas.
+    pub site: String,
     /// `CONFIG_BACKUP_NOTIFY_ON_CHANGES`.
     pub notify_on_changes: bool,
     /// `CONFIG_BACKUP_NOTIFY_RECIPIENTS`.
@@ -352,6 +355,10 @@ impl Settings {
             git,
             schedule,
             retention_months: parse_num(&get, "CONFIG_BACKUP_GIT_RETENTION_MONTHS", 24, 1..=1200)?,
+            site: match get("CONFIG_BACKUP_SITE") {
+                Some(s) => crate::domain::site_name(&s).map_err(|m| err("CONFIG_BACKUP_SITE", m))?,
+                None => crate::store::DEFAULT_SITE.to_owned(),
+            },
             notify_on_changes: parse_bool(&get, "CONFIG_BACKUP_NOTIFY_ON_CHANGES", false)?,
             notify_recipients: get("CONFIG_BACKUP_NOTIFY_RECIPIENTS")
                 .map(|r| {

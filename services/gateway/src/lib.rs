@@ -80,6 +80,7 @@ pub fn router(channel: Channel, origins: Vec<axum::http::HeaderValue>) -> Router
         .route(route("Diff").path, get(diff))
         .route(route("Rollback").path, post(rollback))
         .route(route("RollbackStatus").path, get(rollback_status))
+        .route(route("ListSites").path, get(list_sites))
         .route(HEALTH_PATH, get(healthz))
         .route("/", get(console::index))
         .route("/console/app.js", get(console::app_js))
@@ -335,9 +336,15 @@ async fn run(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryPairs
 }
 
 async fn status(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryPairs) -> Response {
-    tri!(Params::parse(route("Status"), query));
-    let req = tri!(grpc(&headers, pb::StatusRequest {}));
+    let p = tri!(Params::parse(route("Status"), query));
+    let req = tri!(grpc(&headers, pb::StatusRequest { site: p.text("site") }));
     answer(g.client.status(req).await, StatusCode::OK)
+}
+
+async fn list_sites(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryPairs) -> Response {
+    tri!(Params::parse(route("ListSites"), query));
+    let req = tri!(grpc(&headers, pb::ListSitesRequest {}));
+    answer(g.client.list_sites(req).await, StatusCode::OK)
 }
 
 async fn history(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryPairs) -> Response {
@@ -351,6 +358,7 @@ async fn history(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryP
         include_unchanged: tri!(p.bool("include_unchanged")),
         page_size: tri!(p.int("page_size")),
         page_token: p.text("page_token"),
+        site: p.text("site"),
     };
     let req = tri!(grpc(&headers, msg));
     answer(g.client.history(req).await, StatusCode::OK)

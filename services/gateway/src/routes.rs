@@ -57,7 +57,12 @@ pub const ROUTES: &[Route] = &[
         path: "/api/v1/backups/config/status",
         rpc: "Status",
         summary: "The last run, each domain's last commit, the push state and the next scheduled run",
-        params: &[],
+        params: &[p(
+            "site",
+            "string",
+            false,
+            "Another site's state, from the shared database",
+        )],
         success: 200,
     },
     Route {
@@ -74,6 +79,12 @@ pub const ROUTES: &[Route] = &[
             p("include_unchanged", "boolean", false, "Include unchanged files"),
             p("page_size", "integer", false, "1 to 1000 (default 100)"),
             p("page_token", "string", false, "next_page_token of the previous page"),
+            p(
+                "site",
+                "string",
+                false,
+                "Another site's trail, from the shared database",
+            ),
         ],
         success: 200,
     },
@@ -130,6 +141,14 @@ pub const ROUTES: &[Route] = &[
             p("task_id", "string", true, "The task id returned by rollback"),
             p("watch", "boolean", false, "Stream progress as newline-delimited JSON"),
         ],
+        success: 200,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/backups/config/sites",
+        rpc: "ListSites",
+        summary: "The sites sharing the database: last run, push state, unpushed commits, next scheduled run",
+        params: &[],
         success: 200,
     },
 ];

@@ -167,6 +167,24 @@ pub fn status(s: &EngineStatus) -> pb::StatusResponse {
         last_mail_error: s.last_mail.as_ref().and_then(|m| m.error.clone()).unwrap_or_default(),
         clear_secrets_notice: s.clear_history.as_ref().map(|c| c.notice()).unwrap_or_default(),
         interrupted: s.interrupted.as_ref().map(|i| i.to_string()).unwrap_or_default(),
+        site: s.site.clone(),
+    }
+}
+
+/// One site of the fleet.
+pub fn site_summary(s: &config_backup_core::engine::SiteStatus) -> pb::SiteSummary {
+    pb::SiteSummary {
+        site: s.site.clone(),
+        host: s.host.clone(),
+        seen_at: Some(timestamp(s.seen_at)),
+        last_run: s.last_run.as_ref().map(run_summary),
+        unpushed_commits: s
+            .last_run
+            .as_ref()
+            .map(|r| u32::try_from(r.unpushed_commits).unwrap_or(u32::MAX))
+            .unwrap_or(0),
+        next_scheduled_at: s.next_scheduled_at.map(timestamp),
+        running: s.running.as_ref().map(|h| h.to_string()).unwrap_or_default(),
     }
 }
 

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use config_backup_core::diff::{DiffLimits, DiffQuery};
 use config_backup_core::repo::ChangeKind;
-use config_backup_core::store::HistoryQuery;
+use config_backup_core::store::{HistoryCursor, HistoryQuery};
 use config_backup_core::{CommitPrefix, Domain, EngineError, RepoPath};
 use config_backup_proto::v1 as pb;
 use sha2::{Digest, Sha256};
@@ -110,33 +110,44 @@ pub fn history_query(r: &pb::HistoryRequest) -> Result<(HistoryQuery, String), A
         until,
         change_type,
         include_unchanged: r.include_unchanged,
-        before_seq: None,
+        before: None,
         limit,
+        site: site("site", &r.site)?,
     };
     let fingerprint = {
         let filters = format!(
-            "{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
-            q.domain, q.path, q.since, q.until, q.change_type, q.include_unchanged, q.limit
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}|{:?}",
+            q.domain, q.path, q.since, q.until, q.change_type, q.include_unchanged, q.limit, q.site
         );
         hex::encode(&Sha256::digest(filters.as_bytes())[..6])
     };
     if !r.page_token.is_empty() {
-        q.before_seq = Some(parse_page_token(&r.page_token, &fingerprint)?);
+        q.before = Some(parse_page_token(&r.page_token, &fingerprint)?);
     }
     Ok((q, fingerprint))
 }
 
-/// An opaque token for the page after the row with `seq`.
-pub fn page_token(seq: i64, fingerprint: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("h1.{seq}.{fingerprint}"))
+/// A site name, or `None` for empty (this server's own).
+pub fn site(field: &'static str, value: &str) -> Result<Option<String>, ApiError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    config_backup_core::domain::site_name(value)
+        .map(Some)
+        .map_err(|m| invalid(field, m))
 }
 
-fn parse_page_token(token: &str, fingerprint: &str) -> Result<i64, ApiError> {
+/// An opaque token for the page after `cursor` (the last row's commit and path).
+pub fn page_token(cursor: &HistoryCursor, fingerprint: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("h2.{}.{fingerprint}.{}", cursor.seq, cursor.config_file))
+}
+
+fn parse_page_token(token: &str, fingerprint: &str) -> Result<HistoryCursor, ApiError> {
     let bad = || invalid("page_token", "not a token returned as next_page_token by History");
     let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
     let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let mut parts = raw.split('.');
-    let (Some("h1"), Some(seq), Some(fp), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let mut parts = raw.splitn(4, '.');
+    let (Some("h2"), Some(seq), Some(fp), Some(file)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
     };
     if fp != fingerprint {
@@ -145,7 +156,11 @@ fn parse_page_token(token: &str, fingerprint: &str) -> Result<i64, ApiError> {
             "was issued for other filters: repeat the query with the same filters",
         ));
     }
-    seq.parse::<i64>().ok().filter(|s| *s > 0).ok_or_else(bad)
+    let seq = seq.parse::<i64>().ok().filter(|s| *s > 0).ok_or_else(bad)?;
+    Ok(HistoryCursor {
+        seq,
+        config_file: file.to_owned(),
+    })
 }
 
 /// The Diff query.
@@ -215,8 +230,12 @@ mod tests {
 
     #[test]
     fn page_tokens_round_trip_only_with_their_filters() {
-        let t = page_token(42, "abc");
-        assert_eq!(parse_page_token(&t, "abc").unwrap(), 42);
+        let cursor = HistoryCursor {
+            seq: 42,
+            config_file: "config/kea/a.b.conf".into(),
+        };
+        let t = page_token(&cursor, "abc");
+        assert_eq!(parse_page_token(&t, "abc").unwrap(), cursor);
         assert!(parse_page_token(&t, "abd").is_err());
         assert!(parse_page_token("garbage", "abc").is_err());
     }
@@ -324,9 +343,9 @@ mod properties {
         #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
         #[test]
-        fn history_requests(domain in hostile(), path in hostile(), change_type in hostile(), page_size in any::<i32>(), page_token in hostile(), since in timestamp(), until in timestamp(), include_unchanged in any::<bool>()) {
-            let r = pb::HistoryRequest { domain, path, since, until, change_type, include_unchanged, page_size, page_token };
-            refused_naming(history_query(&r), &["domain", "path", "since", "until", "change_type", "page_size", "page_token"])?;
+        fn history_requests(domain in hostile(), path in hostile(), change_type in hostile(), page_size in any::<i32>(), page_token in hostile(), since in timestamp(), until in timestamp(), include_unchanged in any::<bool>(), site in hostile()) {
+            let r = pb::HistoryRequest { domain, path, since, until, change_type, include_unchanged, page_size, page_token, site };
+            refused_naming(history_query(&r), &["domain", "path", "since", "until", "change_type", "page_size", "page_token", "site"])?;
         }
 
         #[test]

@@ -75,7 +75,11 @@ impl ConfigBackup for ConfigBackupService {
 
     async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
         caller(&req, "Status", READERS)?;
-        let status = self.engine.status().await.map_err(ApiError::from)?;
+        let status = match params::site("site", &req.get_ref().site)? {
+            Some(site) => self.engine.site_status(&site).await,
+            None => self.engine.status().await,
+        }
+        .map_err(ApiError::from)?;
         Ok(Response::new(convert::status(&status)))
     }
 
@@ -89,7 +93,13 @@ impl ConfigBackup for ConfigBackupService {
         let next_page_token = if rows.len() > page {
             rows.truncate(page);
             rows.last()
-                .map(|r| params::page_token(r.seq, &fingerprint))
+                .map(|r| {
+                    let cursor = config_backup_core::store::HistoryCursor {
+                        seq: r.seq,
+                        config_file: r.config_file.clone(),
+                    };
+                    params::page_token(&cursor, &fingerprint)
+                })
                 .unwrap_or_default()
         } else {
             String::new()
@@ -144,5 +154,13 @@ impl ConfigBackup for ConfigBackupService {
             })
         });
         Ok(Response::new(Box::pin(stream) as Self::RollbackStatusStream))
+    }
+
+    async fn list_sites(&self, req: Request<pb::ListSitesRequest>) -> Result<Response<pb::ListSitesResponse>, Status> {
+        caller(&req, "ListSites", READERS)?;
+        let sites = self.engine.list_sites().await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListSitesResponse {
+            sites: sites.iter().map(convert::site_summary).collect(),
+        }))
     }
 }

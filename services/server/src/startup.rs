@@ -49,12 +49,14 @@ fn authenticate(
 impl Application {
     /// Connects the store (migrating it) and binds the listener.
     pub async fn build(settings: ServerSettings) -> anyhow::Result<Application> {
-        let store = store::connect(&settings.engine.database_url).await.map_err(|e| {
-            anyhow::anyhow!(
-                "DATABASE_URL {}: {e}",
-                config_backup_core::settings::redact_url(&settings.engine.database_url)
-            )
-        })?;
+        let store = store::connect(&settings.engine.database_url, &settings.engine.site)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "DATABASE_URL {}: {e}",
+                    config_backup_core::settings::redact_url(&settings.engine.database_url)
+                )
+            })?;
         let listener = TcpListener::bind(settings.grpc_listen)
             .await
             .map_err(|e| anyhow::anyhow!("GRPC_LISTEN_ADDR {}: {e}", settings.grpc_listen))?;

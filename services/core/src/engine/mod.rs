@@ -130,6 +130,8 @@ pub struct BackupReport {
 /// The service's state for the Status call.
 #[derive(Debug, Clone)]
 pub struct EngineStatus {
+    /// The site.
+    pub site: String,
     /// The last run.
     pub last_run: Option<RunRecord>,
     /// The last successful run.
@@ -161,6 +163,23 @@ pub struct EngineStatus {
     pub interrupted: Option<Interrupted>,
     /// The latest mail attempt.
     pub last_mail: Option<crate::store::MailRecord>,
+}
+
+/// One site of the fleet (`ListSites`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteStatus {
+    /// Its name.
+    pub site: String,
+    /// The host its server announced from.
+    pub host: String,
+    /// When its server last announced itself.
+    pub seen_at: DateTime<Utc>,
+    /// Its last backup run (outcome, push state, unpushed commits).
+    pub last_run: Option<RunRecord>,
+    /// Its next scheduled run, if its schedule is on.
+    pub next_scheduled_at: Option<DateTime<Utc>>,
+    /// What holds its lock now, if alive.
+    pub running: Option<LockHolder>,
 }
 
 /// Told when a backup or a rollback ends (the NOC's mail). It must not fail them: it
@@ -297,6 +316,11 @@ impl Engine {
         &self.inner.settings
     }
 
+    /// The site this server backs up.
+    pub fn site(&self) -> &str {
+        self.inner.store.site()
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
@@ -306,6 +330,7 @@ impl Engine {
     /// working copy. Called at start; the service is ready when this succeeds.
     pub async fn prepare(&self) -> Result<(), EngineError> {
         self.inner.store.ping().await?;
+        self.announce().await?;
         let git = self.inner.settings.git.clone();
         if git.remote_is_embedded {
             let g = git.clone();

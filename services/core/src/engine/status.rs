@@ -38,22 +38,114 @@ impl Engine {
         Ok(status)
     }
 
-    async fn read_status(&self) -> Result<EngineStatus, EngineError> {
-        let store = &self.inner.store;
-        let settings = &self.inner.settings;
-        let mut last_run = store.last_run().await?;
-        let last_successful_run = store.last_successful_run().await?;
-        let last_push_at = store.last_push_success().await?;
-        // A run is running only while its holder is alive: it renews its heartbeat within
-        // the TTL and, on this host, its process exists.
-        let me = LockHolder {
+    /// Another site's state, read from the shared database: what its server recorded and
+    /// announced (its working copy is on its own host: unpushed commits are its last run's
+    /// count, tracked files the trail's). NotFound for a site no server announced.
+    pub async fn site_status(&self, site: &str) -> Result<EngineStatus, EngineError> {
+        if site == self.site() {
+            return self.status().await;
+        }
+        let store = self.inner.store.for_site(site);
+        let announced = store
+            .list_sites()
+            .await?
+            .into_iter()
+            .find(|s| s.site == site)
+            .ok_or_else(|| {
+                EngineError::NotFound(format!(
+                    "site {}: no server of that site has announced itself in this database",
+                    crate::domain::quote_input(site)
+                ))
+            })?
+            .announced;
+        let schedule = crate::settings::Schedule {
+            enabled: announced.schedule_enabled,
+            hour: announced.schedule_hour,
+            minute: announced.schedule_minute,
+        };
+        let mut status = self.read_status_from(&*store, false).await?;
+        status.schedule_enabled = schedule.enabled;
+        status.next_scheduled_at = schedule.next_after(Utc::now());
+        Ok(status)
+    }
+
+    /// The sites sharing this database, each with its last run, push state and next
+    /// scheduled run.
+    pub async fn list_sites(&self) -> Result<Vec<SiteStatus>, EngineError> {
+        let now = Utc::now();
+        let me = self.lock_observer();
+        Ok(self
+            .inner
+            .store
+            .list_sites()
+            .await?
+            .into_iter()
+            .map(|s| {
+                let schedule = crate::settings::Schedule {
+                    enabled: s.announced.schedule_enabled,
+                    hour: s.announced.schedule_hour,
+                    minute: s.announced.schedule_minute,
+                };
+                let running = s
+                    .lock
+                    .as_ref()
+                    .filter(|(h, beat)| crate::store::holder_alive(h, *beat, self.inner.settings.lock_ttl, now, &me))
+                    .map(|(h, _)| h.clone());
+                SiteStatus {
+                    next_scheduled_at: schedule.enabled.then(|| schedule.next_after(now)),
+                    running,
+                    site: s.site,
+                    host: s.announced.host,
+                    seen_at: s.announced.seen_at,
+                    last_run: s.last_run,
+                }
+            })
+            .collect())
+    }
+
+    /// Tells the shared database this server backs up its site, with its schedule.
+    pub(super) async fn announce(&self) -> Result<(), EngineError> {
+        let schedule = &self.inner.settings.schedule;
+        self.inner
+            .store
+            .announce_site(&crate::store::SiteAnnouncement {
+                host: self.inner.host.clone(),
+                schedule_enabled: schedule.enabled,
+                schedule_hour: schedule.hour,
+                schedule_minute: schedule.minute,
+                seen_at: Utc::now(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// This process as a lock holder would be, for telling live holders from dead ones.
+    fn lock_observer(&self) -> LockHolder {
+        LockHolder {
             kind: LockKind::Backup,
             id: Uuid::nil(),
             host: self.inner.host.clone(),
             pid: std::process::id(),
             instance: crate::store::instance().to_owned(),
             acquired_at: Utc::now(),
-        };
+        }
+    }
+
+    async fn read_status(&self) -> Result<EngineStatus, EngineError> {
+        let store = self.inner.store.clone();
+        self.read_status_from(&*store, true).await
+    }
+
+    /// The status as `store` records it; with `local`, the working copy (this server's
+    /// site) adds unpushed commits, tracked files, the remote and the schedule.
+    async fn read_status_from(&self, store: &dyn Store, local: bool) -> Result<EngineStatus, EngineError> {
+        let settings = &self.inner.settings;
+        let mut last_run = store.last_run().await?;
+        let last_successful_run = store.last_successful_run().await?;
+        let last_push_at = store.last_push_success().await?;
+        // A run is running only while its holder is alive: it renews its heartbeat within
+        // the TTL and, on this host, its process exists.
+        let me = self.lock_observer();
         let (running, interrupted) = match store.lock_holder().await? {
             Some((h, beat)) if crate::store::holder_alive(&h, beat, settings.lock_ttl, Utc::now(), &me) => {
                 (Some(h), None)
@@ -80,24 +172,39 @@ impl Engine {
             Some(r) => store.domain_errors(r.id).await?.into_iter().collect(),
             None => BTreeMap::new(),
         };
-        let git = settings.git.clone();
-        let domains_cfg: Vec<Domain> = settings.domains.iter().map(|d| d.domain).collect();
-        let (unpushed, tracked) = blocking(move || -> Result<(usize, Vec<usize>), EngineError> {
-            if !git.working_dir.join(".git").exists() {
-                return Ok((0, vec![0; domains_cfg.len()]));
-            }
-            let wc = WorkingCopy::open(&git)?;
-            let head = wc.head()?;
-            let mut tracked = Vec::new();
-            for d in &domains_cfg {
-                tracked.push(wc.manifest_len(head, *d)?);
-            }
-            Ok((wc.unpushed()?, tracked))
-        })
-        .await??;
         let mut domains = Vec::new();
-        for (spec, count) in settings.domains.iter().zip(tracked) {
-            domains.push((spec.domain, store.domain_summary(spec.domain).await?, count));
+        let unpushed;
+        if local {
+            let git = settings.git.clone();
+            let domains_cfg: Vec<Domain> = settings.domains.iter().map(|d| d.domain).collect();
+            let (count, tracked) = blocking(move || -> Result<(usize, Vec<usize>), EngineError> {
+                if !git.working_dir.join(".git").exists() {
+                    return Ok((0, vec![0; domains_cfg.len()]));
+                }
+                let wc = WorkingCopy::open(&git)?;
+                let head = wc.head()?;
+                let mut tracked = Vec::new();
+                for d in &domains_cfg {
+                    tracked.push(wc.manifest_len(head, *d)?);
+                }
+                Ok((wc.unpushed()?, tracked))
+            })
+            .await??;
+            unpushed = count;
+            for (spec, count) in settings.domains.iter().zip(tracked) {
+                domains.push((spec.domain, store.domain_summary(spec.domain).await?, count));
+            }
+        } else {
+            unpushed = last_run
+                .as_ref()
+                .map(|r| usize::try_from(r.unpushed_commits).unwrap_or(0))
+                .unwrap_or(0);
+            for d in Domain::ALL {
+                if let Some(summary) = store.domain_summary(d).await? {
+                    let tracked = usize::try_from(store.tracked_files(d).await?).unwrap_or(0);
+                    domains.push((d, Some(summary), tracked));
+                }
+            }
         }
         let last_push_error = last_run
             .as_ref()
@@ -112,13 +219,22 @@ impl Engine {
             last_push_error,
             next_scheduled_at: settings.schedule.next_after(Utc::now()),
             schedule_enabled: settings.schedule.enabled,
-            remote: crate::settings::redact_url(&settings.git.remote),
-            branch: settings.git.branch.clone(),
+            remote: if local {
+                crate::settings::redact_url(&settings.git.remote)
+            } else {
+                String::new()
+            },
+            branch: if local {
+                settings.git.branch.clone()
+            } else {
+                String::new()
+            },
+            site: store.site().to_owned(),
             running,
             interrupted,
             domain_errors,
             last_mail,
-            clear_history: self.clear_history(),
+            clear_history: if local { self.clear_history() } else { None },
         })
     }
 }

@@ -2,6 +2,7 @@
 //! (production, shared by replicas) implementations. The backend is chosen from the
 //! URL scheme; migrations are embedded and applied at connect.
 
+mod audit;
 mod sql;
 
 use std::sync::Arc;
@@ -269,12 +270,15 @@ pub struct RunRecord {
     pub commits: i64,
 }
 
-/// One file in one domain commit of one run (`config_git_backups`).
+/// One file in one domain commit of one run: a row of the `config_git_backups` view.
+/// Written a commit at a time (every file of the commit's domain, unchanged ones
+/// included); stored a row per changed file (see `audit.rs`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRow {
-    /// Row id.
+    /// Row id: stable across queries.
     pub id: Uuid,
-    /// Keyset cursor: insertion order (set by the database).
+    /// The commit's position in the trail (set by the database): with `config_file`, the
+    /// keyset cursor.
     pub seq: i64,
     /// The run that made the commit, if known.
     pub run_id: Option<Uuid>,
@@ -428,9 +432,49 @@ pub struct MetricsSnapshot {
     pub mail_failures: i64,
 }
 
+/// Where a History page ends: rows come newest commit first, and within a commit by
+/// path, descending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryCursor {
+    /// The last row's commit position ([`AuditRow::seq`]).
+    pub seq: i64,
+    /// The last row's path.
+    pub config_file: String,
+}
+
+/// What a server tells the shared database about its site when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteAnnouncement {
+    /// The host the server runs on.
+    pub host: String,
+    /// Whether the daily run is enabled.
+    pub schedule_enabled: bool,
+    /// Its hour (UTC).
+    pub schedule_hour: u32,
+    /// Its minute.
+    pub schedule_minute: u32,
+    /// When.
+    pub seen_at: DateTime<Utc>,
+}
+
+/// One site of the fleet, as the shared database knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteRecord {
+    /// The site's name.
+    pub site: String,
+    /// What its server announced last.
+    pub announced: SiteAnnouncement,
+    /// Its last backup run (not a rollback snapshot).
+    pub last_run: Option<RunRecord>,
+    /// The holder of its engine lock, if any, and its last heartbeat.
+    pub lock: Option<(LockHolder, DateTime<Utc>)>,
+}
+
 /// A History query, with a keyset cursor.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HistoryQuery {
+    /// Another site's trail; `None` for the store's own.
+    pub site: Option<String>,
     /// Only this domain.
     pub domain: Option<Domain>,
     /// Only this file.
@@ -443,17 +487,23 @@ pub struct HistoryQuery {
     pub change_type: Option<ChangeKind>,
     /// Include unchanged files.
     pub include_unchanged: bool,
-    /// Rows with `seq` below this (the previous page's last).
-    pub before_seq: Option<i64>,
+    /// Rows after this one (the previous page's last).
+    pub before: Option<HistoryCursor>,
     /// At most this many rows.
     pub limit: i64,
 }
 
-/// The audit trail.
+/// The audit trail of one site (the store's own), in a database that may hold many.
+/// Every write and every read is the site's, except [`Store::list_sites`], retention
+/// (database-wide) and History of an explicit [`HistoryQuery::site`].
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// The backend's name ("sqlite", "postgres").
     fn backend(&self) -> &'static str;
+    /// The site this store reads and writes.
+    fn site(&self) -> &str;
+    /// The same database, seen as another site's store (for reading its trail).
+    fn for_site(&self, site: &str) -> Arc<dyn Store>;
     /// Grows with every write this process committed: what it read before is stale when
     /// this has moved (writes by other processes sharing the database are not counted).
     fn write_generation(&self) -> u64;
@@ -479,10 +529,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn last_push_success(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// A domain's last commit and change.
     async fn domain_summary(&self, domain: Domain) -> Result<Option<DomainSummary>, StoreError>;
+    /// Files the trail holds as present in the domain's last commit.
+    async fn tracked_files(&self, domain: Domain) -> Result<i64, StoreError>;
     /// History rows, newest first.
     async fn history(&self, query: &HistoryQuery) -> Result<Vec<AuditRow>, StoreError>;
-    /// Deletes audit rows backed up before `cutoff`; returns how many.
+    /// Removes the audit trail older than `cutoff`, for every site: the commits and file
+    /// rows before it go (on PostgreSQL, whole monthly partitions, and the rows of the
+    /// month the cutoff falls in), and a file still current at the first kept commit of
+    /// its domain gets an "unchanged" anchor there, so every kept row of the view stays as
+    /// it was. Returns how many commits were removed.
     async fn delete_audit_rows_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Records (or refreshes) this site's announcement.
+    async fn announce_site(&self, site: &SiteAnnouncement) -> Result<(), StoreError>;
+    /// Every announced site with its last run and lock, by name.
+    async fn list_sites(&self) -> Result<Vec<SiteRecord>, StoreError>;
     /// Tries to take the engine lock. A holder whose heartbeat is older than `ttl`, or
     /// whose process on this host is gone, is replaced.
     async fn try_lock(&self, holder: &LockHolder, ttl: std::time::Duration) -> Result<LockAttempt, StoreError>;
@@ -523,12 +583,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
-/// Connects to `url` (`sqlite:` or `postgres://`) and applies migrations.
-pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// The site of one-site installs (`CONFIG_BACKUP_SITE` unset).
+pub const DEFAULT_SITE: &str = "default";
+
+/// Connects to `url` (`sqlite:` or `postgres://`) as `site`'s store, and applies
+/// migrations.
+pub async fn connect(url: &str, site: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url).await?))
+        Ok(Arc::new(PostgresStore::connect(url, site).await?))
     } else {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(SqliteStore::connect(url, site).await?))
     }
 }
 

@@ -15,11 +15,6 @@ use super::*;
 const RUN_COLUMNS: &str = "id, trigger, requested_by, host, started_at, finished_at, outcome, error, push_outcome, \
      push_error, unpushed_commits, files_added, files_modified, files_deleted, files_unchanged, commits";
 
-const AUDIT_COLUMNS: &str = "seq, id, run_id, backup_date, domain, config_file, commit_hash, commit_message, \
-     changes_made, change_type, previous_hash, file_sha256, previous_file_sha256, backed_up_at, backed_up_by";
-
-const LOCK_NAME: &str = "engine";
-
 fn domains_text(domains: &[Domain]) -> String {
     domains.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(",")
 }
@@ -31,16 +26,19 @@ fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
 
 macro_rules! sql_store {
     ($name:ident, $db:ty, $pool:ty, $backend:literal) => {
-        /// The audit trail on this backend.
+        /// The audit trail on this backend, as one site sees it.
         #[derive(Debug, Clone)]
         pub struct $name {
             pool: $pool,
+            site: String,
             writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+            /// Months whose partitions exist (PostgreSQL).
+            months: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<chrono::NaiveDate>>>,
         }
 
         impl $name {
-            fn new(pool: $pool) -> Self {
-                $name { pool, writes: Default::default() }
+            fn new(pool: $pool, site: &str) -> Self {
+                $name { pool, site: site.to_owned(), writes: Default::default(), months: Default::default() }
             }
 
             /// Counts a committed write (see [`Store::write_generation`]).
@@ -80,6 +78,8 @@ macro_rules! sql_store {
             fn audit_from_row(row: &<$db as sqlx::Database>::Row) -> Result<AuditRow, StoreError> {
                 let domain: String = row.try_get("domain")?;
                 let change: String = row.try_get("change_type")?;
+                let change_type = ChangeKind::parse(&change)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown change_type {change:?}")))?;
                 Ok(AuditRow {
                     seq: row.try_get("seq")?,
                     id: row.try_get("id")?,
@@ -89,9 +89,8 @@ macro_rules! sql_store {
                     config_file: row.try_get("config_file")?,
                     commit_hash: row.try_get("commit_hash")?,
                     commit_message: row.try_get("commit_message")?,
-                    changes_made: row.try_get("changes_made")?,
-                    change_type: ChangeKind::parse(&change)
-                        .ok_or_else(|| StoreError::Corrupt(format!("unknown change_type {change:?}")))?,
+                    changes_made: change_type != ChangeKind::Unchanged,
+                    change_type,
                     previous_hash: row.try_get("previous_hash")?,
                     file_sha256: row.try_get("file_sha256")?,
                     previous_file_sha256: row.try_get("previous_file_sha256")?,
@@ -143,7 +142,7 @@ macro_rules! sql_store {
                 let row = sqlx::query(
                     "SELECT holder_kind, holder_id, host, pid, instance, acquired_at, heartbeat_at FROM engine_lock WHERE name = $1",
                 )
-                .bind(LOCK_NAME)
+                .bind(&self.site)
                 .fetch_optional(&self.pool)
                 .await?;
                 row.as_ref().map(Self::lock_from_row).transpose()
@@ -152,10 +151,10 @@ macro_rules! sql_store {
             async fn insert_lock(&self, holder: &LockHolder) -> Result<bool, StoreError> {
                 let now = micros(Utc::now());
                 let done = sqlx::query(
-                    "INSERT INTO engine_lock (name, holder_kind, holder_id, host, pid, instance, acquired_at, heartbeat_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING",
+                    "INSERT INTO engine_lock (name, holder_kind, holder_id, host, pid, instance, acquired_at, heartbeat_at, site) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name) DO NOTHING",
                 )
-                .bind(LOCK_NAME)
+                .bind(&self.site)
                 .bind(holder.kind.as_str())
                 .bind(holder.id)
                 .bind(&holder.host)
@@ -163,6 +162,7 @@ macro_rules! sql_store {
                 .bind(&holder.instance)
                 .bind(micros(holder.acquired_at))
                 .bind(now)
+                .bind(&self.site)
                 .execute(&self.pool)
                 .await?;
                 self.wrote();
@@ -170,7 +170,7 @@ macro_rules! sql_store {
             }
 
             async fn fetch_run(&self, sql: &str) -> Result<Option<RunRecord>, StoreError> {
-                let row = sqlx::query(sql).fetch_optional(&self.pool).await?;
+                let row = sqlx::query(sql).bind(&self.site).fetch_optional(&self.pool).await?;
                 row.as_ref().map(Self::run_from_row).transpose()
             }
         }
@@ -181,14 +181,22 @@ macro_rules! sql_store {
                 $backend
             }
 
+            fn site(&self) -> &str {
+                &self.site
+            }
+
+            fn for_site(&self, site: &str) -> Arc<dyn Store> {
+                Arc::new($name { site: site.to_owned(), writes: Default::default(), ..self.clone() })
+            }
+
             fn write_generation(&self) -> u64 {
                 self.writes.load(std::sync::atomic::Ordering::Acquire)
             }
 
             async fn insert_run(&self, run: &RunRecord) -> Result<(), StoreError> {
                 sqlx::query(&format!(
-                    "INSERT INTO config_backup_runs ({RUN_COLUMNS}) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                    "INSERT INTO config_backup_runs ({RUN_COLUMNS}, site) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
                 ))
                 .bind(run.id)
                 .bind(run.trigger.as_str())
@@ -206,6 +214,7 @@ macro_rules! sql_store {
                 .bind(run.files_deleted)
                 .bind(run.files_unchanged)
                 .bind(run.commits)
+                .bind(&self.site)
                 .execute(&self.pool)
                 .await?;
                 self.wrote();
@@ -216,7 +225,7 @@ macro_rules! sql_store {
                 sqlx::query(
                     "UPDATE config_backup_runs SET finished_at = $1, outcome = $2, error = $3, push_outcome = $4, \
                      push_error = $5, unpushed_commits = $6, files_added = $7, files_modified = $8, \
-                     files_deleted = $9, files_unchanged = $10, commits = $11 WHERE id = $12",
+                     files_deleted = $9, files_unchanged = $10, commits = $11 WHERE id = $12 AND site = $13",
                 )
                 .bind(run.finished_at.map(micros))
                 .bind(run.outcome.as_str())
@@ -230,6 +239,7 @@ macro_rules! sql_store {
                 .bind(run.files_unchanged)
                 .bind(run.commits)
                 .bind(run.id)
+                .bind(&self.site)
                 .execute(&self.pool)
                 .await?;
                 self.wrote();
@@ -237,8 +247,9 @@ macro_rules! sql_store {
             }
 
             async fn run(&self, id: Uuid) -> Result<Option<RunRecord>, StoreError> {
-                let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM config_backup_runs WHERE id = $1"))
+                let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM config_backup_runs WHERE id = $1 AND site = $2"))
                     .bind(id)
+                    .bind(&self.site)
                     .fetch_optional(&self.pool)
                     .await?;
                 row.as_ref().map(Self::run_from_row).transpose()
@@ -247,13 +258,14 @@ macro_rules! sql_store {
             async fn mark_interrupted_runs(&self, except: Uuid, at: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
                 let rows = sqlx::query(
                     "UPDATE config_backup_runs SET outcome = $1, finished_at = $2, \
-                     error = $3 WHERE outcome = $4 AND id <> $5 RETURNING id",
+                     error = $3 WHERE outcome = $4 AND id <> $5 AND site = $6 RETURNING id",
                 )
                 .bind(RunOutcome::Interrupted.as_str())
                 .bind(micros(at))
                 .bind("interrupted: the server stopped during this run; its commits were recovered by the next run")
                 .bind(RunOutcome::Running.as_str())
                 .bind(except)
+                .bind(&self.site)
                 .fetch_all(&self.pool)
                 .await?;
                 self.wrote();
@@ -261,46 +273,19 @@ macro_rules! sql_store {
             }
 
             async fn insert_audit_rows(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
-                // Multi-row statements: 14 parameters a row stays far below both backends' limits.
-                for chunk in rows.chunks(500) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO config_git_backups (id, run_id, backup_date, domain, config_file, commit_hash, \
-                         commit_message, changes_made, change_type, previous_hash, file_sha256, previous_file_sha256, \
-                         backed_up_at, backed_up_by) ",
-                    );
-                    qb.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.id)
-                            .push_bind(r.run_id)
-                            .push_bind(r.backup_date)
-                            .push_bind(r.domain.as_str())
-                            .push_bind(r.config_file.clone())
-                            .push_bind(r.commit_hash.clone())
-                            .push_bind(r.commit_message.clone())
-                            .push_bind(r.changes_made)
-                            .push_bind(r.change_type.as_str())
-                            .push_bind(r.previous_hash.clone())
-                            .push_bind(r.file_sha256.clone())
-                            .push_bind(r.previous_file_sha256.clone())
-                            .push_bind(micros(r.backed_up_at))
-                            .push_bind(r.backed_up_by.clone());
-                    });
-                    qb.build().execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                self.wrote();
-                Ok(())
+                self.record_commits(rows).await
             }
 
             async fn rewrite_commits(&self, moves: &[(String, String, String)]) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 for (old, new, parent) in moves {
                     sqlx::query(
-                        "UPDATE config_git_backups SET commit_hash = $1, previous_hash = $2 WHERE commit_hash = $3",
+                        "UPDATE config_commits SET commit_hash = $1, previous_hash = $2 WHERE commit_hash = $3 AND site = $4",
                     )
                     .bind(new)
                     .bind(parent)
                     .bind(old)
+                    .bind(&self.site)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -310,8 +295,9 @@ macro_rules! sql_store {
             }
 
             async fn commit_recorded(&self, commit_hash: &str) -> Result<bool, StoreError> {
-                let row = sqlx::query("SELECT 1 AS one FROM config_git_backups WHERE commit_hash = $1 LIMIT 1")
+                let row = sqlx::query("SELECT 1 AS one FROM config_commits WHERE commit_hash = $1 AND site = $2 LIMIT 1")
                     .bind(commit_hash)
+                    .bind(&self.site)
                     .fetch_optional(&self.pool)
                     .await?;
                 Ok(row.is_some())
@@ -319,7 +305,7 @@ macro_rules! sql_store {
 
             async fn last_run(&self) -> Result<Option<RunRecord>, StoreError> {
                 self.fetch_run(&format!(
-                    "SELECT {RUN_COLUMNS} FROM config_backup_runs WHERE trigger <> 'rollback' \
+                    "SELECT {RUN_COLUMNS} FROM config_backup_runs WHERE site = $1 AND trigger <> 'rollback' \
                      ORDER BY started_at DESC LIMIT 1"
                 ))
                 .await
@@ -327,17 +313,18 @@ macro_rules! sql_store {
 
             async fn last_successful_run(&self) -> Result<Option<RunRecord>, StoreError> {
                 self.fetch_run(&format!(
-                    "SELECT {RUN_COLUMNS} FROM config_backup_runs WHERE outcome = 'success' AND trigger <> 'rollback' \
-                     ORDER BY started_at DESC LIMIT 1"
+                    "SELECT {RUN_COLUMNS} FROM config_backup_runs WHERE site = $1 AND outcome = 'success' \
+                     AND trigger <> 'rollback' ORDER BY started_at DESC LIMIT 1"
                 ))
                 .await
             }
 
             async fn last_push_success(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
                 let row = sqlx::query(
-                    "SELECT finished_at FROM config_backup_runs WHERE push_outcome = 'pushed' \
+                    "SELECT finished_at FROM config_backup_runs WHERE site = $1 AND push_outcome = 'pushed' \
                      ORDER BY started_at DESC LIMIT 1",
                 )
+                .bind(&self.site)
                 .fetch_optional(&self.pool)
                 .await?;
                 Ok(match row {
@@ -348,19 +335,22 @@ macro_rules! sql_store {
 
             async fn domain_summary(&self, domain: Domain) -> Result<Option<DomainSummary>, StoreError> {
                 let last = sqlx::query(
-                    "SELECT commit_hash, backed_up_at FROM config_git_backups WHERE domain = $1 \
+                    "SELECT commit_hash, backed_up_at FROM config_commits WHERE site = $1 AND domain = $2 \
                      ORDER BY seq DESC LIMIT 1",
                 )
+                .bind(&self.site)
                 .bind(domain.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
                 let Some(last) = last else { return Ok(None) };
-                let change = sqlx::query(
-                    "SELECT commit_hash, backed_up_at FROM config_git_backups WHERE domain = $1 AND changes_made = $2 \
-                     ORDER BY seq DESC LIMIT 1",
-                )
+                let change = sqlx::query(&format!(
+                    "SELECT c.commit_hash AS commit_hash, c.backed_up_at AS backed_up_at {} \
+                     WHERE v.site = $1 AND v.domain = $2 AND v.change_type <> 'unchanged' \
+                     ORDER BY v.commit_seq DESC LIMIT 1",
+                    audit::STORED_FROM
+                ))
+                .bind(&self.site)
                 .bind(domain.as_str())
-                .bind(true)
                 .fetch_optional(&self.pool)
                 .await?;
                 Ok(Some(DomainSummary {
@@ -371,42 +361,91 @@ macro_rules! sql_store {
                 }))
             }
 
+            async fn tracked_files(&self, domain: Domain) -> Result<i64, StoreError> {
+                Ok(sqlx::query(
+                    "SELECT COUNT(*) AS n FROM config_file_changes WHERE site = $1 AND domain = $2 \
+                     AND next_seq IS NULL AND change_type <> 'deleted'",
+                )
+                .bind(&self.site)
+                .bind(domain.as_str())
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?)
+            }
+
             async fn history(&self, q: &HistoryQuery) -> Result<Vec<AuditRow>, StoreError> {
-                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT {AUDIT_COLUMNS} FROM config_git_backups WHERE 1 = 1"
-                ));
-                if let Some(d) = q.domain {
-                    qb.push(" AND domain = ").push_bind(d.as_str());
-                }
-                if let Some(p) = &q.path {
-                    qb.push(" AND config_file = ").push_bind(p.clone());
-                }
-                if let Some(s) = q.since {
-                    qb.push(" AND backed_up_at >= ").push_bind(micros(s));
-                }
-                if let Some(u) = q.until {
-                    qb.push(" AND backed_up_at < ").push_bind(micros(u));
-                }
-                if let Some(c) = q.change_type {
-                    qb.push(" AND change_type = ").push_bind(c.as_str());
-                } else if !q.include_unchanged {
-                    qb.push(" AND changes_made = ").push_bind(true);
-                }
-                if let Some(b) = q.before_seq {
-                    qb.push(" AND seq < ").push_bind(b);
-                }
-                qb.push(" ORDER BY seq DESC LIMIT ").push_bind(q.limit);
-                let rows = qb.build().fetch_all(&self.pool).await?;
-                rows.iter().map(Self::audit_from_row).collect()
+                self.history_rows(q).await
             }
 
             async fn delete_audit_rows_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-                let done = sqlx::query("DELETE FROM config_git_backups WHERE backed_up_at < $1")
-                    .bind(micros(cutoff))
-                    .execute(&self.pool)
-                    .await?;
+                self.remove_before(cutoff).await
+            }
+
+            async fn announce_site(&self, a: &SiteAnnouncement) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO config_backup_sites (site, host, schedule_enabled, schedule_hour, schedule_minute, seen_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (site) DO UPDATE SET host = excluded.host, \
+                     schedule_enabled = excluded.schedule_enabled, schedule_hour = excluded.schedule_hour, \
+                     schedule_minute = excluded.schedule_minute, seen_at = excluded.seen_at",
+                )
+                .bind(&self.site)
+                .bind(&a.host)
+                .bind(a.schedule_enabled)
+                .bind(a.schedule_hour as i32)
+                .bind(a.schedule_minute as i32)
+                .bind(micros(a.seen_at))
+                .execute(&self.pool)
+                .await?;
                 self.wrote();
-                Ok(done.rows_affected())
+                Ok(())
+            }
+
+            async fn list_sites(&self) -> Result<Vec<SiteRecord>, StoreError> {
+                let rows = sqlx::query(&format!(
+                    "SELECT s.site AS site, s.host AS announced_host, s.schedule_enabled AS schedule_enabled, \
+                     s.schedule_hour AS schedule_hour, s.schedule_minute AS schedule_minute, s.seen_at AS seen_at, \
+                     (SELECT r.id FROM config_backup_runs r WHERE r.site = s.site AND r.trigger <> 'rollback' \
+                      ORDER BY r.started_at DESC LIMIT 1) AS last_run_id \
+                     FROM config_backup_sites s ORDER BY s.site"
+                ))
+                .fetch_all(&self.pool)
+                .await?;
+                let locks = sqlx::query(
+                    "SELECT name, holder_kind, holder_id, host, pid, instance, acquired_at, heartbeat_at FROM engine_lock",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let mut held = std::collections::HashMap::new();
+                for l in &locks {
+                    held.insert(l.try_get::<String, _>("name")?, Self::lock_from_row(l)?);
+                }
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let site: String = r.try_get("site")?;
+                    let last_run = match r.try_get::<Option<Uuid>, _>("last_run_id")? {
+                        Some(id) => {
+                            let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM config_backup_runs WHERE id = $1"))
+                                .bind(id)
+                                .fetch_optional(&self.pool)
+                                .await?;
+                            row.as_ref().map(Self::run_from_row).transpose()?
+                        }
+                        None => None,
+                    };
+                    out.push(SiteRecord {
+                        lock: held.remove(&site),
+                        announced: SiteAnnouncement {
+                            host: r.try_get("announced_host")?,
+                            schedule_enabled: r.try_get("schedule_enabled")?,
+                            schedule_hour: u32::try_from(r.try_get::<i32, _>("schedule_hour")?).unwrap_or(0).min(23),
+                            schedule_minute: u32::try_from(r.try_get::<i32, _>("schedule_minute")?).unwrap_or(0).min(59),
+                            seen_at: r.try_get("seen_at")?,
+                        },
+                        site,
+                        last_run,
+                    });
+                }
+                Ok(out)
             }
 
             async fn try_lock(&self, holder: &LockHolder, ttl: Duration) -> Result<LockAttempt, StoreError> {
@@ -429,7 +468,7 @@ macro_rules! sql_store {
                 }
                 // Remove exactly the dead holder (someone else may have replaced it already).
                 sqlx::query("DELETE FROM engine_lock WHERE name = $1 AND holder_id = $2")
-                    .bind(LOCK_NAME)
+                    .bind(&self.site)
                     .bind(current.id)
                     .execute(&self.pool)
                     .await?;
@@ -446,7 +485,7 @@ macro_rules! sql_store {
             async fn renew_lock(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
                 let done = sqlx::query("UPDATE engine_lock SET heartbeat_at = $1 WHERE name = $2 AND holder_id = $3")
                     .bind(micros(at))
-                    .bind(LOCK_NAME)
+                    .bind(&self.site)
                     .bind(id)
                     .execute(&self.pool)
                     .await?;
@@ -455,7 +494,7 @@ macro_rules! sql_store {
 
             async fn release_lock(&self, id: Uuid) -> Result<(), StoreError> {
                 sqlx::query("DELETE FROM engine_lock WHERE name = $1 AND holder_id = $2")
-                    .bind(LOCK_NAME)
+                    .bind(&self.site)
                     .bind(id)
                     .execute(&self.pool)
                     .await?;
@@ -471,8 +510,8 @@ macro_rules! sql_store {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO config_rollback_tasks (id, domains, target_hash, state, requested_by, reason, \
-                     requested_at, completed_at, duration_seconds, error, revert_succeeded, warnings, snapshot_commit, host) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                     requested_at, completed_at, duration_seconds, error, revert_succeeded, warnings, snapshot_commit, host, site) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
                 )
                 .bind(task.id)
                 .bind(domains_text(&task.domains))
@@ -488,6 +527,7 @@ macro_rules! sql_store {
                 .bind(task.warnings.join("\n"))
                 .bind(&task.snapshot_commit)
                 .bind(&task.host)
+                .bind(&self.site)
                 .execute(&mut *tx)
                 .await?;
                 for d in &task.domains {
@@ -560,7 +600,7 @@ macro_rules! sql_store {
                 .await?;
                 if let Some(id) = release {
                     sqlx::query("DELETE FROM engine_lock WHERE name = $1 AND holder_id = $2")
-                        .bind(LOCK_NAME)
+                        .bind(&self.site)
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
@@ -571,8 +611,9 @@ macro_rules! sql_store {
             }
 
             async fn rollback_task(&self, id: Uuid) -> Result<Option<RollbackTask>, StoreError> {
-                let Some(row) = sqlx::query("SELECT * FROM config_rollback_tasks WHERE id = $1")
+                let Some(row) = sqlx::query("SELECT * FROM config_rollback_tasks WHERE id = $1 AND site = $2")
                     .bind(id)
+                    .bind(&self.site)
                     .fetch_optional(&self.pool)
                     .await?
                 else {
@@ -597,7 +638,8 @@ macro_rules! sql_store {
             }
 
             async fn unfinished_rollback_tasks(&self) -> Result<Vec<RollbackTask>, StoreError> {
-                let ids = sqlx::query("SELECT id FROM config_rollback_tasks WHERE state NOT IN ('success', 'failed')")
+                let ids = sqlx::query("SELECT id FROM config_rollback_tasks WHERE site = $1 AND state NOT IN ('success', 'failed')")
+                    .bind(&self.site)
                     .fetch_all(&self.pool)
                     .await?;
                 let mut out = Vec::new();
@@ -610,13 +652,14 @@ macro_rules! sql_store {
             }
 
             async fn record_mail(&self, mail: &MailRecord) -> Result<(), StoreError> {
-                sqlx::query("INSERT INTO config_backup_mail (id, sent_at, kind, subject, ok, error) VALUES ($1, $2, $3, $4, $5, $6)")
+                sqlx::query("INSERT INTO config_backup_mail (id, sent_at, kind, subject, ok, error, site) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                     .bind(Uuid::new_v4())
                     .bind(micros(mail.sent_at))
                     .bind(&mail.kind)
                     .bind(&mail.subject)
                     .bind(mail.ok)
                     .bind(&mail.error)
+                    .bind(&self.site)
                     .execute(&self.pool)
                     .await?;
                 self.wrote();
@@ -624,7 +667,8 @@ macro_rules! sql_store {
             }
 
             async fn last_mail(&self) -> Result<Option<MailRecord>, StoreError> {
-                let row = sqlx::query("SELECT sent_at, kind, subject, ok, error FROM config_backup_mail ORDER BY sent_at DESC LIMIT 1")
+                let row = sqlx::query("SELECT sent_at, kind, subject, ok, error FROM config_backup_mail WHERE site = $1 ORDER BY sent_at DESC LIMIT 1")
+                    .bind(&self.site)
                     .fetch_optional(&self.pool)
                     .await?;
                 let Some(r) = row else { return Ok(None) };
@@ -668,8 +712,8 @@ macro_rules! sql_store {
 
             async fn record_secret_reveal(&self, r: &SecretReveal) -> Result<(), StoreError> {
                 sqlx::query(
-                    "INSERT INTO config_secret_reveals (id, revealed_at, revealed_by, commit1, commit2, domain, path) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO config_secret_reveals (id, revealed_at, revealed_by, commit1, commit2, domain, path, site) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(r.id)
                 .bind(micros(r.revealed_at))
@@ -678,6 +722,7 @@ macro_rules! sql_store {
                 .bind(&r.commit2)
                 .bind(r.domain.map(|d| d.as_str()))
                 .bind(&r.path)
+                .bind(&self.site)
                 .execute(&self.pool)
                 .await?;
                 self.wrote();
@@ -687,8 +732,9 @@ macro_rules! sql_store {
             async fn secret_reveals(&self, limit: i64) -> Result<Vec<SecretReveal>, StoreError> {
                 let rows = sqlx::query(
                     "SELECT id, revealed_at, revealed_by, commit1, commit2, domain, path FROM config_secret_reveals \
-                     ORDER BY revealed_at DESC LIMIT $1",
+                     WHERE site = $1 ORDER BY revealed_at DESC LIMIT $2",
                 )
+                .bind(&self.site)
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
@@ -712,8 +758,10 @@ macro_rules! sql_store {
 
             async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
                 let rows = sqlx::query(&format!(
-                    "SELECT {RUN_COLUMNS} FROM config_backup_runs WHERE trigger <> 'rollback' ORDER BY started_at DESC LIMIT $1"
+                    "SELECT {RUN_COLUMNS} FROM config_backup_runs WHERE site = $1 AND trigger <> 'rollback' \
+                     ORDER BY started_at DESC LIMIT $2"
                 ))
+                .bind(&self.site)
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
@@ -727,21 +775,22 @@ macro_rules! sql_store {
                     d.parse().map_err(|e: crate::domain::UnknownDomain| StoreError::Corrupt(e.to_string()))
                 };
                 let rows = sqlx::query(
-                    "SELECT g.domain AS domain, MAX(g.backed_up_at) AS at FROM config_git_backups g \
-                     JOIN config_backup_runs r ON r.id = g.run_id WHERE r.outcome = 'success' GROUP BY g.domain",
+                    "SELECT c.domain AS domain, MAX(c.backed_up_at) AS at FROM config_commits c \
+                     JOIN config_backup_runs r ON r.id = c.run_id WHERE c.site = $1 AND r.outcome = 'success' \
+                     GROUP BY c.domain",
                 )
+                .bind(&self.site)
                 .fetch_all(&self.pool)
                 .await?;
                 for r in &rows {
                     m.last_success.push((domain(r)?, r.try_get("at")?));
                 }
                 let rows = sqlx::query(
-                    "SELECT g.domain AS domain, SUM(CASE WHEN g.changes_made THEN 1 ELSE 0 END) AS changed \
-                     FROM config_git_backups g \
-                     JOIN (SELECT domain, MAX(seq) AS s FROM config_git_backups GROUP BY domain) l ON l.domain = g.domain \
-                     JOIN config_git_backups x ON x.seq = l.s AND x.commit_hash = g.commit_hash \
-                     GROUP BY g.domain",
+                    "SELECT c.domain AS domain, (SELECT COUNT(*) FROM config_file_changes v \
+                     WHERE v.commit_seq = c.seq AND v.change_type <> 'unchanged') AS changed FROM config_commits c \
+                     WHERE c.seq IN (SELECT MAX(seq) FROM config_commits WHERE site = $1 GROUP BY domain)",
                 )
+                .bind(&self.site)
                 .fetch_all(&self.pool)
                 .await?;
                 for r in &rows {
@@ -752,29 +801,33 @@ macro_rules! sql_store {
                 {
                     m.last_run_duration = Some((f - run.started_at).num_microseconds().unwrap_or(0) as f64 / 1e6);
                 }
-                let rows = sqlx::query("SELECT outcome, COUNT(*) AS n FROM config_backup_runs WHERE trigger <> 'rollback' GROUP BY outcome")
+                let rows = sqlx::query("SELECT outcome, COUNT(*) AS n FROM config_backup_runs WHERE site = $1 AND trigger <> 'rollback' GROUP BY outcome")
+                    .bind(&self.site)
                     .fetch_all(&self.pool)
                     .await?;
                 for r in &rows {
                     m.runs_by_outcome.push((r.try_get("outcome")?, r.try_get("n")?));
                 }
                 m.push_failures = sqlx::query(
-                    "SELECT COUNT(*) AS n FROM config_backup_runs WHERE push_outcome IN ('failed', 'diverged')",
+                    "SELECT COUNT(*) AS n FROM config_backup_runs WHERE site = $1 AND push_outcome IN ('failed', 'diverged')",
                 )
+                .bind(&self.site)
                 .fetch_one(&self.pool)
                 .await?
                 .try_get("n")?;
                 let rows = sqlx::query(
                     "SELECT state, COUNT(*) AS n, SUM(duration_seconds) AS d FROM config_rollback_tasks \
-                     WHERE state IN ('success', 'failed') GROUP BY state",
+                     WHERE site = $1 AND state IN ('success', 'failed') GROUP BY state",
                 )
+                .bind(&self.site)
                 .fetch_all(&self.pool)
                 .await?;
                 for r in &rows {
                     m.rollbacks_by_outcome.push((r.try_get("state")?, r.try_get("n")?));
                     m.rollback_seconds_sum += r.try_get::<Option<f64>, _>("d")?.unwrap_or(0.0);
                 }
-                m.mail_failures = sqlx::query("SELECT COUNT(*) AS n FROM config_backup_mail WHERE ok = $1")
+                m.mail_failures = sqlx::query("SELECT COUNT(*) AS n FROM config_backup_mail WHERE site = $1 AND ok = $2")
+                    .bind(&self.site)
                     .bind(false)
                     .fetch_one(&self.pool)
                     .await?
@@ -792,10 +845,20 @@ macro_rules! sql_store {
 
 sql_store!(SqliteStore, sqlx::Sqlite, sqlx::SqlitePool, "sqlite");
 sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, "postgres");
+audit::audit_sql!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "unhex(printf('%012x80008%015x', c.seq, v.file_key))"
+);
+audit::audit_sql!(
+    PostgresStore,
+    sqlx::Postgres,
+    "(lpad(to_hex(c.seq), 12, '0') || '80008' || lpad(to_hex(v.file_key), 15, '0'))::uuid"
+);
 
 impl SqliteStore {
     /// Opens (creating if needed) the SQLite file, in WAL mode with full sync, and migrates.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, site: &str) -> Result<Self, StoreError> {
         use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -815,19 +878,120 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
         sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore::new(pool))
+        Ok(SqliteStore::new(pool, site))
+    }
+
+    /// SQLite keeps one table: nothing to create.
+    async fn ensure_month(&self, _month: chrono::NaiveDate) -> Result<(), StoreError> {
+        let _ = &self.months;
+        Ok(())
+    }
+
+    /// Deletes the rows before `cutoff`.
+    async fn drop_before(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let removed = sqlx::query("DELETE FROM config_commits WHERE backed_up_at < $1")
+            .bind(cutoff)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        for table in ["config_file_changes", "config_git_backups_legacy_ids"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE backed_up_at < $1"))
+                .bind(cutoff)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(removed)
     }
 }
 
 impl PostgresStore {
     /// Connects to PostgreSQL and migrates (sqlx serialises concurrent migrators).
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, site: &str) -> Result<Self, StoreError> {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
         sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
-        Ok(PostgresStore::new(pool))
+        let store = PostgresStore::new(pool, site);
+        let now = Utc::now();
+        for ahead in 0..3 {
+            if let Some(m) = now.checked_add_months(chrono::Months::new(ahead)) {
+                store.ensure_month(audit::month_of(m)).await?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// Creates the month's partitions if they do not exist (once per process and month).
+    async fn ensure_month(&self, month: chrono::NaiveDate) -> Result<(), StoreError> {
+        if self.months.lock().map(|m| m.contains(&month)).unwrap_or(false) {
+            return Ok(());
+        }
+        sqlx::query("SELECT config_backup_ensure_month($1)")
+            .bind(month)
+            .execute(&self.pool)
+            .await?;
+        if let Ok(mut m) = self.months.lock() {
+            m.insert(month);
+        }
+        Ok(())
+    }
+
+    /// Drops the monthly partitions that end at or before `cutoff`, and deletes the rows
+    /// before it from the month it falls in: the cost follows what is removed, not the
+    /// table.
+    async fn drop_before(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let boundary = audit::month_of(cutoff);
+        let parts = sqlx::query(
+            "SELECT c.relname AS part, p.relname AS parent FROM pg_inherits i \
+             JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent \
+             WHERE p.relname IN ('config_commits', 'config_file_changes')",
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut removed = 0u64;
+        for r in &parts {
+            let (part, parent): (String, String) = (r.try_get("part")?, r.try_get("parent")?);
+            let Some(month) = audit::partition_month(&part, &parent) else {
+                continue;
+            };
+            if month >= boundary {
+                continue;
+            }
+            if parent == "config_commits" {
+                let n: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM \"{part}\""))
+                    .fetch_one(&mut **tx)
+                    .await?
+                    .try_get("n")?;
+                removed += n as u64;
+            }
+            sqlx::query(&format!("DROP TABLE \"{part}\""))
+                .execute(&mut **tx)
+                .await?;
+            if let Ok(mut m) = self.months.lock() {
+                m.remove(&month);
+            }
+        }
+        removed += sqlx::query("DELETE FROM config_commits WHERE backed_up_at < $1")
+            .bind(cutoff)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        for table in ["config_file_changes", "config_git_backups_legacy_ids"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE backed_up_at < $1"))
+                .bind(cutoff)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(removed)
     }
 }

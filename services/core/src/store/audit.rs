@@ -1,0 +1,521 @@
+//! The audit trail stored by change (migration `..._audit_by_change.sql`).
+//!
+//! A commit is a row of `config_commits`. A file row (`config_file_changes`) is stored
+//! when a commit added, modified or deleted the file, or as an "unchanged" anchor when the
+//! trail holds no current version of it (a trail started on an existing repository, after
+//! retention, after a gap, or with a different hash). A stored row is the file's version
+//! from its commit until `next_seq`, the seq of the commit of the file's next stored row
+//! in the same site and domain (NULL while current). A commit's unchanged files are then
+//! the versions live across it: no-change days cost one commit row per domain.
+//!
+//! Invariant: a file row is stored or carried for every file of every recorded commit,
+//! exactly once; the `config_git_backups` view and History read the same two parts.
+//! Recording a commit reconciles the whole file list the engine gives against the live
+//! versions (the ones it does not name are closed), so the trail stays exact even after
+//! a gap.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::*;
+use crate::repo::ChangeKind;
+
+/// The columns History reads, from the stored part (`v` a file row joined to its commit
+/// `c`).
+pub(super) const STORED_COLUMNS: &str = "v.id AS id, v.commit_seq AS seq, c.run_id AS run_id, \
+     c.backup_date AS backup_date, c.domain AS domain, v.config_file AS config_file, c.commit_hash AS commit_hash, \
+     c.commit_message AS commit_message, v.change_type AS change_type, c.previous_hash AS previous_hash, \
+     v.file_sha256 AS file_sha256, v.previous_file_sha256 AS previous_file_sha256, c.backed_up_at AS backed_up_at, \
+     c.backed_up_by AS backed_up_by";
+
+pub(super) const STORED_FROM: &str =
+    " FROM config_file_changes v JOIN config_commits c ON c.seq = v.commit_seq AND c.backed_up_at = v.backed_up_at";
+
+/// The carried part: every commit `c` joined to the versions live across it.
+pub(super) const CARRIED_FROM: &str = " FROM config_commits c JOIN config_file_changes v \
+     ON v.site = c.site AND v.domain = c.domain AND v.commit_seq < c.seq \
+     AND (v.next_seq IS NULL OR v.next_seq > c.seq) AND v.change_type <> 'deleted' \
+     LEFT JOIN config_git_backups_legacy_ids l ON l.commit_seq = c.seq AND l.file_key = v.file_key";
+
+/// How many commits History's include-unchanged walk reads at a time.
+pub(super) const COMMIT_BATCH: i64 = 32;
+
+/// The rows the engine gives, cut into commits: consecutive rows of one (commit, domain,
+/// time, run).
+pub(super) fn commits_of(rows: &[AuditRow]) -> Vec<&[AuditRow]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=rows.len() {
+        let same = i < rows.len() && {
+            let (a, b) = (&rows[start], &rows[i]);
+            a.commit_hash == b.commit_hash
+                && a.domain == b.domain
+                && a.backed_up_at == b.backed_up_at
+                && a.run_id == b.run_id
+        };
+        if !same {
+            if start < i {
+                out.push(&rows[start..i]);
+            }
+            start = i;
+        }
+    }
+    out
+}
+
+/// A file's current stored row in its site and domain.
+#[derive(Debug, Clone)]
+pub(super) struct LiveVersion {
+    pub seq: i64,
+    pub file_key: i64,
+    pub sha256: Option<String>,
+    pub deleted: bool,
+}
+
+/// What recording one commit stores and closes, given the live versions of its domain.
+#[derive(Debug, Default)]
+pub(super) struct Reconciled<'a> {
+    /// Rows to store, with the file key they continue (None: a new file, keyed by its own seq).
+    pub store: Vec<(&'a AuditRow, Option<i64>)>,
+    /// Stored rows the commit supersedes or ends.
+    pub close: Vec<i64>,
+}
+
+pub(super) fn reconcile<'a>(rows: &'a [AuditRow], mut live: HashMap<String, LiveVersion>) -> Reconciled<'a> {
+    let mut out = Reconciled::default();
+    for r in rows {
+        let prev = live.remove(&r.config_file);
+        let carried = r.change_type == ChangeKind::Unchanged
+            && prev.as_ref().is_some_and(|p| !p.deleted && p.sha256 == r.file_sha256);
+        if carried {
+            continue;
+        }
+        if let Some(p) = &prev {
+            out.close.push(p.seq);
+        }
+        out.store.push((r, prev.map(|p| p.file_key)));
+    }
+    // Files the trail holds as present that this commit does not list: gone without a
+    // recorded deletion (a gap in the trail). They end here.
+    out.close
+        .extend(live.into_values().filter(|p| !p.deleted).map(|p| p.seq));
+    out
+}
+
+/// The first day of `t`'s month (the PostgreSQL partition it lands in).
+pub(super) fn month_of(t: DateTime<Utc>) -> NaiveDate {
+    use chrono::Datelike;
+    NaiveDate::from_ymd_opt(t.year(), t.month(), 1).unwrap_or_default()
+}
+
+/// Parses a partition's `YYYYMM` suffix.
+pub(super) fn partition_month(name: &str, table: &str) -> Option<NaiveDate> {
+    let suffix = name.strip_prefix(table)?.strip_prefix('_')?;
+    if suffix.len() != 6 || !suffix.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(suffix[..4].parse().ok()?, suffix[4..].parse().ok()?, 1)
+}
+
+/// The audit methods, for one backend. `$derived_id` is the SQL of an unchanged row's
+/// id from `c.seq` and `v.file_key`; it must match the view's.
+macro_rules! audit_sql {
+    ($name:ident, $db:ty, $derived_id:literal) => {
+        impl $name {
+            fn carried_columns() -> String {
+                format!(
+                    "COALESCE(l.id, {}) AS id, c.seq AS seq, c.run_id AS run_id, c.backup_date AS backup_date, \
+                     c.domain AS domain, v.config_file AS config_file, c.commit_hash AS commit_hash, \
+                     c.commit_message AS commit_message, 'unchanged' AS change_type, c.previous_hash AS previous_hash, \
+                     v.file_sha256 AS file_sha256, v.file_sha256 AS previous_file_sha256, \
+                     c.backed_up_at AS backed_up_at, c.backed_up_by AS backed_up_by",
+                    $derived_id
+                )
+            }
+
+            /// Records commits: a row per commit, a row per changed (or unanchored) file.
+            async fn record_commits(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
+                let commits = audit::commits_of(rows);
+                let months: std::collections::BTreeSet<NaiveDate> =
+                    commits.iter().map(|c| audit::month_of(c[0].backed_up_at)).collect();
+                for m in months {
+                    self.ensure_month(m).await?;
+                }
+                let mut tx = self.pool.begin().await?;
+                for files in commits {
+                    let head = &files[0];
+                    let seq: i64 = sqlx::query(
+                        "INSERT INTO config_commits (site, run_id, commit_hash, domain, backup_date, commit_message, \
+                         previous_hash, backed_up_at, backed_up_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
+                    )
+                    .bind(&self.site)
+                    .bind(head.run_id)
+                    .bind(&head.commit_hash)
+                    .bind(head.domain.as_str())
+                    .bind(head.backup_date)
+                    .bind(&head.commit_message)
+                    .bind(&head.previous_hash)
+                    .bind(micros(head.backed_up_at))
+                    .bind(&head.backed_up_by)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("seq")?;
+                    let live_rows = sqlx::query(
+                        "SELECT seq, config_file, file_key, file_sha256, change_type FROM config_file_changes \
+                         WHERE site = $1 AND domain = $2 AND next_seq IS NULL",
+                    )
+                    .bind(&self.site)
+                    .bind(head.domain.as_str())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut live = std::collections::HashMap::with_capacity(live_rows.len());
+                    for r in &live_rows {
+                        let change: String = r.try_get("change_type")?;
+                        live.insert(
+                            r.try_get::<String, _>("config_file")?,
+                            audit::LiveVersion {
+                                seq: r.try_get("seq")?,
+                                file_key: r.try_get("file_key")?,
+                                sha256: r.try_get("file_sha256")?,
+                                deleted: change == "deleted",
+                            },
+                        );
+                    }
+                    let plan = audit::reconcile(files, live);
+                    for chunk in plan.close.chunks(500) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE config_file_changes SET next_seq = ");
+                        qb.push_bind(seq).push(" WHERE seq IN (");
+                        let mut list = qb.separated(", ");
+                        for s in chunk {
+                            list.push_bind(*s);
+                        }
+                        qb.push(")");
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                    // 11 parameters a row stays far below both backends' limits.
+                    for chunk in plan.store.chunks(500) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO config_file_changes (commit_seq, site, domain, config_file, file_key, id, \
+                             change_type, file_sha256, previous_file_sha256, next_seq, backed_up_at) ",
+                        );
+                        qb.push_values(chunk, |mut b, (r, key)| {
+                            b.push_bind(seq)
+                                .push_bind(self.site.clone())
+                                .push_bind(r.domain.as_str())
+                                .push_bind(r.config_file.clone())
+                                .push_bind(key.unwrap_or(0))
+                                .push_bind(r.id)
+                                .push_bind(r.change_type.as_str())
+                                .push_bind(r.file_sha256.clone())
+                                .push_bind(r.previous_file_sha256.clone())
+                                .push_bind(None::<i64>)
+                                .push_bind(micros(r.backed_up_at));
+                        });
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                    if plan.store.iter().any(|(_, key)| key.is_none()) {
+                        // A new file is keyed by its first row.
+                        sqlx::query(
+                            "UPDATE config_file_changes SET file_key = seq WHERE commit_seq = $1 AND file_key = 0",
+                        )
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                tx.commit().await?;
+                self.wrote();
+                Ok(())
+            }
+
+            /// Pushes the History filters shared by both parts (`v` the file row, `c` the
+            /// commit; `at` names the one filtered on site, domain and time).
+            fn push_filters(
+                qb: &mut sqlx::QueryBuilder<'_, $db>,
+                site: &str,
+                q: &HistoryQuery,
+                commit: Option<i64>,
+                at: &str,
+                commit_col: &str,
+            ) {
+                qb.push(format!(" WHERE {at}.site = ")).push_bind(site.to_owned());
+                if let Some(d) = q.domain {
+                    qb.push(format!(" AND {at}.domain = ")).push_bind(d.as_str());
+                }
+                if let Some(p) = &q.path {
+                    qb.push(" AND v.config_file = ").push_bind(p.clone());
+                }
+                if let Some(s) = q.since {
+                    qb.push(format!(" AND {at}.backed_up_at >= ")).push_bind(micros(s));
+                }
+                if let Some(u) = q.until {
+                    qb.push(format!(" AND {at}.backed_up_at < ")).push_bind(micros(u));
+                }
+                if let Some(c) = commit {
+                    qb.push(format!(" AND {commit_col} = ")).push_bind(c);
+                }
+                if let Some(b) = &q.before {
+                    qb.push(format!(" AND ({commit_col} < "))
+                        .push_bind(b.seq)
+                        .push(format!(" OR ({commit_col} = "))
+                        .push_bind(b.seq)
+                        .push(" AND v.config_file < ")
+                        .push_bind(b.config_file.clone())
+                        .push("))");
+                }
+            }
+
+            /// One History query over the stored part, and the carried part when asked,
+            /// optionally restricted to one commit.
+            async fn history_query(
+                &self,
+                site: &str,
+                q: &HistoryQuery,
+                carried: bool,
+                commit: Option<i64>,
+                limit: i64,
+            ) -> Result<Vec<AuditRow>, StoreError> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT * FROM (SELECT ");
+                qb.push(audit::STORED_COLUMNS).push(audit::STORED_FROM);
+                Self::push_filters(&mut qb, site, q, commit, "v", "v.commit_seq");
+                match q.change_type {
+                    Some(c) => {
+                        qb.push(" AND v.change_type = ").push_bind(c.as_str());
+                    }
+                    None if !q.include_unchanged => {
+                        qb.push(" AND v.change_type <> 'unchanged'");
+                    }
+                    None => {}
+                }
+                if carried {
+                    qb.push(" UNION ALL SELECT ").push(Self::carried_columns()).push(audit::CARRIED_FROM);
+                    Self::push_filters(&mut qb, site, q, commit, "c", "c.seq");
+                }
+                qb.push(") u ORDER BY seq DESC, config_file DESC LIMIT ").push_bind(limit);
+                let rows = qb.build().fetch_all(&self.pool).await?;
+                rows.iter().map(Self::audit_from_row).collect()
+            }
+
+            async fn history_rows(&self, q: &HistoryQuery) -> Result<Vec<AuditRow>, StoreError> {
+                let site = q.site.clone().unwrap_or_else(|| self.site.clone());
+                let carried = match q.change_type {
+                    Some(ChangeKind::Unchanged) => true,
+                    Some(_) => false,
+                    None => q.include_unchanged,
+                };
+                // Changed rows, or one file's rows: one query the indexes answer in order.
+                if !carried || q.path.is_some() {
+                    return self.history_query(&site, q, carried, None, q.limit).await;
+                }
+                // Unchanged rows of every file: commit by commit, newest first, so a page
+                // never expands more commits than it shows.
+                let mut out: Vec<AuditRow> = Vec::new();
+                let mut upto = q.before.as_ref().map(|b| b.seq);
+                loop {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT seq FROM config_commits c WHERE c.site = ");
+                    qb.push_bind(site.clone());
+                    if let Some(d) = q.domain {
+                        qb.push(" AND c.domain = ").push_bind(d.as_str());
+                    }
+                    if let Some(s) = q.since {
+                        qb.push(" AND c.backed_up_at >= ").push_bind(micros(s));
+                    }
+                    if let Some(u) = q.until {
+                        qb.push(" AND c.backed_up_at < ").push_bind(micros(u));
+                    }
+                    if let Some(u) = upto {
+                        qb.push(" AND c.seq <= ").push_bind(u);
+                    }
+                    qb.push(" ORDER BY c.seq DESC LIMIT ").push_bind(audit::COMMIT_BATCH);
+                    let commits: Vec<i64> = qb
+                        .build()
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(|r| r.try_get("seq"))
+                        .collect::<Result<_, _>>()?;
+                    for &c in &commits {
+                        let remaining = q.limit - out.len() as i64;
+                        if remaining <= 0 {
+                            return Ok(out);
+                        }
+                        out.extend(self.history_query(&site, q, true, Some(c), remaining).await?);
+                    }
+                    if (commits.len() as i64) < audit::COMMIT_BATCH || out.len() as i64 >= q.limit {
+                        out.truncate(q.limit.max(0) as usize);
+                        return Ok(out);
+                    }
+                    upto = commits.last().map(|c| c - 1);
+                }
+            }
+
+            /// Retention: anchors the versions still live at the first kept commit of
+            /// their domain, then removes everything older than `cutoff`.
+            async fn remove_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+                let cutoff = micros(cutoff);
+                let mut tx = self.pool.begin().await?;
+                let live = sqlx::query(&format!(
+                    "SELECT v.seq AS vseq, v.site AS site, v.domain AS domain, v.config_file AS config_file, \
+                     v.file_key AS file_key, v.file_sha256 AS file_sha256, v.next_seq AS next_seq, \
+                     c.seq AS kseq, c.backed_up_at AS kat, COALESCE(l.id, {}) AS id \
+                     FROM config_file_changes v \
+                     JOIN config_commits c ON c.seq = (SELECT MIN(k.seq) FROM config_commits k \
+                          WHERE k.site = v.site AND k.domain = v.domain AND k.seq > v.commit_seq AND k.backed_up_at >= $1) \
+                     LEFT JOIN config_git_backups_legacy_ids l ON l.commit_seq = c.seq AND l.file_key = v.file_key \
+                     WHERE v.backed_up_at < $2 AND v.change_type <> 'deleted' \
+                     AND (v.next_seq IS NULL OR v.next_seq > c.seq)",
+                    $derived_id
+                ))
+                .bind(cutoff)
+                .bind(cutoff)
+                .fetch_all(&mut *tx)
+                .await?;
+                for chunk in live.chunks(400) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO config_file_changes (commit_seq, site, domain, config_file, file_key, id, \
+                         change_type, file_sha256, previous_file_sha256, next_seq, backed_up_at) ",
+                    );
+                    let mut bad = None;
+                    qb.push_values(chunk, |mut b, r| {
+                        let get = || -> Result<_, sqlx::Error> {
+                            Ok((
+                                r.try_get::<i64, _>("kseq")?,
+                                r.try_get::<String, _>("site")?,
+                                r.try_get::<String, _>("domain")?,
+                                r.try_get::<String, _>("config_file")?,
+                                r.try_get::<i64, _>("file_key")?,
+                                r.try_get::<uuid::Uuid, _>("id")?,
+                                r.try_get::<Option<String>, _>("file_sha256")?,
+                                r.try_get::<Option<i64>, _>("next_seq")?,
+                                r.try_get::<DateTime<Utc>, _>("kat")?,
+                            ))
+                        };
+                        match get() {
+                            Ok((k, site, domain, file, key, id, sha, next, at)) => {
+                                b.push_bind(k)
+                                    .push_bind(site)
+                                    .push_bind(domain)
+                                    .push_bind(file)
+                                    .push_bind(key)
+                                    .push_bind(id)
+                                    .push_bind("unchanged")
+                                    .push_bind(sha.clone())
+                                    .push_bind(sha)
+                                    .push_bind(next)
+                                    .push_bind(at);
+                            }
+                            Err(e) => bad = Some(e),
+                        }
+                    });
+                    if let Some(e) = bad {
+                        return Err(e.into());
+                    }
+                    qb.build().execute(&mut *tx).await?;
+                }
+                let removed = self.drop_before(&mut tx, cutoff).await?;
+                tx.commit().await?;
+                self.wrote();
+                Ok(removed)
+            }
+        }
+    };
+}
+
+pub(super) use audit_sql;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(file: &str, kind: ChangeKind, sha: &str) -> AuditRow {
+        AuditRow {
+            id: Uuid::nil(),
+            seq: 0,
+            run_id: None,
+            backup_date: NaiveDate::default(),
+            domain: Domain::Kea,
+            config_file: file.into(),
+            commit_hash: "c".into(),
+            commit_message: String::new(),
+            changes_made: kind != ChangeKind::Unchanged,
+            change_type: kind,
+            previous_hash: None,
+            file_sha256: Some(sha.into()),
+            previous_file_sha256: None,
+            backed_up_at: DateTime::default(),
+            backed_up_by: "system".into(),
+        }
+    }
+
+    fn live(seq: i64, sha: &str, deleted: bool) -> LiveVersion {
+        LiveVersion {
+            seq,
+            file_key: seq,
+            sha256: Some(sha.into()),
+            deleted,
+        }
+    }
+
+    #[test]
+    fn a_no_change_commit_stores_nothing_and_closes_nothing() {
+        let rows = [
+            row("a", ChangeKind::Unchanged, "1"),
+            row("b", ChangeKind::Unchanged, "2"),
+        ];
+        let plan = reconcile(
+            &rows,
+            HashMap::from([("a".into(), live(1, "1", false)), ("b".into(), live(2, "2", false))]),
+        );
+        assert!(plan.store.is_empty() && plan.close.is_empty(), "{plan:?}");
+    }
+
+    #[test]
+    fn changes_supersede_and_unlisted_files_end_and_unknown_files_are_anchored() {
+        let rows = [
+            row("a", ChangeKind::Modified, "9"),
+            row("n", ChangeKind::Unchanged, "3"),
+            row("s", ChangeKind::Unchanged, "other"),
+            row("r", ChangeKind::Added, "4"),
+        ];
+        let plan = reconcile(
+            &rows,
+            HashMap::from([
+                ("a".into(), live(1, "1", false)),
+                ("s".into(), live(5, "5", false)),
+                ("gone".into(), live(2, "2", false)),
+                ("r".into(), live(7, "x", true)),
+                ("dead".into(), live(8, "x", true)),
+            ]),
+        );
+        let stored: Vec<(&str, Option<i64>)> = plan.store.iter().map(|(r, k)| (r.config_file.as_str(), *k)).collect();
+        assert_eq!(stored, [("a", Some(1)), ("n", None), ("s", Some(5)), ("r", Some(7))]);
+        let mut closed = plan.close.clone();
+        closed.sort();
+        assert_eq!(closed, [1, 2, 5, 7]);
+    }
+
+    #[test]
+    fn rows_are_cut_into_commits_by_hash_domain_time_and_run() {
+        let mut rows = vec![row("a", ChangeKind::Added, "1"), row("b", ChangeKind::Added, "1")];
+        let mut other = row("c", ChangeKind::Added, "1");
+        other.backed_up_at = DateTime::from_timestamp(5, 0).unwrap();
+        rows.push(other);
+        let mut dns = row("d", ChangeKind::Added, "1");
+        dns.domain = Domain::Dns;
+        rows.push(dns);
+        let sizes: Vec<usize> = commits_of(&rows).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [2, 1, 1]);
+        assert!(commits_of(&[]).is_empty());
+    }
+
+    #[test]
+    fn partition_names_parse_to_their_month() {
+        assert_eq!(
+            partition_month("config_commits_202412", "config_commits"),
+            NaiveDate::from_ymd_opt(2024, 12, 1)
+        );
+        assert_eq!(partition_month("config_commits_2024", "config_commits"), None);
+        assert_eq!(partition_month("config_file_changes_202401", "config_commits"), None);
+    }
+}
