@@ -23,6 +23,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod audit;
 mod auth;
 mod backup;
 mod console;
@@ -41,5 +42,6 @@ mod rest;
 mod retention;
 mod rollback;
 mod secrets;
+mod sites;
 mod ssh;
 mod status;
