@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use config_backup_core::engine::BackupParams;
+use config_backup_core::engine::{BackupParams, RunTimings};
 use config_backup_core::store::Trigger;
 use config_backup_core::{Actor, Engine, Settings};
 use config_backup_proto::v1 as pb;
@@ -135,6 +135,11 @@ async fn engine_sealing(dir: &Path, extra: &[(&str, &str)], seal: bool) -> anyho
 }
 
 async fn backup(e: &Engine) -> anyhow::Result<Duration> {
+    Ok(backup_timed(e).await?.0)
+}
+
+/// A backup, with the engine's account of where its time went.
+async fn backup_timed(e: &Engine) -> anyhow::Result<(Duration, RunTimings)> {
     let t = Instant::now();
     let r = e
         .backup(BackupParams::new(Trigger::Manual, Actor::User("bench".into()), vec![]))
@@ -148,7 +153,19 @@ async fn backup(e: &Engine) -> anyhow::Result<Duration> {
     // The repack that may follow a run (on its own thread, after the run is recorded) is
     // not part of it; nothing measured next shares the machine with it.
     e.maintenance_idle().await;
-    Ok(took)
+    Ok((took, r.timings))
+}
+
+/// The median of each phase over several runs, in ms, and the audit write's share.
+fn phases(runs: &[(Duration, RunTimings)]) -> Value {
+    let m = |f: &dyn Fn(&RunTimings) -> Duration| ms(median(runs.iter().map(|(_, t)| f(t)).collect()));
+    let total = median(runs.iter().map(|(d, _)| *d).collect());
+    let audit = median(runs.iter().map(|(_, t)| t.audit).collect());
+    json!({
+        "start_ms": m(&|t| t.start), "sync_ms": m(&|t| t.sync), "domains_ms": m(&|t| t.domains),
+        "push_ms": m(&|t| t.push), "audit_ms": m(&|t| t.audit), "finish_ms": m(&|t| t.finish),
+        "total_ms": ms(total), "audit_share": audit.as_secs_f64() / total.as_secs_f64(),
+    })
 }
 
 /// Flushes what earlier steps wrote (the generated site is hundreds of MB at L) so that
@@ -365,13 +382,15 @@ async fn main() -> anyhow::Result<()> {
         // The site was written just before the first backup, too recently for the stat cache
         // to trust; one unmeasured run reads it all again and fills the cache.
         backup(&e).await?;
-        let none = median({
+        let none_runs = {
             let mut v = Vec::new();
-            for _ in 0..rounds {
-                v.push(backup(&e).await?);
+            for _ in 0..rounds.max(5) {
+                v.push(backup_timed(&e).await?);
             }
             v
-        });
+        };
+        let none = median(none_runs.iter().map(|(d, _)| *d).collect());
+        let none_phases = phases(&none_runs);
         let mut change = Vec::new();
         for _ in 0..rounds {
             site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
@@ -462,6 +481,7 @@ async fn main() -> anyhow::Result<()> {
             "server_peak_rss_mb_first_backup": first_rss,
             "server_peak_rss_mb_steady": rss,
             "sealing": sealing,
+            "nochange_phases": none_phases,
         });
         eprintln!("{name}: {row}");
         results["sizes"][name] = row;
@@ -566,8 +586,8 @@ async fn profile(root: &Path, cli: &Cli, kind: &str) -> anyhow::Result<()> {
             site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
         }
         let e = engine(&dir).await?;
-        let t = backup(&e).await?;
-        eprintln!("{kind} #{i}: {:.1} ms", ms(t));
+        let (t, phases) = backup_timed(&e).await?;
+        eprintln!("{kind} #{i}: {:.1} ms {phases:?}", ms(t));
         if i > 0 {
             times.push(t);
         }

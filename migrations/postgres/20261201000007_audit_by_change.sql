@@ -29,6 +29,9 @@ CREATE TABLE config_commits (
     previous_hash  TEXT,
     backed_up_at   TIMESTAMPTZ NOT NULL,
     backed_up_by   TEXT NOT NULL,
+    -- The blob id of the domain's manifest in this commit: a commit whose parent holds
+    -- the same manifest is recorded from its changed files alone.
+    manifest       TEXT,
     PRIMARY KEY (seq, backed_up_at)
 ) PARTITION BY RANGE (backed_up_at);
 

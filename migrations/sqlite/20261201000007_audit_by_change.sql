@@ -23,7 +23,10 @@ CREATE TABLE config_commits (
     commit_message TEXT NOT NULL,
     previous_hash  TEXT,
     backed_up_at   TEXT NOT NULL,
-    backed_up_by   TEXT NOT NULL
+    backed_up_by   TEXT NOT NULL,
+    -- The blob id of the domain's manifest in this commit: a commit whose parent holds
+    -- the same manifest is recorded from its changed files alone.
+    manifest       TEXT
 );
 
 CREATE TABLE config_file_changes (

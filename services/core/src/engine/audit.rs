@@ -5,6 +5,9 @@ use super::*;
 
 const RECOVERY_LIMIT: usize = 1000;
 
+/// Commits read and recorded at a time on the changed-files path.
+const FOLLOW_BATCH: usize = 256;
+
 /// Audit rows read from the repository before they are inserted.
 const AUDIT_BATCH_ROWS: usize = 8192;
 
@@ -12,9 +15,13 @@ impl Engine {
     /// Inserts audit rows for commits on the branch that the audit trail lacks.
     pub(super) async fn record_unrecorded_commits(&self) -> Result<usize, EngineError> {
         let git = self.inner.settings.git.clone();
+        // The walk stops at the newest commit on record (normally this run's parent):
+        // a run walks its own commits, not the branch's history.
+        let newest = self.inner.store.newest_commit().await?;
         let candidates = blocking(move || -> Result<Vec<git2::Oid>, EngineError> {
             let wc = WorkingCopy::open(&git)?;
-            Ok(wc.unrecorded_commits(|_| false, RECOVERY_LIMIT)?)
+            let newest = newest.and_then(|h| git2::Oid::from_str(&h).ok());
+            Ok(wc.unrecorded_commits(|id| Some(id) == newest, RECOVERY_LIMIT)?)
         })
         .await??;
         let mut missing = Vec::new();
@@ -27,29 +34,55 @@ impl Engine {
         if missing.is_empty() {
             return Ok(0);
         }
-        // Oldest first, in batches of about AUDIT_BATCH_ROWS rows: memory stays bounded on a
-        // large site, and a stop between batches leaves the newest commits unrecorded, which
-        // is what the walk above finds again.
+        // Oldest first. Commits that follow the trail (the usual case: this run's) are
+        // recorded from their changed files alone, read without parsing an unchanged
+        // manifest; a batch at a time.
         let mut queue: std::collections::VecDeque<git2::Oid> = missing.into_iter().rev().collect();
         let mut recorded = 0;
         while !queue.is_empty() {
             let git = self.inner.settings.git.clone();
-            let (rows, commits, rest) = blocking(move || -> Result<_, EngineError> {
+            let batch: Vec<git2::Oid> = queue.iter().take(FOLLOW_BATCH).copied().collect();
+            let commits = blocking(move || -> Result<Vec<AuditCommit>, EngineError> {
                 let wc = WorkingCopy::open(&git)?;
-                let (mut rows, mut commits) = (Vec::new(), 0);
-                while rows.len() < AUDIT_BATCH_ROWS
+                let mut out = Vec::new();
+                for id in batch {
+                    match wc.commit_changes(id)? {
+                        Some(info) => out.push(audit_commit(&info)),
+                        None => break,
+                    }
+                }
+                Ok(out)
+            })
+            .await??;
+            let n = self.inner.store.record_following(&commits).await?;
+            queue.drain(..n);
+            recorded += n;
+            if n < FOLLOW_BATCH {
+                break;
+            }
+        }
+        // The rest (after a gap, a foreign commit, retention): every file, in batches of
+        // about AUDIT_BATCH_ROWS rows: memory stays bounded on a large site, and a stop
+        // between batches leaves the newest commits unrecorded, which is what the walk
+        // above finds again.
+        while !queue.is_empty() {
+            let git = self.inner.settings.git.clone();
+            let (commits, rest) = blocking(move || -> Result<_, EngineError> {
+                let wc = WorkingCopy::open(&git)?;
+                let (mut rows, mut commits) = (0, Vec::new());
+                while rows < AUDIT_BATCH_ROWS
                     && let Some(id) = queue.pop_front()
                 {
                     if let Some(info) = wc.commit_info(id)? {
-                        rows.extend(audit_rows(&info));
-                        commits += 1;
+                        rows += info.files.len();
+                        commits.push(audit_commit(&info));
                     }
                 }
-                Ok((rows, commits, queue))
+                Ok((commits, queue))
             })
             .await??;
-            self.inner.store.insert_audit_rows(&rows).await?;
-            recorded += commits;
+            self.inner.store.record_full(&commits).await?;
+            recorded += commits.len();
             queue = rest;
         }
         Ok(recorded)
@@ -62,6 +95,27 @@ impl Engine {
             .checked_sub_months(chrono::Months::new(months))
             .ok_or_else(|| EngineError::Internal("retention cutoff out of range".to_owned()))?;
         Ok(self.inner.store.delete_audit_rows_before(cutoff).await?)
+    }
+}
+
+/// A commit as the audit trail records it, with a row per file `info` lists (every
+/// file from `commit_info`, the changed ones from `commit_changes`).
+pub fn audit_commit(info: &CommitInfo) -> AuditCommit {
+    let rows = audit_rows(info);
+    AuditCommit {
+        run_id: info.run_id,
+        backup_date: info.time.date_naive(),
+        domain: info.domain,
+        commit_hash: info.id.to_string(),
+        commit_message: info.message.lines().next().unwrap_or_default().to_owned(),
+        previous_hash: info.parent.map(|p| p.to_string()),
+        backed_up_at: info.time,
+        backed_up_by: repo::trailer(&info.message, repo::TRAILER_BY)
+            .unwrap_or("system")
+            .to_owned(),
+        manifest: info.manifest.map(|m| m.to_string()),
+        parent_manifest: info.parent_manifest.map(|m| m.to_string()),
+        files: rows,
     }
 }
 

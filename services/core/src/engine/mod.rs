@@ -30,8 +30,8 @@ use status::CachedStatus;
 pub use status::STATUS_MAX_AGE;
 
 use crate::store::{
-    AuditRow, DomainSummary, HistoryQuery, LockAttempt, LockHolder, LockKind, PushOutcome, RunOutcome, RunRecord,
-    Store, Trigger,
+    AuditCommit, AuditRow, DomainSummary, HistoryQuery, LockAttempt, LockHolder, LockKind, PushOutcome, RunOutcome,
+    RunRecord, Store, Trigger,
 };
 
 /// What to back up and on whose behalf.
@@ -125,6 +125,25 @@ pub struct BackupReport {
     pub domains: Vec<DomainReport>,
     /// The push.
     pub push: PushReport,
+    /// Where the run's time went.
+    pub timings: RunTimings,
+}
+
+/// Where a run's time went, phase by phase (logged, and read by the benchmark).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunTimings {
+    /// Marking interrupted runs and recording this one.
+    pub start: std::time::Duration,
+    /// Opening the working copy, removing stale locks, bringing in the remote's commits.
+    pub sync: std::time::Duration,
+    /// Scanning, reading, sealing, hashing, staging and committing every domain.
+    pub domains: std::time::Duration,
+    /// Pushing and verifying the push.
+    pub push: std::time::Duration,
+    /// Writing the audit trail: this run's commits (and any a stopped run left).
+    pub audit: std::time::Duration,
+    /// Recording the outcome, and retention.
+    pub finish: std::time::Duration,
 }
 
 /// The service's state for the Status call.

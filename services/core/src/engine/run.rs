@@ -41,6 +41,10 @@ impl Engine {
         store.insert_run(&run).await?;
         tracing::info!(run_id = %run_id, trigger = run.trigger.as_str(), by = %run.requested_by, "backup started");
 
+        let mut timings = RunTimings {
+            start: started.elapsed(),
+            ..Default::default()
+        };
         let settings = self.inner.settings.clone();
         let sealer = self.inner.sealer.clone();
         let actor = params.actor.clone();
@@ -55,6 +59,7 @@ impl Engine {
         let (domains, push, error) = match git_phase {
             Ok(g) => {
                 maintenance = g.maintenance;
+                (timings.sync, timings.domains, timings.push) = g.times;
                 if !g.rewritten.is_empty() {
                     let moves: Vec<(String, String, String)> = g
                         .rewritten
@@ -79,7 +84,10 @@ impl Engine {
 
         // Record every commit not yet in the audit trail: this run's, and those of a
         // run that was interrupted between its commit and its record.
+        let audit_started = Instant::now();
         let recorded = self.record_unrecorded_commits().await;
+        timings.audit = audit_started.elapsed();
+        let finish_started = Instant::now();
 
         for d in &domains {
             run.files_added += d.count(ChangeKind::Added) as i64;
@@ -132,6 +140,7 @@ impl Engine {
         if let Err(e) = self.apply_retention().await {
             tracing::warn!(error = %e, "retention of audit rows failed; it is tried again after the next run");
         }
+        timings.finish = finish_started.elapsed();
         tracing::info!(
             run_id = %run_id,
             outcome = run.outcome.as_str(),
@@ -146,12 +155,21 @@ impl Engine {
             error = run.error.as_deref().unwrap_or(""),
             "backup finished"
         );
-        Ok(BackupReport { run, domains, push })
+        tracing::debug!(run_id = %run_id, ?timings, "backup phases");
+        Ok(BackupReport {
+            run,
+            domains,
+            push,
+            timings,
+        })
     }
 }
 
 struct GitPhase {
     domains: Vec<DomainReport>,
+    /// Time spent opening the working copy and bringing in the remote, committing the
+    /// domains, pushing.
+    times: (std::time::Duration, std::time::Duration, std::time::Duration),
     push: PushReport,
     /// Commits rebased onto the remote: (old, new, new parent).
     rewritten: Rewritten,
@@ -171,6 +189,7 @@ fn git_phase(
     title: &CommitTitle,
     maintain: bool,
 ) -> Result<GitPhase, EngineError> {
+    let t0 = Instant::now();
     let wc = WorkingCopy::open(&settings.git)?;
     for lock in wc.recover_stale_locks() {
         tracing::warn!(lock = %lock.display(), "removed a stale git lock left by a stopped process");
@@ -192,6 +211,7 @@ fn git_phase(
         date: started_at.format("%Y-%m-%d").to_string(),
         title,
     };
+    let t1 = Instant::now();
     let mut claimed: BTreeMap<RepoPath, Domain> = BTreeMap::new();
     let mut domains = Vec::new();
     for spec in specs {
@@ -212,8 +232,13 @@ fn git_phase(
         };
         domains.push(report);
     }
+    if domains.iter().all(|d| d.error.is_none()) {
+        wc.mark_clean();
+    }
+    let t2 = Instant::now();
     let (push, pushed_rewrites) = push(&wc);
     rewritten.extend(pushed_rewrites);
+    let times = (t1 - t0, t2 - t1, t2.elapsed());
     let maintenance = if maintain { wc.maintenance_dirs() } else { Vec::new() };
     // Follow each rewrite in order (a commit may be rebased at the start and again at the push).
     for (old, new, parent) in &rewritten {
@@ -228,6 +253,7 @@ fn git_phase(
     }
     Ok(GitPhase {
         domains,
+        times,
         push,
         rewritten,
         maintenance,

@@ -134,39 +134,46 @@ macro_rules! audit_sql {
                 )
             }
 
-            /// Records commits: a row per commit, a row per changed (or unanchored) file.
-            async fn record_commits(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
-                let commits = audit::commits_of(rows);
+            /// Inserts a commit's row; returns its seq.
+            async fn insert_commit(&self, tx: &mut sqlx::Transaction<'_, $db>, c: &AuditCommit) -> Result<i64, StoreError> {
+                Ok(sqlx::query(
+                    "INSERT INTO config_commits (site, run_id, commit_hash, domain, backup_date, commit_message, \
+                     previous_hash, backed_up_at, backed_up_by, manifest) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq",
+                )
+                .bind(&self.site)
+                .bind(c.run_id)
+                .bind(&c.commit_hash)
+                .bind(c.domain.as_str())
+                .bind(c.backup_date)
+                .bind(&c.commit_message)
+                .bind(&c.previous_hash)
+                .bind(micros(c.backed_up_at))
+                .bind(&c.backed_up_by)
+                .bind(&c.manifest)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("seq")?)
+            }
+
+            /// Records commits with every file: a row per commit, a row per changed (or
+            /// unanchored) file, the versions the commit ends closed.
+            async fn record_commits(&self, commits: &[AuditCommit]) -> Result<(), StoreError> {
                 let months: std::collections::BTreeSet<NaiveDate> =
-                    commits.iter().map(|c| audit::month_of(c[0].backed_up_at)).collect();
+                    commits.iter().map(|c| audit::month_of(c.backed_up_at)).collect();
                 for m in months {
                     self.ensure_month(m).await?;
                 }
                 let mut tx = self.pool.begin().await?;
-                for files in commits {
-                    let head = &files[0];
-                    let seq: i64 = sqlx::query(
-                        "INSERT INTO config_commits (site, run_id, commit_hash, domain, backup_date, commit_message, \
-                         previous_hash, backed_up_at, backed_up_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
-                    )
-                    .bind(&self.site)
-                    .bind(head.run_id)
-                    .bind(&head.commit_hash)
-                    .bind(head.domain.as_str())
-                    .bind(head.backup_date)
-                    .bind(&head.commit_message)
-                    .bind(&head.previous_hash)
-                    .bind(micros(head.backed_up_at))
-                    .bind(&head.backed_up_by)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("seq")?;
+                for c in commits {
+                    let seq = self.insert_commit(&mut tx, c).await?;
+                    let files = &c.files[..];
                     let live_rows = sqlx::query(
                         "SELECT seq, config_file, file_key, file_sha256, change_type FROM config_file_changes \
                          WHERE site = $1 AND domain = $2 AND next_seq IS NULL",
                     )
                     .bind(&self.site)
-                    .bind(head.domain.as_str())
+                    .bind(c.domain.as_str())
                     .fetch_all(&mut *tx)
                     .await?;
                     let mut live = std::collections::HashMap::with_capacity(live_rows.len());
@@ -193,39 +200,126 @@ macro_rules! audit_sql {
                         qb.push(")");
                         qb.build().execute(&mut *tx).await?;
                     }
-                    // 11 parameters a row stays far below both backends' limits.
-                    for chunk in plan.store.chunks(500) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO config_file_changes (commit_seq, site, domain, config_file, file_key, id, \
-                             change_type, file_sha256, previous_file_sha256, next_seq, backed_up_at) ",
-                        );
-                        qb.push_values(chunk, |mut b, (r, key)| {
-                            b.push_bind(seq)
-                                .push_bind(self.site.clone())
-                                .push_bind(r.domain.as_str())
-                                .push_bind(r.config_file.clone())
-                                .push_bind(key.unwrap_or(0))
-                                .push_bind(r.id)
-                                .push_bind(r.change_type.as_str())
-                                .push_bind(r.file_sha256.clone())
-                                .push_bind(r.previous_file_sha256.clone())
-                                .push_bind(None::<i64>)
-                                .push_bind(micros(r.backed_up_at));
-                        });
-                        qb.build().execute(&mut *tx).await?;
-                    }
-                    if plan.store.iter().any(|(_, key)| key.is_none()) {
-                        // A new file is keyed by its first row.
-                        sqlx::query(
-                            "UPDATE config_file_changes SET file_key = seq WHERE commit_seq = $1 AND file_key = 0",
-                        )
-                        .bind(seq)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    self.insert_file_rows(&mut tx, seq, &plan.store).await?;
                 }
                 tx.commit().await?;
                 self.wrote();
+                Ok(())
+            }
+
+            /// Whether a commit follows the trail: the domain's last recorded commit holds
+            /// the manifest the commit's parent holds (or neither exists). The live
+            /// versions are that commit's files (the invariant), so they are the parent's.
+            async fn follows(&self, tx: &mut sqlx::Transaction<'_, $db>, c: &AuditCommit) -> Result<bool, StoreError> {
+                let last = sqlx::query(
+                    "SELECT manifest FROM config_commits WHERE site = $1 AND domain = $2 ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(&self.site)
+                .bind(c.domain.as_str())
+                .fetch_optional(&mut **tx)
+                .await?;
+                Ok(match last {
+                    None => c.parent_manifest.is_none(),
+                    Some(r) => {
+                        let m: Option<String> = r.try_get("manifest")?;
+                        m.is_some() && m == c.parent_manifest
+                    }
+                })
+            }
+
+            /// See [`Store::record_following`].
+            async fn record_following_commits(&self, commits: &[AuditCommit]) -> Result<usize, StoreError> {
+                let months: std::collections::BTreeSet<NaiveDate> =
+                    commits.iter().map(|c| audit::month_of(c.backed_up_at)).collect();
+                for m in months {
+                    self.ensure_month(m).await?;
+                }
+                let mut tx = self.pool.begin().await?;
+                let mut recorded = 0;
+                for c in commits {
+                    if !self.follows(&mut tx, c).await? {
+                        break;
+                    }
+                    let seq = self.insert_commit(&mut tx, c).await?;
+                    self.record_changes(&mut tx, seq, &c.files).await?;
+                    recorded += 1;
+                }
+                if recorded > 0 {
+                    tx.commit().await?;
+                    self.wrote();
+                }
+                Ok(recorded)
+            }
+
+            /// Records the changed files of a commit that follows the trail: each closes the file's live version (taking its key) and is
+            /// stored; unchanged files stay carried.
+            async fn record_changes(
+                &self,
+                tx: &mut sqlx::Transaction<'_, $db>,
+                seq: i64,
+                files: &[AuditRow],
+            ) -> Result<(), StoreError> {
+                let changed: Vec<&AuditRow> = files.iter().filter(|r| r.change_type != ChangeKind::Unchanged).collect();
+                if changed.is_empty() {
+                    return Ok(());
+                }
+                let mut keys = std::collections::HashMap::new();
+                for chunk in changed.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE config_file_changes SET next_seq = ");
+                    qb.push_bind(seq)
+                        .push(" WHERE site = ")
+                        .push_bind(self.site.clone())
+                        .push(" AND domain = ")
+                        .push_bind(chunk[0].domain.as_str())
+                        .push(" AND next_seq IS NULL AND config_file IN (");
+                    let mut list = qb.separated(", ");
+                    for r in chunk {
+                        list.push_bind(r.config_file.clone());
+                    }
+                    qb.push(") RETURNING config_file, file_key");
+                    for r in qb.build().fetch_all(&mut **tx).await? {
+                        keys.insert(r.try_get::<String, _>("config_file")?, r.try_get::<i64, _>("file_key")?);
+                    }
+                }
+                let plan: Vec<(&AuditRow, Option<i64>)> =
+                    changed.iter().map(|r| (*r, keys.get(&r.config_file).copied())).collect();
+                self.insert_file_rows(tx, seq, &plan).await
+            }
+
+            /// Inserts a commit's stored file rows; a new file is keyed by its first row.
+            async fn insert_file_rows(
+                &self,
+                tx: &mut sqlx::Transaction<'_, $db>,
+                seq: i64,
+                rows: &[(&AuditRow, Option<i64>)],
+            ) -> Result<(), StoreError> {
+                // 11 parameters a row stays far below both backends' limits.
+                for chunk in rows.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO config_file_changes (commit_seq, site, domain, config_file, file_key, id, \
+                         change_type, file_sha256, previous_file_sha256, next_seq, backed_up_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, (r, key)| {
+                        b.push_bind(seq)
+                            .push_bind(self.site.clone())
+                            .push_bind(r.domain.as_str())
+                            .push_bind(r.config_file.clone())
+                            .push_bind(key.unwrap_or(0))
+                            .push_bind(r.id)
+                            .push_bind(r.change_type.as_str())
+                            .push_bind(r.file_sha256.clone())
+                            .push_bind(r.previous_file_sha256.clone())
+                            .push_bind(None::<i64>)
+                            .push_bind(micros(r.backed_up_at));
+                    });
+                    qb.build().execute(&mut **tx).await?;
+                }
+                if rows.iter().any(|(_, key)| key.is_none()) {
+                    sqlx::query("UPDATE config_file_changes SET file_key = seq WHERE commit_seq = $1 AND file_key = 0")
+                        .bind(seq)
+                        .execute(&mut **tx)
+                        .await?;
+                }
                 Ok(())
             }
 

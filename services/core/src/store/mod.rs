@@ -308,6 +308,34 @@ pub struct AuditRow {
     pub backed_up_by: String,
 }
 
+/// A domain commit as the audit trail records it, with the rows of its changed files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditCommit {
+    /// The run that made it, if known.
+    pub run_id: Option<Uuid>,
+    /// The backup date (UTC).
+    pub backup_date: NaiveDate,
+    /// The domain.
+    pub domain: Domain,
+    /// The commit.
+    pub commit_hash: String,
+    /// Its subject line.
+    pub commit_message: String,
+    /// Its parent.
+    pub previous_hash: Option<String>,
+    /// When.
+    pub backed_up_at: DateTime<Utc>,
+    /// "system" or the caller's subject.
+    pub backed_up_by: String,
+    /// The blob id of the domain's manifest in this commit, if known.
+    pub manifest: Option<String>,
+    /// The blob id of the domain's manifest in its parent (`None`: the parent has none).
+    pub parent_manifest: Option<String>,
+    /// Its files: for [`Store::record_following`] the added, modified and deleted ones;
+    /// for [`Store::record_full`] every file, unchanged ones included.
+    pub files: Vec<AuditRow>,
+}
+
 /// What holds the engine lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockKind {
@@ -515,10 +543,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn run(&self, id: Uuid) -> Result<Option<RunRecord>, StoreError>;
     /// Marks every run still `running`, other than `except`, as interrupted.
     async fn mark_interrupted_runs(&self, except: Uuid, at: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError>;
-    /// Inserts audit rows in one transaction.
+    /// Records the commits these rows describe (consecutive rows of one commit, domain,
+    /// time and run; every file of each), in one transaction, as [`Store::record_full`].
     async fn insert_audit_rows(&self, rows: &[AuditRow]) -> Result<(), StoreError>;
+    /// Records, in one transaction, the leading commits that each follow the trail: the
+    /// domain's last recorded commit holds the manifest their parent holds, so the
+    /// trail's live versions are the parent's files and their changed files are all there
+    /// is to write. Returns how many were recorded; the rest must be recorded with every
+    /// file ([`Store::record_full`]).
+    async fn record_following(&self, commits: &[AuditCommit]) -> Result<usize, StoreError>;
+    /// Records commits with every file of each, reconciled against the live versions
+    /// (after a gap, a foreign commit, retention), in one transaction.
+    async fn record_full(&self, commits: &[AuditCommit]) -> Result<(), StoreError>;
     /// Renames commits rebased onto the remote: (old, new, new parent), in one transaction.
     async fn rewrite_commits(&self, moves: &[(String, String, String)]) -> Result<(), StoreError>;
+    /// The site's most recently recorded commit.
+    async fn newest_commit(&self) -> Result<Option<String>, StoreError>;
     /// Whether any audit row names this commit.
     async fn commit_recorded(&self, commit_hash: &str) -> Result<bool, StoreError>;
     /// The most recent run.

@@ -273,7 +273,34 @@ macro_rules! sql_store {
             }
 
             async fn insert_audit_rows(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
-                self.record_commits(rows).await
+                let commits: Vec<AuditCommit> = audit::commits_of(rows)
+                    .into_iter()
+                    .map(|files| {
+                        let h = &files[0];
+                        AuditCommit {
+                            run_id: h.run_id,
+                            backup_date: h.backup_date,
+                            domain: h.domain,
+                            commit_hash: h.commit_hash.clone(),
+                            commit_message: h.commit_message.clone(),
+                            previous_hash: h.previous_hash.clone(),
+                            backed_up_at: h.backed_up_at,
+                            backed_up_by: h.backed_up_by.clone(),
+                            manifest: None,
+                            parent_manifest: None,
+                            files: files.to_vec(),
+                        }
+                    })
+                    .collect();
+                self.record_commits(&commits).await
+            }
+
+            async fn record_following(&self, commits: &[AuditCommit]) -> Result<usize, StoreError> {
+                self.record_following_commits(commits).await
+            }
+
+            async fn record_full(&self, commits: &[AuditCommit]) -> Result<(), StoreError> {
+                self.record_commits(commits).await
             }
 
             async fn rewrite_commits(&self, moves: &[(String, String, String)]) -> Result<(), StoreError> {
@@ -292,6 +319,14 @@ macro_rules! sql_store {
                 tx.commit().await?;
                 self.wrote();
                 Ok(())
+            }
+
+            async fn newest_commit(&self) -> Result<Option<String>, StoreError> {
+                let row = sqlx::query("SELECT commit_hash FROM config_commits WHERE site = $1 ORDER BY seq DESC LIMIT 1")
+                    .bind(&self.site)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|r| r.try_get("commit_hash")).transpose()?)
             }
 
             async fn commit_recorded(&self, commit_hash: &str) -> Result<bool, StoreError> {
