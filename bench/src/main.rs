@@ -39,6 +39,12 @@ struct Cli {
     /// Seed of the synthetic sites.
     #[arg(long, default_value_t = 20261126)]
     seed: u64,
+    /// Sites of M sharing one PostgreSQL for the fleet benchmark (0: none).
+    #[arg(long, default_value_t = 20)]
+    fleet_sites: usize,
+    /// Days of history of each fleet site.
+    #[arg(long, default_value_t = 90)]
+    fleet_days: usize,
     /// Where to write benchmarks.md / benchmarks.json.
     #[arg(long, default_value = "docs")]
     out: PathBuf,
@@ -244,6 +250,10 @@ struct Server {
 
 impl Server {
     async fn start(dir: &Path) -> Server {
+        Server::start_with(dir, &[]).await
+    }
+
+    async fn start_with(dir: &Path, extra: &[(&str, &str)]) -> Server {
         let port = || {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -255,6 +265,7 @@ impl Server {
         let child = Command::new(std::env::current_exe().unwrap())
             .arg("--serve")
             .envs(vars(dir))
+            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .env("GRPC_LISTEN_ADDR", format!("127.0.0.1:{g}"))
             .env("HTTP_LISTEN_ADDR", format!("127.0.0.1:{h}"))
             .env("METRICS_LISTEN_ADDR", format!("127.0.0.1:{m}"))
@@ -489,6 +500,9 @@ async fn main() -> anyhow::Result<()> {
 
     if cli.history_days > 0 {
         results["history"] = history(root, &cli).await?;
+    }
+    if cli.fleet_sites > 0 {
+        results["fleet"] = fleet(root, &cli).await?;
     }
     results["elapsed_s"] = json!(started.elapsed().as_secs_f64().round());
     std::fs::create_dir_all(&cli.out)?;
@@ -772,6 +786,16 @@ async fn history(root: &Path, cli: &Cli) -> anyhow::Result<Value> {
             format!("path={some_file}&page_size=100"),
         ),
         (
+            "History domain=dns, unchanged files too, page 1",
+            pb::HistoryRequest {
+                domain: "dns".into(),
+                include_unchanged: true,
+                page_size: 100,
+                ..Default::default()
+            },
+            "domain=dns&include_unchanged=true&page_size=100".to_owned(),
+        ),
+        (
             "History domain=dns, page 20",
             pb::HistoryRequest {
                 domain: "dns".into(),
@@ -950,11 +974,161 @@ async fn history(root: &Path, cli: &Cli) -> anyhow::Result<Value> {
     drop(server);
     Ok(json!({
         "days": days, "build_s": build_s.round(), "repo_mb": repo_mb, "audit_db_mb": db_mb,
+        "bytes_per_file_per_day": db_mb * 1e6 / (4000.0 * days as f64),
         "queries": measure,
         "git_log": {"domain_p50_ms": ms(l50), "domain_p99_ms": ms(l99), "file_p50_ms": ms(f50), "file_p99_ms": ms(f99), "page20_p50_ms": ms(p50), "page20_p99_ms": ms(p99)},
         "diff": {"grpc_p50_ms": ms(pct(&mut dg, 0.5)), "grpc_p99_ms": ms(pct(&mut dg, 0.99)), "rest_p50_ms": ms(pct(&mut dr, 0.5)), "rest_p99_ms": ms(pct(&mut dr, 0.99)), "git_p50_ms": ms(gd50), "git_p99_ms": ms(gd99)},
         "rollback": {"ms": ms(rollback), "state": state},
         "throughput": throughput,
+    }))
+}
+
+/// Runs `psql` on `url` and returns its unaligned output.
+fn psql(url: &str, sql: &str) -> anyhow::Result<String> {
+    let out = Command::new("psql").arg(url).args(["-XAtqc", sql]).output()?;
+    anyhow::ensure!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// p50 and p99 of `n` calls of `call`.
+async fn latency<F, Fut>(n: usize, mut call: F) -> anyhow::Result<(f64, f64)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    // Warm up: the server's pool opens its database connections on first use.
+    for _ in 0..20 {
+        call().await?;
+    }
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        call().await?;
+        v.push(t.elapsed());
+    }
+    Ok((ms(pct(&mut v, 0.5)), ms(pct(&mut v, 0.99))))
+}
+
+/// Many sites of M on one PostgreSQL, each with its own server-side engine, repository
+/// and files, backed up day after day in turn; then one site's History and the fleet's
+/// ListSites through a server, and the database's size.
+async fn fleet(root: &Path, cli: &Cli) -> anyhow::Result<Value> {
+    let (sites, days) = (cli.fleet_sites, cli.fleet_days);
+    eprintln!("== fleet: {sites} sites of M, {days} days each, one PostgreSQL");
+    let admin =
+        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("cb_bench_fleet_{}", std::process::id());
+    psql(&admin, &format!("CREATE DATABASE {name}"))?;
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or(admin.clone());
+    let url = format!("{base}/{name}");
+    let result = fleet_on(root, cli, sites, days, &url).await;
+    let _ = psql(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    result
+}
+
+async fn fleet_on(root: &Path, cli: &Cli, sites: usize, days: usize, url: &str) -> anyhow::Result<Value> {
+    let t = Instant::now();
+    let mut fleet = Vec::new();
+    for i in 0..sites {
+        let dir = new_dir(root, &format!("fleet-{i:02}"));
+        let paths = site::generate(&dir.join("site"), 4000, cli.seed + i as u64)?;
+        let name = format!("site-{i:02}");
+        let e = engine_with(&dir, &[("DATABASE_URL", url), ("CONFIG_BACKUP_SITE", &name)]).await?;
+        backup(&e).await?;
+        fleet.push((
+            e,
+            dir,
+            paths,
+            site::Rng::new(cli.seed ^ (0xf1ee7 + i as u64)),
+            4000usize,
+        ));
+    }
+    for day in 1..days {
+        for (e, dir, paths, rng, next) in fleet.iter_mut() {
+            site::mutate(&dir.join("site"), paths, rng, next)?;
+            backup(e).await?;
+        }
+        if day % 10 == 0 {
+            eprintln!("   day {day} ({:.0} s)", t.elapsed().as_secs_f64());
+        }
+    }
+    let build_s = t.elapsed().as_secs_f64();
+    let (first_dir, first_paths) = (fleet[0].1.clone(), fleet[0].2.clone());
+    drop(fleet);
+    psql(url, "VACUUM ANALYZE")?;
+    let db_mb: f64 = psql(url, "SELECT pg_database_size(current_database())")?.parse::<f64>()? / 1e6;
+    let commits: i64 = psql(url, "SELECT COUNT(*) FROM config_commits")?.parse()?;
+    let file_rows: i64 = psql(url, "SELECT COUNT(*) FROM config_file_changes")?.parse()?;
+    let view_rows: i64 = psql(url, "SELECT COUNT(*) FROM config_git_backups")?.parse()?;
+
+    let server = Server::start_with(&first_dir, &[("DATABASE_URL", url), ("CONFIG_BACKUP_SITE", "site-00")]).await;
+    let c = server.client().await;
+    let some_file = first_paths
+        .iter()
+        .find(|p| p.starts_with("config/unbound"))
+        .cloned()
+        .unwrap_or_default();
+    let n = 200;
+    let history = |q: pb::HistoryRequest| {
+        let c = c.clone();
+        move || {
+            let q = q.clone();
+            let mut c = c.clone();
+            async move {
+                c.history(req(q)).await?;
+                Ok(())
+            }
+        }
+    };
+    let domain = latency(
+        n,
+        history(pb::HistoryRequest {
+            domain: "dns".into(),
+            page_size: 100,
+            ..Default::default()
+        }),
+    )
+    .await?;
+    let file = latency(
+        n,
+        history(pb::HistoryRequest {
+            path: some_file,
+            page_size: 100,
+            ..Default::default()
+        }),
+    )
+    .await?;
+    let other = latency(
+        n,
+        history(pb::HistoryRequest {
+            domain: "dns".into(),
+            page_size: 100,
+            site: format!("site-{:02}", sites - 1),
+            ..Default::default()
+        }),
+    )
+    .await?;
+    let list = latency(n, || {
+        let mut c = c.clone();
+        async move {
+            let r = c.list_sites(req(pb::ListSitesRequest::default())).await?.into_inner();
+            anyhow::ensure!(r.sites.len() == sites, "ListSites: {} sites", r.sites.len());
+            Ok(())
+        }
+    })
+    .await?;
+    drop(server);
+    Ok(json!({
+        "sites": sites, "days": days, "files_per_site": 4000, "build_s": build_s.round(),
+        "db_mb": db_mb, "commits": commits, "file_rows": file_rows, "view_rows": view_rows,
+        "bytes_per_file_per_day": db_mb * 1e6 / (sites as f64 * 4000.0 * days as f64),
+        "history_domain_p50_ms": domain.0, "history_domain_p99_ms": domain.1,
+        "history_file_p50_ms": file.0, "history_file_p99_ms": file.1,
+        "history_other_site_p50_ms": other.0, "history_other_site_p99_ms": other.1,
+        "list_sites_p50_ms": list.0, "list_sites_p99_ms": list.1,
     }))
 }
 
@@ -1026,6 +1200,30 @@ fn markdown(r: &Value) -> String {
         ));
     }
     s.push_str(
+        "\n### Where a no-change run's time goes\n\nThe engine's own account (`RunTimings`), median of the no-change runs above: \
+         *start* records the run; *sync* opens the working copy and fetches the remote's branch; *domains* scans the globs, \
+         stats every file against the stat cache, and writes each domain's commit (its manifest and trees); *push* pushes and \
+         reads the remote branch back; *audit* writes the audit trail (a no-change commit is one row); *finish* records the \
+         outcome and applies retention.\n\n\
+         | size | start | sync | domains | push | audit | finish | total | audit share |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (name, v) in r["sizes"].as_object().into_iter().flatten() {
+        let p = &v["nochange_phases"];
+        if p.is_object() {
+            s.push_str(&format!(
+                "| {name} | {} ms | {} ms | {} ms | {} ms | {} ms | {} ms | {} ms | {:.1} % |\n",
+                p["start_ms"],
+                p["sync_ms"],
+                p["domains_ms"],
+                p["push_ms"],
+                p["audit_ms"],
+                p["finish_ms"],
+                p["total_ms"],
+                f(&p["audit_share"]) * 100.0
+            ));
+        }
+    }
+    s.push_str(
         "\n## Sealing's cost\n\nThe same site in two copies, each with its own repository: one engine seals secrets (the built-in rules; \
          the synthetic RADIUS files hold one `secret` per client stanza), the other has no secret rules. Runs interleaved, engine in-process, median.\n\n\
          | size | rounds | no-change, sealing | no-change, no rules | ratio | 1 %, sealing | 1 %, no rules | ratio |\n|---|---|---|---|---|---|---|---|\n",
@@ -1050,9 +1248,16 @@ fn markdown(r: &Value) -> String {
     let h = &r["history"];
     if h.is_object() {
         s.push_str(&format!(
-            "\n## History and Diff over {} days of daily history (M, 1 % daily change)\n\nBuilding the history took {} s. Backup repository: {:.1} MB; audit database: {:.1} MB.\n\n\
+            "\n## History and Diff over {} days of daily history (M, 1 % daily change)\n\nBuilding the history took {} s. Backup repository: {:.1} MB; \
+             audit database (SQLite): {:.1} MB, {:.2}× the repository, {:.2} bytes per file per day (the audit trail stores a row per \
+             commit and per changed file; the table-per-file-per-day schema before it measured 2,265 MB, about 775 bytes per file per day, here).\n\n\
              | query | gRPC p50 | gRPC p99 | REST p50 | REST p99 |\n|---|---|---|---|---|\n",
-            h["days"], h["build_s"], h["repo_mb"].as_f64().unwrap_or(0.0), h["audit_db_mb"].as_f64().unwrap_or(0.0)
+            h["days"],
+            h["build_s"],
+            f(&h["repo_mb"]),
+            f(&h["audit_db_mb"]),
+            f(&h["audit_db_mb"]) / f(&h["repo_mb"]).max(1e-9),
+            f(&h["bytes_per_file_per_day"])
         ));
         for q in h["queries"].as_array().into_iter().flatten() {
             s.push_str(&format!(
@@ -1084,6 +1289,26 @@ fn markdown(r: &Value) -> String {
                 t["errors"]
             ));
         }
+    }
+    let fl = &r["fleet"];
+    if fl.is_object() {
+        s.push_str(&format!(
+            "\n## A fleet on one PostgreSQL\n\n{} sites of M (4,000 files each, their own files, repository and engine; `CONFIG_BACKUP_SITE` \
+             site-00…), one PostgreSQL database, {} days of 1 % daily change each, backed up in turn day after day (the days are \
+             simulated: every commit lands in the current month's partition). Building it took {} s.\n\n\
+             | database | commits | stored file rows | rows of the `config_git_backups` view | bytes per file per day |\n|---|---|---|---|---|\n\
+             | {:.1} MB | {} | {} | {} | {:.2} |\n\n\
+             Through one site's server (site-00, its own process), 200 calls each:\n\n\
+             | query | p50 | p99 |\n|---|---|---|\n\
+             | History domain=dns, page 1 (own site) | {} ms | {} ms |\n\
+             | History file filter (own site) | {} ms | {} ms |\n\
+             | History domain=dns, page 1, `site=` another site | {} ms | {} ms |\n\
+             | ListSites ({} sites) | {} ms | {} ms |\n",
+            fl["sites"], fl["days"], fl["build_s"], f(&fl["db_mb"]), fl["commits"], fl["file_rows"], fl["view_rows"],
+            f(&fl["bytes_per_file_per_day"]),
+            fl["history_domain_p50_ms"], fl["history_domain_p99_ms"], fl["history_file_p50_ms"], fl["history_file_p99_ms"],
+            fl["history_other_site_p50_ms"], fl["history_other_site_p99_ms"], fl["sites"], fl["list_sites_p50_ms"], fl["list_sites_p99_ms"]
+        ));
     }
     s
 }
