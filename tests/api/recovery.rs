@@ -124,7 +124,38 @@ async fn a_working_copy_of_another_remote_fails_clearly_and_changes_nothing(back
     assert!(wc.head().is_err(), "nothing was committed in the foreign working copy");
 }
 
+async fn a_partly_staged_index_left_by_a_stopped_run_is_reset_before_the_next_commit(backend: Backend) {
+    use std::path::Path;
+    let env = TestEnv::new(backend).await;
+    let app = env.spawn().await;
+    backup(&app).await.unwrap();
+    // A run stopped after staging a file it never committed: the index no longer matches
+    // HEAD (the clean mark the last run left no longer matches it either).
+    let wc = env.working_dir();
+    std::fs::write(wc.join("stray.conf"), "half-written\n").unwrap();
+    let repo = git2::Repository::open(&wc).unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new("stray.conf")).unwrap();
+    index.write().unwrap();
+    std::fs::write(env.site().join("config/kea/kea-dhcp4.conf"), "{ \"Dhcp4\": {} }\n").unwrap();
+    let report = backup(&app).await.unwrap();
+    assert_eq!(report.outcome, pb::RunOutcome::Success as i32, "{report:?}");
+    let remote = git2::Repository::open_bare(env.remote()).unwrap();
+    let tree = remote
+        .find_reference("refs/heads/main")
+        .unwrap()
+        .peel_to_tree()
+        .unwrap();
+    assert!(tree.get_path(Path::new("stray.conf")).is_err(), "the stray staging was committed");
+    assert!(tree.get_path(Path::new("config/kea/kea-dhcp4.conf")).is_ok());
+    let mut index = repo.index().unwrap();
+    index.read(true).unwrap();
+    assert!(index.get_path(Path::new("stray.conf"), 0).is_none(), "the index was not reset to HEAD");
+    app.stop().await;
+}
+
 on_both_backends!(
+    a_partly_staged_index_left_by_a_stopped_run_is_reset_before_the_next_commit,
     a_stale_index_lock_from_a_crashed_run_is_recovered,
     commits_of_an_interrupted_run_get_their_audit_rows_at_the_next_run,
     a_working_copy_of_another_remote_fails_clearly_and_changes_nothing,

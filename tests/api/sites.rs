@@ -117,6 +117,18 @@ async fn site_a_never_shows_site_b_rows_and_a_central_reader_sees_both(backend: 
         .client()
         .history(with_token(
             pb::HistoryRequest {
+                site: "gamma".into(),
+                ..Default::default()
+            },
+            Role::Noc,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "a mistyped site is not an empty trail: {err:?}");
+    let err = alpha
+        .client()
+        .history(with_token(
+            pb::HistoryRequest {
                 site: "Bad Site!".into(),
                 ..Default::default()
             },

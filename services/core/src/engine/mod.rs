@@ -573,8 +573,13 @@ impl Engine {
         result
     }
 
-    /// History rows from the audit trail, newest first.
+    /// History rows from the audit trail, newest first. Another site's
+    /// ([`HistoryQuery::site`]) must have announced itself: a mistyped name is NotFound,
+    /// not an empty trail.
     pub async fn history(&self, query: &HistoryQuery) -> Result<Vec<AuditRow>, EngineError> {
+        if let Some(site) = query.site.as_deref().filter(|s| *s != self.site()) {
+            self.known_site(site).await?;
+        }
         Ok(self.inner.store.history(query).await?)
     }
 

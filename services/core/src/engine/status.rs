@@ -46,18 +46,7 @@ impl Engine {
             return self.status().await;
         }
         let store = self.inner.store.for_site(site);
-        let announced = store
-            .list_sites()
-            .await?
-            .into_iter()
-            .find(|s| s.site == site)
-            .ok_or_else(|| {
-                EngineError::NotFound(format!(
-                    "site {}: no server of that site has announced itself in this database",
-                    crate::domain::quote_input(site)
-                ))
-            })?
-            .announced;
+        let announced = self.known_site(site).await?;
         let schedule = crate::settings::Schedule {
             enabled: announced.schedule_enabled,
             hour: announced.schedule_hour,
@@ -67,6 +56,23 @@ impl Engine {
         status.schedule_enabled = schedule.enabled;
         status.next_scheduled_at = schedule.next_after(Utc::now());
         Ok(status)
+    }
+
+    /// What `site`'s server announced; NotFound when no server of it has.
+    pub(super) async fn known_site(&self, site: &str) -> Result<crate::store::SiteAnnouncement, EngineError> {
+        self.inner
+            .store
+            .list_sites()
+            .await?
+            .into_iter()
+            .find(|s| s.site == site)
+            .map(|s| s.announced)
+            .ok_or_else(|| {
+                EngineError::NotFound(format!(
+                    "site {}: no server of that site has announced itself in this database",
+                    crate::domain::quote_input(site)
+                ))
+            })
     }
 
     /// The sites sharing this database, each with its last run, push state and next
