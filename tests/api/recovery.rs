@@ -146,11 +146,17 @@ async fn a_partly_staged_index_left_by_a_stopped_run_is_reset_before_the_next_co
         .unwrap()
         .peel_to_tree()
         .unwrap();
-    assert!(tree.get_path(Path::new("stray.conf")).is_err(), "the stray staging was committed");
+    assert!(
+        tree.get_path(Path::new("stray.conf")).is_err(),
+        "the stray staging was committed"
+    );
     assert!(tree.get_path(Path::new("config/kea/kea-dhcp4.conf")).is_ok());
     let mut index = repo.index().unwrap();
     index.read(true).unwrap();
-    assert!(index.get_path(Path::new("stray.conf"), 0).is_none(), "the index was not reset to HEAD");
+    assert!(
+        index.get_path(Path::new("stray.conf"), 0).is_none(),
+        "the index was not reset to HEAD"
+    );
     app.stop().await;
 }
 

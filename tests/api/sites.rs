@@ -124,7 +124,11 @@ async fn site_a_never_shows_site_b_rows_and_a_central_reader_sees_both(backend: 
         ))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::NotFound, "a mistyped site is not an empty trail: {err:?}");
+    assert_eq!(
+        err.code(),
+        tonic::Code::NotFound,
+        "a mistyped site is not an empty trail: {err:?}"
+    );
     let err = alpha
         .client()
         .history(with_token(

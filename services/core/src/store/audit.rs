@@ -103,6 +103,72 @@ pub(super) fn reconcile<'a>(rows: &'a [AuditRow], mut live: HashMap<String, Live
     out
 }
 
+/// A commit's fields, for the rows History builds from it.
+#[derive(Debug, Clone)]
+pub(super) struct CommitHead {
+    pub seq: i64,
+    pub run_id: Option<uuid::Uuid>,
+    pub backup_date: NaiveDate,
+    pub domain: Domain,
+    pub commit_hash: String,
+    pub commit_message: String,
+    pub previous_hash: Option<String>,
+    pub backed_up_at: DateTime<Utc>,
+    pub backed_up_by: String,
+}
+
+impl CommitHead {
+    pub(super) fn row(
+        &self,
+        id: uuid::Uuid,
+        config_file: String,
+        change_type: ChangeKind,
+        file_sha256: Option<String>,
+        previous_file_sha256: Option<String>,
+    ) -> AuditRow {
+        AuditRow {
+            id,
+            seq: self.seq,
+            run_id: self.run_id,
+            backup_date: self.backup_date,
+            domain: self.domain,
+            config_file,
+            commit_hash: self.commit_hash.clone(),
+            commit_message: self.commit_message.clone(),
+            changes_made: change_type != ChangeKind::Unchanged,
+            change_type,
+            previous_hash: self.previous_hash.clone(),
+            file_sha256,
+            previous_file_sha256,
+            backed_up_at: self.backed_up_at,
+            backed_up_by: self.backed_up_by.clone(),
+        }
+    }
+}
+
+/// The id of a carried (unchanged) row: a version 8 UUID of the commit's seq (48 bits)
+/// and the file's key (60 bits). The view computes the same in SQL
+/// (`'%012x80008%015x'`).
+pub(super) fn derived_id(seq: i64, file_key: i64) -> uuid::Uuid {
+    uuid::Uuid::parse_str(&format!("{seq:012x}80008{file_key:015x}")).unwrap_or_default()
+}
+
+/// Two lists sorted by path descending, merged, the first `limit`.
+pub(super) fn merge_desc(a: Vec<AuditRow>, b: Vec<AuditRow>, limit: usize) -> Vec<AuditRow> {
+    let mut out = Vec::with_capacity(limit.min(a.len() + b.len()));
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    while out.len() < limit {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => x.config_file >= y.config_file,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        out.extend(if take_a { a.next() } else { b.next() });
+    }
+    out
+}
+
 /// The first day of `t`'s month (the PostgreSQL partition it lands in).
 pub(super) fn month_of(t: DateTime<Utc>) -> NaiveDate {
     use chrono::Datelike;
@@ -407,7 +473,10 @@ macro_rules! audit_sql {
                 let mut out: Vec<AuditRow> = Vec::new();
                 let mut upto = q.before.as_ref().map(|b| b.seq);
                 loop {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT seq FROM config_commits c WHERE c.site = ");
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT seq, run_id, backup_date, domain, commit_hash, commit_message, previous_hash, \
+                         backed_up_at, backed_up_by FROM config_commits c WHERE c.site = ",
+                    );
                     qb.push_bind(site.clone());
                     if let Some(d) = q.domain {
                         qb.push(" AND c.domain = ").push_bind(d.as_str());
@@ -422,26 +491,108 @@ macro_rules! audit_sql {
                         qb.push(" AND c.seq <= ").push_bind(u);
                     }
                     qb.push(" ORDER BY c.seq DESC LIMIT ").push_bind(audit::COMMIT_BATCH);
-                    let commits: Vec<i64> = qb
-                        .build()
-                        .fetch_all(&self.pool)
-                        .await?
-                        .iter()
-                        .map(|r| r.try_get("seq"))
-                        .collect::<Result<_, _>>()?;
-                    for &c in &commits {
+                    let commits = qb.build().fetch_all(&self.pool).await?;
+                    for c in &commits {
                         let remaining = q.limit - out.len() as i64;
                         if remaining <= 0 {
                             return Ok(out);
                         }
-                        out.extend(self.history_query(&site, q, true, Some(c), remaining).await?);
+                        let head = Self::commit_head(c)?;
+                        out.extend(self.commit_rows(&site, q, &head, remaining).await?);
                     }
                     if (commits.len() as i64) < audit::COMMIT_BATCH || out.len() as i64 >= q.limit {
                         out.truncate(q.limit.max(0) as usize);
                         return Ok(out);
                     }
-                    upto = commits.last().map(|c| c - 1);
+                    upto = commits.last().map(|c| c.try_get::<i64, _>("seq")).transpose()?.map(|s| s - 1);
                 }
+            }
+
+            fn commit_head(r: &<$db as sqlx::Database>::Row) -> Result<audit::CommitHead, StoreError> {
+                let domain: String = r.try_get("domain")?;
+                Ok(audit::CommitHead {
+                    seq: r.try_get("seq")?,
+                    run_id: r.try_get("run_id")?,
+                    backup_date: r.try_get("backup_date")?,
+                    domain: domain.parse().map_err(|e: crate::domain::UnknownDomain| StoreError::Corrupt(e.to_string()))?,
+                    commit_hash: r.try_get("commit_hash")?,
+                    commit_message: r.try_get("commit_message")?,
+                    previous_hash: r.try_get("previous_hash")?,
+                    backed_up_at: r.try_get("backed_up_at")?,
+                    backed_up_by: r.try_get("backed_up_by")?,
+                })
+            }
+
+            /// One commit's rows after the cursor, by path descending: its stored rows and
+            /// the versions live across it, each read in index order, merged.
+            async fn commit_rows(
+                &self,
+                site: &str,
+                q: &HistoryQuery,
+                head: &audit::CommitHead,
+                limit: i64,
+            ) -> Result<Vec<AuditRow>, StoreError> {
+                let after = q.before.as_ref().filter(|b| b.seq == head.seq).map(|b| b.config_file.clone());
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT id, config_file, change_type, file_sha256, previous_file_sha256 FROM config_file_changes \
+                     WHERE commit_seq = ",
+                );
+                qb.push_bind(head.seq);
+                if let Some(f) = &after {
+                    qb.push(" AND config_file < ").push_bind(f.clone());
+                }
+                if let Some(c) = q.change_type {
+                    qb.push(" AND change_type = ").push_bind(c.as_str());
+                }
+                qb.push(" ORDER BY config_file DESC LIMIT ").push_bind(limit);
+                let mut stored = Vec::new();
+                for r in qb.build().fetch_all(&self.pool).await? {
+                    let change: String = r.try_get("change_type")?;
+                    let kind = ChangeKind::parse(&change)
+                        .ok_or_else(|| StoreError::Corrupt(format!("unknown change_type {change:?}")))?;
+                    stored.push(head.row(
+                        r.try_get("id")?,
+                        r.try_get("config_file")?,
+                        kind,
+                        r.try_get("file_sha256")?,
+                        r.try_get("previous_file_sha256")?,
+                    ));
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT config_file, file_key, file_sha256 FROM config_file_changes WHERE site = ",
+                );
+                qb.push_bind(site.to_owned())
+                    .push(" AND domain = ")
+                    .push_bind(head.domain.as_str())
+                    .push(" AND commit_seq < ")
+                    .push_bind(head.seq)
+                    .push(" AND (next_seq IS NULL OR next_seq > ")
+                    .push_bind(head.seq)
+                    .push(") AND change_type <> 'deleted'");
+                if let Some(f) = &after {
+                    qb.push(" AND config_file < ").push_bind(f.clone());
+                }
+                qb.push(" ORDER BY config_file DESC LIMIT ").push_bind(limit);
+                let carried_rows = qb.build().fetch_all(&self.pool).await?;
+                let legacy: std::collections::HashMap<i64, uuid::Uuid> = if carried_rows.is_empty() {
+                    std::collections::HashMap::new()
+                } else {
+                    sqlx::query("SELECT file_key, id FROM config_git_backups_legacy_ids WHERE commit_seq = $1")
+                        .bind(head.seq)
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(|r| Ok((r.try_get("file_key")?, r.try_get("id")?)))
+                        .collect::<Result<_, StoreError>>()?
+                };
+                let mut carried = Vec::with_capacity(carried_rows.len());
+                for r in &carried_rows {
+                    let key: i64 = r.try_get("file_key")?;
+                    let sha: Option<String> = r.try_get("file_sha256")?;
+                    let id = legacy.get(&key).copied().unwrap_or_else(|| audit::derived_id(head.seq, key));
+                    carried.push(head.row(id, r.try_get("config_file")?, ChangeKind::Unchanged, sha.clone(), sha));
+                }
+                Ok(audit::merge_desc(stored, carried, limit.max(0) as usize))
             }
 
             /// Retention: anchors the versions still live at the first kept commit of
@@ -601,6 +752,29 @@ mod tests {
         let sizes: Vec<usize> = commits_of(&rows).iter().map(|c| c.len()).collect();
         assert_eq!(sizes, [2, 1, 1]);
         assert!(commits_of(&[]).is_empty());
+    }
+
+    #[test]
+    fn derived_ids_are_version_8_and_distinct_per_commit_and_file() {
+        let id = derived_id(0x1a, 0x2b);
+        assert_eq!(id.to_string(), "00000000-001a-8000-8000-00000000002b");
+        assert_eq!(id.get_version_num(), 8);
+        assert_ne!(derived_id(1, 2), derived_id(2, 1));
+    }
+
+    #[test]
+    fn merged_rows_keep_path_order_and_the_limit() {
+        let a = vec![row("z", ChangeKind::Modified, "1"), row("m", ChangeKind::Added, "1")];
+        let b = vec![
+            row("y", ChangeKind::Unchanged, "1"),
+            row("a", ChangeKind::Unchanged, "1"),
+        ];
+        let files: Vec<String> = merge_desc(a.clone(), b.clone(), 10)
+            .into_iter()
+            .map(|r| r.config_file)
+            .collect();
+        assert_eq!(files, ["z", "y", "m", "a"]);
+        assert_eq!(merge_desc(a, b, 3).len(), 3);
     }
 
     #[test]
