@@ -28,6 +28,9 @@ pub struct SourceFile {
     pub abs: PathBuf,
     /// Whether any execute bit is set (git mode 100755).
     pub executable: bool,
+    /// Its metadata when it was found (of the symlink's target for a symlink): what the
+    /// stat cache compares, so a run stats each file once.
+    pub stat: crate::statcache::FileStat,
 }
 
 /// What the globs of one domain found.
@@ -221,6 +224,7 @@ fn consider(root: &Path, abs: &Path, rel: &str) -> Result<Option<SourceFile>, Sk
         path,
         abs,
         executable: meta.permissions().mode() & 0o111 != 0,
+        stat: crate::statcache::FileStat::of(&meta),
     }))
 }
 

@@ -214,8 +214,23 @@ fn git_phase(
     let t1 = Instant::now();
     let mut claimed: BTreeMap<RepoPath, Domain> = BTreeMap::new();
     let mut domains = Vec::new();
-    for spec in specs {
-        let report = match backup_domain(&wc, settings, spec, &mut claimed, &ctx) {
+    // Every domain's globs are walked at once (the walk only reads the file system; the
+    // claims between domains are settled in order below).
+    let scans: Vec<std::io::Result<sources::Scan>> = std::thread::scope(|s| {
+        let walks: Vec<_> = specs
+            .iter()
+            .map(|spec| s.spawn(|| sources::scan(&settings.source_root, &spec.patterns)))
+            .collect();
+        walks
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("the scan thread panicked")))
+            })
+            .collect()
+    });
+    for (spec, scan) in specs.iter().zip(scans) {
+        let report = match backup_domain(&wc, settings, spec, scan, &mut claimed, &ctx) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(run_id = %run_id, domain = %spec.domain, error = %e, "domain backup failed");
@@ -435,6 +450,7 @@ fn backup_domain(
     wc: &WorkingCopy,
     settings: &Settings,
     spec: &DomainSpec,
+    scan: std::io::Result<sources::Scan>,
     claimed: &mut BTreeMap<RepoPath, Domain>,
     ctx: &RunContext<'_>,
 ) -> Result<DomainReport, EngineError> {
@@ -458,8 +474,7 @@ fn backup_domain(
         interval == 0 || now_unix.saturating_sub(previous.full_rehash_at) >= interval || previous.sealing != sealing;
     let mut cache = StatCache::new(if full_rehash { now_unix } else { previous.full_rehash_at }, &sealing);
     let mut old = old;
-    let scan = sources::scan(&settings.source_root, &spec.patterns)
-        .map_err(|e| EngineError::Internal(format!("reading {}: {e}", settings.source_root.display())))?;
+    let scan = scan.map_err(|e| EngineError::Internal(format!("reading {}: {e}", settings.source_root.display())))?;
     let mut warnings = scan.warnings.clone();
     let mut new = Manifest::new();
     let mut contents = BTreeMap::new();
@@ -474,8 +489,7 @@ fn backup_domain(
         let mode = repo::git_mode(file.executable);
         let tree_blob = head_files.as_mut().and_then(|f| f.get(&file.path)).map(|(id, _)| id);
         if !full_rehash
-            && let Ok(meta) = std::fs::metadata(&file.abs)
-            && let Some(hit) = previous.fresh(&file.path, &FileStat::of(&meta))
+            && let Some(hit) = previous.fresh(&file.path, &file.stat)
             && let Some(committed) = old.get(&file.path)
             && committed.sha256 == hit.sha256
             && committed.mode == mode
