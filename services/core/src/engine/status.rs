@@ -60,19 +60,12 @@ impl Engine {
 
     /// What `site`'s server announced; NotFound when no server of it has.
     pub(super) async fn known_site(&self, site: &str) -> Result<crate::store::SiteAnnouncement, EngineError> {
-        self.inner
-            .store
-            .list_sites()
-            .await?
-            .into_iter()
-            .find(|s| s.site == site)
-            .map(|s| s.announced)
-            .ok_or_else(|| {
-                EngineError::NotFound(format!(
-                    "site {}: no server of that site has announced itself in this database",
-                    crate::domain::quote_input(site)
-                ))
-            })
+        self.inner.store.announcement(site).await?.ok_or_else(|| {
+            EngineError::NotFound(format!(
+                "site {}: no server of that site has announced itself in this database",
+                crate::domain::quote_input(site)
+            ))
+        })
     }
 
     /// The sites sharing this database, each with its last run, push state and next

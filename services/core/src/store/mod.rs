@@ -583,6 +583,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn announce_site(&self, site: &SiteAnnouncement) -> Result<(), StoreError>;
     /// Every announced site with its last run and lock, by name.
     async fn list_sites(&self) -> Result<Vec<SiteRecord>, StoreError>;
+    /// What `site`'s server announced, if any did.
+    async fn announcement(&self, site: &str) -> Result<Option<SiteAnnouncement>, StoreError>;
     /// Tries to take the engine lock. A holder whose heartbeat is older than `ttl`, or
     /// whose process on this host is gone, is replaced.
     async fn try_lock(&self, holder: &LockHolder, ttl: std::time::Duration) -> Result<LockAttempt, StoreError>;

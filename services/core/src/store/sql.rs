@@ -99,6 +99,16 @@ macro_rules! sql_store {
                 })
             }
 
+            fn announcement_from_row(r: &<$db as sqlx::Database>::Row) -> Result<SiteAnnouncement, StoreError> {
+                Ok(SiteAnnouncement {
+                    host: r.try_get("announced_host")?,
+                    schedule_enabled: r.try_get("schedule_enabled")?,
+                    schedule_hour: u32::try_from(r.try_get::<i32, _>("schedule_hour")?).unwrap_or(0).min(23),
+                    schedule_minute: u32::try_from(r.try_get::<i32, _>("schedule_minute")?).unwrap_or(0).min(59),
+                    seen_at: r.try_get("seen_at")?,
+                })
+            }
+
             fn lock_from_row(row: &<$db as sqlx::Database>::Row) -> Result<(LockHolder, DateTime<Utc>), StoreError> {
                 let holder = LockHolder {
                     kind: LockKind::parse(row.try_get::<String, _>("holder_kind")?.as_str())?,
@@ -436,12 +446,16 @@ macro_rules! sql_store {
             }
 
             async fn list_sites(&self) -> Result<Vec<SiteRecord>, StoreError> {
+                // One query: each site with its last backup run (an index probe per site).
+                let run_columns: Vec<String> = RUN_COLUMNS.split(", ").map(|c| format!("r.{c} AS {c}")).collect();
                 let rows = sqlx::query(&format!(
-                    "SELECT s.site AS site, s.host AS announced_host, s.schedule_enabled AS schedule_enabled, \
-                     s.schedule_hour AS schedule_hour, s.schedule_minute AS schedule_minute, s.seen_at AS seen_at, \
-                     (SELECT r.id FROM config_backup_runs r WHERE r.site = s.site AND r.trigger <> 'rollback' \
-                      ORDER BY r.started_at DESC LIMIT 1) AS last_run_id \
-                     FROM config_backup_sites s ORDER BY s.site"
+                    "SELECT s.site AS site_name, s.host AS announced_host, s.schedule_enabled AS schedule_enabled, \
+                     s.schedule_hour AS schedule_hour, s.schedule_minute AS schedule_minute, s.seen_at AS seen_at, {} \
+                     FROM config_backup_sites s LEFT JOIN config_backup_runs r ON r.id = \
+                     (SELECT x.id FROM config_backup_runs x WHERE x.site = s.site AND x.trigger <> 'rollback' \
+                      ORDER BY x.started_at DESC LIMIT 1) \
+                     ORDER BY s.site",
+                    run_columns.join(", ")
                 ))
                 .fetch_all(&self.pool)
                 .await?;
@@ -456,31 +470,30 @@ macro_rules! sql_store {
                 }
                 let mut out = Vec::with_capacity(rows.len());
                 for r in &rows {
-                    let site: String = r.try_get("site")?;
-                    let last_run = match r.try_get::<Option<Uuid>, _>("last_run_id")? {
-                        Some(id) => {
-                            let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM config_backup_runs WHERE id = $1"))
-                                .bind(id)
-                                .fetch_optional(&self.pool)
-                                .await?;
-                            row.as_ref().map(Self::run_from_row).transpose()?
-                        }
+                    let site: String = r.try_get("site_name")?;
+                    let last_run = match r.try_get::<Option<Uuid>, _>("id")? {
+                        Some(_) => Some(Self::run_from_row(r)?),
                         None => None,
                     };
                     out.push(SiteRecord {
                         lock: held.remove(&site),
-                        announced: SiteAnnouncement {
-                            host: r.try_get("announced_host")?,
-                            schedule_enabled: r.try_get("schedule_enabled")?,
-                            schedule_hour: u32::try_from(r.try_get::<i32, _>("schedule_hour")?).unwrap_or(0).min(23),
-                            schedule_minute: u32::try_from(r.try_get::<i32, _>("schedule_minute")?).unwrap_or(0).min(59),
-                            seen_at: r.try_get("seen_at")?,
-                        },
+                        announced: Self::announcement_from_row(r)?,
                         site,
                         last_run,
                     });
                 }
                 Ok(out)
+            }
+
+            async fn announcement(&self, site: &str) -> Result<Option<SiteAnnouncement>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT host AS announced_host, schedule_enabled, schedule_hour, schedule_minute, seen_at \
+                     FROM config_backup_sites WHERE site = $1",
+                )
+                .bind(site)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(Self::announcement_from_row).transpose()
             }
 
             async fn try_lock(&self, holder: &LockHolder, ttl: Duration) -> Result<LockAttempt, StoreError> {
