@@ -595,6 +595,27 @@ macro_rules! audit_sql {
                 Ok(audit::merge_desc(stored, carried, limit.max(0) as usize))
             }
 
+            /// Deletes the commits, file rows and legacy ids before `cutoff`; returns how
+            /// many commits went.
+            async fn delete_rows_before(
+                &self,
+                tx: &mut sqlx::Transaction<'_, $db>,
+                cutoff: DateTime<Utc>,
+            ) -> Result<u64, StoreError> {
+                let removed = sqlx::query("DELETE FROM config_commits WHERE backed_up_at < $1")
+                    .bind(cutoff)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                for table in ["config_file_changes", "config_git_backups_legacy_ids"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE backed_up_at < $1"))
+                        .bind(cutoff)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(removed)
+            }
+
             /// Retention: anchors the versions still live at the first kept commit of
             /// their domain, then removes everything older than `cutoff`.
             async fn remove_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {

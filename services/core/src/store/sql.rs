@@ -941,18 +941,7 @@ impl SqliteStore {
         tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
         cutoff: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let removed = sqlx::query("DELETE FROM config_commits WHERE backed_up_at < $1")
-            .bind(cutoff)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-        for table in ["config_file_changes", "config_git_backups_legacy_ids"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE backed_up_at < $1"))
-                .bind(cutoff)
-                .execute(&mut **tx)
-                .await?;
-        }
-        Ok(removed)
+        self.delete_rows_before(tx, cutoff).await
     }
 }
 
@@ -1029,17 +1018,6 @@ impl PostgresStore {
                 m.remove(&month);
             }
         }
-        removed += sqlx::query("DELETE FROM config_commits WHERE backed_up_at < $1")
-            .bind(cutoff)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-        for table in ["config_file_changes", "config_git_backups_legacy_ids"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE backed_up_at < $1"))
-                .bind(cutoff)
-                .execute(&mut **tx)
-                .await?;
-        }
-        Ok(removed)
+        Ok(removed + self.delete_rows_before(tx, cutoff).await?)
     }
 }
