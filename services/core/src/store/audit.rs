@@ -21,16 +21,19 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::*;
 use crate::repo::ChangeKind;
 
-/// The columns History reads, from the stored part (`v` a file row joined to its commit
-/// `c`).
-pub(super) const STORED_COLUMNS: &str = "v.id AS id, v.commit_seq AS seq, c.run_id AS run_id, \
-     c.backup_date AS backup_date, c.domain AS domain, v.config_file AS config_file, c.commit_hash AS commit_hash, \
-     c.commit_message AS commit_message, v.change_type AS change_type, c.previous_hash AS previous_hash, \
-     v.file_sha256 AS file_sha256, v.previous_file_sha256 AS previous_file_sha256, c.backed_up_at AS backed_up_at, \
-     c.backed_up_by AS backed_up_by";
+/// The file columns History reads from the stored part (`v` a file row); the commit's
+/// columns come from its head, read once per commit (`CommitHead`).
+pub(super) const STORED_FILE_COLUMNS: &str = "v.id AS id, v.commit_seq AS seq, v.config_file AS config_file, \
+     v.change_type AS change_type, v.file_sha256 AS file_sha256, v.previous_file_sha256 AS previous_file_sha256, \
+     v.backed_up_at AS backed_up_at";
 
+/// A file row joined to its commit.
 pub(super) const STORED_FROM: &str =
     " FROM config_file_changes v JOIN config_commits c ON c.seq = v.commit_seq AND c.backed_up_at = v.backed_up_at";
+
+/// The columns of a commit's head.
+pub(super) const HEAD_COLUMNS: &str = "seq, run_id, backup_date, domain, commit_hash, commit_message, previous_hash, \
+     backed_up_at, backed_up_by";
 
 /// The carried part: every commit `c` joined to the versions live across it.
 pub(super) const CARRIED_FROM: &str = " FROM config_commits c JOIN config_file_changes v \
@@ -146,6 +149,37 @@ impl CommitHead {
     }
 }
 
+/// A History file row before its commit's head is attached.
+pub(super) struct FileRow {
+    pub seq: i64,
+    pub backed_up_at: DateTime<Utc>,
+    pub id: uuid::Uuid,
+    pub config_file: String,
+    pub change_type: ChangeKind,
+    pub file_sha256: Option<String>,
+    pub previous_file_sha256: Option<String>,
+}
+
+/// History's rows: each file row with its commit's head. A file row whose commit is
+/// missing is a corrupt trail (both are written and removed in one transaction).
+pub(super) fn with_heads(files: Vec<FileRow>, heads: &HashMap<i64, CommitHead>) -> Result<Vec<AuditRow>, StoreError> {
+    files
+        .into_iter()
+        .map(|f| {
+            let head = heads
+                .get(&f.seq)
+                .ok_or_else(|| StoreError::Corrupt(format!("file row {} has no commit {}", f.id, f.seq)))?;
+            Ok(head.row(
+                f.id,
+                f.config_file,
+                f.change_type,
+                f.file_sha256,
+                f.previous_file_sha256,
+            ))
+        })
+        .collect()
+}
+
 /// The id of a carried (unchanged) row: a version 8 UUID of the commit's seq (48 bits)
 /// and the file's key (60 bits). The view computes the same in SQL
 /// (`'%012x80008%015x'`).
@@ -185,17 +219,19 @@ pub(super) fn partition_month(name: &str, table: &str) -> Option<NaiveDate> {
 }
 
 /// The audit methods, for one backend. `$derived_id` is the SQL of an unchanged row's
-/// id from `c.seq` and `v.file_key`; it must match the view's.
+/// id from `c.seq` and `v.file_key`; it must match the view's. `$seq_list` is the SQL
+/// around one bound text of comma-separated seqs that matches `seq` against them, and
+/// `$heads_by_time` whether to bound the commits read by time too (partitions).
 macro_rules! audit_sql {
-    ($name:ident, $db:ty, $derived_id:literal) => {
+    ($name:ident, $db:ty, $derived_id:literal, $seq_list:expr, $heads_by_time:literal) => {
         impl $name {
-            fn carried_columns() -> String {
+            /// The file columns of the carried part (`c` the commit, `v` the version live
+            /// across it), matching `STORED_FILE_COLUMNS`.
+            fn carried_file_columns() -> String {
                 format!(
-                    "COALESCE(l.id, {}) AS id, c.seq AS seq, c.run_id AS run_id, c.backup_date AS backup_date, \
-                     c.domain AS domain, v.config_file AS config_file, c.commit_hash AS commit_hash, \
-                     c.commit_message AS commit_message, 'unchanged' AS change_type, c.previous_hash AS previous_hash, \
-                     v.file_sha256 AS file_sha256, v.file_sha256 AS previous_file_sha256, \
-                     c.backed_up_at AS backed_up_at, c.backed_up_by AS backed_up_by",
+                    "COALESCE(l.id, {}) AS id, c.seq AS seq, v.config_file AS config_file, \
+                     'unchanged' AS change_type, v.file_sha256 AS file_sha256, v.file_sha256 AS previous_file_sha256, \
+                     c.backed_up_at AS backed_up_at",
                     $derived_id
                 )
             }
@@ -395,7 +431,6 @@ macro_rules! audit_sql {
                 qb: &mut sqlx::QueryBuilder<'_, $db>,
                 site: &str,
                 q: &HistoryQuery,
-                commit: Option<i64>,
                 at: &str,
                 commit_col: &str,
             ) {
@@ -412,33 +447,33 @@ macro_rules! audit_sql {
                 if let Some(u) = q.until {
                     qb.push(format!(" AND {at}.backed_up_at < ")).push_bind(micros(u));
                 }
-                if let Some(c) = commit {
-                    qb.push(format!(" AND {commit_col} = ")).push_bind(c);
-                }
                 if let Some(b) = &q.before {
-                    qb.push(format!(" AND ({commit_col} < "))
+                    // `seq <= cursor` first: a range the (site, commit_seq, config_file)
+                    // index starts from, whatever the planner makes of the OR after it.
+                    qb.push(format!(" AND {commit_col} <= "))
                         .push_bind(b.seq)
-                        .push(format!(" OR ({commit_col} = "))
+                        .push(format!(" AND ({commit_col} < "))
                         .push_bind(b.seq)
-                        .push(" AND v.config_file < ")
+                        .push(" OR v.config_file < ")
                         .push_bind(b.config_file.clone())
-                        .push("))");
+                        .push(")");
                 }
             }
 
-            /// One History query over the stored part, and the carried part when asked,
-            /// optionally restricted to one commit.
+            /// One History query over the stored part, and the carried part when asked: the
+            /// file rows in History's order, then the heads of their commits in a second
+            /// query (a page spans a few commits: their columns are read once each, not
+            /// once per file).
             async fn history_query(
                 &self,
                 site: &str,
                 q: &HistoryQuery,
                 carried: bool,
-                commit: Option<i64>,
                 limit: i64,
             ) -> Result<Vec<AuditRow>, StoreError> {
                 let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT * FROM (SELECT ");
-                qb.push(audit::STORED_COLUMNS).push(audit::STORED_FROM);
-                Self::push_filters(&mut qb, site, q, commit, "v", "v.commit_seq");
+                qb.push(audit::STORED_FILE_COLUMNS).push(" FROM config_file_changes v");
+                Self::push_filters(&mut qb, site, q, "v", "v.commit_seq");
                 match q.change_type {
                     Some(c) => {
                         qb.push(" AND v.change_type = ").push_bind(c.as_str());
@@ -449,12 +484,58 @@ macro_rules! audit_sql {
                     None => {}
                 }
                 if carried {
-                    qb.push(" UNION ALL SELECT ").push(Self::carried_columns()).push(audit::CARRIED_FROM);
-                    Self::push_filters(&mut qb, site, q, commit, "c", "c.seq");
+                    qb.push(" UNION ALL SELECT ").push(Self::carried_file_columns()).push(audit::CARRIED_FROM);
+                    Self::push_filters(&mut qb, site, q, "c", "c.seq");
                 }
                 qb.push(") u ORDER BY seq DESC, config_file DESC LIMIT ").push_bind(limit);
-                let rows = qb.build().fetch_all(&self.pool).await?;
-                rows.iter().map(Self::audit_from_row).collect()
+                let mut files = Vec::new();
+                for r in qb.build().fetch_all(&self.pool).await? {
+                    let change: String = r.try_get("change_type")?;
+                    let kind = ChangeKind::parse(&change)
+                        .ok_or_else(|| StoreError::Corrupt(format!("unknown change_type {change:?}")))?;
+                    files.push(audit::FileRow {
+                        seq: r.try_get("seq")?,
+                        backed_up_at: r.try_get("backed_up_at")?,
+                        id: r.try_get("id")?,
+                        config_file: r.try_get("config_file")?,
+                        change_type: kind,
+                        file_sha256: r.try_get("file_sha256")?,
+                        previous_file_sha256: r.try_get("previous_file_sha256")?,
+                    });
+                }
+                let heads = self.commit_heads(&files).await?;
+                audit::with_heads(files, &heads)
+            }
+
+            /// The heads of the commits `files` belong to, by seq, in one statement whatever
+            /// their number (the seqs go in as one list, so the statement is prepared once
+            /// per connection). On PostgreSQL the files' times bound it too, so only the
+            /// partitions holding those commits are read.
+            async fn commit_heads(&self, files: &[audit::FileRow]) -> Result<std::collections::HashMap<i64, audit::CommitHead>, StoreError> {
+                let seqs: std::collections::BTreeSet<i64> = files.iter().map(|f| f.seq).collect();
+                let (Some(from), Some(to)) = (
+                    files.iter().map(|f| f.backed_up_at).min(),
+                    files.iter().map(|f| f.backed_up_at).max(),
+                ) else {
+                    return Ok(std::collections::HashMap::new());
+                };
+                let list = seqs.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT ");
+                qb.push(audit::HEAD_COLUMNS).push(" FROM config_commits WHERE ");
+                if $heads_by_time {
+                    qb.push("backed_up_at >= ")
+                        .push_bind(from)
+                        .push(" AND backed_up_at <= ")
+                        .push_bind(to)
+                        .push(" AND ");
+                }
+                qb.push($seq_list.0).push_bind(list).push($seq_list.1);
+                let mut heads = std::collections::HashMap::with_capacity(seqs.len());
+                for r in qb.build().fetch_all(&self.pool).await? {
+                    let head = Self::commit_head(&r)?;
+                    heads.insert(head.seq, head);
+                }
+                Ok(heads)
             }
 
             async fn history_rows(&self, q: &HistoryQuery) -> Result<Vec<AuditRow>, StoreError> {
@@ -466,17 +547,17 @@ macro_rules! audit_sql {
                 };
                 // Changed rows, or one file's rows: one query the indexes answer in order.
                 if !carried || q.path.is_some() {
-                    return self.history_query(&site, q, carried, None, q.limit).await;
+                    return self.history_query(&site, q, carried, q.limit).await;
                 }
                 // Unchanged rows of every file: commit by commit, newest first, so a page
                 // never expands more commits than it shows.
                 let mut out: Vec<AuditRow> = Vec::new();
                 let mut upto = q.before.as_ref().map(|b| b.seq);
                 loop {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT seq, run_id, backup_date, domain, commit_hash, commit_message, previous_hash, \
-                         backed_up_at, backed_up_by FROM config_commits c WHERE c.site = ",
-                    );
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {} FROM config_commits c WHERE c.site = ",
+                        audit::HEAD_COLUMNS
+                    ));
                     qb.push_bind(site.clone());
                     if let Some(d) = q.domain {
                         qb.push(" AND c.domain = ").push_bind(d.as_str());

@@ -75,30 +75,6 @@ macro_rules! sql_store {
                 })
             }
 
-            fn audit_from_row(row: &<$db as sqlx::Database>::Row) -> Result<AuditRow, StoreError> {
-                let domain: String = row.try_get("domain")?;
-                let change: String = row.try_get("change_type")?;
-                let change_type = ChangeKind::parse(&change)
-                    .ok_or_else(|| StoreError::Corrupt(format!("unknown change_type {change:?}")))?;
-                Ok(AuditRow {
-                    seq: row.try_get("seq")?,
-                    id: row.try_get("id")?,
-                    run_id: row.try_get("run_id")?,
-                    backup_date: row.try_get("backup_date")?,
-                    domain: domain.parse().map_err(|e: crate::domain::UnknownDomain| StoreError::Corrupt(e.to_string()))?,
-                    config_file: row.try_get("config_file")?,
-                    commit_hash: row.try_get("commit_hash")?,
-                    commit_message: row.try_get("commit_message")?,
-                    changes_made: change_type != ChangeKind::Unchanged,
-                    change_type,
-                    previous_hash: row.try_get("previous_hash")?,
-                    file_sha256: row.try_get("file_sha256")?,
-                    previous_file_sha256: row.try_get("previous_file_sha256")?,
-                    backed_up_at: row.try_get("backed_up_at")?,
-                    backed_up_by: row.try_get("backed_up_by")?,
-                })
-            }
-
             fn announcement_from_row(r: &<$db as sqlx::Database>::Row) -> Result<SiteAnnouncement, StoreError> {
                 Ok(SiteAnnouncement {
                     host: r.try_get("announced_host")?,
@@ -896,12 +872,16 @@ sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, "postgres");
 audit::audit_sql!(
     SqliteStore,
     sqlx::Sqlite,
-    "unhex(printf('%012x80008%015x', c.seq, v.file_key))"
+    "unhex(printf('%012x80008%015x', c.seq, v.file_key))",
+    ("seq IN (SELECT value FROM json_each('[' || ", " || ']'))"),
+    false
 );
 audit::audit_sql!(
     PostgresStore,
     sqlx::Postgres,
-    "(lpad(to_hex(c.seq), 12, '0') || '80008' || lpad(to_hex(v.file_key), 15, '0'))::uuid"
+    "(lpad(to_hex(c.seq), 12, '0') || '80008' || lpad(to_hex(v.file_key), 15, '0'))::uuid",
+    ("seq = ANY(string_to_array(", ", ',')::bigint[])"),
+    true
 );
 
 impl SqliteStore {
@@ -920,7 +900,11 @@ impl SqliteStore {
             // spilling mid-transaction, and the statement journals of those multi-row
             // inserts stay in memory.
             .pragma("cache_size", "-8192")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // SQLite runs on a worker thread per connection that hands rows over through a
+            // channel; one of a History page's size (and more) lets the worker step a
+            // whole page without waiting for the reader to catch up.
+            .row_buffer_size(1024);
         if let Some(parent) = opts.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
         }
