@@ -59,6 +59,29 @@ struct Cli {
     /// With --profile: how many measured backups (default 10).
     #[arg(long, hide = true, default_value_t = 10)]
     profile_runs: usize,
+    /// Keep the scratch directory (sites, repositories, audit databases) for a look at them
+    /// afterwards (`sqlite3 …/history/audit.db`); its path is printed.
+    #[arg(long)]
+    keep: bool,
+    /// Internal: measure History only, on the `history` directory an earlier `--keep` run
+    /// left (no build, no report written), to compare History code on the same trail.
+    #[arg(long, hide = true)]
+    history_from: Option<PathBuf>,
+}
+
+/// The bench's scratch directory: removed at the end unless `--keep`.
+enum Scratch {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl Scratch {
+    fn path(&self) -> &Path {
+        match self {
+            Scratch::Temp(t) => t.path(),
+            Scratch::Kept(p) => p,
+        }
+    }
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -351,6 +374,13 @@ async fn main() -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let scratch = tempfile::Builder::new().prefix("cb-bench-").tempdir()?;
+    let scratch = if cli.keep {
+        let kept = scratch.keep();
+        eprintln!("scratch kept in {}", kept.display());
+        Scratch::Kept(kept)
+    } else {
+        Scratch::Temp(scratch)
+    };
     let root = scratch.path();
     if let Some(kind) = &cli.profile {
         // The engine's own account of each run (RUST_LOG=config_backup_core=info).
@@ -359,6 +389,10 @@ async fn main() -> anyhow::Result<()> {
             .with_writer(std::io::stderr)
             .init();
         return profile(root, &cli, kind).await;
+    }
+    if cli.history_from.is_some() {
+        history(root, &cli).await?;
+        return Ok(());
     }
     let mut results = json!({
         "machine": machine(),
@@ -722,23 +756,38 @@ async fn profile_rollback(root: &Path, files: usize, seed: u64, days: usize) -> 
 /// against `git log` / `git diff`, rollback time, API throughput, and repository size.
 async fn history(root: &Path, cli: &Cli) -> anyhow::Result<Value> {
     let days = cli.history_days;
-    eprintln!("== history: {days} days on M");
-    let dir = new_dir(root, "history");
-    let mut paths = site::generate(&dir.join("site"), 4000, cli.seed)?;
+    let dir = match &cli.history_from {
+        Some(kept) => kept.clone(),
+        None => new_dir(root, "history"),
+    };
+    let mut paths: Vec<String>;
     let mut rng = site::Rng::new(cli.seed ^ 0xbeef);
     let mut next = 4000;
-    let e = engine(&dir).await?;
     let t = Instant::now();
-    backup(&e).await?;
-    for day in 1..days {
-        site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
+    if cli.history_from.is_none() {
+        eprintln!("== history: {days} days on M");
+        paths = site::generate(&dir.join("site"), 4000, cli.seed)?;
+        let e = engine(&dir).await?;
         backup(&e).await?;
-        if day % 100 == 0 {
-            eprintln!("   day {day} ({:.0} s)", t.elapsed().as_secs_f64());
+        for day in 1..days {
+            site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
+            backup(&e).await?;
+            if day % 100 == 0 {
+                eprintln!("   day {day} ({:.0} s)", t.elapsed().as_secs_f64());
+            }
         }
+    } else {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir.join("wc"))
+            .args(["ls-files", "config/unbound"])
+            .output()?;
+        paths = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
     }
     let build_s = t.elapsed().as_secs_f64();
-    drop(e);
     let repo_mb = du(&dir.join("remote.git"));
     let db_mb = du(&dir.join("audit.db")) + du(&dir.join("audit.db-wal"));
 
@@ -827,6 +876,10 @@ async fn history(root: &Path, cli: &Cli) -> anyhow::Result<Value> {
             json!({"query": label, "grpc_p50_ms": ms(pct(&mut g, 0.5)), "grpc_p99_ms": ms(pct(&mut g, 0.99)),
                             "rest_p50_ms": ms(pct(&mut r, 0.5)), "rest_p99_ms": ms(pct(&mut r, 0.99))}),
         );
+    }
+    if cli.history_from.is_some() {
+        eprintln!("{}", serde_json::to_string_pretty(&measure)?);
+        return Ok(Value::Null);
     }
     // git log equivalents on the same repository.
     let wc = dir.join("wc");
@@ -1011,29 +1064,49 @@ where
 
 /// Many sites of M on one PostgreSQL, each with its own server-side engine, repository
 /// and files, backed up day after day in turn; then one site's History and the fleet's
-/// ListSites through a server, and the database's size.
+/// ListSites through a server, and the database's size. The same first site is built
+/// alone on a database of its own first, so that what sharing the database costs one
+/// site is measured, not assumed.
 async fn fleet(root: &Path, cli: &Cli) -> anyhow::Result<Value> {
     let (sites, days) = (cli.fleet_sites, cli.fleet_days);
-    eprintln!("== fleet: {sites} sites of M, {days} days each, one PostgreSQL");
+    eprintln!("== fleet: site-00 alone, then {sites} sites of M, {days} days each, one PostgreSQL");
+    let lone = on_scratch_database(cli, "lone", |url| fleet_on(root, cli, "lone", 1, days, url)).await?;
+    let mut fleet = on_scratch_database(cli, "fleet", |url| fleet_on(root, cli, "fleet", sites, days, url)).await?;
+    fleet["alone"] = lone;
+    Ok(fleet)
+}
+
+/// Runs `f` on a new PostgreSQL database (next to `TEST_DATABASE_URL`'s), dropped after
+/// unless `--keep`.
+async fn on_scratch_database<F, Fut>(cli: &Cli, tag: &str, f: F) -> anyhow::Result<Value>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Value>>,
+{
     let admin =
         std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("cb_bench_fleet_{}", std::process::id());
+    let name = format!("cb_bench_{tag}_{}", std::process::id());
     psql(&admin, &format!("CREATE DATABASE {name}"))?;
     let base = admin
         .rsplit_once('/')
         .map(|(b, _)| b.to_owned())
         .unwrap_or(admin.clone());
     let url = format!("{base}/{name}");
-    let result = fleet_on(root, cli, sites, days, &url).await;
-    let _ = psql(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    let result = f(url.clone()).await;
+    if cli.keep {
+        eprintln!("{tag} database kept: {url}");
+    } else {
+        let _ = psql(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
     result
 }
 
-async fn fleet_on(root: &Path, cli: &Cli, sites: usize, days: usize, url: &str) -> anyhow::Result<Value> {
+async fn fleet_on(root: &Path, cli: &Cli, tag: &str, sites: usize, days: usize, url: String) -> anyhow::Result<Value> {
+    let url = url.as_str();
     let t = Instant::now();
     let mut fleet = Vec::new();
     for i in 0..sites {
-        let dir = new_dir(root, &format!("fleet-{i:02}"));
+        let dir = new_dir(root, &format!("{tag}-{i:02}"));
         let paths = site::generate(&dir.join("site"), 4000, cli.seed + i as u64)?;
         let name = format!("site-{i:02}");
         let e = engine_with(&dir, &[("DATABASE_URL", url), ("CONFIG_BACKUP_SITE", &name)]).await?;
@@ -1111,6 +1184,13 @@ async fn fleet_on(root: &Path, cli: &Cli, sites: usize, days: usize, url: &str) 
         }),
     )
     .await?;
+    if sites == 1 {
+        drop(server);
+        return Ok(json!({
+            "history_domain_p50_ms": domain.0, "history_domain_p99_ms": domain.1,
+            "history_file_p50_ms": file.0, "history_file_p99_ms": file.1,
+        }));
+    }
     let list = latency(n, || {
         let mut c = c.clone();
         async move {
@@ -1299,14 +1379,19 @@ fn markdown(r: &Value) -> String {
              | database | commits | stored file rows | rows of the `config_git_backups` view | bytes per file per day |\n|---|---|---|---|---|\n\
              | {:.1} MB | {} | {} | {} | {:.2} |\n\n\
              Through one site's server (site-00, its own process), 200 calls each:\n\n\
-             | query | p50 | p99 |\n|---|---|---|\n\
-             | History domain=dns, page 1 (own site) | {} ms | {} ms |\n\
-             | History file filter (own site) | {} ms | {} ms |\n\
-             | History domain=dns, page 1, `site=` another site | {} ms | {} ms |\n\
-             | ListSites ({} sites) | {} ms | {} ms |\n",
+             | query | p50 | p99 | site-00 alone on its database: p50 | p99 |\n|---|---|---|---|---|\n\
+             | History domain=dns, page 1 (own site) | {} ms | {} ms | {} ms | {} ms |\n\
+             | History file filter (own site) | {} ms | {} ms | {} ms | {} ms |\n\
+             | History domain=dns, page 1, `site=` another site | {} ms | {} ms | | |\n\
+             | ListSites ({} sites) | {} ms | {} ms | | |\n\n\
+             \"Alone\" is the same site-00 (same files, same days), built first on a PostgreSQL database of its own: \
+             what sharing the database with the other sites costs one site's History.\n",
             fl["sites"], fl["days"], fl["build_s"], f(&fl["db_mb"]), fl["commits"], fl["file_rows"], fl["view_rows"],
             f(&fl["bytes_per_file_per_day"]),
-            fl["history_domain_p50_ms"], fl["history_domain_p99_ms"], fl["history_file_p50_ms"], fl["history_file_p99_ms"],
+            fl["history_domain_p50_ms"], fl["history_domain_p99_ms"],
+            fl["alone"]["history_domain_p50_ms"], fl["alone"]["history_domain_p99_ms"],
+            fl["history_file_p50_ms"], fl["history_file_p99_ms"],
+            fl["alone"]["history_file_p50_ms"], fl["alone"]["history_file_p99_ms"],
             fl["history_other_site_p50_ms"], fl["history_other_site_p99_ms"], fl["sites"], fl["list_sites_p50_ms"], fl["list_sites_p99_ms"]
         ));
     }

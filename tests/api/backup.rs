@@ -312,15 +312,7 @@ async fn a_backup_while_another_replica_holds_the_lock_is_aborted_naming_the_run
 
 async fn two_concurrent_backups_on_two_replicas_one_is_aborted(backend: Backend) {
     let env = TestEnv::new(backend).await;
-    // Enough files that a backup takes a while.
-    let big = env.site().join("config/unbound/unbound.conf.d");
-    for i in 0..3000 {
-        std::fs::write(
-            big.join(format!("zone-{i:05}.conf")),
-            format!("server:\n{}\n", "    local-zone: \"x.example.\" static\n".repeat(40)),
-        )
-        .unwrap();
-    }
+    env.add_zone_files(3000);
     let a = env.spawn().await;
     let b = env.spawn().await;
     let (mut ca, mut cb) = (a.client(), b.client());

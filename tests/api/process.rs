@@ -112,11 +112,7 @@ async fn serving_with_a_slow_backup_ahead(
     config_backup_tests::wait_serving(&channel).await;
     let mut client = ConfigBackupClient::new(channel);
     wait_first_backup(&mut client).await;
-    let big = env.site().join("config/unbound/unbound.conf.d");
-    for i in 0..3000 {
-        let zone = "server:\n    local-zone: \"x.example.\" static\n".repeat(50);
-        std::fs::write(big.join(format!("zone-{i:05}.conf")), zone).unwrap();
-    }
+    env.add_zone_files(3000);
     (child, client)
 }
 

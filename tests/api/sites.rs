@@ -183,24 +183,12 @@ async fn site_a_never_shows_site_b_rows_and_a_central_reader_sees_both(backend: 
     beta.stop().await;
 }
 
-/// Enough files that a backup takes a while.
-fn make_slow(env: &TestEnv) {
-    let big = env.site().join("config/unbound/unbound.conf.d");
-    for i in 0..3000 {
-        std::fs::write(
-            big.join(format!("zone-{i:05}.conf")),
-            format!("server:\n{}\n", "    local-zone: \"x.example.\" static\n".repeat(40)),
-        )
-        .unwrap();
-    }
-}
-
 async fn two_sites_back_up_at_once_while_two_replicas_of_one_site_exclude_each_other(backend: Backend) {
     let mut alpha_env = TestEnv::new(backend).await;
     alpha_env.vars.insert("CONFIG_BACKUP_SITE".into(), "alpha".into());
     let beta_env = site_beside(&alpha_env, backend, "beta").await;
-    make_slow(&alpha_env);
-    make_slow(&beta_env);
+    alpha_env.add_zone_files(3000);
+    beta_env.add_zone_files(3000);
     let alpha = alpha_env.spawn().await;
     let alpha_replica = alpha_env.spawn().await;
     let beta = beta_env.spawn().await;

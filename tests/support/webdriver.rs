@@ -1,15 +1,21 @@
 //! A real browser for the console tests: Debian's chromium, driven through chromedriver's
 //! W3C WebDriver endpoints (the test command installs both).
 
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// A chromedriver process and one headless chromium session.
+/// A chromedriver process and one headless chromium session. Dropping it ends the session
+/// (chromedriver then quits chromium) and kills chromedriver's process group, so no
+/// browser outlives its test, even one that panicked.
 #[derive(Debug)]
 pub struct Browser {
     driver: Child,
+    port: u16,
+    session: String,
     base: String,
     http: reqwest::Client,
     _profile: tempfile::TempDir,
@@ -29,6 +35,7 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("chromedriver runs (the test command installs chromium and chromium-driver)");
         let base = format!("http://127.0.0.1:{port}");
@@ -46,6 +53,8 @@ impl Browser {
         let profile = tempfile::tempdir().unwrap();
         let mut b = Browser {
             driver,
+            port,
+            session: String::new(),
             base,
             http,
             _profile: profile,
@@ -81,6 +90,7 @@ impl Browser {
             .unwrap_or_else(|| panic!("no session: {v}"))
             .to_owned();
         b.base = format!("{}/session/{id}", b.base);
+        b.session = id;
         b
     }
 
@@ -235,8 +245,33 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// `DELETE /session/{id}` over a plain blocking socket (Drop cannot await): chromedriver
+    /// quits the browser and answers when it is gone.
+    fn end_session(&self) -> std::io::Result<()> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.set_write_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            s,
+            "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.session, self.port
+        )?;
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer)?;
+        Ok(())
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = self.end_session();
+        }
+        // Whatever is left of chromedriver's group (a browser a failed quit left behind).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
