@@ -150,11 +150,11 @@ impl TestEnv {
         self.dir.path().join("site")
     }
 
-    /// Adds `n` zone files of about 1.5 KB to the site's dns domain, so that the next backup
+    /// Adds `n` zone files of about 1.9 KB to the site's dns domain, so that the next backup
     /// takes a while (for tests of concurrent or interrupted runs).
     pub fn add_zone_files(&self, n: usize) {
         let dir = self.site().join("config/unbound/unbound.conf.d");
-        let zone = format!("server:\n{}", "    local-zone: \"x.example.\" static\n".repeat(40));
+        let zone = format!("server:\n{}", "    local-zone: \"x.example.\" static\n".repeat(50));
         for i in 0..n {
             std::fs::write(dir.join(format!("zone-{i:05}.conf")), &zone).unwrap();
         }
