@@ -149,6 +149,19 @@ impl CommitHead {
     }
 }
 
+impl CommitHead {
+    /// A stored file row of this commit, as History shows it.
+    pub(super) fn with_file(&self, f: FileRow) -> AuditRow {
+        self.row(
+            f.id,
+            f.config_file,
+            f.change_type,
+            f.file_sha256,
+            f.previous_file_sha256,
+        )
+    }
+}
+
 /// A History file row before its commit's head is attached.
 pub(super) struct FileRow {
     pub seq: i64,
@@ -169,13 +182,7 @@ pub(super) fn with_heads(files: Vec<FileRow>, heads: &HashMap<i64, CommitHead>) 
             let head = heads
                 .get(&f.seq)
                 .ok_or_else(|| StoreError::Corrupt(format!("file row {} has no commit {}", f.id, f.seq)))?;
-            Ok(head.row(
-                f.id,
-                f.config_file,
-                f.change_type,
-                f.file_sha256,
-                f.previous_file_sha256,
-            ))
+            Ok(head.with_file(f))
         })
         .collect()
 }
@@ -488,23 +495,30 @@ macro_rules! audit_sql {
                     Self::push_filters(&mut qb, site, q, "c", "c.seq");
                 }
                 qb.push(") u ORDER BY seq DESC, config_file DESC LIMIT ").push_bind(limit);
-                let mut files = Vec::new();
-                for r in qb.build().fetch_all(&self.pool).await? {
-                    let change: String = r.try_get("change_type")?;
-                    let kind = ChangeKind::parse(&change)
-                        .ok_or_else(|| StoreError::Corrupt(format!("unknown change_type {change:?}")))?;
-                    files.push(audit::FileRow {
-                        seq: r.try_get("seq")?,
-                        backed_up_at: r.try_get("backed_up_at")?,
-                        id: r.try_get("id")?,
-                        config_file: r.try_get("config_file")?,
-                        change_type: kind,
-                        file_sha256: r.try_get("file_sha256")?,
-                        previous_file_sha256: r.try_get("previous_file_sha256")?,
-                    });
-                }
+                let files = qb
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::file_row)
+                    .collect::<Result<Vec<_>, _>>()?;
                 let heads = self.commit_heads(&files).await?;
                 audit::with_heads(files, &heads)
+            }
+
+            /// A row of `STORED_FILE_COLUMNS` (or the carried part's same columns).
+            fn file_row(r: &<$db as sqlx::Database>::Row) -> Result<audit::FileRow, StoreError> {
+                let change: String = r.try_get("change_type")?;
+                Ok(audit::FileRow {
+                    seq: r.try_get("seq")?,
+                    backed_up_at: r.try_get("backed_up_at")?,
+                    id: r.try_get("id")?,
+                    config_file: r.try_get("config_file")?,
+                    change_type: ChangeKind::parse(&change)
+                        .ok_or_else(|| StoreError::Corrupt(format!("unknown change_type {change:?}")))?,
+                    file_sha256: r.try_get("file_sha256")?,
+                    previous_file_sha256: r.try_get("previous_file_sha256")?,
+                })
             }
 
             /// The heads of the commits `files` belong to, by seq, in one statement whatever
@@ -614,30 +628,20 @@ macro_rules! audit_sql {
                 limit: i64,
             ) -> Result<Vec<AuditRow>, StoreError> {
                 let after = q.before.as_ref().filter(|b| b.seq == head.seq).map(|b| b.config_file.clone());
-                let mut qb = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT id, config_file, change_type, file_sha256, previous_file_sha256 FROM config_file_changes \
-                     WHERE commit_seq = ",
-                );
-                qb.push_bind(head.seq);
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT ");
+                qb.push(audit::STORED_FILE_COLUMNS)
+                    .push(" FROM config_file_changes v WHERE v.commit_seq = ")
+                    .push_bind(head.seq);
                 if let Some(f) = &after {
-                    qb.push(" AND config_file < ").push_bind(f.clone());
+                    qb.push(" AND v.config_file < ").push_bind(f.clone());
                 }
                 if let Some(c) = q.change_type {
-                    qb.push(" AND change_type = ").push_bind(c.as_str());
+                    qb.push(" AND v.change_type = ").push_bind(c.as_str());
                 }
-                qb.push(" ORDER BY config_file DESC LIMIT ").push_bind(limit);
+                qb.push(" ORDER BY v.config_file DESC LIMIT ").push_bind(limit);
                 let mut stored = Vec::new();
                 for r in qb.build().fetch_all(&self.pool).await? {
-                    let change: String = r.try_get("change_type")?;
-                    let kind = ChangeKind::parse(&change)
-                        .ok_or_else(|| StoreError::Corrupt(format!("unknown change_type {change:?}")))?;
-                    stored.push(head.row(
-                        r.try_get("id")?,
-                        r.try_get("config_file")?,
-                        kind,
-                        r.try_get("file_sha256")?,
-                        r.try_get("previous_file_sha256")?,
-                    ));
+                    stored.push(head.with_file(Self::file_row(&r)?));
                 }
                 let mut qb = sqlx::QueryBuilder::<$db>::new(
                     "SELECT config_file, file_key, file_sha256 FROM config_file_changes WHERE site = ",
