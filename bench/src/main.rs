@@ -67,6 +67,10 @@ struct Cli {
     /// left (no build, no report written), to compare History code on the same trail.
     #[arg(long, hide = true)]
     history_from: Option<PathBuf>,
+    /// Internal: measure the fleet only, on the scratch directory an earlier `--keep` run
+    /// left (with its `fleet-databases.json`; no build, no report written).
+    #[arg(long, hide = true)]
+    fleet_from: Option<PathBuf>,
 }
 
 /// The bench's scratch directory: removed at the end unless `--keep`.
@@ -393,6 +397,9 @@ async fn main() -> anyhow::Result<()> {
     if cli.history_from.is_some() {
         history(root, &cli).await?;
         return Ok(());
+    }
+    if let Some(kept) = &cli.fleet_from {
+        return fleet_from(kept).await;
     }
     let mut results = json!({
         "machine": machine(),
@@ -1062,18 +1069,84 @@ where
     Ok((ms(pct(&mut v, 0.5)), ms(pct(&mut v, 0.99))))
 }
 
+/// p50 and p99 of `n` calls of `a` and of `b`, called in turn (which goes first changes
+/// every round), so that what the machine does meanwhile falls on both alike.
+async fn latency_pair<A, AF, B, BF>(n: usize, mut a: A, mut b: B) -> anyhow::Result<((f64, f64), (f64, f64))>
+where
+    A: FnMut() -> AF,
+    AF: std::future::Future<Output = anyhow::Result<()>>,
+    B: FnMut() -> BF,
+    BF: std::future::Future<Output = anyhow::Result<()>>,
+{
+    for _ in 0..20 {
+        a().await?;
+        b().await?;
+    }
+    let (mut va, mut vb) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        for first in [i % 2 == 0, i % 2 == 1] {
+            let t = Instant::now();
+            if first {
+                a().await?;
+                va.push(t.elapsed());
+            } else {
+                b().await?;
+                vb.push(t.elapsed());
+            }
+        }
+    }
+    Ok((
+        (ms(pct(&mut va, 0.5)), ms(pct(&mut va, 0.99))),
+        (ms(pct(&mut vb, 0.5)), ms(pct(&mut vb, 0.99))),
+    ))
+}
+
 /// Many sites of M on one PostgreSQL, each with its own server-side engine, repository
 /// and files, backed up day after day in turn; then one site's History and the fleet's
 /// ListSites through a server, and the database's size. The same first site is built
-/// alone on a database of its own first, so that what sharing the database costs one
-/// site is measured, not assumed.
+/// alone on a database of its own too, and the two are measured call for call in turn
+/// (`latency_pair`), so that what sharing the database costs one site is measured, not
+/// assumed, and the machine's moods fall on both alike.
 async fn fleet(root: &Path, cli: &Cli) -> anyhow::Result<Value> {
     let (sites, days) = (cli.fleet_sites, cli.fleet_days);
     eprintln!("== fleet: site-00 alone, then {sites} sites of M, {days} days each, one PostgreSQL");
-    let lone = on_scratch_database(cli, "lone", |url| fleet_on(root, cli, "lone", 1, days, url)).await?;
-    let mut fleet = on_scratch_database(cli, "fleet", |url| fleet_on(root, cli, "fleet", sites, days, url)).await?;
-    fleet["alone"] = lone;
-    Ok(fleet)
+    on_scratch_database(cli, "lone", |lone| async move {
+        let t = Instant::now();
+        build_fleet(root, cli, "lone", 1, days, &lone).await?;
+        let lone_s = t.elapsed().as_secs_f64();
+        on_scratch_database(cli, "fleet", |fleet| async move {
+            let t = Instant::now();
+            build_fleet(root, cli, "fleet", sites, days, &fleet).await?;
+            let build_s = t.elapsed().as_secs_f64();
+            if cli.keep {
+                std::fs::write(
+                    root.join("fleet-databases.json"),
+                    serde_json::to_vec_pretty(&json!({"lone": lone, "fleet": fleet}))?,
+                )?;
+            }
+            let mut r = measure_fleet(root, &lone, &fleet).await?;
+            r["build_s"] = json!(build_s.round());
+            r["alone"]["build_s"] = json!(lone_s.round());
+            Ok(r)
+        })
+        .await
+    })
+    .await
+}
+
+/// `--fleet-from`: measures the fleet an earlier `--keep` run left (its scratch directory
+/// and the two databases named in its `fleet-databases.json`), and prints the figures.
+async fn fleet_from(kept: &Path) -> anyhow::Result<()> {
+    let dbs: Value = serde_json::from_slice(&std::fs::read(kept.join("fleet-databases.json"))?)?;
+    let url = |k: &str| {
+        dbs[k]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("fleet-databases.json has no {k:?}"))
+    };
+    let r = measure_fleet(kept, &url("lone")?, &url("fleet")?).await?;
+    eprintln!("{}", serde_json::to_string_pretty(&r)?);
+    Ok(())
 }
 
 /// Runs `f` on a new PostgreSQL database (next to `TEST_DATABASE_URL`'s), dropped after
@@ -1101,8 +1174,11 @@ where
     result
 }
 
-async fn fleet_on(root: &Path, cli: &Cli, tag: &str, sites: usize, days: usize, url: String) -> anyhow::Result<Value> {
-    let url = url.as_str();
+/// `sites` sites of M (`{tag}-00`…, named site-00…) on the database `url`, `days` days
+/// of 1 % change each, backed up in turn day after day. Ends with the database vacuumed,
+/// analysed and checkpointed, so that no write of the build is still being flushed while
+/// it is measured.
+async fn build_fleet(root: &Path, cli: &Cli, tag: &str, sites: usize, days: usize, url: &str) -> anyhow::Result<()> {
     let t = Instant::now();
     let mut fleet = Vec::new();
     for i in 0..sites {
@@ -1125,27 +1201,60 @@ async fn fleet_on(root: &Path, cli: &Cli, tag: &str, sites: usize, days: usize, 
             backup(e).await?;
         }
         if day % 10 == 0 {
-            eprintln!("   day {day} ({:.0} s)", t.elapsed().as_secs_f64());
+            eprintln!("   {tag}: day {day} ({:.0} s)", t.elapsed().as_secs_f64());
         }
     }
-    let build_s = t.elapsed().as_secs_f64();
-    let (first_dir, first_paths) = (fleet[0].1.clone(), fleet[0].2.clone());
     drop(fleet);
     psql(url, "VACUUM ANALYZE")?;
-    let db_mb: f64 = psql(url, "SELECT pg_database_size(current_database())")?.parse::<f64>()? / 1e6;
-    let commits: i64 = psql(url, "SELECT COUNT(*) FROM config_commits")?.parse()?;
-    let file_rows: i64 = psql(url, "SELECT COUNT(*) FROM config_file_changes")?.parse()?;
-    let view_rows: i64 = psql(url, "SELECT COUNT(*) FROM config_git_backups")?.parse()?;
+    psql(url, "CHECKPOINT")?;
+    Ok(())
+}
 
-    let server = Server::start_with(&first_dir, &[("DATABASE_URL", url), ("CONFIG_BACKUP_SITE", "site-00")]).await;
-    let c = server.client().await;
-    let some_file = first_paths
-        .iter()
-        .find(|p| p.starts_with("config/unbound"))
-        .cloned()
-        .unwrap_or_default();
-    let n = 200;
-    let history = |q: pb::HistoryRequest| {
+/// The fleet's figures: its database's size and rows, site-00's History through its own
+/// server on the fleet database and on the lone one (call for call in turn), another
+/// site's History and ListSites.
+async fn measure_fleet(root: &Path, lone_url: &str, fleet_url: &str) -> anyhow::Result<Value> {
+    let db_mb: f64 = psql(fleet_url, "SELECT pg_database_size(current_database())")?.parse::<f64>()? / 1e6;
+    let count = |table: &str| -> anyhow::Result<i64> {
+        Ok(psql(fleet_url, &format!("SELECT COUNT(*) FROM {table}"))?.parse()?)
+    };
+    let (commits, file_rows, view_rows) = (
+        count("config_commits")?,
+        count("config_file_changes")?,
+        count("config_git_backups")?,
+    );
+    let sites: usize = psql(fleet_url, "SELECT COUNT(DISTINCT site) FROM config_commits")?.parse()?;
+    let days: i64 = psql(
+        fleet_url,
+        "SELECT COUNT(*) FROM config_commits WHERE site = 'site-00' AND domain = 'dns'",
+    )?
+    .parse()?;
+    // The same file on both: the sites were generated from the same seed.
+    let some_file = psql(
+        lone_url,
+        "SELECT config_file FROM config_file_changes WHERE site = 'site-00' \
+         AND config_file LIKE 'config/unbound/%' ORDER BY seq LIMIT 1",
+    )?;
+    anyhow::ensure!(!some_file.is_empty(), "the lone database holds no unbound file");
+
+    let env = |url: &str| {
+        [
+            ("DATABASE_URL", url.to_owned()),
+            ("CONFIG_BACKUP_SITE", "site-00".to_owned()),
+        ]
+    };
+    let start = |dir: &str, url: &str| {
+        let env = env(url);
+        let dir = root.join(dir);
+        async move {
+            let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            Server::start_with(&dir, &vars).await
+        }
+    };
+    let (lone, fleet) = (start("lone-00", lone_url).await, start("fleet-00", fleet_url).await);
+    let (lc, fc) = (lone.client().await, fleet.client().await);
+    let n = 300;
+    let history = |c: &ConfigBackupClient<tonic::transport::Channel>, q: pb::HistoryRequest| {
         let c = c.clone();
         move || {
             let q = q.clone();
@@ -1156,43 +1265,32 @@ async fn fleet_on(root: &Path, cli: &Cli, tag: &str, sites: usize, days: usize, 
             }
         }
     };
-    let domain = latency(
-        n,
-        history(pb::HistoryRequest {
-            domain: "dns".into(),
-            page_size: 100,
-            ..Default::default()
-        }),
-    )
-    .await?;
-    let file = latency(
-        n,
-        history(pb::HistoryRequest {
-            path: some_file,
-            page_size: 100,
-            ..Default::default()
-        }),
-    )
-    .await?;
+    let dns = pb::HistoryRequest {
+        domain: "dns".into(),
+        page_size: 100,
+        ..Default::default()
+    };
+    let file = pb::HistoryRequest {
+        path: some_file,
+        page_size: 100,
+        ..Default::default()
+    };
+    let (dns_alone, dns_fleet) = latency_pair(n, history(&lc, dns.clone()), history(&fc, dns.clone())).await?;
+    let (file_alone, file_fleet) = latency_pair(n, history(&lc, file.clone()), history(&fc, file)).await?;
+    drop(lone);
     let other = latency(
         n,
-        history(pb::HistoryRequest {
-            domain: "dns".into(),
-            page_size: 100,
-            site: format!("site-{:02}", sites - 1),
-            ..Default::default()
-        }),
+        history(
+            &fc,
+            pb::HistoryRequest {
+                site: format!("site-{:02}", sites - 1),
+                ..dns
+            },
+        ),
     )
     .await?;
-    if sites == 1 {
-        drop(server);
-        return Ok(json!({
-            "history_domain_p50_ms": domain.0, "history_domain_p99_ms": domain.1,
-            "history_file_p50_ms": file.0, "history_file_p99_ms": file.1,
-        }));
-    }
     let list = latency(n, || {
-        let mut c = c.clone();
+        let mut c = fc.clone();
         async move {
             let r = c.list_sites(req(pb::ListSitesRequest::default())).await?.into_inner();
             anyhow::ensure!(r.sites.len() == sites, "ListSites: {} sites", r.sites.len());
@@ -1200,15 +1298,19 @@ async fn fleet_on(root: &Path, cli: &Cli, tag: &str, sites: usize, days: usize, 
         }
     })
     .await?;
-    drop(server);
+    drop(fleet);
     Ok(json!({
-        "sites": sites, "days": days, "files_per_site": 4000, "build_s": build_s.round(),
+        "sites": sites, "days": days, "files_per_site": 4000, "calls": n,
         "db_mb": db_mb, "commits": commits, "file_rows": file_rows, "view_rows": view_rows,
         "bytes_per_file_per_day": db_mb * 1e6 / (sites as f64 * 4000.0 * days as f64),
-        "history_domain_p50_ms": domain.0, "history_domain_p99_ms": domain.1,
-        "history_file_p50_ms": file.0, "history_file_p99_ms": file.1,
+        "history_domain_p50_ms": dns_fleet.0, "history_domain_p99_ms": dns_fleet.1,
+        "history_file_p50_ms": file_fleet.0, "history_file_p99_ms": file_fleet.1,
         "history_other_site_p50_ms": other.0, "history_other_site_p99_ms": other.1,
         "list_sites_p50_ms": list.0, "list_sites_p99_ms": list.1,
+        "alone": {
+            "history_domain_p50_ms": dns_alone.0, "history_domain_p99_ms": dns_alone.1,
+            "history_file_p50_ms": file_alone.0, "history_file_p99_ms": file_alone.1,
+        },
     }))
 }
 
@@ -1371,6 +1473,7 @@ fn markdown(r: &Value) -> String {
         }
     }
     let fl = &r["fleet"];
+    let ratio = |a: &Value, b: &Value| f(a) / f(b);
     if fl.is_object() {
         s.push_str(&format!(
             "\n## A fleet on one PostgreSQL\n\n{} sites of M (4,000 files each, their own files, repository and engine; `CONFIG_BACKUP_SITE` \
@@ -1378,21 +1481,29 @@ fn markdown(r: &Value) -> String {
              simulated: every commit lands in the current month's partition). Building it took {} s.\n\n\
              | database | commits | stored file rows | rows of the `config_git_backups` view | bytes per file per day |\n|---|---|---|---|---|\n\
              | {:.1} MB | {} | {} | {} | {:.2} |\n\n\
-             Through one site's server (site-00, its own process), 200 calls each:\n\n\
-             | query | p50 | p99 | site-00 alone on its database: p50 | p99 |\n|---|---|---|---|---|\n\
-             | History domain=dns, page 1 (own site) | {} ms | {} ms | {} ms | {} ms |\n\
-             | History file filter (own site) | {} ms | {} ms | {} ms | {} ms |\n\
-             | History domain=dns, page 1, `site=` another site | {} ms | {} ms | | |\n\
-             | ListSites ({} sites) | {} ms | {} ms | | |\n\n\
-             \"Alone\" is the same site-00 (same files, same days), built first on a PostgreSQL database of its own: \
-             what sharing the database with the other sites costs one site's History.\n",
+             Through one site's server (site-00, its own process), {} calls each:\n\n\
+             | query | p50 | p99 | site-00 alone on its database: p50 | p99 | p50 fleet / alone |\n|---|---|---|---|---|---|\n\
+             | History domain=dns, page 1 (own site) | {} ms | {} ms | {} ms | {} ms | {:.2} |\n\
+             | History file filter (own site) | {} ms | {} ms | {} ms | {} ms | {:.2} |\n\
+             | History domain=dns, page 1, `site=` another site | {} ms | {} ms | | | |\n\
+             | ListSites ({} sites) | {} ms | {} ms | | | |\n\n\
+             \"Alone\" is the same site-00 (same files, same days) built on a PostgreSQL database of its own \
+             ({} s): what sharing the database with the other sites costs one site's History. Both servers run side by \
+             side and are called in turn, call for call (which one first alternates), so that whatever else the machine \
+             does falls on both alike. The store plans each statement once per connection (generic plans, \
+             `store/sql.rs`): a plan that PostgreSQL makes anew for every call's values costs more than the query here \
+             and, for one site, depends on what the other sites hold.\n",
             fl["sites"], fl["days"], fl["build_s"], f(&fl["db_mb"]), fl["commits"], fl["file_rows"], fl["view_rows"],
             f(&fl["bytes_per_file_per_day"]),
+            fl["calls"],
             fl["history_domain_p50_ms"], fl["history_domain_p99_ms"],
             fl["alone"]["history_domain_p50_ms"], fl["alone"]["history_domain_p99_ms"],
+            ratio(&fl["history_domain_p50_ms"], &fl["alone"]["history_domain_p50_ms"]),
             fl["history_file_p50_ms"], fl["history_file_p99_ms"],
             fl["alone"]["history_file_p50_ms"], fl["alone"]["history_file_p99_ms"],
-            fl["history_other_site_p50_ms"], fl["history_other_site_p99_ms"], fl["sites"], fl["list_sites_p50_ms"], fl["list_sites_p99_ms"]
+            ratio(&fl["history_file_p50_ms"], &fl["alone"]["history_file_p50_ms"]),
+            fl["history_other_site_p50_ms"], fl["history_other_site_p99_ms"], fl["sites"], fl["list_sites_p50_ms"], fl["list_sites_p99_ms"],
+            fl["alone"]["build_s"]
         ));
     }
     s

@@ -555,3 +555,28 @@ on_both_backends!(
     an_existing_database_is_migrated_in_place_and_loses_nothing,
     retention_keeps_every_younger_row_as_it_was_and_drops_whole_months
 );
+
+/// Every connection of the PostgreSQL store plans a statement once, when it is first
+/// prepared (generic plans): left to choose, PostgreSQL plans History's statements anew
+/// on every call, which over the monthly partitions costs more than running them, and
+/// the plan one site gets then follows what the other sites hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_plan_each_statement_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::create(Backend::Postgres, dir.path()).await;
+    let store = store::PostgresStore::connect(&db.url, store::DEFAULT_SITE)
+        .await
+        .unwrap();
+    // Held at once, so that the pool opens new connections: each is set, not only the first.
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        conns.push(store.pool().acquire().await.unwrap());
+    }
+    for c in &mut conns {
+        let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+            .fetch_one(&mut **c)
+            .await
+            .unwrap();
+        assert_eq!(mode, "force_generic_plan");
+    }
+}

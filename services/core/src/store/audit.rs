@@ -27,10 +27,6 @@ pub(super) const STORED_FILE_COLUMNS: &str = "v.id AS id, v.commit_seq AS seq, v
      v.change_type AS change_type, v.file_sha256 AS file_sha256, v.previous_file_sha256 AS previous_file_sha256, \
      v.backed_up_at AS backed_up_at";
 
-/// A file row joined to its commit.
-pub(super) const STORED_FROM: &str =
-    " FROM config_file_changes v JOIN config_commits c ON c.seq = v.commit_seq AND c.backed_up_at = v.backed_up_at";
-
 /// The columns of a commit's head.
 pub(super) const HEAD_COLUMNS: &str = "seq, run_id, backup_date, domain, commit_hash, commit_message, previous_hash, \
      backed_up_at, backed_up_by";
