@@ -194,7 +194,7 @@ fn git_phase(
     for lock in wc.recover_stale_locks() {
         tracing::warn!(lock = %lock.display(), "removed a stale git lock left by a stopped process");
     }
-    wc.reset_to_head()?;
+    wc.reset_opened_to_head()?;
     // Commit on top of what the remote has, so each domain is compared with the tree
     // everyone sees (a hand edit on the remote is replaced by the live file).
     let mut rewritten = Rewritten::new();
