@@ -958,6 +958,67 @@ fn normalize_remote(url: &str) -> String {
 mod tests {
     use super::*;
 
+    fn settings(dir: &Path) -> GitSettings {
+        GitSettings {
+            remote: dir.join("remote.git").display().to_string(),
+            remote_is_embedded: true,
+            branch: "main".into(),
+            working_dir: dir.join("wc"),
+            user_name: "test".into(),
+            user_email: "test@example.org".into(),
+            ssh_key_path: None,
+            ssh_known_hosts: None,
+            ssh_key_passphrase_file: None,
+            connect_timeout: std::time::Duration::from_secs(5),
+            transfer_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+
+    /// Whether the working copy's (in-memory) index holds `path`.
+    fn staged(wc: &WorkingCopy, path: &str) -> bool {
+        wc.repository().index().unwrap().get_path(Path::new(path), 0).is_some()
+    }
+
+    #[test]
+    fn a_marked_index_is_trusted_unread_only_when_just_opened_and_staging_in_memory_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = settings(dir.path());
+        ensure_bare_remote(Path::new(&git.remote), &git.branch).unwrap();
+        let wc = WorkingCopy::open(&git).unwrap();
+        // One commit holding `kept`, its index written and marked clean, as a run leaves it.
+        {
+            let repo = wc.repository();
+            let mut index = repo.index().unwrap();
+            index.add_frombuffer(&index_entry("kept", 0o100644, 2), b"k\n").unwrap();
+            index.write().unwrap();
+            let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+            let sig = Signature::now("test", "test@example.org").unwrap();
+            repo.commit(Some("HEAD"), &sig, &sig, "first", &tree, &[]).unwrap();
+        }
+        wc.mark_clean();
+        drop(wc);
+
+        // Just opened: the marked index is trusted, and it is HEAD's.
+        let wc = WorkingCopy::open(&git).unwrap();
+        wc.reset_opened_to_head().unwrap();
+        assert!(staged(&wc, "kept"));
+
+        // A failed step staged in memory and never wrote the index: its file still
+        // matches the mark, yet the reset after the failure drops the staging.
+        wc.repository()
+            .index()
+            .unwrap()
+            .add_frombuffer(&index_entry("stray", 0o100644, 2), b"s\n")
+            .unwrap();
+        assert!(staged(&wc, "stray"));
+        wc.reset_to_head().unwrap();
+        assert!(
+            !staged(&wc, "stray"),
+            "the in-memory staging of a failed step is dropped"
+        );
+        assert!(staged(&wc, "kept"));
+    }
+
     #[test]
     fn trailers_are_read_from_the_last_paragraph() {
         let m = "config backup 2026-11-26 dns: 2 files changed\n\nM a 1→2\n\nConfig-Backup-Domain: dns\nConfig-Backup-Run: x\n";
