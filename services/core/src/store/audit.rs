@@ -225,8 +225,13 @@ pub(super) fn partition_month(name: &str, table: &str) -> Option<NaiveDate> {
 /// id from `c.seq` and `v.file_key`; it must match the view's. `$seq_list` is the SQL
 /// around one bound text of comma-separated seqs that matches `seq` against them, and
 /// `$heads_by_time` whether to bound the commits read by time too (partitions).
+/// `$older_than` is how the versions live across a commit are bounded to those it does
+/// not add: the column SQL keeps to a filter on SQLite, whose planner otherwise ranges
+/// over `(site, commit_seq)` and sorts the whole trail before the commit (18.8 ms
+/// against 0.23 ms for the newest commit on the 730-day M trail, SQLite 3.40), instead
+/// of reading `(site, domain, config_file, commit_seq)` in the order asked.
 macro_rules! audit_sql {
-    ($name:ident, $db:ty, $derived_id:literal, $seq_list:expr, $heads_by_time:literal) => {
+    ($name:ident, $db:ty, $derived_id:literal, $seq_list:expr, $heads_by_time:literal, $older_than:literal) => {
         impl $name {
             /// The file columns of the carried part (`c` the commit, `v` the version live
             /// across it), matching `STORED_FILE_COLUMNS`.
@@ -645,7 +650,7 @@ macro_rules! audit_sql {
                 qb.push_bind(site.to_owned())
                     .push(" AND domain = ")
                     .push_bind(head.domain.as_str())
-                    .push(" AND commit_seq < ")
+                    .push(concat!(" AND ", $older_than, " < "))
                     .push_bind(head.seq)
                     .push(" AND (next_seq IS NULL OR next_seq > ")
                     .push_bind(head.seq)

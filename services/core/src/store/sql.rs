@@ -884,14 +884,16 @@ audit::audit_sql!(
     sqlx::Sqlite,
     "unhex(printf('%012x80008%015x', c.seq, v.file_key))",
     ("seq IN (SELECT value FROM json_each('[' || ", " || ']'))"),
-    false
+    false,
+    "+commit_seq"
 );
 audit::audit_sql!(
     PostgresStore,
     sqlx::Postgres,
     "(lpad(to_hex(c.seq), 12, '0') || '80008' || lpad(to_hex(v.file_key), 15, '0'))::uuid",
     ("seq = ANY(string_to_array(", ", ',')::bigint[])"),
-    true
+    true,
+    "commit_seq"
 );
 
 impl SqliteStore {
