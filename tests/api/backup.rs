@@ -209,9 +209,13 @@ async fn modified_new_deleted_and_mode_changed_files_land_in_their_domain_commit
     assert_eq!((gw.files_modified, gw.files_unchanged), (1, 2));
     let nat = sha7(&site.join("scripts/gateway/rgz-nat.nft"));
     assert!(
+        gw.commit_message.starts_with(&format!(
+            "config backup {d} scripts/gateway/rgz-nat.nft {nat}→{nat} (mode 0644 → 0755)\n"
+        )),
+        "{}",
         gw.commit_message
-            .starts_with(&format!("config backup {d} scripts/gateway/rgz-nat.nft {nat}→{nat}\n"))
     );
+    assert_eq!(gw.changes[0].metadata_changes, ["mode 0644 → 0755"]);
     assert_eq!(gw.changes[0].old_mode, "100644");
     assert_eq!(gw.changes[0].new_mode, "100755");
     // Other domains: no changes.

@@ -35,6 +35,7 @@ mod grpcurl;
 mod history;
 mod hostile;
 mod mail;
+mod metadata;
 mod ops;
 mod process;
 mod recovery;

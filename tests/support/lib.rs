@@ -102,13 +102,15 @@ pub fn sample_site() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/site")
 }
 
-/// Copies a directory tree, keeping file modes.
+/// Copies a directory tree, keeping file modes and symlinks (as links).
 pub fn copy_tree(from: &Path, to: &Path) {
     for entry in walkdir::WalkDir::new(from) {
         let entry = entry.unwrap();
         let rel = entry.path().strip_prefix(from).unwrap();
         let dest = to.join(rel);
-        if entry.file_type().is_dir() {
+        if entry.file_type().is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &dest).unwrap();
+        } else if entry.file_type().is_dir() {
             std::fs::create_dir_all(&dest).unwrap();
         } else {
             std::fs::copy(entry.path(), &dest).unwrap();

@@ -14,6 +14,7 @@ use git2::{ErrorCode, Oid, Repository};
 
 use crate::domain::{CommitHash, CommitPrefix, Domain, RepoPath};
 use crate::error::EngineError;
+use crate::metadata::FileMeta;
 use crate::repo::{ChangeKind, WorkingCopy};
 use crate::secrets::{self, Sealer};
 
@@ -77,6 +78,9 @@ pub struct FileDiff {
     pub old_mode: Option<u32>,
     /// New git mode.
     pub new_mode: Option<u32>,
+    /// The change of type, mode, owner or group in words ("mode 0600 → 0644"), when both
+    /// commits recorded the file's metadata.
+    pub metadata_changes: Vec<String>,
 }
 
 /// The difference between two commits.
@@ -168,21 +172,29 @@ fn diff_oids(
 ) -> Result<DiffResult, EngineError> {
     // Which domain each path belongs to, from the manifests at both ends (only the asked
     // domain's when there is a filter: every other path is left out anyway).
+    // Their metadata at both ends, too: a change of mode or owner alone is a change.
     let mut owner: BTreeMap<String, Domain> = BTreeMap::new();
+    let mut metas: [BTreeMap<String, FileMeta>; 2] = Default::default();
     for d in Domain::ALL
         .into_iter()
         .filter(|d| q.domain.is_none_or(|want| want == *d))
     {
-        for commit in [c1, Some(c2)] {
-            for path in wc
+        for (side, commit) in [c1, Some(c2)].into_iter().enumerate() {
+            for (path, entry) in wc
                 .manifest_at(commit, d)
                 .map_err(|e| EngineError::Internal(e.to_string()))?
-                .keys()
             {
                 owner.entry(path.to_string()).or_insert(d);
+                if let Some(m) = entry.meta {
+                    metas[side].insert(path.to_string(), m);
+                }
             }
         }
     }
+    let metadata_changes = |path: &str| match (metas[0].get(path), metas[1].get(path)) {
+        (Some(o), Some(n)) => crate::metadata::describe(o, n),
+        _ => Vec::new(),
+    };
 
     let repo = wc.repository();
     let diff = tree_diff(repo, c1, c2, q)?;
@@ -207,6 +219,7 @@ fn diff_oids(
             _ => ChangeKind::Modified,
         };
         let mode = |f: git2::DiffFile<'_>| (!f.id().is_zero()).then(|| i32::from(f.mode()) as u32);
+        let metadata_changes = metadata_changes(&path);
         files.push((
             idx,
             FileDiff {
@@ -221,9 +234,34 @@ fn diff_oids(
                 sealed: false,
                 old_mode: mode(delta.old_file()),
                 new_mode: mode(delta.new_file()),
+                metadata_changes,
             },
         ));
     }
+    // Files whose content and git mode are the same but whose owner or mode changed.
+    let in_tree: std::collections::BTreeSet<&str> = files.iter().map(|(_, f)| f.path.as_str()).collect();
+    let metadata_only: Vec<FileDiff> = metas[1]
+        .iter()
+        .filter(|(path, n)| {
+            !in_tree.contains(path.as_str())
+                && q.path.as_ref().is_none_or(|p| p.as_str() == path.as_str())
+                && metas[0].get(*path).is_some_and(|o| !o.same_access(n))
+        })
+        .map(|(path, _)| FileDiff {
+            path: path.clone(),
+            domain: owner.get(path).copied(),
+            kind: ChangeKind::Modified,
+            additions: 0,
+            deletions: 0,
+            patch: String::new(),
+            binary: false,
+            truncated: false,
+            sealed: false,
+            old_mode: None,
+            new_mode: None,
+            metadata_changes: metadata_changes(path),
+        })
+        .collect();
     let patches = patches(repo, sealer, &diff, c1, c2, q, &files)?;
     drop(diff);
     let mut out = DiffResult {
@@ -255,6 +293,10 @@ fn diff_oids(
         out.deletions += fd.deletions;
         out.truncated |= fd.truncated;
         out.files.push(fd);
+    }
+    if !metadata_only.is_empty() {
+        out.files.extend(metadata_only);
+        out.files.sort_by(|a, b| a.path.cmp(&b.path));
     }
     Ok(out)
 }

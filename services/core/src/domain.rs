@@ -195,6 +195,9 @@ impl FromStr for CommitPrefix {
     }
 }
 
+/// Where the backup's own files (manifests, metadata) live in the repository.
+pub const METADATA_DIR: &str = ".config-backup/";
+
 /// A path relative to the source root and the repository root: UTF-8, `/`-separated,
 /// no empty, `.` or `..` components, not absolute, no control characters or backslashes
 /// (so it is the same path on disk, in git and in a `sha256sum` manifest).
@@ -219,7 +222,7 @@ impl RepoPath {
 
     /// Whether this path is the backup's own metadata (manifests), not a config file.
     pub fn is_metadata(&self) -> bool {
-        self.0.starts_with(crate::repo::METADATA_DIR)
+        self.0.starts_with(METADATA_DIR)
     }
 }
 

@@ -24,6 +24,10 @@ pub enum EngineError {
     /// The working copy cannot be used as it is (foreign remote, damaged): a human must look.
     #[error("{0}")]
     Repository(#[source] RepoError),
+    /// The request cannot be carried out in the server's present state (it lacks a
+    /// privilege the request needs); nothing was changed.
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// The database failed.
     #[error("{0}")]
     Store(#[from] StoreError),

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod known_hosts;
 pub mod maintenance;
+pub mod metadata;
 pub mod parallel;
 pub mod repo;
 pub mod rollback;

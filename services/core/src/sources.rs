@@ -1,5 +1,7 @@
 //! Finding a domain's files under the source root: glob expansion (`*`, `?`, `[..]`,
-//! `**`), sorted, never leaving the source root (no `..`, no symlink escaping it).
+//! `**`), sorted, never leaving the source root (no `..`, no directory symlink escaping
+//! it). A symlink a pattern matches is a file of its own: kept as a link with its target
+//! text, never followed, wherever it points.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -8,6 +10,7 @@ use std::path::{Path, PathBuf};
 use globset::{GlobBuilder, GlobMatcher};
 
 use crate::domain::RepoPath;
+use crate::metadata::{FileMeta, Names};
 
 /// Compiles a pattern the way the engine matches it: `*` and `?` stay within one
 /// path component, `**` spans any depth.
@@ -28,9 +31,26 @@ pub struct SourceFile {
     pub abs: PathBuf,
     /// Whether any execute bit is set (git mode 100755).
     pub executable: bool,
-    /// Its metadata when it was found (of the symlink's target for a symlink): what the
-    /// stat cache compares, so a run stats each file once.
+    /// Its metadata when it was found (`lstat`): what the stat cache compares, so a run
+    /// stats each file once.
     pub stat: crate::statcache::FileStat,
+    /// Type, full mode, owner and group.
+    pub meta: FileMeta,
+    /// A symlink's target text.
+    pub link: Option<String>,
+}
+
+impl SourceFile {
+    /// Git's mode for it: a link, or a file executable or not.
+    pub fn git_mode(&self) -> u32 {
+        if self.link.is_some() {
+            crate::metadata::GIT_SYMLINK
+        } else if self.executable {
+            0o100755
+        } else {
+            0o100644
+        }
+    }
 }
 
 /// What the globs of one domain found.
@@ -63,6 +83,7 @@ fn is_meta(component: &str) -> bool {
 /// Expands `patterns` under `root`.
 pub fn scan(root: &Path, patterns: &[String]) -> std::io::Result<Scan> {
     let root = root.canonicalize()?;
+    let names = Names::load();
     let mut found: BTreeMap<RepoPath, SourceFile> = BTreeMap::new();
     let mut out = Scan::default();
 
@@ -82,9 +103,20 @@ pub fn scan(root: &Path, patterns: &[String]) -> std::io::Result<Scan> {
         let mut complete = true;
 
         if literal == components.len() {
-            // No wildcard: one path, checked directly.
+            // No wildcard: one path, checked directly; its directory must be inside the
+            // root (the path may pass through a directory symlink; a walk never does).
             let rel = pattern.as_str();
-            match consider(&root, &root.join(rel), rel) {
+            let abs = root.join(rel);
+            let inside = abs.parent().is_none_or(|d| match d.canonicalize() {
+                Ok(d) => d.starts_with(&root),
+                Err(_) => true,
+            });
+            if !inside {
+                out.warnings
+                    .push(format!("{rel}: skipped, it leads outside the source root"));
+                continue;
+            }
+            match consider(&names, &abs, rel) {
                 Ok(Some(file)) => {
                     found.entry(file.path.clone()).or_insert(file);
                 }
@@ -142,7 +174,7 @@ pub fn scan(root: &Path, patterns: &[String]) -> std::io::Result<Scan> {
                         if !matcher.is_match(rel) {
                             continue;
                         }
-                        match consider(&root, entry.path(), rel) {
+                        match consider(&names, entry.path(), rel) {
                             Ok(Some(file)) => {
                                 found.entry(file.path.clone()).or_insert(file);
                             }
@@ -185,33 +217,26 @@ enum Skip {
     Unreadable(String),
 }
 
-/// Checks one candidate: a regular file, or a symlink to one inside the root.
-fn consider(root: &Path, abs: &Path, rel: &str) -> Result<Option<SourceFile>, Skip> {
+/// Checks one candidate: a regular file, or a symlink (kept as a link).
+fn consider(names: &Names, abs: &Path, rel: &str) -> Result<Option<SourceFile>, Skip> {
     let meta = match std::fs::symlink_metadata(abs) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Skip::Unreadable(format!("{rel}: cannot read: {e}"))),
     };
-    let (abs, meta) = if meta.file_type().is_symlink() {
-        let target = match abs.canonicalize() {
-            Ok(t) => t,
-            Err(_) => return Err(Skip::Warn(format!("{rel}: skipped, a dangling symlink"))),
-        };
-        if !target.starts_with(root) {
-            return Err(Skip::Warn(format!(
-                "{rel}: skipped, the symlink leads outside the source root"
-            )));
+    let link = if meta.file_type().is_symlink() {
+        match std::fs::read_link(abs) {
+            Ok(t) => match t.into_os_string().into_string() {
+                Ok(t) => Some(t),
+                Err(_) => return Err(Skip::Warn(format!("{rel}: skipped, the link's target is not UTF-8"))),
+            },
+            Err(e) => return Err(Skip::Unreadable(format!("{rel}: cannot read the link: {e}"))),
         }
-        match std::fs::metadata(&target) {
-            Ok(m) => (target, m),
-            Err(e) => return Err(Skip::Unreadable(format!("{rel}: cannot read: {e}"))),
-        }
+    } else if meta.is_file() {
+        None
     } else {
-        (abs.to_path_buf(), meta)
-    };
-    if !meta.is_file() {
         return Ok(None);
-    }
+    };
     let path: RepoPath = rel
         .parse()
         .map_err(|e: crate::domain::BadRepoPath| Skip::Warn(e.to_string()))?;
@@ -222,9 +247,11 @@ fn consider(root: &Path, abs: &Path, rel: &str) -> Result<Option<SourceFile>, Sk
     }
     Ok(Some(SourceFile {
         path,
-        abs,
-        executable: meta.permissions().mode() & 0o111 != 0,
+        abs: abs.to_path_buf(),
+        executable: link.is_none() && meta.permissions().mode() & 0o111 != 0,
         stat: crate::statcache::FileStat::of(&meta),
+        meta: FileMeta::of(&meta, names),
+        link,
     }))
 }
 
@@ -302,7 +329,7 @@ mod tests {
     }
 
     #[test]
-    fn symlinks_out_of_the_root_are_skipped() {
+    fn symlinks_are_kept_as_links_and_directories_out_of_the_root_are_skipped() {
         let t = tree();
         let outside = tempfile::tempdir().unwrap();
         fs::write(outside.path().join("secret"), "s").unwrap();
@@ -319,10 +346,16 @@ mod tests {
             [
                 "scripts/gateway/a.nft",
                 "scripts/gateway/b.nft",
+                "scripts/gateway/evil.nft",
                 "scripts/gateway/ok.nft"
             ]
         );
-        assert!(s.warnings.iter().any(|w| w.contains("evil.nft")), "{:?}", s.warnings);
+        // A link is a link wherever it points: its target text, never its target's bytes.
+        let evil = &s.files[2];
+        assert_eq!(evil.link.as_deref(), outside.path().join("secret").to_str());
+        assert_eq!(evil.git_mode(), crate::metadata::GIT_SYMLINK);
+        assert_eq!(evil.meta.kind, crate::metadata::FileType::Symlink);
+        assert!(s.files[0].link.is_none());
         assert!(
             s.warnings.iter().any(|w| w.contains("config/linked")),
             "{:?}",

@@ -256,6 +256,8 @@ pub struct ChangedFile {
     pub deletions: usize,
     /// The patch (only used with include_diff).
     pub patch: String,
+    /// The change of type, mode, owner or group in words ("mode 0600 → 0644").
+    pub metadata: Vec<String>,
 }
 
 /// The summary or alert for a backup run. None when no mail is due (a no-change run with
@@ -275,8 +277,11 @@ pub fn backup_mail(
     if !alert && s.only_on_changes && changed == 0 {
         return None;
     }
+    let security: usize = report.domains.iter().map(|d| d.security_warnings.len()).sum();
     let subject = if alert {
         "ALERT: Config Backup FAILED".to_owned()
+    } else if security > 0 {
+        format!("SECURITY: Config backup — {security} file(s) holding secrets opened up, {changed} files changed")
     } else {
         format!("Config backup — {changed} files changed, {commits} commits")
     };
@@ -335,14 +340,20 @@ pub fn backup_mail(
         } else if !mine.is_empty() {
             html.push_str("<table><tr><th>change</th><th>file</th><th>old→new</th><th>+</th><th>-</th></tr>");
             for f in mine {
+                let meta = if f.metadata.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", f.metadata.join(", "))
+                };
                 text.push_str(&format!(
-                    "  {} {} {}→{} +{} -{}\n",
+                    "  {} {} {}→{} +{} -{}{meta}\n",
                     f.change, f.path, f.old, f.new, f.additions, f.deletions
                 ));
                 html.push_str(&format!(
-                    "<tr><td>{}</td><td>{}</td><td><code>{}→{}</code></td><td>+{}</td><td>-{}</td></tr>",
+                    "<tr><td>{}</td><td>{}{}</td><td><code>{}→{}</code></td><td>+{}</td><td>-{}</td></tr>",
                     esc(&f.change),
                     esc(&f.path),
+                    esc(&meta),
                     esc(&f.old),
                     esc(&f.new),
                     f.additions,
@@ -354,6 +365,10 @@ pub fn backup_mail(
                 }
             }
             html.push_str("</table>");
+        }
+        for w in &d.security_warnings {
+            text.push_str(&format!("  {w}\n"));
+            html.push_str(&format!("<p><b>{}</b></p>", esc(w)));
         }
         if !d.unmatched.is_empty() {
             text.push_str(&format!(
@@ -508,6 +523,7 @@ impl Observer for MailObserver {
                     additions: stat.map(|f| f.additions).unwrap_or(0),
                     deletions: stat.map(|f| f.deletions).unwrap_or(0),
                     patch: stat.map(|f| f.patch.clone()).unwrap_or_default(),
+                    metadata: c.metadata_changes(),
                 });
                 debug_assert!(c.kind != ChangeKind::Unchanged);
             }

@@ -82,6 +82,20 @@ fn file_change(f: &FileRecord) -> pb::FileChange {
         new_sha256: f.new.as_ref().map(|e| e.sha256.clone()).unwrap_or_default(),
         old_mode: f.old.as_ref().map(|e| mode_text(e.mode)).unwrap_or_default(),
         new_mode: f.new.as_ref().map(|e| mode_text(e.mode)).unwrap_or_default(),
+        old_metadata: f.old.as_ref().and_then(|e| e.meta.as_ref()).map(file_metadata),
+        new_metadata: f.new.as_ref().and_then(|e| e.meta.as_ref()).map(file_metadata),
+        metadata_changes: f.metadata_changes(),
+    }
+}
+
+fn file_metadata(m: &config_backup_core::metadata::FileMeta) -> pb::FileMetadata {
+    pb::FileMetadata {
+        r#type: m.kind.as_str().to_owned(),
+        mode: m.mode_text(),
+        uid: m.uid,
+        gid: m.gid,
+        owner: m.owner.clone(),
+        group: m.group.clone(),
     }
 }
 
@@ -100,6 +114,7 @@ fn domain_report(d: &DomainReport) -> pb::DomainReport {
         unmatched_patterns: d.unmatched.clone(),
         error: d.error.clone().unwrap_or_default(),
         warnings: d.warnings.clone(),
+        security_warnings: d.security_warnings.clone(),
     }
 }
 
@@ -227,6 +242,7 @@ pub fn diff(d: &config_backup_core::diff::DiffResult) -> pb::DiffResponse {
                 old_mode: f.old_mode.map(mode_text).unwrap_or_default(),
                 new_mode: f.new_mode.map(mode_text).unwrap_or_default(),
                 sealed: f.sealed,
+                metadata_changes: f.metadata_changes.clone(),
             })
             .collect(),
         files_changed: d.files.len() as u32,
@@ -293,6 +309,7 @@ pub fn rollback_plan(p: &config_backup_core::rollback::Plan) -> pb::RollbackPlan
                 action: f.action.as_str().to_owned(),
                 mode: mode_text(f.mode),
                 patch: f.patch.clone(),
+                metadata_changes: f.metadata_changes.clone(),
             })
             .collect(),
         warnings: p.warnings.clone(),

@@ -47,6 +47,7 @@ impl From<EngineError> for crate::ApiError {
                 tracing::error!(error = %cause_chain(&e), "the working copy needs attention");
                 Status::failed_precondition(e.to_string())
             }
+            EngineError::FailedPrecondition(m) => Status::failed_precondition(bounded(m, MAX_MESSAGE_BYTES)),
             EngineError::Store(s) => {
                 tracing::error!(error = %cause_chain(&e), "database failure");
                 match s.cause() {

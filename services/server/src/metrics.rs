@@ -70,6 +70,15 @@ async fn metrics(State(engine): State<Engine>) -> Response {
     }
     let _ = writeln!(
         out,
+        "# HELP config_backup_security_warnings_total Files holding secrets that a backup of this process found opened to group or others.\n# TYPE config_backup_security_warnings_total counter"
+    );
+    let warnings = engine.security_warnings();
+    for d in engine.settings().domains.iter().map(|s| s.domain) {
+        let n = warnings.get(&d).copied().unwrap_or(0);
+        let _ = writeln!(out, "config_backup_security_warnings_total{{domain=\"{d}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
         "# HELP config_backup_duration_seconds Duration of the last backup run.\n# TYPE config_backup_duration_seconds gauge"
     );
     let _ = writeln!(

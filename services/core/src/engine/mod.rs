@@ -89,6 +89,8 @@ pub struct DomainReport {
     pub unmatched: Vec<String>,
     /// Skipped files and unreadable directories.
     pub warnings: Vec<String>,
+    /// Files holding secrets that this commit opened to group or others.
+    pub security_warnings: Vec<String>,
     /// Why the domain failed.
     pub error: Option<String>,
 }
@@ -257,6 +259,9 @@ struct Inner {
     /// Rollbacks running (or just ended) in this process, for their subscribers.
     rollbacks:
         std::sync::Mutex<std::collections::HashMap<Uuid, tokio::sync::watch::Sender<crate::store::RollbackTask>>>,
+    /// Security warnings raised by this process's backups, by domain (a counter for
+    /// `/metrics`; the warnings themselves are in the reports, the log and the mail).
+    security_warnings: std::sync::Mutex<BTreeMap<Domain, u64>>,
 }
 
 /// Holds the engine lock and renews it until released.
@@ -312,8 +317,19 @@ impl Engine {
                 observer: std::sync::OnceLock::new(),
                 status_cache: Default::default(),
                 maintenance: Default::default(),
+                security_warnings: Default::default(),
             }),
         })
+    }
+
+    /// How many security warnings (a file holding secrets opened to group or others) this
+    /// process's backups raised, by domain.
+    pub fn security_warnings(&self) -> BTreeMap<Domain, u64> {
+        self.inner
+            .security_warnings
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
     }
 
     /// The sealer (secrets key and rules).

@@ -89,6 +89,13 @@ impl Engine {
         timings.audit = audit_started.elapsed();
         let finish_started = Instant::now();
 
+        if let Ok(mut counts) = self.inner.security_warnings.lock() {
+            for d in &domains {
+                if let (Some(domain), n @ 1..) = (d.domain, d.security_warnings.len()) {
+                    *counts.entry(domain).or_default() += n as u64;
+                }
+            }
+        }
         for d in &domains {
             run.files_added += d.count(ChangeKind::Added) as i64;
             run.files_modified += d.count(ChangeKind::Modified) as i64;
@@ -347,6 +354,8 @@ struct Hashed {
     staged: Option<repo::Staged>,
     /// The SHA-256 of the tree's content when it differed from an unchanged manifest entry.
     hand_edit: Option<String>,
+    /// Whether the secret rules found a secret in it (or it is a private key).
+    secret: bool,
 }
 
 /// Reads, hashes and stages one file. A read error is the file's own (reported, the
@@ -357,13 +366,21 @@ fn hash_one(
     p: &Pending<'_>,
     bytes: &mut Vec<u8>,
 ) -> Result<std::io::Result<Hashed>, RepoError> {
-    let stat = match read_with_stat(&p.file.abs, bytes) {
-        Ok(stat) => stat,
-        Err(e) => return Ok(Err(e)),
+    let sealed;
+    let mut secret = false;
+    let (stat, bytes) = if let Some(target) = &p.file.link {
+        // A symlink's content is its target text, read by the scan; it is never followed.
+        (p.file.stat, target.as_bytes())
+    } else {
+        let stat = match read_with_stat(&p.file.abs, bytes) {
+            Ok(stat) => stat,
+            Err(e) => return Ok(Err(e)),
+        };
+        // What is stored, hashed and published is the sealed form: its secrets are keyed.
+        sealed = seal.sealer.seal(Some(seal.domain), p.file.path.as_str(), bytes);
+        secret = matches!(sealed, std::borrow::Cow::Owned(_));
+        (stat, sealed.as_ref())
     };
-    // What is stored, hashed and published is the sealed form: its secrets are keyed.
-    let sealed = seal.sealer.seal(Some(seal.domain), p.file.path.as_str(), bytes);
-    let bytes = sealed.as_ref();
     let sha256 = sha256_hex(bytes);
     let unchanged = p
         .committed
@@ -389,6 +406,7 @@ fn hash_one(
         blob,
         staged,
         hand_edit,
+        secret,
     }))
 }
 
@@ -476,6 +494,7 @@ fn backup_domain(
     let mut old = old;
     let scan = scan.map_err(|e| EngineError::Internal(format!("reading {}: {e}", settings.source_root.display())))?;
     let mut warnings = scan.warnings.clone();
+    let mut security = Vec::new();
     let mut new = Manifest::new();
     let mut contents = BTreeMap::new();
     // In order: claims, and files the stat cache vouches for; the rest must be read.
@@ -486,7 +505,7 @@ fn backup_domain(
             continue;
         }
         claimed.insert(file.path.clone(), domain);
-        let mode = repo::git_mode(file.executable);
+        let mode = file.git_mode();
         let tree_blob = head_files.as_mut().and_then(|f| f.get(&file.path)).map(|(id, _)| id);
         if !full_rehash
             && let Some(hit) = previous.fresh(&file.path, &file.stat)
@@ -495,8 +514,15 @@ fn backup_domain(
             && committed.mode == mode
             && tree_blob == Some(hit.blob)
         {
-            // Untouched since it was hashed, and the branch still holds that content.
-            new.insert(file.path.clone(), committed.clone());
+            // Untouched since it was hashed, and the branch still holds that content; the
+            // metadata is this run's (the scan's lstat).
+            new.insert(
+                file.path.clone(),
+                ManifestEntry {
+                    meta: Some(file.meta.clone()),
+                    ..committed.clone()
+                },
+            );
             cache.record(file.path.clone(), hit.clone(), now_ns);
             continue;
         }
@@ -533,6 +559,18 @@ fn backup_domain(
                 if let Some(staged) = h.staged {
                     contents.insert(path.clone(), staged);
                 }
+                let before = old.get(path).and_then(|o| o.meta.as_ref());
+                if h.secret
+                    && let Some(before) = before.filter(|b| crate::metadata::widens_access(Some(b), &p.file.meta))
+                {
+                    let words = crate::metadata::describe(before, &p.file.meta).join(", ");
+                    let warning = format!(
+                        "SECURITY: {path} holds secrets and is now open to group or others ({words}, {}:{})",
+                        p.file.meta.owner, p.file.meta.group
+                    );
+                    tracing::warn!(run_id = %run_id, domain = %domain, file = %path, change = %words, "a file holding secrets was opened to group or others");
+                    security.push(warning);
+                }
                 let entry = statcache::Entry {
                     stat: h.stat,
                     sha256: h.sha256.clone(),
@@ -544,6 +582,7 @@ fn backup_domain(
                     ManifestEntry {
                         sha256: h.sha256,
                         mode: p.mode,
+                        meta: Some(p.file.meta.clone()),
                     },
                 );
             }
@@ -611,8 +650,20 @@ fn backup_domain(
         unchanged,
         unmatched: scan.unmatched,
         warnings,
+        security_warnings: security,
         error: None,
     })
+}
+
+/// A changed file's metadata change in words (" (mode 0600 → 0644, owner freerad → root)"),
+/// or nothing.
+fn meta_words(r: &FileRecord) -> String {
+    let words = r.metadata_changes();
+    if words.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", words.join(", "))
+    }
 }
 
 fn short(entry: Option<&ManifestEntry>) -> &str {
@@ -634,11 +685,12 @@ pub fn commit_message(
     let body = |m: &mut String| {
         for r in &changed {
             m.push_str(&format!(
-                "{} {} {}→{}\n",
+                "{} {} {}→{}{}\n",
                 r.kind.letter(),
                 r.path,
                 short(r.old.as_ref()),
-                short(r.new.as_ref())
+                short(r.new.as_ref()),
+                meta_words(r)
             ));
         }
     };
@@ -657,10 +709,11 @@ pub fn commit_message(
         (CommitTitle::Backup, _) => match changed.as_slice() {
             [] => format!("config backup {date} — no changes ({domain} domain stable)\n"),
             [one] => format!(
-                "config backup {date} {} {}→{}\n",
+                "config backup {date} {} {}→{}{}\n",
                 one.path,
                 short(one.old.as_ref()),
-                short(one.new.as_ref())
+                short(one.new.as_ref()),
+                meta_words(one)
             ),
             many => {
                 let mut m = format!("config backup {date} {domain}: {} files changed\n\n", many.len());

@@ -10,9 +10,13 @@ pub fn stage_into(repo: &Repository, path: &RepoPath, content: &[u8], mode: u32)
         .workdir()
         .ok_or_else(|| git2::Error::from_str("bare working copy"))?;
     let abs = workdir.join(path.as_str());
-    let unix = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
     // The work tree is a convenience copy; the objects are what count.
-    write_file(&abs, content, unix, false).map_err(io_err(format!("writing {}", abs.display())))?;
+    if mode == crate::metadata::GIT_SYMLINK {
+        write_link(&abs, content).map_err(io_err(format!("writing {}", abs.display())))?;
+    } else {
+        let unix = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
+        write_file(&abs, content, unix, false).map_err(io_err(format!("writing {}", abs.display())))?;
+    }
     let id = repo.blob(content).map_err(|e| {
         RepoError::Git(e).with_os_cause(repo.path(), content.len() as u64, || {
             format!(
@@ -22,6 +26,19 @@ pub fn stage_into(repo: &Repository, path: &RepoPath, content: &[u8], mode: u32)
         })
     })?;
     Ok(Staged { id, len: content.len() })
+}
+
+/// Makes `abs` a symlink to `target` (the link's text), replacing what is there.
+fn write_link(abs: &Path, target: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = abs.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    match std::fs::symlink_metadata(abs) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(abs)?,
+        Ok(_) => std::fs::remove_file(abs)?,
+        Err(_) => {}
+    }
+    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), abs)
 }
 
 /// Why writing `needed` bytes under `dir` fails, read from its filesystem: mounted
@@ -61,29 +78,105 @@ pub fn write_atomically(abs: &Path, content: &[u8], unix_mode: u32) -> std::io::
 /// last. On an error before the renames nothing was replaced and the temporary files are
 /// gone; the error names the file.
 pub fn write_all_atomically(items: &[(PathBuf, &[u8], u32)]) -> Result<(), (PathBuf, std::io::Error)> {
+    let items: Vec<LiveWrite<'_>> = items
+        .iter()
+        .map(|(path, content, mode)| LiveWrite {
+            path: path.clone(),
+            content,
+            unix_mode: *mode,
+            meta: None,
+        })
+        .collect();
+    write_live_atomically(&items)
+}
+
+/// One path to write: a file with its content, or, when `meta` says so, a symlink whose
+/// target is the content.
+#[derive(Debug, Clone)]
+pub struct LiveWrite<'a> {
+    /// Where.
+    pub path: PathBuf,
+    /// The bytes (a link's target text).
+    pub content: &'a [u8],
+    /// The mode when `meta` is `None`.
+    pub unix_mode: u32,
+    /// Type, owner, group and full mode, set on the temporary before its rename.
+    pub meta: Option<&'a crate::metadata::FileMeta>,
+}
+
+/// A temporary beside its target, removed unless renamed into place.
+enum Temp {
+    File(tempfile::NamedTempFile),
+    Link(TempLink),
+}
+
+/// A temporary symlink's path, removed on drop unless renamed.
+struct TempLink(Option<PathBuf>);
+
+impl Drop for TempLink {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl Temp {
+    fn persist(self, to: &Path) -> std::io::Result<()> {
+        match self {
+            Temp::File(f) => f.persist(to).map(|_| ()).map_err(|e| e.error),
+            Temp::Link(mut l) => {
+                let from = l.0.take().unwrap_or_default();
+                std::fs::rename(&from, to).inspect_err(|_| {
+                    let _ = std::fs::remove_file(&from);
+                })
+            }
+        }
+    }
+}
+
+/// [`write_all_atomically`] with metadata: each temporary gets its owner, group and full
+/// mode (or is made a symlink) before it is renamed into place, so no one may read a new
+/// file who may not read it once it is in place.
+pub fn write_live_atomically(items: &[LiveWrite<'_>]) -> Result<(), (PathBuf, std::io::Error)> {
+    use crate::metadata::{FileType, apply_to_file, apply_to_link};
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
     let mut temps = Vec::with_capacity(items.len());
     let mut filesystems: std::collections::HashMap<u64, std::fs::File> = Default::default();
     let mut dirs: std::collections::BTreeSet<PathBuf> = Default::default();
-    for (abs, content, mode) in items {
-        let fail = |e: std::io::Error| (abs.clone(), e);
-        let dir = abs.parent().unwrap_or(Path::new("."));
+    for item in items {
+        let fail = |e: std::io::Error| (item.path.clone(), e);
+        let dir = item.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(fail)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".cb-tmp-")
-            .tempfile_in(dir)
-            .map_err(fail)?;
-        tmp.write_all(content).map_err(fail)?;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(*mode))
-            .map_err(fail)?;
-        let dev = tmp.as_file().metadata().map_err(fail)?.dev();
+        let temp = if let Some(meta) = item.meta.filter(|m| m.kind == FileType::Symlink) {
+            use std::os::unix::ffi::OsStrExt;
+            let name = dir.join(format!(".cb-tmp-{}", uuid::Uuid::new_v4().simple()));
+            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(item.content), &name).map_err(fail)?;
+            let temp = Temp::Link(TempLink(Some(name.clone())));
+            apply_to_link(&name, meta).map_err(fail)?;
+            temp
+        } else {
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".cb-tmp-")
+                .tempfile_in(dir)
+                .map_err(fail)?;
+            tmp.write_all(item.content).map_err(fail)?;
+            match item.meta {
+                Some(meta) => apply_to_file(tmp.as_file(), meta).map_err(fail)?,
+                None => tmp
+                    .as_file()
+                    .set_permissions(std::fs::Permissions::from_mode(item.unix_mode))
+                    .map_err(fail)?,
+            }
+            Temp::File(tmp)
+        };
+        let dev = std::fs::metadata(dir).map_err(fail)?.dev();
         if let std::collections::hash_map::Entry::Vacant(v) = filesystems.entry(dev) {
-            v.insert(tmp.as_file().try_clone().map_err(fail)?);
+            v.insert(std::fs::File::open(dir).map_err(fail)?);
         }
         dirs.insert(dir.to_path_buf());
-        temps.push((abs, tmp));
+        temps.push((&item.path, temp));
     }
     for f in filesystems.values() {
         // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the call.
@@ -94,8 +187,8 @@ pub fn write_all_atomically(items: &[(PathBuf, &[u8], u32)]) -> Result<(), (Path
             return Err((at, std::io::Error::last_os_error()));
         }
     }
-    for (abs, tmp) in temps {
-        tmp.persist(abs).map_err(|e| (abs.clone(), e.error))?;
+    for (abs, temp) in temps {
+        temp.persist(abs).map_err(|e| (abs.clone(), e))?;
     }
     for dir in dirs {
         std::fs::File::open(&dir)

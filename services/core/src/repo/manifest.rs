@@ -8,10 +8,11 @@ pub fn manifest_path(domain: Domain) -> String {
     format!("{METADATA_DIR}{domain}.sha256")
 }
 
-/// `sha256sum` format, sorted by path.
+/// `sha256sum` format, sorted by path: the regular files (`sha256sum -c` reads a
+/// symlink's target, so links are in the metadata file only).
 pub(super) fn render_manifest(manifest: &Manifest) -> String {
     let mut s = String::with_capacity(manifest.len() * 100);
-    for (path, entry) in manifest {
+    for (path, entry) in manifest.iter().filter(|(_, e)| e.mode != metadata::GIT_SYMLINK) {
         s.push_str(&entry.sha256);
         s.push_str("  ");
         s.push_str(path.as_str());
@@ -20,6 +21,14 @@ pub(super) fn render_manifest(manifest: &Manifest) -> String {
     s
 }
 
+/// The metadata file of the entries that carry metadata.
+pub(super) fn render_meta(manifest: &Manifest) -> String {
+    metadata::render(manifest.iter().filter_map(|(p, e)| Some((p, e.meta.as_ref()?))))
+}
+
+/// A domain's files at a tree: the manifest's regular files, with the metadata file's
+/// type, mode and owners when the commit has one, and its symlinks (content: the link's
+/// target text in the tree).
 pub(super) fn read_manifest(repo: &Repository, tree: &Tree<'_>, domain: Domain) -> Result<Manifest, RepoError> {
     let entry = match tree.get_path(Path::new(&manifest_path(domain))) {
         Ok(e) => e,
@@ -45,8 +54,31 @@ pub(super) fn read_manifest(repo: &Repository, tree: &Tree<'_>, domain: Domain) 
             ManifestEntry {
                 sha256: sha.to_owned(),
                 mode,
+                meta: None,
             },
         );
+    }
+    if let Ok(entry) = tree.get_path(Path::new(&metadata::meta_path(domain))) {
+        let blob = repo.find_blob(entry.id())?;
+        for (path, meta) in metadata::parse(&String::from_utf8_lossy(blob.content())) {
+            if let Some(e) = out.get_mut(&path) {
+                e.meta = Some(meta);
+            } else if meta.kind == metadata::FileType::Symlink
+                && let Some((id, mode)) = files.get(&path)
+                && mode == metadata::GIT_SYMLINK
+            {
+                use sha2::Digest;
+                let sha256 = hex::encode(sha2::Sha256::digest(repo.find_blob(id)?.content()));
+                out.insert(
+                    path,
+                    ManifestEntry {
+                        sha256,
+                        mode,
+                        meta: Some(meta),
+                    },
+                );
+            }
+        }
     }
     Ok(out)
 }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use git2::{Commit, ErrorCode, FileMode, IndexEntry, IndexTime, Oid, Repository, Signature, Tree};
 
 use crate::domain::{Domain, RepoPath};
+use crate::metadata::{self, FileMeta};
 use crate::settings::GitSettings;
 use crate::transport::Session;
 
@@ -25,12 +26,11 @@ mod manifest;
 mod push;
 
 use files::write_work_file;
-pub use files::{stage_into, write_all_atomically, write_atomically};
+pub use files::{LiveWrite, stage_into, write_all_atomically, write_atomically, write_live_atomically};
 pub use manifest::{TreeFiles, manifest_path};
-use manifest::{read_manifest, render_manifest};
+use manifest::{read_manifest, render_manifest, render_meta};
 
-/// Where manifests live in the repository.
-pub const METADATA_DIR: &str = ".config-backup/";
+pub use crate::domain::METADATA_DIR;
 /// The commit trailer naming the domain.
 pub const TRAILER_DOMAIN: &str = "Config-Backup-Domain";
 /// The commit trailer naming the run (or rollback task).
@@ -123,13 +123,25 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RepoErro
     move |source| RepoError::Io { context, source }
 }
 
-/// One file of a manifest: content hash and git mode.
+/// One file of a manifest: content hash, git mode and metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestEntry {
-    /// SHA-256 of the content, lower-case hex.
+    /// SHA-256 of the content (a symlink's: of its target text), lower-case hex.
     pub sha256: String,
-    /// Git file mode: 0o100644 or 0o100755.
+    /// Git file mode: 0o100644, 0o100755 or 0o120000 (a symlink).
     pub mode: u32,
+    /// Type, full mode, owner and group; `None` in a commit made before they were kept.
+    pub meta: Option<FileMeta>,
+}
+
+impl ManifestEntry {
+    /// Whether `other` is another state of the file: its content, git mode, or (when
+    /// both are known) its type, mode, owner or group differ.
+    pub fn differs(&self, other: &ManifestEntry) -> bool {
+        self.sha256 != other.sha256
+            || self.mode != other.mode
+            || matches!((&self.meta, &other.meta), (Some(a), Some(b)) if !a.same_access(b))
+    }
 }
 
 /// A file written into the object database, waiting for its commit.
@@ -204,13 +216,28 @@ pub struct FileRecord {
     pub new: Option<ManifestEntry>,
 }
 
+impl FileRecord {
+    /// The change of type, mode, owner or group in words ("mode 0600 → 0644"), when both
+    /// sides carry metadata; a symlink's new target is content, told as "link → TARGET"
+    /// by whoever holds it.
+    pub fn metadata_changes(&self) -> Vec<String> {
+        match (
+            self.old.as_ref().and_then(|o| o.meta.as_ref()),
+            self.new.as_ref().and_then(|n| n.meta.as_ref()),
+        ) {
+            (Some(o), Some(n)) => metadata::describe(o, n),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// Compares two manifests, in path order.
 pub fn compare(old: &Manifest, new: &Manifest) -> Vec<FileRecord> {
     let mut out = Vec::with_capacity(new.len().max(old.len()));
     for (path, n) in new {
         let kind = match old.get(path) {
             None => ChangeKind::Added,
-            Some(o) if o != n => ChangeKind::Modified,
+            Some(o) if o.differs(n) => ChangeKind::Modified,
             Some(_) => ChangeKind::Unchanged,
         };
         out.push(FileRecord {
@@ -604,21 +631,30 @@ impl WorkingCopy {
         read_manifest(&self.repo, &tree, domain)
     }
 
-    /// How many files a domain has at a commit (the manifest's line count; cheap).
+    /// How many files a domain has at a commit (the manifest's lines and the metadata's
+    /// symlinks; cheap).
     pub fn manifest_len(&self, commit: Option<Oid>, domain: Domain) -> Result<usize, RepoError> {
         let Some(commit) = commit else { return Ok(0) };
         let tree = self.repo.find_commit(commit)?.tree()?;
-        match tree.get_path(Path::new(&manifest_path(domain))) {
-            Ok(e) => Ok(self
+        let files = match tree.get_path(Path::new(&manifest_path(domain))) {
+            Ok(e) => self
                 .repo
                 .find_blob(e.id())?
                 .content()
                 .iter()
                 .filter(|b| **b == b'\n')
-                .count()),
-            Err(e) if e.code() == ErrorCode::NotFound => Ok(0),
-            Err(e) => Err(e.into()),
-        }
+                .count(),
+            Err(e) if e.code() == ErrorCode::NotFound => 0,
+            Err(e) => return Err(e.into()),
+        };
+        let links = match tree.get_path(Path::new(&metadata::meta_path(domain))) {
+            Ok(e) => String::from_utf8_lossy(self.repo.find_blob(e.id())?.content())
+                .lines()
+                .filter(|l| l.split(' ').nth(1) == Some(metadata::FileType::Symlink.as_str()))
+                .count(),
+            Err(_) => 0,
+        };
+        Ok(files + links)
     }
 
     /// Writes a file's new content into the work tree and the object database at once,
@@ -672,6 +708,8 @@ impl WorkingCopy {
             .to_path_buf();
         let manifest_path = manifest_path(domain);
         let manifest_text = render_manifest(manifest);
+        let meta_path = metadata::meta_path(domain);
+        let meta_text = render_meta(manifest);
         let sig = Signature::now(&self.git.user_name, &self.git.user_email)?;
         let parent = self.head_commit()?;
         let parents: Vec<&Commit<'_>> = parent.iter().collect();
@@ -682,10 +720,12 @@ impl WorkingCopy {
             && deleted.is_empty()
         {
             let tree = p.tree()?;
-            let same = tree.get_path(Path::new(&manifest_path)).ok().is_some_and(|e| {
-                Oid::hash_object(git2::ObjectType::Blob, manifest_text.as_bytes()).ok() == Some(e.id())
-            });
-            if same {
+            let holds = |path: &str, text: &str| {
+                tree.get_path(Path::new(path))
+                    .ok()
+                    .is_some_and(|e| Oid::hash_object(git2::ObjectType::Blob, text.as_bytes()).ok() == Some(e.id()))
+            };
+            if holds(&manifest_path, &manifest_text) && holds(&meta_path, &meta_text) {
                 return Ok(self.repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?);
             }
         }
@@ -709,6 +749,11 @@ impl WorkingCopy {
         index.add_frombuffer(
             &index_entry(&manifest_path, 0o100644, manifest_text.len()),
             manifest_text.as_bytes(),
+        )?;
+        write_work_file(&workdir, &meta_path, meta_text.as_bytes(), 0o100644)?;
+        index.add_frombuffer(
+            &index_entry(&meta_path, 0o100644, meta_text.len()),
+            meta_text.as_bytes(),
         )?;
         index.write()?;
         let tree_id = index.write_tree()?;
@@ -752,8 +797,16 @@ impl WorkingCopy {
         parent: Option<Oid>,
         domain: Domain,
     ) -> Result<(Option<Oid>, Option<Oid>), RepoError> {
-        let path = manifest_path(domain);
-        let blob = |t: &git2::Tree| t.get_path(Path::new(&path)).ok().map(|e| e.id());
+        let (path, meta) = (manifest_path(domain), metadata::meta_path(domain));
+        // The manifest's blob, or, with metadata, one id for the pair: a commit that
+        // changed only an owner or a mode holds another state of the domain.
+        let blob = |t: &git2::Tree| {
+            let manifest = t.get_path(Path::new(&path)).ok().map(|e| e.id())?;
+            match t.get_path(Path::new(&meta)) {
+                Ok(m) => Oid::hash_object(git2::ObjectType::Blob, format!("{manifest} {}", m.id()).as_bytes()).ok(),
+                Err(_) => Some(manifest),
+            }
+        };
         let parent_blob = match parent {
             Some(p) => blob(&self.repo.find_commit(p)?.tree()?),
             None => None,
@@ -1032,18 +1085,37 @@ mod tests {
         let e = |s: &str, m| ManifestEntry {
             sha256: s.to_owned(),
             mode: m,
+            meta: None,
+        };
+        let with = |s: &str, mode: u32, uid: u32| ManifestEntry {
+            meta: Some(FileMeta {
+                kind: metadata::FileType::File,
+                mode,
+                uid,
+                gid: 0,
+                owner: uid.to_string(),
+                group: "root".into(),
+            }),
+            ..e(s, 0o100644)
         };
         let p = |s: &str| s.parse::<RepoPath>().unwrap();
         let old: Manifest = [
             (p("a"), e("1", 0o100644)),
             (p("b"), e("2", 0o100644)),
             (p("c"), e("3", 0o100644)),
+            (p("k"), with("5", 0o600, 101)),
+            (p("o"), with("6", 0o640, 101)),
+            (p("u"), e("7", 0o100644)),
         ]
         .into();
         let new: Manifest = [
             (p("a"), e("1", 0o100644)),
             (p("b"), e("2", 0o100755)),
             (p("d"), e("4", 0o100644)),
+            (p("k"), with("5", 0o644, 101)),
+            (p("o"), with("6", 0o640, 0)),
+            // Metadata first recorded: not a change of the file.
+            (p("u"), with("7", 0o644, 0)),
         ]
         .into();
         let kinds: Vec<_> = compare(&old, &new)
@@ -1056,7 +1128,10 @@ mod tests {
                 ("a".into(), ChangeKind::Unchanged),
                 ("b".into(), ChangeKind::Modified),
                 ("c".into(), ChangeKind::Deleted),
-                ("d".into(), ChangeKind::Added)
+                ("d".into(), ChangeKind::Added),
+                ("k".into(), ChangeKind::Modified),
+                ("o".into(), ChangeKind::Modified),
+                ("u".into(), ChangeKind::Unchanged)
             ]
         );
     }

@@ -17,7 +17,7 @@ use crate::command::{self, shell_quote};
 use crate::domain::{Actor, CommitPrefix, Domain, RepoPath};
 use crate::engine::{BackupParams, CommitTitle, Engine, EngineLock};
 use crate::error::{EngineError, blocking};
-use crate::repo::{self, WorkingCopy, write_all_atomically, write_atomically};
+use crate::repo::{self, WorkingCopy, write_atomically};
 use crate::secrets::scrub;
 use crate::settings::Settings;
 use crate::sources;
@@ -95,6 +95,8 @@ pub struct PlannedFile {
     pub mode: u32,
     /// Unified diff from the live file to the target.
     pub patch: String,
+    /// What changes of type, mode, owner or group the write makes ("mode 0644 → 0600").
+    pub metadata_changes: Vec<String>,
 }
 
 /// What a rollback would do.
@@ -125,6 +127,8 @@ struct TargetFile {
     path: RepoPath,
     content: Vec<u8>,
     mode: u32,
+    /// Type, mode and owners at the target; `None` for a commit made before they were kept.
+    meta: Option<crate::metadata::FileMeta>,
 }
 
 #[derive(Debug, Clone)]
@@ -380,11 +384,13 @@ impl Engine {
         }
 
         progress.begin(RollbackStage::Snapshot).await;
-        let paths: Vec<RepoPath> = prepared
+        // Each path as applying will see it: a link itself, or (a target from before links
+        // were kept) the file it leads to.
+        let paths: Vec<(RepoPath, bool)> = prepared
             .files
             .iter()
-            .map(|f| f.path.clone())
-            .chain(prepared.removals.iter().map(|(_, p)| p.clone()))
+            .map(|f| (f.path.clone(), f.meta.is_none()))
+            .chain(prepared.removals.iter().map(|(_, p)| (p.clone(), false)))
             .collect();
         let (dir, root) = (snapshot_dir(&settings, progress.task.id), settings.source_root.clone());
         let saved = match blocking(move || write_snapshot(&dir, &root, &paths)).await {

@@ -46,6 +46,9 @@ fn target_content(
              the backup repository was altered: nothing was changed"
         )));
     }
+    if entry.mode == crate::metadata::GIT_SYMLINK {
+        return Ok(stored.to_vec());
+    }
     sealer
         .unseal(path.as_str(), stored)
         .map(|c| c.into_owned())
@@ -117,6 +120,10 @@ pub(super) fn prepare(
         .map_err(|e| EngineError::Internal(e.to_string()))?;
     let mut files = Vec::new();
     let mut plan = Plan::default();
+    let names = crate::metadata::Names::load();
+    let privilege = crate::metadata::Privilege::current();
+    // Files whose owner or group this server cannot set: the rollback is refused whole.
+    let mut unownable = Vec::new();
     let mut removals = Vec::new();
     let mut secrets = Vec::new();
     for d in &domains {
@@ -134,22 +141,43 @@ pub(super) fn prepare(
                 .get_path(Path::new(path.as_str()))
                 .and_then(|e| repo.find_blob(e.id()))
                 .map_err(|e| EngineError::Internal(format!("{path} at {target}: {e}")))?;
-            let live = live_path(&settings.source_root, path).map_err(|m| EngineError::InvalidArgument {
-                field: "commit",
-                message: m,
+            let live = live_path(&settings.source_root, path, entry.meta.is_none()).map_err(|m| {
+                EngineError::InvalidArgument {
+                    field: "commit",
+                    message: m,
+                }
             })?;
-            let current = read_live(&live);
+            let current = read_live(&live, &names);
             let content = target_content(sealer, *d, path, entry, blob.content())?;
-            secrets.extend(sealer.secret_values(*d, path.as_str(), &content));
-            if let Some((c, _)) = &current {
-                secrets.extend(sealer.secret_values(*d, path.as_str(), c));
+            let link = entry.mode == crate::metadata::GIT_SYMLINK;
+            if !link {
+                secrets.extend(sealer.secret_values(*d, path.as_str(), &content));
+            }
+            if let Some(l) = current.as_ref().filter(|l| l.mode != crate::metadata::GIT_SYMLINK) {
+                secrets.extend(sealer.secret_values(*d, path.as_str(), &l.content));
             }
             let action = match &current {
-                Some((c, m)) if *c == content && *m == entry.mode => PlanAction::Unchanged,
+                Some(l) if l.is(&content, entry.mode, entry.meta.as_ref()) => PlanAction::Unchanged,
                 _ => PlanAction::Write,
             };
-            let old = current.as_ref().map(|(c, _)| c.as_slice()).unwrap_or(&[]);
-            let p = if action == PlanAction::Write {
+            let metadata_changes = match (&current, &entry.meta) {
+                (Some(l), Some(m)) if action == PlanAction::Write => {
+                    let mut words = crate::metadata::describe(&l.meta, m);
+                    if link && l.content != content {
+                        words.push(crate::metadata::describe_link(&String::from_utf8_lossy(&content)));
+                    }
+                    words
+                }
+                _ => Vec::new(),
+            };
+            if action == PlanAction::Write
+                && let Some(m) = &entry.meta
+                && !privilege.can_own(m.uid, m.gid)
+            {
+                unownable.push(format!("{path} ({}:{})", m.owner, m.group));
+            }
+            let old = current.as_ref().map(|l| l.content.as_slice()).unwrap_or(&[]);
+            let p = if action == PlanAction::Write && !link {
                 redacted_patch(sealer, *d, path, old, &content)
             } else {
                 String::new()
@@ -160,12 +188,14 @@ pub(super) fn prepare(
                 action,
                 mode: entry.mode,
                 patch: p,
+                metadata_changes,
             });
             files.push(TargetFile {
                 domain: *d,
                 path: path.clone(),
                 content,
                 mode: entry.mode,
+                meta: entry.meta.clone(),
             });
         }
         // Live files of the domain that the target does not have.
@@ -177,14 +207,15 @@ pub(super) fn prepare(
                 continue;
             }
             if remove_extra {
-                let current = read_live(&f.abs);
-                let old = current.as_ref().map(|(c, _)| c.as_slice()).unwrap_or(&[]);
+                let current = read_live(&f.abs, &names);
+                let old = current.as_ref().map(|l| l.content.as_slice()).unwrap_or(&[]);
                 plan.files.push(PlannedFile {
                     domain: *d,
                     path: f.path.clone(),
                     action: PlanAction::Remove,
-                    mode: current.as_ref().map(|(_, m)| *m).unwrap_or(0o100644),
+                    mode: current.as_ref().map(|l| l.mode).unwrap_or(0o100644),
                     patch: redacted_patch(sealer, *d, &f.path, old, &[]),
+                    metadata_changes: Vec::new(),
                 });
                 removals.push((*d, f.path));
             } else {
@@ -194,6 +225,17 @@ pub(super) fn prepare(
                 ));
             }
         }
+    }
+    if !unownable.is_empty() {
+        let n = unownable.len();
+        let shown: Vec<&str> = unownable.iter().take(10).map(String::as_str).collect();
+        return Err(EngineError::FailedPrecondition(format!(
+            "the server cannot give {n} file(s) their owner or group (it runs as uid {} without CAP_CHOWN): {}{}; \
+             nothing was changed: run the server as root or grant it CAP_CHOWN and CAP_FOWNER",
+            privilege.euid,
+            shown.join(", "),
+            if n > shown.len() { ", ..." } else { "" }
+        )));
     }
     Ok(Prepared {
         target,

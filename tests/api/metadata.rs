@@ -1,0 +1,296 @@
+//! Owners, modes and symlinks: backed up, a change of their own, a security warning when
+//! a file holding secrets is opened up, and restored exactly by a rollback.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use config_backup_proto::v1 as pb;
+use config_backup_server::auth::Role;
+use config_backup_tests::{Backend, TestApp, TestEnv, stored, with_token};
+use futures::StreamExt;
+
+const KEY: &str = "config/radius/certs/server.key";
+const CLIENTS: &str = "config/radius/clients.conf";
+const EAP_LINK: &str = "config/radius/mods-enabled/eap";
+const EAP: &str = "config/radius/mods-available/eap";
+const OUTSIDE_LINK: &str = "config/radius/certs/ca.pem";
+
+/// Ids no one on the machine is likely to hold: the server must set them itself.
+const FREERAD: (u32, u32) = (4242, 4343);
+
+/// What `lstat` says of a path: type, full mode, owner, group and a link's target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Lstat {
+    symlink: bool,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    target: Option<String>,
+    content: Option<Vec<u8>>,
+}
+
+fn lstat(path: &Path) -> Lstat {
+    let m = std::fs::symlink_metadata(path).unwrap();
+    let symlink = m.file_type().is_symlink();
+    Lstat {
+        symlink,
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+        target: symlink.then(|| std::fs::read_link(path).unwrap().display().to_string()),
+        content: (!symlink).then(|| std::fs::read(path).unwrap()),
+    }
+}
+
+fn chown(path: &Path, (uid, gid): (u32, u32)) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).unwrap();
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The sample site's radius domain as Debian lays it out: a private key 0600 owned by
+/// freerad, clients.conf 0640 root:freerad, a mods-enabled symlink into mods-available,
+/// and a link that leads out of the source root.
+fn radius_layout(env: &mut TestEnv) {
+    let site = env.site();
+    std::fs::create_dir_all(site.join("config/radius/certs")).unwrap();
+    std::fs::create_dir_all(site.join("config/radius/mods-available")).unwrap();
+    std::fs::create_dir_all(site.join("config/radius/mods-enabled")).unwrap();
+    std::fs::write(
+        site.join(KEY),
+        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIFakeKeyForTestsOnlyNotARealOne000000000\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    chown(&site.join(KEY), FREERAD);
+    chmod(&site.join(KEY), 0o600);
+    chown(&site.join(CLIENTS), (0, FREERAD.1));
+    chmod(&site.join(CLIENTS), 0o640);
+    std::fs::write(site.join(EAP), "eap {\n\tdefault_eap_type = peap\n}\n").unwrap();
+    std::os::unix::fs::symlink("../mods-available/eap", site.join(EAP_LINK)).unwrap();
+    std::os::unix::fs::symlink("/etc/ssl/certs/ca-certificates.crt", site.join(OUTSIDE_LINK)).unwrap();
+    // A setgid directory-style mode on a script, to see every bit kept.
+    chmod(&site.join("scripts/gateway/watch_config.sh"), 0o2750);
+    env.vars.insert(
+        "CONFIG_BACKUP_PATHS__radius".into(),
+        "config/radius/*.conf,config/radius/dictionary,config/radius/certs/*,config/radius/mods-available/*,config/radius/mods-enabled/*".into(),
+    );
+}
+
+fn domain<'r>(r: &'r pb::BackupReport, name: &str) -> &'r pb::DomainReport {
+    r.domains.iter().find(|d| d.domain == name).unwrap()
+}
+
+async fn rollback_to_end(app: &TestApp, commit: &str, domain: &str) -> pb::RollbackTask {
+    let req = pb::RollbackRequest {
+        commit: commit.into(),
+        domain: domain.into(),
+        reason: "restore owners and modes".into(),
+        ..Default::default()
+    };
+    let task = app
+        .client()
+        .rollback(with_token(req, Role::Admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    let req = with_token(
+        pb::RollbackStatusRequest {
+            task_id: task.task_id.clone(),
+        },
+        Role::Admin,
+    );
+    let mut stream = app.client().rollback_status(req).await.unwrap().into_inner();
+    let mut last = None;
+    while let Some(msg) = tokio::time::timeout(std::time::Duration::from_secs(60), stream.next())
+        .await
+        .expect("the rollback ends within a minute")
+    {
+        last = msg.unwrap().task;
+    }
+    last.unwrap()
+}
+
+async fn a_chmod_of_a_key_is_a_change_with_a_security_warning_and_a_rollback_restores_lstat_exactly(backend: Backend) {
+    let mut env = TestEnv::new(backend).await;
+    radius_layout(&mut env);
+    let site = env.site();
+    let app = env.spawn().await;
+    let first = app.backup().await;
+    let radius_first = domain(&first, "radius").commit_hash.clone();
+    assert_eq!(
+        domain(&first, "radius").security_warnings,
+        Vec::<String>::new(),
+        "the layout is the norm"
+    );
+    let gateway_first = domain(&first, "gateway").commit_hash.clone();
+    let paths = [
+        KEY,
+        CLIENTS,
+        EAP_LINK,
+        EAP,
+        OUTSIDE_LINK,
+        "scripts/gateway/watch_config.sh",
+    ];
+    let before: Vec<Lstat> = paths.iter().map(|p| lstat(&site.join(p))).collect();
+
+    // Links are links in git, with their target text; metadata is readable with git show.
+    let link = stored(&env.remote(), "main", EAP_LINK);
+    assert_eq!(link, b"../mods-available/eap");
+    let outside = stored(&env.remote(), "main", OUTSIDE_LINK);
+    assert_eq!(
+        outside, b"/etc/ssl/certs/ca-certificates.crt",
+        "a link out of the root is kept, not followed"
+    );
+    let meta = String::from_utf8(stored(&env.remote(), "main", ".config-backup/radius.meta")).unwrap();
+    assert!(
+        meta.contains(&format!("0600 file 4242:4343 4242:4343 {KEY}\n")),
+        "{meta}"
+    );
+    assert!(
+        meta.contains(&format!("0777 link root:root 0:0 {EAP_LINK}\n")),
+        "{meta}"
+    );
+    let manifest = String::from_utf8(stored(&env.remote(), "main", ".config-backup/radius.sha256")).unwrap();
+    assert!(
+        !manifest.contains(EAP_LINK),
+        "sha256sum -c must not read through links: {manifest}"
+    );
+    let gw_meta = String::from_utf8(stored(&env.remote(), "main", ".config-backup/gateway.meta")).unwrap();
+    assert!(
+        gw_meta.contains("2750 file root:root 0:0 scripts/gateway/watch_config.sh"),
+        "{gw_meta}"
+    );
+
+    // A chmod alone is a change, with a security warning; so is an owner change.
+    chmod(&site.join(KEY), 0o644);
+    chown(&site.join(CLIENTS), (0, 0));
+    let second = app.backup().await;
+    let radius = domain(&second, "radius");
+    let key = radius
+        .changes
+        .iter()
+        .find(|c| c.path == KEY)
+        .expect("the chmod is a change");
+    assert_eq!(key.change_type, "modified");
+    assert_eq!(key.old_sha256, key.new_sha256, "the content did not change");
+    assert_eq!(key.metadata_changes, ["mode 0600 → 0644"]);
+    assert_eq!(key.new_metadata.as_ref().unwrap().mode, "0644");
+    assert_eq!(key.old_metadata.as_ref().unwrap().uid, FREERAD.0);
+    let clients = radius.changes.iter().find(|c| c.path == CLIENTS).unwrap();
+    assert_eq!(clients.metadata_changes, ["group 4343 → root"]);
+    // Both hold secrets: the key opened to everyone, clients.conf (RADIUS shared secrets)
+    // readable by another group.
+    assert_eq!(radius.security_warnings.len(), 2, "{:?}", radius.security_warnings);
+    assert!(
+        radius.security_warnings[0].contains(KEY) && radius.security_warnings[0].contains("mode 0600 → 0644"),
+        "{:?}",
+        radius.security_warnings
+    );
+    assert!(
+        radius.security_warnings[1].contains(CLIENTS) && radius.security_warnings[1].contains("group 4343 → root"),
+        "{:?}",
+        radius.security_warnings
+    );
+    assert!(
+        radius.commit_message.contains("mode 0600 → 0644"),
+        "{}",
+        radius.commit_message
+    );
+    assert!(
+        radius.commit_message.contains("group 4343 → root"),
+        "{}",
+        radius.commit_message
+    );
+    assert_eq!(domain(&second, "dns").changes.len(), 0);
+    let metrics = reqwest::get(format!("http://{}/metrics", app.metrics_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("config_backup_security_warnings_total{domain=\"radius\"} 2\n"),
+        "{metrics}"
+    );
+
+    // Diff names the change of mode alone.
+    let req = pb::DiffRequest {
+        commit1: radius_first.clone(),
+        commit2: radius.commit_hash.clone(),
+        ..Default::default()
+    };
+    let diff = app
+        .client()
+        .diff(with_token(req, Role::Noc))
+        .await
+        .unwrap()
+        .into_inner();
+    let key_diff = diff
+        .files
+        .iter()
+        .find(|f| f.path == KEY)
+        .expect("a chmod shows in Diff");
+    assert_eq!(key_diff.metadata_changes, ["mode 0600 → 0644"]);
+    assert!(
+        key_diff.patch.is_empty() && key_diff.change_type == "modified",
+        "{key_diff:?}"
+    );
+
+    // Break the layout further: the link replaced by a copy, the script's bits lost.
+    std::fs::remove_file(site.join(EAP_LINK)).unwrap();
+    std::fs::copy(site.join(EAP), site.join(EAP_LINK)).unwrap();
+    chmod(&site.join("scripts/gateway/watch_config.sh"), 0o755);
+    chown(&site.join(KEY), (0, 0));
+    let third = app.backup().await;
+    let eap = domain(&third, "radius")
+        .changes
+        .iter()
+        .find(|c| c.path == EAP_LINK)
+        .unwrap();
+    assert_eq!(eap.metadata_changes, ["link → file"]);
+
+    // A rollback puts back every type, mode, owner, group and link target.
+    for (commit, d) in [(&radius_first, "radius"), (&gateway_first, "gateway")] {
+        let end = rollback_to_end(&app, commit, d).await;
+        assert_eq!(end.state(), pb::RollbackState::Success, "{end:?}");
+    }
+    let after: Vec<Lstat> = paths.iter().map(|p| lstat(&site.join(p))).collect();
+    assert_eq!(after, before);
+    app.stop().await;
+}
+
+async fn a_dry_run_lists_the_metadata_changes(backend: Backend) {
+    let mut env = TestEnv::new(backend).await;
+    radius_layout(&mut env);
+    let site = env.site();
+    let app = env.spawn().await;
+    let first = app.backup().await;
+    chmod(&site.join(KEY), 0o644);
+    app.backup().await;
+    let req = pb::RollbackRequest {
+        commit: domain(&first, "radius").commit_hash.clone(),
+        dry_run: true,
+        ..Default::default()
+    };
+    let resp = app
+        .client()
+        .rollback(with_token(req, Role::Admin))
+        .await
+        .unwrap()
+        .into_inner();
+    let plan = resp.plan.unwrap();
+    let key = plan.files.iter().find(|f| f.path == KEY).unwrap();
+    assert_eq!(key.action, "write");
+    assert_eq!(key.metadata_changes, ["mode 0644 → 0600"]);
+    assert_eq!(lstat(&site.join(KEY)).mode, 0o644, "a dry run touches nothing");
+    app.stop().await;
+}
+
+on_both_backends!(
+    a_chmod_of_a_key_is_a_change_with_a_security_warning_and_a_rollback_restores_lstat_exactly,
+    a_dry_run_lists_the_metadata_changes,
+);
