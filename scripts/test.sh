@@ -58,6 +58,25 @@ fi
 [ -x /usr/bin/chromium ] && command -v chromedriver >/dev/null \
     || die "chromium and chromedriver are needed for the console test (apt-get install chromium chromium-driver)"
 
+# --- The real services (Debian's packages): their checkers and daemons -----------------
+# Installing a daemon must not start it on a port a test needs: policy-rc.d refuses every
+# start during the install; the tests run the services themselves, on loopback ports.
+need_services=""
+for bin in unbound-checkconf nft kea-dhcp4 freeradius radtest dig; do
+    command -v "$bin" >/dev/null || need_services=1
+done
+if [ -n "$need_services" ]; then
+    policy_rc=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d && policy_rc=1
+    fi
+    apt_install unbound nftables kea-dhcp4-server freeradius freeradius-utils dnsutils
+    [ -n "$policy_rc" ] && rm -f /usr/sbin/policy-rc.d
+fi
+for bin in unbound-checkconf nft kea-dhcp4 freeradius radtest dig; do
+    command -v "$bin" >/dev/null || die "$bin is missing after installing the services' Debian packages"
+done
+
 # --- docker-compose (validates docker/compose.yaml; no Docker engine needed) -----------
 command -v docker-compose >/dev/null || apt_install docker-compose
 

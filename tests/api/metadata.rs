@@ -217,6 +217,29 @@ async fn a_chmod_of_a_key_is_a_change_with_a_security_warning_and_a_rollback_res
         "{metrics}"
     );
 
+    // History serves the metadata from the audit trail, and names the change.
+    let req = pb::HistoryRequest {
+        domain: "radius".into(),
+        path: KEY.into(),
+        ..Default::default()
+    };
+    let history = app
+        .client()
+        .history(with_token(req, Role::Noc))
+        .await
+        .unwrap()
+        .into_inner();
+    let newest = &history.entries[0];
+    assert_eq!(newest.commit_hash, radius.commit_hash);
+    assert_eq!(newest.change_type, "modified");
+    assert_eq!(newest.metadata_changes, ["mode 0600 → 0644"]);
+    let m = newest.metadata.as_ref().unwrap();
+    assert_eq!(
+        (m.mode.as_str(), m.r#type.as_str(), m.uid, m.gid),
+        ("0644", "file", FREERAD.0, FREERAD.1)
+    );
+    assert_eq!(newest.previous_metadata.as_ref().unwrap().mode, "0600");
+
     // Diff names the change of mode alone.
     let req = pb::DiffRequest {
         commit1: radius_first.clone(),

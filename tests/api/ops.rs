@@ -272,3 +272,80 @@ fn the_compose_file_is_valid_and_sets_only_known_variables() {
         "only {checked} variables found: is the compose file parsed?"
     );
 }
+
+/// The commands the compose file configures for rollbacks: validate, reload, verify.
+fn compose_commands(yaml: &str) -> Vec<String> {
+    yaml.lines()
+        .filter_map(|l| l.trim().strip_prefix("CONFIG_ROLLBACK_"))
+        .filter(|l| ["VALIDATE__", "RELOAD__", "VERIFY__"].iter().any(|k| l.starts_with(k)))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(_, v)| v.trim().trim_matches(['"', '\'']).to_owned())
+        })
+        .collect()
+}
+
+/// The packages the Dockerfile's runtime stage (after its last FROM) installs.
+fn runtime_packages(dockerfile: &str) -> Vec<String> {
+    let runtime = dockerfile.rsplit_once("\nFROM ").map(|(_, r)| r).unwrap_or(dockerfile);
+    let joined = runtime.replace("\\\n", " ");
+    joined
+        .lines()
+        .filter_map(|l| l.split_once("apt-get install").map(|(_, rest)| rest.to_owned()))
+        .flat_map(|rest| {
+            rest.split("&&")
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter(|w| !w.starts_with('-'))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Every command a rollback of the shipped deployment runs is in the image: each
+/// command's Debian package (as `dpkg -S` names it on this machine, where the test
+/// command installs the services) is installed by the Dockerfile's runtime stage.
+#[test]
+fn every_command_the_compose_file_configures_is_installed_in_the_image() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let yaml = std::fs::read_to_string(root.join("docker/compose.yaml")).unwrap();
+    let dockerfile = std::fs::read_to_string(root.join("docker/Dockerfile")).unwrap();
+    let installed = runtime_packages(&dockerfile);
+    assert!(
+        installed.iter().any(|p| p == "git"),
+        "the runtime stage's packages were not found: {installed:?}"
+    );
+    let commands = compose_commands(&yaml);
+    assert!(!commands.is_empty(), "compose.yaml configures no rollback command");
+    for line in commands {
+        let program = line
+            .split_whitespace()
+            .find(|w| !w.contains('='))
+            .unwrap_or_default()
+            .to_owned();
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
+            .output()
+            .unwrap();
+        let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+        assert!(
+            found.status.success() && !path.is_empty(),
+            "{program} (from {line:?}) is not installed here: the test command installs the services' packages"
+        );
+        let real = std::fs::canonicalize(&path).unwrap();
+        let owner = std::process::Command::new("dpkg")
+            .arg("-S")
+            .arg(&real)
+            .output()
+            .unwrap();
+        let owner = String::from_utf8_lossy(&owner.stdout);
+        let package = owner.split(':').next().unwrap_or_default().trim().to_owned();
+        assert!(!package.is_empty(), "no Debian package owns {}", real.display());
+        assert!(
+            installed.contains(&package),
+            "compose runs {program} ({line:?}), from the Debian package {package}, which docker/Dockerfile's runtime image does not install ({installed:?})"
+        );
+    }
+}

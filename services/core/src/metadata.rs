@@ -97,9 +97,11 @@ impl FileMeta {
         format!("{:04o}", self.mode)
     }
 
-    fn line(&self, path: &RepoPath) -> String {
+    /// The audit trail's form: the metadata file's line without the path
+    /// ("0600 file freerad:freerad 101:101").
+    pub fn record(&self) -> String {
         format!(
-            "{} {} {}:{} {}:{} {path}",
+            "{} {} {}:{} {}:{}",
             self.mode_text(),
             self.kind.as_str(),
             self.owner,
@@ -107,6 +109,15 @@ impl FileMeta {
             self.uid,
             self.gid
         )
+    }
+
+    /// Reads [`FileMeta::record`]'s form.
+    pub fn from_record(text: &str) -> Option<FileMeta> {
+        FileMeta::parse_line(&format!("{text} x")).map(|(_, m)| m)
+    }
+
+    fn line(&self, path: &RepoPath) -> String {
+        format!("{} {path}", self.record())
     }
 
     fn parse_line(line: &str) -> Option<(RepoPath, FileMeta)> {

@@ -205,6 +205,9 @@ pub fn site_summary(s: &config_backup_core::engine::SiteStatus) -> pb::SiteSumma
 
 /// A History entry.
 pub fn history_entry(r: &config_backup_core::store::AuditRow) -> pb::HistoryEntry {
+    use config_backup_core::metadata::FileMeta;
+    let meta = r.file_meta.as_deref().and_then(FileMeta::from_record);
+    let previous = r.previous_file_meta.as_deref().and_then(FileMeta::from_record);
     pb::HistoryEntry {
         id: r.id.to_string(),
         backup_date: r.backup_date.format("%Y-%m-%d").to_string(),
@@ -219,6 +222,12 @@ pub fn history_entry(r: &config_backup_core::store::AuditRow) -> pb::HistoryEntr
         file_sha256: r.file_sha256.clone().unwrap_or_default(),
         previous_file_sha256: r.previous_file_sha256.clone().unwrap_or_default(),
         run_id: r.run_id.map(|u| u.to_string()).unwrap_or_default(),
+        metadata: meta.as_ref().map(file_metadata),
+        previous_metadata: previous.as_ref().map(file_metadata),
+        metadata_changes: match (&previous, &meta) {
+            (Some(o), Some(n)) => config_backup_core::metadata::describe(o, n),
+            _ => Vec::new(),
+        },
     }
 }
 

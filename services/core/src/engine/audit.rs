@@ -144,6 +144,8 @@ pub fn audit_rows(info: &CommitInfo) -> Vec<AuditRow> {
             previous_hash: info.parent.map(|p| p.to_string()),
             file_sha256: f.new.as_ref().map(|e| e.sha256.clone()),
             previous_file_sha256: f.old.as_ref().map(|e| e.sha256.clone()),
+            file_meta: f.new.as_ref().and_then(|e| e.meta.as_ref()).map(|m| m.record()),
+            previous_file_meta: f.old.as_ref().and_then(|e| e.meta.as_ref()).map(|m| m.record()),
             backed_up_at: info.time,
             backed_up_by: by.clone(),
         })

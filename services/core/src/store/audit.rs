@@ -25,7 +25,7 @@ use crate::repo::ChangeKind;
 /// columns come from its head, read once per commit (`CommitHead`).
 pub(super) const STORED_FILE_COLUMNS: &str = "v.id AS id, v.commit_seq AS seq, v.config_file AS config_file, \
      v.change_type AS change_type, v.file_sha256 AS file_sha256, v.previous_file_sha256 AS previous_file_sha256, \
-     v.backed_up_at AS backed_up_at";
+     v.file_meta AS file_meta, v.previous_file_meta AS previous_file_meta, v.backed_up_at AS backed_up_at";
 
 /// The columns of a commit's head.
 pub(super) const HEAD_COLUMNS: &str = "seq, run_id, backup_date, domain, commit_hash, commit_message, previous_hash, \
@@ -124,6 +124,7 @@ impl CommitHead {
         change_type: ChangeKind,
         file_sha256: Option<String>,
         previous_file_sha256: Option<String>,
+        (file_meta, previous_file_meta): (Option<String>, Option<String>),
     ) -> AuditRow {
         AuditRow {
             id,
@@ -139,6 +140,8 @@ impl CommitHead {
             previous_hash: self.previous_hash.clone(),
             file_sha256,
             previous_file_sha256,
+            file_meta,
+            previous_file_meta,
             backed_up_at: self.backed_up_at,
             backed_up_by: self.backed_up_by.clone(),
         }
@@ -154,6 +157,7 @@ impl CommitHead {
             f.change_type,
             f.file_sha256,
             f.previous_file_sha256,
+            (f.file_meta, f.previous_file_meta),
         )
     }
 }
@@ -167,6 +171,8 @@ pub(super) struct FileRow {
     pub change_type: ChangeKind,
     pub file_sha256: Option<String>,
     pub previous_file_sha256: Option<String>,
+    pub file_meta: Option<String>,
+    pub previous_file_meta: Option<String>,
 }
 
 /// History's rows: each file row with its commit's head. A file row whose commit is
@@ -239,7 +245,7 @@ macro_rules! audit_sql {
                 format!(
                     "COALESCE(l.id, {}) AS id, c.seq AS seq, v.config_file AS config_file, \
                      'unchanged' AS change_type, v.file_sha256 AS file_sha256, v.file_sha256 AS previous_file_sha256, \
-                     c.backed_up_at AS backed_up_at",
+                     v.file_meta AS file_meta, v.file_meta AS previous_file_meta, c.backed_up_at AS backed_up_at",
                     $derived_id
                 )
             }
@@ -403,11 +409,12 @@ macro_rules! audit_sql {
                 seq: i64,
                 rows: &[(&AuditRow, Option<i64>)],
             ) -> Result<(), StoreError> {
-                // 11 parameters a row stays far below both backends' limits.
+                // 13 parameters a row stays far below both backends' limits.
                 for chunk in rows.chunks(500) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO config_file_changes (commit_seq, site, domain, config_file, file_key, id, \
-                         change_type, file_sha256, previous_file_sha256, next_seq, backed_up_at) ",
+                         change_type, file_sha256, previous_file_sha256, file_meta, previous_file_meta, next_seq, \
+                         backed_up_at) ",
                     );
                     qb.push_values(chunk, |mut b, (r, key)| {
                         b.push_bind(seq)
@@ -419,6 +426,8 @@ macro_rules! audit_sql {
                             .push_bind(r.change_type.as_str())
                             .push_bind(r.file_sha256.clone())
                             .push_bind(r.previous_file_sha256.clone())
+                            .push_bind(r.file_meta.clone())
+                            .push_bind(r.previous_file_meta.clone())
                             .push_bind(None::<i64>)
                             .push_bind(micros(r.backed_up_at));
                     });
@@ -519,6 +528,8 @@ macro_rules! audit_sql {
                         .ok_or_else(|| StoreError::Corrupt(format!("unknown change_type {change:?}")))?,
                     file_sha256: r.try_get("file_sha256")?,
                     previous_file_sha256: r.try_get("previous_file_sha256")?,
+                    file_meta: r.try_get("file_meta")?,
+                    previous_file_meta: r.try_get("previous_file_meta")?,
                 })
             }
 
@@ -645,7 +656,7 @@ macro_rules! audit_sql {
                     stored.push(head.with_file(Self::file_row(&r)?));
                 }
                 let mut qb = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT config_file, file_key, file_sha256 FROM config_file_changes WHERE site = ",
+                    "SELECT config_file, file_key, file_sha256, file_meta FROM config_file_changes WHERE site = ",
                 );
                 qb.push_bind(site.to_owned())
                     .push(" AND domain = ")
@@ -675,8 +686,11 @@ macro_rules! audit_sql {
                 for r in &carried_rows {
                     let key: i64 = r.try_get("file_key")?;
                     let sha: Option<String> = r.try_get("file_sha256")?;
+                    let meta: Option<String> = r.try_get("file_meta")?;
                     let id = legacy.get(&key).copied().unwrap_or_else(|| audit::derived_id(head.seq, key));
-                    carried.push(head.row(id, r.try_get("config_file")?, ChangeKind::Unchanged, sha.clone(), sha));
+                    let config_file = r.try_get("config_file")?;
+                    let row = head.row(id, config_file, ChangeKind::Unchanged, sha.clone(), sha, (meta.clone(), meta));
+                    carried.push(row);
                 }
                 Ok(audit::merge_desc(stored, carried, limit.max(0) as usize))
             }
@@ -709,7 +723,7 @@ macro_rules! audit_sql {
                 let mut tx = self.pool.begin().await?;
                 let live = sqlx::query(&format!(
                     "SELECT v.seq AS vseq, v.site AS site, v.domain AS domain, v.config_file AS config_file, \
-                     v.file_key AS file_key, v.file_sha256 AS file_sha256, v.next_seq AS next_seq, \
+                     v.file_key AS file_key, v.file_sha256 AS file_sha256, v.file_meta AS file_meta, v.next_seq AS next_seq, \
                      c.seq AS kseq, c.backed_up_at AS kat, COALESCE(l.id, {}) AS id \
                      FROM config_file_changes v \
                      JOIN config_commits c ON c.seq = (SELECT MIN(k.seq) FROM config_commits k \
@@ -726,7 +740,8 @@ macro_rules! audit_sql {
                 for chunk in live.chunks(400) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO config_file_changes (commit_seq, site, domain, config_file, file_key, id, \
-                         change_type, file_sha256, previous_file_sha256, next_seq, backed_up_at) ",
+                         change_type, file_sha256, previous_file_sha256, file_meta, previous_file_meta, next_seq, \
+                         backed_up_at) ",
                     );
                     let mut bad = None;
                     qb.push_values(chunk, |mut b, r| {
@@ -739,12 +754,13 @@ macro_rules! audit_sql {
                                 r.try_get::<i64, _>("file_key")?,
                                 r.try_get::<uuid::Uuid, _>("id")?,
                                 r.try_get::<Option<String>, _>("file_sha256")?,
+                                r.try_get::<Option<String>, _>("file_meta")?,
                                 r.try_get::<Option<i64>, _>("next_seq")?,
                                 r.try_get::<DateTime<Utc>, _>("kat")?,
                             ))
                         };
                         match get() {
-                            Ok((k, site, domain, file, key, id, sha, next, at)) => {
+                            Ok((k, site, domain, file, key, id, sha, meta, next, at)) => {
                                 b.push_bind(k)
                                     .push_bind(site)
                                     .push_bind(domain)
@@ -754,6 +770,8 @@ macro_rules! audit_sql {
                                     .push_bind("unchanged")
                                     .push_bind(sha.clone())
                                     .push_bind(sha)
+                                    .push_bind(meta.clone())
+                                    .push_bind(meta)
                                     .push_bind(next)
                                     .push_bind(at);
                             }
@@ -795,6 +813,8 @@ mod tests {
             previous_hash: None,
             file_sha256: Some(sha.into()),
             previous_file_sha256: None,
+            file_meta: None,
+            previous_file_meta: None,
             backed_up_at: DateTime::default(),
             backed_up_by: "system".into(),
         }

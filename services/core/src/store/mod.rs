@@ -302,6 +302,11 @@ pub struct AuditRow {
     pub file_sha256: Option<String>,
     /// SHA-256 before.
     pub previous_file_sha256: Option<String>,
+    /// Type, full mode and owners after ("0600 file freerad:freerad 101:101", see
+    /// [`crate::metadata::FileMeta::record`]); `None` when deleted or not recorded.
+    pub file_meta: Option<String>,
+    /// The same before.
+    pub previous_file_meta: Option<String>,
     /// When.
     pub backed_up_at: DateTime<Utc>,
     /// "system" or the caller's subject.
