@@ -43,6 +43,7 @@ mod rest;
 mod retention;
 mod rollback;
 mod secrets;
+mod services;
 mod sites;
 mod ssh;
 mod status;

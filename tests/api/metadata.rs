@@ -313,7 +313,59 @@ async fn a_dry_run_lists_the_metadata_changes(backend: Backend) {
     app.stop().await;
 }
 
+/// Root without CAP_CHOWN (dropped by setpriv) cannot give a file back to freerad: the
+/// rollback is refused before anything is touched, naming the files.
+async fn a_server_that_cannot_set_owners_refuses_the_rollback_before_touching_anything(backend: Backend) {
+    let mut env = TestEnv::new(backend).await;
+    radius_layout(&mut env);
+    let site = env.site();
+    let vars: Vec<(String, String)> = env.lookup().into_iter().collect();
+    let (mut child, addr, _) = crate::process::start_wrapped(
+        &["setpriv", "--bounding-set=-chown", "--inh-caps=-chown"],
+        &vars,
+        &["serve"],
+    );
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let mut client = pb::config_backup_client::ConfigBackupClient::new(channel);
+    let first = crate::process::wait_first_backup(&mut client).await;
+    assert_eq!(first.outcome(), pb::RunOutcome::Success, "{first:?}");
+    let history = client
+        .history(with_token(
+            pb::HistoryRequest {
+                domain: "radius".into(),
+                path: KEY.into(),
+                ..Default::default()
+            },
+            Role::Noc,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let target = history.entries[0].commit_hash.clone();
+    chown(&site.join(KEY), (0, 0));
+    chmod(&site.join(KEY), 0o644);
+    let before = lstat(&site.join(KEY));
+    let req = pb::RollbackRequest {
+        commit: target,
+        reason: "owners".into(),
+        ..Default::default()
+    };
+    let err = client.rollback(with_token(req, Role::Admin)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert!(
+        err.message().contains(KEY) && err.message().contains("CAP_CHOWN"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(lstat(&site.join(KEY)), before, "nothing was touched");
+    crate::process::sigterm(&child);
+    crate::process::wait_exit(&mut child);
+}
+
 on_both_backends!(
+    a_server_that_cannot_set_owners_refuses_the_rollback_before_touching_anything,
     a_chmod_of_a_key_is_a_change_with_a_security_warning_and_a_rollback_restores_lstat_exactly,
     a_dry_run_lists_the_metadata_changes,
 );

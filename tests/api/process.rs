@@ -27,7 +27,20 @@ pub(crate) fn start_logged(
     std::net::SocketAddr,
     std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 ) {
-    let mut cmd = Command::new(BIN);
+    start_wrapped(&[], vars, args)
+}
+
+/// The binary with exactly `vars` (plus PATH), run through `wrapper` (e.g. `setpriv` with
+/// its options) when one is given.
+pub(crate) fn command(wrapper: &[&str], vars: &[(String, String)], args: &[&str]) -> Command {
+    let mut cmd = match wrapper.split_first() {
+        Some((program, options)) => {
+            let mut c = Command::new(program);
+            c.args(options).arg(BIN);
+            c
+        }
+        None => Command::new(BIN),
+    };
     cmd.args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap())
@@ -35,6 +48,20 @@ pub(crate) fn start_logged(
     for (k, v) in vars {
         cmd.env(k, v);
     }
+    cmd
+}
+
+/// [`start_logged`] through `wrapper`.
+pub(crate) fn start_wrapped(
+    wrapper: &[&str],
+    vars: &[(String, String)],
+    args: &[&str],
+) -> (
+    Child,
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    let mut cmd = command(wrapper, vars, args);
     let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();

@@ -15,6 +15,7 @@ pub mod parallel;
 pub mod repo;
 pub mod rollback;
 pub mod secrets;
+pub mod service_paths;
 pub mod settings;
 pub mod sources;
 pub mod statcache;

@@ -29,11 +29,18 @@ pub struct SettingsError {
     pub message: String,
 }
 
-fn err(var: &str, message: impl Into<String>) -> SettingsError {
-    SettingsError {
-        var: var.to_owned(),
-        message: message.into(),
+impl SettingsError {
+    /// The error of `var`.
+    pub fn new(var: &str, message: impl Into<String>) -> SettingsError {
+        SettingsError {
+            var: var.to_owned(),
+            message: message.into(),
+        }
     }
+}
+
+fn err(var: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError::new(var, message)
 }
 
 /// One domain's sources.
@@ -125,6 +132,9 @@ pub struct DomainCommands {
     pub reload: Option<String>,
     /// `CONFIG_ROLLBACK_VERIFY__<domain>`: a health probe after the reload.
     pub verify: Option<String>,
+    /// `CONFIG_ROLLBACK_SERVICE_PATHS__<domain>`: where the service reads the domain's
+    /// files; validation sees the target there, in a private mount namespace.
+    pub service_paths: Vec<crate::service_paths::ServicePath>,
 }
 
 /// Rollback settings.
@@ -312,6 +322,11 @@ impl Settings {
                 validate: get(&format!("CONFIG_ROLLBACK_VALIDATE__{d}")),
                 reload: get(&format!("CONFIG_ROLLBACK_RELOAD__{d}")),
                 verify: get(&format!("CONFIG_ROLLBACK_VERIFY__{d}")),
+                service_paths: match get(&format!("CONFIG_ROLLBACK_SERVICE_PATHS__{d}")) {
+                    Some(v) => crate::service_paths::parse(&v)
+                        .map_err(|m| err(&format!("CONFIG_ROLLBACK_SERVICE_PATHS__{d}"), m))?,
+                    None => Vec::new(),
+                },
             };
             if c != DomainCommands::default() {
                 commands.insert(d, c);
@@ -525,6 +540,14 @@ mod tests {
             (&[("CONFIG_BACKUP_DOMAINS", "gateway,dhcp")], "CONFIG_BACKUP_DOMAINS"),
             (&[("CONFIG_BACKUP_DOMAINS", "ospf")], "CONFIG_BACKUP_PATHS__ospf"),
             (&[("CONFIG_BACKUP_PATHS__dns", "../etc/*")], "CONFIG_BACKUP_PATHS__dns"),
+            (
+                &[("CONFIG_ROLLBACK_SERVICE_PATHS__dns", "etc/unbound=config/unbound")],
+                "CONFIG_ROLLBACK_SERVICE_PATHS__dns",
+            ),
+            (
+                &[("CONFIG_ROLLBACK_SERVICE_PATHS__radius", "/etc/freeradius=../radius")],
+                "CONFIG_ROLLBACK_SERVICE_PATHS__radius",
+            ),
             (
                 &[("CONFIG_BACKUP_PATHS__dns", "/etc/unbound/*")],
                 "CONFIG_BACKUP_PATHS__dns",

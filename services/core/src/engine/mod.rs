@@ -303,6 +303,17 @@ impl Engine {
     /// Fails when the secrets key file cannot be read (or the default one created).
     pub fn new(settings: Settings, store: Arc<dyn Store>) -> Result<Engine, crate::settings::SettingsError> {
         let sealer = Arc::new(settings.sealer()?);
+        // Validation with service paths needs a private mount namespace: without the
+        // privilege, stop now rather than fail every rollback of the domain.
+        if let Some((d, _)) = settings
+            .rollback
+            .commands
+            .iter()
+            .find(|(_, c)| !c.service_paths.is_empty())
+        {
+            crate::service_paths::check_namespace_privilege()
+                .map_err(|m| crate::settings::SettingsError::new(&format!("CONFIG_ROLLBACK_SERVICE_PATHS__{d}"), m))?;
+        }
         crate::transport::set_timeouts(settings.git.connect_timeout, settings.git.transfer_timeout);
         repo::tune_libgit2();
         Ok(Engine {

@@ -142,6 +142,13 @@ struct Prepared {
     secrets: Vec<String>,
 }
 
+/// The last few non-empty lines of a command's output, bounded: what a failure says.
+fn last_lines(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
+    crate::domain::bounded(&tail, 600)
+}
+
 /// The on-disk snapshot of a task.
 fn snapshot_dir(settings: &Settings, task: Uuid) -> PathBuf {
     settings.data_dir.join("rollback").join(task.to_string())
@@ -264,7 +271,17 @@ impl Engine {
                 Err(e) => return (false, e.to_string(), output),
             }
             let dir = staging.path().display().to_string();
-            let line = cmd.replace("{dir}", &shell_quote(&dir));
+            let mut line = cmd.replace("{dir}", &shell_quote(&dir));
+            let service_paths = settings.rollback.commands(*d).service_paths;
+            if !service_paths.is_empty() {
+                // The checker reads the target where the service reads its files.
+                let (l, staged) = (line.clone(), staging.path().to_path_buf());
+                line = match blocking(move || crate::service_paths::sandboxed(&l, &staged, &service_paths)).await {
+                    Ok(Ok(l)) => l,
+                    Ok(Err(e)) => return (false, format!("{d}: cannot prepare the service paths: {e}"), output),
+                    Err(e) => return (false, e.to_string(), output),
+                };
+            }
             let timeout = settings.rollback.command_timeout;
             let vars = [
                 ("CONFIG_ROLLBACK_DIR", dir.clone()),
@@ -272,7 +289,16 @@ impl Engine {
             ];
             let r = command::run(&line, staging.path(), &vars, timeout).await;
             output.push_str(&r.output);
-            messages.push(format!("{d}: {}", r.summary("validation", timeout)));
+            if r.ok {
+                messages.push(format!("{d}: {}", r.summary("validation", timeout)));
+            } else {
+                // The checker's own words: the last lines it printed.
+                messages.push(format!(
+                    "{d}: {}: {}",
+                    r.summary("validation", timeout),
+                    last_lines(&r.output)
+                ));
+            }
             ok &= r.ok;
         }
         (ok, messages.join("; "), output)

@@ -50,7 +50,7 @@ impl Progress {
 
     pub(super) async fn finish(&mut self, state: RollbackStage, error: Option<String>, revert_succeeded: bool) {
         self.task.state = state;
-        self.task.error = error;
+        self.task.error = error.map(|e| crate::secrets::scrub(&e, &self.scrub));
         self.task.revert_succeeded = revert_succeeded;
         let now = Utc::now();
         let took = (now - self.task.requested_at).num_microseconds().unwrap_or(0) as f64 / 1e6;

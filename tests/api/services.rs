@@ -1,0 +1,432 @@
+//! Rollbacks against the real services, from Debian's packages: Unbound serving on a
+//! loopback port from a private mount namespace (validated with unbound-checkconf at its
+//! own paths, reloaded with unbound-control, verified with dig), nftables rules checked
+//! with `nft -c` through an include, and Kea checked with `kea-dhcp4 -t` where its
+//! interface exists (a bridge in a network namespace of the test's own).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use config_backup_proto::v1 as pb;
+use config_backup_server::auth::Role;
+use config_backup_tests::{Backend, TestApp, TestEnv, eventually, with_token};
+use futures::StreamExt;
+
+const UNBOUND_CONF: &str = "config/unbound/unbound.conf";
+const ZONES: &str = "config/unbound/unbound.conf.d/local-zones.conf";
+const NAT: &str = "scripts/gateway/rgz-nat.nft";
+const KEA: &str = "config/kea/kea-dhcp4.conf";
+
+/// Fails saying what is missing: the test command installs the services' packages.
+fn require(bin: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {bin}")])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(
+        found,
+        "{bin} is not installed: the test command installs Debian's unbound, nftables, kea-dhcp4-server, \
+         freeradius, freeradius-utils and dnsutils"
+    );
+}
+
+/// A port free on loopback for both UDP and TCP, now.
+fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A daemon the test started; stopped when dropped.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A network namespace of the test's own; deleted when dropped.
+struct NetNs(String);
+
+impl NetNs {
+    /// A namespace holding an up bridge `br-lan` (this kernel has no dummy links).
+    fn with_bridge() -> NetNs {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!(
+            "cb-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        for args in [
+            vec!["netns", "add", &name],
+            vec!["-n", &name, "link", "set", "lo", "up"],
+            vec!["-n", &name, "link", "add", "br-lan", "type", "bridge"],
+            vec!["-n", &name, "link", "set", "br-lan", "up"],
+        ] {
+            let out = Command::new("ip").args(&args).output().expect("ip (iproute2) runs");
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        NetNs(name)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn dig(port: u16, name: &str) -> String {
+    let out = Command::new("dig")
+        .args([
+            "+time=1",
+            "+tries=1",
+            "+short",
+            "-p",
+            &port.to_string(),
+            "@127.0.0.1",
+            name,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn zones(gw: &str) -> String {
+    format!(
+        "server:\n    local-zone: \"rgz.local.\" static\n    local-data: \"gw.rgz.local. 300 IN A {gw}\"\n    \
+         local-data: \"dns.rgz.local. 300 IN A 10.10.0.53\"\n"
+    )
+}
+
+/// Unbound's configuration for a test: the sample site's, on a loopback port, no chroot,
+/// no user switch, control over a unix socket without certificates.
+fn unbound_conf(port: u16, control: &Path) -> String {
+    format!(
+        "server:\n    interface: 127.0.0.1\n    port: {port}\n    do-ip6: no\n    chroot: \"\"\n    username: \"\"\n    \
+         pidfile: \"\"\n    use-syslog: no\n    directory: \"/etc/unbound\"\n    module-config: \"iterator\"\n    \
+         access-control: 127.0.0.0/8 allow\n    include: \"/etc/unbound/unbound.conf.d/*.conf\"\n\
+         remote-control:\n    control-enable: yes\n    control-interface: {}\n    control-use-cert: no\n",
+        control.display()
+    )
+}
+
+async fn rollback_to_end(app: &TestApp, commit: &str) -> pb::RollbackTask {
+    let req = pb::RollbackRequest {
+        commit: commit.into(),
+        reason: "real service".into(),
+        ..Default::default()
+    };
+    let task = app
+        .client()
+        .rollback(with_token(req, Role::Admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    let req = with_token(
+        pb::RollbackStatusRequest {
+            task_id: task.task_id.clone(),
+        },
+        Role::Admin,
+    );
+    let mut stream = app.client().rollback_status(req).await.unwrap().into_inner();
+    let mut last = None;
+    while let Some(msg) = tokio::time::timeout(Duration::from_secs(120), stream.next())
+        .await
+        .expect("the rollback ends within two minutes")
+    {
+        last = msg.unwrap().task;
+    }
+    last.unwrap()
+}
+
+fn commit_of(r: &pb::BackupReport, domain: &str) -> String {
+    r.domains
+        .iter()
+        .find(|d| d.domain == domain)
+        .unwrap()
+        .commit_hash
+        .clone()
+}
+
+fn stages(t: &pb::RollbackTask) -> Vec<(pb::RollbackState, bool)> {
+    t.stages.iter().map(|s| (s.state(), s.ok)).collect()
+}
+
+async fn a_broken_include_is_refused_at_validating_and_a_good_rollback_reloads_a_live_unbound(backend: Backend) {
+    for bin in ["unbound", "unbound-checkconf", "unbound-control", "dig", "unshare"] {
+        require(bin);
+    }
+    let mut env = TestEnv::new(backend).await;
+    let site = env.site();
+    let port = free_port();
+    let control = env.dir.path().join("unbound.ctl");
+    std::fs::write(site.join(UNBOUND_CONF), unbound_conf(port, &control)).unwrap();
+    std::fs::write(site.join(ZONES), zones("10.40.0.1")).unwrap();
+    // unbound-control reads only where the control socket is.
+    let control_conf = env.dir.path().join("unbound-control.conf");
+    std::fs::write(
+        &control_conf,
+        format!(
+            "remote-control:\n    control-enable: yes\n    control-interface: {}\n    control-use-cert: no\n",
+            control.display()
+        ),
+    )
+    .unwrap();
+    let reload = format!("unbound-control -c {} reload", control_conf.display());
+    env.vars.insert(
+        "CONFIG_ROLLBACK_SERVICE_PATHS__dns".into(),
+        "/etc/unbound=config/unbound".into(),
+    );
+    env.vars.insert(
+        "CONFIG_ROLLBACK_VALIDATE__dns".into(),
+        "unbound-checkconf /etc/unbound/unbound.conf".into(),
+    );
+    env.vars.insert("CONFIG_ROLLBACK_RELOAD__dns".into(), reload.clone());
+    env.vars.insert(
+        "CONFIG_ROLLBACK_VERIFY__dns".into(),
+        format!("dig +time=2 +tries=1 +short -p {port} @127.0.0.1 gw.rgz.local | grep -qx 10.40.0.1"),
+    );
+    // Unbound reads /etc/unbound, which in its own mount namespace is the site's
+    // config/unbound: the host's /etc/unbound is never touched.
+    let unbound = Daemon(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(format!(
+                "mount --bind {} /etc/unbound && exec unbound -d -c /etc/unbound/unbound.conf",
+                site.join("config/unbound").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("unshare starts unbound"),
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || dig(port, "gw.rgz.local") == "10.40.0.1").await,
+        "unbound does not answer on port {port}"
+    );
+
+    let app = env.spawn().await;
+    let good = commit_of(&app.backup().await, "dns");
+    // An operator's edit, loaded.
+    std::fs::write(site.join(ZONES), zones("10.40.0.99")).unwrap();
+    let out = Command::new("sh").args(["-c", &reload]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(eventually(Duration::from_secs(10), || dig(port, "gw.rgz.local") == "10.40.0.99").await);
+    app.backup().await;
+    // A broken include is backed up (never loaded), then the live file is put right.
+    std::fs::write(
+        site.join(ZONES),
+        "server:\n    local-data: \"gw.rgz.local. IN A\n    nonsense-option: 1\n",
+    )
+    .unwrap();
+    let broken = commit_of(&app.backup().await, "dns");
+    std::fs::write(site.join(ZONES), zones("10.40.0.99")).unwrap();
+    app.backup().await;
+    let live_before = std::fs::read(site.join(ZONES)).unwrap();
+
+    // The broken target: the checker reads it where Unbound would, and says why.
+    let end = rollback_to_end(&app, &broken).await;
+    assert_eq!(end.state(), pb::RollbackState::Failed, "{end:?}");
+    assert_eq!(stages(&end), [(pb::RollbackState::Validating, false)], "{end:?}");
+    assert!(
+        end.error.contains("unbound.conf.d/local-zones.conf") || end.error.contains("error"),
+        "Unbound's own words are in the error: {}",
+        end.error
+    );
+    assert!(
+        end.stages[0].output.contains("local-zones.conf"),
+        "{}",
+        end.stages[0].output
+    );
+    assert_eq!(
+        std::fs::read(site.join(ZONES)).unwrap(),
+        live_before,
+        "nothing was touched"
+    );
+    assert_eq!(dig(port, "gw.rgz.local"), "10.40.0.99");
+
+    // The good target: validated at /etc/unbound, applied, reloaded, verified.
+    let end = rollback_to_end(&app, &good).await;
+    assert_eq!(end.state(), pb::RollbackState::Success, "{end:?}");
+    assert_eq!(
+        stages(&end),
+        [
+            (pb::RollbackState::Validating, true),
+            (pb::RollbackState::Snapshot, true),
+            (pb::RollbackState::Applying, true),
+            (pb::RollbackState::Reloading, true),
+            (pb::RollbackState::Verifying, true),
+        ]
+    );
+    assert_eq!(
+        dig(port, "gw.rgz.local"),
+        "10.40.0.1",
+        "the live Unbound serves the rolled-back zone"
+    );
+    app.stop().await;
+    drop(unbound);
+}
+
+async fn nft_checks_the_gateway_rules_through_their_include_at_the_service_path(backend: Backend) {
+    require("nft");
+    let host_path_existed = Path::new("/etc/nftables.d").exists();
+    let mut env = TestEnv::new(backend).await;
+    let site = env.site();
+    env.vars.insert(
+        "CONFIG_ROLLBACK_SERVICE_PATHS__gateway".into(),
+        "/etc/nftables.d=scripts/gateway".into(),
+    );
+    env.vars.insert(
+        "CONFIG_ROLLBACK_VALIDATE__gateway".into(),
+        "nft -c -f /etc/nftables.d/rgz-main.nft".into(),
+    );
+    let app = env.spawn().await;
+    let good = commit_of(&app.backup().await, "gateway");
+    let nat = std::fs::read_to_string(site.join(NAT)).unwrap();
+    std::fs::write(
+        site.join(NAT),
+        format!("{nat}\ntable ip nat {{ chain bogus {{ jump nowhere-at-all }} }}\n"),
+    )
+    .unwrap();
+    let broken = commit_of(&app.backup().await, "gateway");
+    std::fs::write(site.join(NAT), &nat).unwrap();
+    app.backup().await;
+
+    let dry = |commit: String| pb::RollbackRequest {
+        commit,
+        dry_run: true,
+        ..Default::default()
+    };
+    let plan = |r: pb::RollbackResponse| r.plan.unwrap();
+    let ok = plan(
+        app.client()
+            .rollback(with_token(dry(good), Role::Admin))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    assert!(
+        ok.validation_ok,
+        "the sample site's rules pass nft -c: {}",
+        ok.validation_output
+    );
+    let bad = plan(
+        app.client()
+            .rollback(with_token(dry(broken), Role::Admin))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    assert!(!bad.validation_ok);
+    assert!(
+        bad.validation_output.contains("nowhere-at-all") && bad.validation_output.contains("rgz-nat.nft"),
+        "nft's own words name the included file: {}",
+        bad.validation_output
+    );
+    assert_eq!(
+        Path::new("/etc/nftables.d").exists(),
+        host_path_existed,
+        "the host's own service path is never touched"
+    );
+    app.stop().await;
+}
+
+async fn kea_checks_a_config_whose_interface_exists_in_a_namespace(backend: Backend) {
+    require("kea-dhcp4");
+    require("ip");
+    let ns = NetNs::with_bridge();
+    let mut env = TestEnv::new(backend).await;
+    let site = env.site();
+    env.vars.insert(
+        "CONFIG_ROLLBACK_VALIDATE__kea".into(),
+        format!("ip netns exec {} kea-dhcp4 -t {{dir}}/{KEA}", ns.0),
+    );
+    let app = env.spawn().await;
+    let good = commit_of(&app.backup().await, "kea");
+    let conf = std::fs::read_to_string(site.join(KEA)).unwrap();
+    std::fs::write(site.join(KEA), conf.replace("\"br-lan\"", "\"br-missing\"")).unwrap();
+    let broken = commit_of(&app.backup().await, "kea");
+    let dry = |commit: String| pb::RollbackRequest {
+        commit,
+        dry_run: true,
+        ..Default::default()
+    };
+    let ok = app
+        .client()
+        .rollback(with_token(dry(good), Role::Admin))
+        .await
+        .unwrap()
+        .into_inner();
+    let ok = ok.plan.unwrap();
+    assert!(
+        ok.validation_ok,
+        "the sample site's Kea config passes kea-dhcp4 -t: {}",
+        ok.validation_output
+    );
+    let bad = app
+        .client()
+        .rollback(with_token(dry(broken), Role::Admin))
+        .await
+        .unwrap()
+        .into_inner();
+    let bad = bad.plan.unwrap();
+    assert!(!bad.validation_ok);
+    assert!(
+        bad.validation_output.contains("br-missing"),
+        "{}",
+        bad.validation_output
+    );
+    app.stop().await;
+}
+
+/// Without CAP_SYS_ADMIN (dropped from the bounding set by setpriv) a private mount
+/// namespace cannot be made: a server configured with service paths stops at start,
+/// naming the setting, instead of failing every rollback of the domain later.
+async fn a_server_without_the_mount_privilege_stops_at_start_naming_the_setting(backend: Backend) {
+    require("setpriv");
+    let mut env = TestEnv::new(backend).await;
+    env.vars.insert(
+        "CONFIG_ROLLBACK_SERVICE_PATHS__dns".into(),
+        "/etc/unbound=config/unbound".into(),
+    );
+    let vars: Vec<(String, String)> = env.lookup().into_iter().collect();
+    let out = crate::process::command(
+        &["setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin"],
+        &vars,
+        &["serve"],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the server started without the privilege: {stderr}"
+    );
+    assert!(
+        stderr.contains("CONFIG_ROLLBACK_SERVICE_PATHS__dns") && stderr.contains("CAP_SYS_ADMIN"),
+        "{stderr}"
+    );
+}
+
+on_both_backends!(
+    a_server_without_the_mount_privilege_stops_at_start_naming_the_setting,
+    a_broken_include_is_refused_at_validating_and_a_good_rollback_reloads_a_live_unbound,
+    nft_checks_the_gateway_rules_through_their_include_at_the_service_path,
+    kea_checks_a_config_whose_interface_exists_in_a_namespace,
+);
