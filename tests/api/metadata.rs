@@ -55,9 +55,6 @@ fn chmod(path: &Path, mode: u32) {
 /// and a link that leads out of the source root.
 fn radius_layout(env: &mut TestEnv) {
     let site = env.site();
-    std::fs::create_dir_all(site.join("config/radius/certs")).unwrap();
-    std::fs::create_dir_all(site.join("config/radius/mods-available")).unwrap();
-    std::fs::create_dir_all(site.join("config/radius/mods-enabled")).unwrap();
     std::fs::write(
         site.join(KEY),
         "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIFakeKeyForTestsOnlyNotARealOne000000000\n-----END PRIVATE KEY-----\n",
@@ -67,8 +64,11 @@ fn radius_layout(env: &mut TestEnv) {
     chmod(&site.join(KEY), 0o600);
     chown(&site.join(CLIENTS), (0, FREERAD.1));
     chmod(&site.join(CLIENTS), 0o640);
-    std::fs::write(site.join(EAP), "eap {\n\tdefault_eap_type = peap\n}\n").unwrap();
-    std::os::unix::fs::symlink("../mods-available/eap", site.join(EAP_LINK)).unwrap();
+    // The sample site's raddb is Debian's: mods-enabled/eap is a link into mods-available.
+    assert_eq!(std::fs::read_link(site.join(EAP_LINK)).unwrap(), Path::new("../mods-available/eap"));
+    chown(&site.join(EAP), (0, 0));
+    chmod(&site.join(EAP), 0o644);
+    let _ = std::fs::remove_file(site.join(OUTSIDE_LINK));
     std::os::unix::fs::symlink("/etc/ssl/certs/ca-certificates.crt", site.join(OUTSIDE_LINK)).unwrap();
     // A setgid directory-style mode on a script, to see every bit kept.
     chmod(&site.join("scripts/gateway/watch_config.sh"), 0o2750);

@@ -118,6 +118,30 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// Gives a copy of the sample site the owners and modes a real site has, which git does
+/// not keep (`examples/site-modes`: `MODE OWNER:GROUP PATH` lines). An owner or group
+/// this machine does not have is left as it is.
+pub fn apply_sample_modes(site: &Path) {
+    let list = std::fs::read_to_string(sample_site().with_file_name("site-modes")).unwrap();
+    for line in list.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let mut parts = line.splitn(3, ' ');
+        let (Some(mode), Some(owners), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            panic!("examples/site-modes: a bad line {line:?}");
+        };
+        let path = site.join(path);
+        let (owner, group) = owners.split_once(':').unwrap();
+        let id = |file: &str, name: &str| -> Option<u32> {
+            std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
+                let mut f = l.split(':');
+                (f.next()? == name).then(|| f.nth(1)?.parse().ok())?
+            })
+        };
+        let _ = std::os::unix::fs::chown(&path, id("/etc/passwd", owner), id("/etc/group", group));
+        let mode = u32::from_str_radix(mode, 8).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+}
+
 /// Everything a test server uses on disk.
 #[derive(Debug)]
 pub struct TestEnv {
@@ -130,10 +154,12 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    /// A copy of the sample site, an empty bare remote, a fresh database.
+    /// A copy of the sample site with its owners and modes, an empty bare remote, a fresh
+    /// database.
     pub async fn new(backend: Backend) -> TestEnv {
         let dir = tempfile::tempdir().unwrap();
         copy_tree(&sample_site(), &dir.path().join("site"));
+        apply_sample_modes(&dir.path().join("site"));
         git2::Repository::init_opts(
             dir.path().join("remote.git"),
             git2::RepositoryInitOptions::new().bare(true).initial_head("main"),
@@ -230,6 +256,14 @@ impl TestEnv {
             ("HTTP_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
             ("METRICS_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
             ("AUTH_JWT_SECRET", SECRET.to_owned()),
+            // The tests' radius domain is the three files a NOC edits most, so that counts
+            // of files stay small; the sample site's whole raddb (the product's default,
+            // `config/radius/**`) is backed up and rolled back by metadata.rs and
+            // services.rs, which name their own patterns.
+            (
+                "CONFIG_BACKUP_PATHS__radius",
+                "config/radius/radiusd.conf,config/radius/clients.conf,config/radius/dictionary".to_owned(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -13,7 +13,7 @@ pub fn default_patterns(domain: Domain) -> Option<&'static str> {
     match domain {
         Domain::Gateway => Some("scripts/gateway/*.nft,scripts/gateway/watch_config.sh"),
         Domain::Dns => Some("config/unbound/unbound.conf,config/unbound/unbound.conf.d/*"),
-        Domain::Radius => Some("config/radius/radiusd.conf,config/radius/clients.conf,config/radius/dictionary"),
+        Domain::Radius => Some("config/radius/**"),
         Domain::Kea => Some("config/kea/kea-dhcp4.conf"),
         Domain::Ospf => None,
     }

@@ -81,16 +81,24 @@ pub(super) fn unix_mode(git_mode: u32) -> u32 {
     if git_mode & 0o111 != 0 { 0o755 } else { 0o644 }
 }
 
-/// Writes one domain's target files into `dir`: links as links, modes as at the target
-/// (owners are the server's: the directory is the server's alone).
+/// Writes one domain's target files into `dir` (the server's alone, 0700): links as
+/// links, modes, owners and groups as at the target, so a checker that drops to the
+/// service's user reads them as the service would (FreeRADIUS reads its key as freerad).
+/// An owner the server cannot give is replaced by the server's own.
 pub(super) fn stage_files(dir: &Path, files: &[TargetFile], domain: Domain) -> Result<(), String> {
-    let (uid, gid) = (
-        Privilege::current().euid,
-        std::fs::metadata(dir).map(|d| d.gid()).unwrap_or(0),
-    );
+    let privilege = Privilege::current();
+    let (uid, gid) = (privilege.euid, std::fs::metadata(dir).map(|d| d.gid()).unwrap_or(0));
     let metas: Vec<Option<FileMeta>> = files
         .iter()
-        .map(|f| f.meta.as_ref().map(|m| FileMeta { uid, gid, ..m.clone() }))
+        .map(|f| {
+            f.meta.as_ref().map(|m| {
+                if privilege.can_own(m.uid, m.gid) {
+                    m.clone()
+                } else {
+                    FileMeta { uid, gid, ..m.clone() }
+                }
+            })
+        })
         .collect();
     let items: Vec<LiveWrite<'_>> = files
         .iter()

@@ -1,0 +1,4 @@
+info locals
+info args
+thread apply all bt full
+quit
