@@ -65,7 +65,10 @@ fn radius_layout(env: &mut TestEnv) {
     chown(&site.join(CLIENTS), (0, FREERAD.1));
     chmod(&site.join(CLIENTS), 0o640);
     // The sample site's raddb is Debian's: mods-enabled/eap is a link into mods-available.
-    assert_eq!(std::fs::read_link(site.join(EAP_LINK)).unwrap(), Path::new("../mods-available/eap"));
+    assert_eq!(
+        std::fs::read_link(site.join(EAP_LINK)).unwrap(),
+        Path::new("../mods-available/eap")
+    );
     chown(&site.join(EAP), (0, 0));
     chmod(&site.join(EAP), 0o644);
     let _ = std::fs::remove_file(site.join(OUTSIDE_LINK));
