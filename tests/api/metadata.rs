@@ -367,7 +367,104 @@ async fn a_server_that_cannot_set_owners_refuses_the_rollback_before_touching_an
     crate::process::wait_exit(&mut child);
 }
 
+/// A small deterministic generator (xorshift64*): the cases are the same on every run,
+/// and a failure names its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Random modes (setuid, setgid and sticky included), owners, groups and symlinks (inside
+/// the tree, outside it, dangling): backed up, then every one mutated (mode, owner, a link
+/// retargeted, a link replaced by a file, a file replaced by a link, content), then rolled
+/// back: `lstat` of every path is as it was: type, mode, uid, gid, link target, content.
+async fn random_modes_owners_and_links_roll_back_to_identical_lstat(backend: Backend) {
+    for seed in [0x9e37_79b9_7f4a_7c15_u64, 0xdead_beef_cafe_f00d, 0x0123_4567_89ab_cdef] {
+        let mut rng = Rng(seed);
+        let mut env = TestEnv::new(backend).await;
+        let site = env.site();
+        let dir = site.join("config/kea/extra");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut paths = Vec::new();
+        for i in 0..8 {
+            let rel = format!("config/kea/extra/f{i}");
+            let abs = site.join(&rel);
+            match rng.below(4) {
+                0 => {
+                    let target = ["f0", "../kea-dhcp4.conf", "/etc/hostname", "no-such-file"][rng.below(4) as usize];
+                    std::os::unix::fs::symlink(target, &abs).unwrap();
+                    std::os::unix::fs::lchown(&abs, Some(rng.below(3) as u32 * 1000), Some(rng.below(3) as u32 * 1000))
+                        .unwrap();
+                }
+                _ => {
+                    std::fs::write(&abs, format!("option-{i} = {}\n", rng.next())).unwrap();
+                    chown(&abs, (rng.below(5000) as u32, rng.below(5000) as u32));
+                    chmod(&abs, rng.below(0o10000) as u32);
+                }
+            }
+            paths.push(rel);
+        }
+        env.vars.insert(
+            "CONFIG_BACKUP_PATHS__kea".into(),
+            "config/kea/kea-dhcp4.conf,config/kea/extra/*".into(),
+        );
+        let app = env.spawn().await;
+        let first = app.backup().await;
+        let kea = domain(&first, "kea").commit_hash.clone();
+        let before: Vec<Lstat> = paths.iter().map(|p| lstat(&site.join(p))).collect();
+
+        for p in &paths {
+            let abs = site.join(p);
+            let was_link = std::fs::symlink_metadata(&abs).unwrap().file_type().is_symlink();
+            match (was_link, rng.below(3)) {
+                (true, 0) => {
+                    std::fs::remove_file(&abs).unwrap();
+                    std::fs::write(&abs, "now a file\n").unwrap();
+                }
+                (true, _) => {
+                    std::fs::remove_file(&abs).unwrap();
+                    std::os::unix::fs::symlink("elsewhere", &abs).unwrap();
+                    std::os::unix::fs::lchown(&abs, Some(7), Some(7)).unwrap();
+                }
+                (false, 0) => {
+                    std::fs::remove_file(&abs).unwrap();
+                    std::os::unix::fs::symlink("f1", &abs).unwrap();
+                }
+                (false, 1) => {
+                    chmod(&abs, 0o666);
+                    chown(&abs, (0, 0));
+                }
+                (false, _) => std::fs::write(&abs, "edited\n").unwrap(),
+            }
+        }
+        let second = app.backup().await;
+        assert_eq!(
+            domain(&second, "kea").changes.len(),
+            paths.len(),
+            "seed {seed:#x}: every mutation is a change"
+        );
+        let end = rollback_to_end(&app, &kea, "kea").await;
+        assert_eq!(end.state(), pb::RollbackState::Success, "seed {seed:#x}: {end:?}");
+        let after: Vec<Lstat> = paths.iter().map(|p| lstat(&site.join(p))).collect();
+        for ((p, b), a) in paths.iter().zip(&before).zip(&after) {
+            assert_eq!(a, b, "seed {seed:#x}: {p}");
+        }
+        app.stop().await;
+    }
+}
+
 on_both_backends!(
+    random_modes_owners_and_links_roll_back_to_identical_lstat,
     a_server_that_cannot_set_owners_refuses_the_rollback_before_touching_anything,
     a_chmod_of_a_key_is_a_change_with_a_security_warning_and_a_rollback_restores_lstat_exactly,
     a_dry_run_lists_the_metadata_changes,

@@ -4,7 +4,7 @@
 //! with `nft -c` through an include, and Kea checked with `kea-dhcp4 -t` where its
 //! interface exists (a bridge in a network namespace of the test's own).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -395,6 +395,206 @@ async fn kea_checks_a_config_whose_interface_exists_in_a_namespace(backend: Back
     app.stop().await;
 }
 
+/// Three consecutive ports free on loopback now (auth, accounting, inner tunnel).
+fn free_ports3() -> u16 {
+    loop {
+        let p = free_port();
+        if p < 65000
+            && (1..3).all(|i| {
+                std::net::UdpSocket::bind(("127.0.0.1", p + i)).is_ok()
+                    && std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok()
+            })
+        {
+            return p;
+        }
+    }
+}
+
+/// Debian's raddb listening on loopback ports of the test's own: the IPv4 auth and
+/// accounting listeners on 127.0.0.1 (`port`, `port + 1`), the IPv6 ones on 127.0.0.2,
+/// the inner tunnel on `port + 2`.
+fn radius_on_loopback(raddb: &Path, port: u16) {
+    let default = raddb.join("sites-available/default");
+    let mut nth = 0;
+    let text: Vec<String> = std::fs::read_to_string(&default)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let t = l.trim_start();
+            if t.starts_with("ipaddr = *") {
+                "\tipaddr = 127.0.0.1".to_owned()
+            } else if t.starts_with("ipv6addr = ::") {
+                "\tipaddr = 127.0.0.2".to_owned()
+            } else if t.starts_with("port = 0") {
+                nth += 1;
+                format!("\tport = {}", port + if nth % 2 == 1 { 0 } else { 1 })
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    assert_eq!(nth, 4, "Debian's default site has four listeners");
+    std::fs::write(&default, text.join("\n") + "\n").unwrap();
+    let inner = raddb.join("sites-available/inner-tunnel");
+    let text = std::fs::read_to_string(&inner).unwrap();
+    assert!(text.contains("port = 18120"));
+    std::fs::write(&inner, text.replace("port = 18120", &format!("port = {}", port + 2))).unwrap();
+    let users = raddb.join("mods-config/files/authorize");
+    let text = std::fs::read_to_string(&users).unwrap();
+    std::fs::write(&users, format!("bob Cleartext-Password := \"hello\"\n\n{text}")).unwrap();
+}
+
+/// Whether the server accepts bob with `secret` (radclient: one try of one second, where
+/// radtest waits 3 × 3 s for a server that does not answer).
+fn radius_accepts(port: u16, secret: &str) -> bool {
+    use std::io::Write;
+    let mut c = Command::new("radclient")
+        .args(["-t", "1", "-r", "1", &format!("127.0.0.1:{port}"), "auth", secret])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(b"User-Name = bob, User-Password = hello, Message-Authenticator = 0x00\n")
+        .unwrap();
+    String::from_utf8_lossy(&c.wait_with_output().unwrap().stdout).contains("Access-Accept")
+}
+
+fn radtest(port: u16, secret: &str) -> String {
+    let out = Command::new("radtest")
+        .args(["-t", "pap", "bob", "hello", &format!("127.0.0.1:{port}"), "0", secret])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Debian's raddb, backed up whole: `freeradius -XC` checks the restored tree where the
+/// server reads it (its key readable by freerad only because the owner was restored),
+/// and a live FreeRADIUS restarted by the reload command accepts radtest with the
+/// client secret of the target again.
+async fn freeradius_checks_a_restored_raddb_and_radtest_passes_after_a_rollback_of_clients_conf(backend: Backend) {
+    for bin in ["freeradius", "radtest", "setsid", "unshare"] {
+        require(bin);
+    }
+    let mut env = TestEnv::new(backend).await;
+    let site = env.site();
+    let raddb = site.join("config/radius");
+    let port = free_ports3();
+    radius_on_loopback(&raddb, port);
+    let pidfile = env.dir.path().join("freeradius.pid");
+    let start = env.dir.path().join("radius-restart.sh");
+    std::fs::write(
+        &start,
+        format!(
+            "#!/bin/sh
+# Restarts FreeRADIUS (clients are read at start only) in its mount namespace.
+             if [ -s {pid} ] && kill $(cat {pid}) 2>/dev/null; then
+                 while kill -0 $(cat {pid}) 2>/dev/null; do sleep 0.1; done
+             fi
+             setsid unshare --mount --propagation private -- sh -c              'mount --bind {raddb} /etc/freeradius/3.0 && exec freeradius -f -d /etc/freeradius/3.0'              >/dev/null 2>&1 </dev/null &
+             echo $! > {pid}
+",
+            pid = pidfile.display(),
+            raddb = raddb.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&start, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    env.vars
+        .insert("CONFIG_BACKUP_PATHS__radius".into(), "config/radius/**".into());
+    env.vars.insert(
+        "CONFIG_ROLLBACK_SERVICE_PATHS__radius".into(),
+        "/etc/freeradius/3.0=config/radius".into(),
+    );
+    env.vars.insert(
+        "CONFIG_ROLLBACK_VALIDATE__radius".into(),
+        "freeradius -XC -d /etc/freeradius/3.0".into(),
+    );
+    env.vars
+        .insert("CONFIG_ROLLBACK_RELOAD__radius".into(), start.display().to_string());
+    // Up to about 20 s for the restarted server to answer.
+    env.vars.insert(
+        "CONFIG_ROLLBACK_VERIFY__radius".into(),
+        format!(
+            "for i in $(seq 20); do echo 'User-Name = bob, User-Password = hello, Message-Authenticator = 0x00' \
+             | radclient -t 1 -r 1 127.0.0.1:{port} auth sample-localhost-secret | grep -q Access-Accept && exit 0; \
+             sleep 0.2; done; exit 1"
+        ),
+    );
+    struct Stop(PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            if let Ok(pid) = std::fs::read_to_string(&self.0) {
+                let _ = Command::new("kill").arg(pid.trim()).status();
+            }
+        }
+    }
+    let _stop = Stop(pidfile.clone());
+    let out = Command::new(&start).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        eventually(Duration::from_secs(20), || radius_accepts(
+            port,
+            "sample-localhost-secret"
+        ))
+        .await,
+        "freeradius does not accept bob on port {port}"
+    );
+
+    let app = env.spawn().await;
+    let good = commit_of(&app.backup().await, "radius");
+    // The localhost client's secret rotated by hand, and the server restarted: radtest
+    // with the NOC's secret no longer gets in.
+    let clients = std::fs::read_to_string(raddb.join("clients.conf")).unwrap();
+    std::fs::write(
+        raddb.join("clients.conf"),
+        clients.replace("sample-localhost-secret", "rotated-by-hand-secret"),
+    )
+    .unwrap();
+    let out = Command::new(&start).output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        eventually(Duration::from_secs(20), || radius_accepts(
+            port,
+            "rotated-by-hand-secret"
+        ))
+        .await
+    );
+    assert!(
+        !radius_accepts(port, "sample-localhost-secret"),
+        "the old secret gets no answer"
+    );
+    app.backup().await;
+
+    let end = rollback_to_end(&app, &good).await;
+    assert_eq!(end.state(), pb::RollbackState::Success, "{end:?}");
+    assert_eq!(
+        stages(&end),
+        [
+            (pb::RollbackState::Validating, true),
+            (pb::RollbackState::Snapshot, true),
+            (pb::RollbackState::Applying, true),
+            (pb::RollbackState::Reloading, true),
+            (pb::RollbackState::Verifying, true),
+        ]
+    );
+    assert!(
+        end.stages[0].output.contains("Configuration appears to be OK"),
+        "{}",
+        end.stages[0].output
+    );
+    let answer = radtest(port, "sample-localhost-secret");
+    assert!(answer.contains("Access-Accept"), "radtest after the rollback: {answer}");
+    // No secret reached the task's record.
+    for s in &end.stages {
+        assert!(!s.output.contains("sample-localhost-secret") && !s.output.contains("rotated-by-hand-secret"));
+    }
+    app.stop().await;
+}
+
 /// Without CAP_SYS_ADMIN (dropped from the bounding set by setpriv) a private mount
 /// namespace cannot be made: a server configured with service paths stops at start,
 /// naming the setting, instead of failing every rollback of the domain later.
@@ -425,6 +625,7 @@ async fn a_server_without_the_mount_privilege_stops_at_start_naming_the_setting(
 }
 
 on_both_backends!(
+    freeradius_checks_a_restored_raddb_and_radtest_passes_after_a_rollback_of_clients_conf,
     a_server_without_the_mount_privilege_stops_at_start_naming_the_setting,
     a_broken_include_is_refused_at_validating_and_a_good_rollback_reloads_a_live_unbound,
     nft_checks_the_gateway_rules_through_their_include_at_the_service_path,
