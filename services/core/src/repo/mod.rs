@@ -21,14 +21,18 @@ use crate::metadata::{self, FileMeta};
 use crate::settings::GitSettings;
 use crate::transport::Session;
 
+mod commit;
 mod files;
 mod manifest;
 mod push;
+mod records;
 
+pub use commit::{CommitInfo, trailer};
 use files::write_work_file;
 pub use files::{LiveWrite, stage_into, write_all_atomically, write_atomically, write_live_atomically};
 pub use manifest::{TreeFiles, manifest_path};
 use manifest::{read_manifest, render_manifest, render_meta};
+pub use records::{ChangeKind, FileRecord, Manifest, ManifestEntry, Staged, compare};
 
 pub use crate::domain::METADATA_DIR;
 /// The commit trailer naming the domain.
@@ -121,168 +125,6 @@ impl RepoError {
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RepoError {
     let context = context.into();
     move |source| RepoError::Io { context, source }
-}
-
-/// One file of a manifest: content hash, git mode and metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestEntry {
-    /// SHA-256 of the content (a symlink's: of its target text), lower-case hex.
-    pub sha256: String,
-    /// Git file mode: 0o100644, 0o100755 or 0o120000 (a symlink).
-    pub mode: u32,
-    /// Type, full mode, owner and group; `None` in a commit made before they were kept.
-    pub meta: Option<FileMeta>,
-}
-
-impl ManifestEntry {
-    /// Whether `other` is another state of the file: its content, git mode, or (when
-    /// both are known) its type, mode, owner or group differ.
-    pub fn differs(&self, other: &ManifestEntry) -> bool {
-        self.sha256 != other.sha256
-            || self.mode != other.mode
-            || matches!((&self.meta, &other.meta), (Some(a), Some(b)) if !a.same_access(b))
-    }
-}
-
-/// A file written into the object database, waiting for its commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Staged {
-    /// The blob.
-    pub id: Oid,
-    /// Its size.
-    pub len: usize,
-}
-
-/// A domain's files at one commit.
-pub type Manifest = BTreeMap<RepoPath, ManifestEntry>;
-
-/// How a file changed in a commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
-    /// New in this commit.
-    Added,
-    /// Content or mode changed.
-    Modified,
-    /// Removed.
-    Deleted,
-    /// Unchanged.
-    Unchanged,
-}
-
-impl ChangeKind {
-    /// Name in the API and the audit trail.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeKind::Added => "added",
-            ChangeKind::Modified => "modified",
-            ChangeKind::Deleted => "deleted",
-            ChangeKind::Unchanged => "unchanged",
-        }
-    }
-
-    /// The letter of a commit-message body line.
-    pub fn letter(self) -> char {
-        match self {
-            ChangeKind::Added => 'A',
-            ChangeKind::Modified => 'M',
-            ChangeKind::Deleted => 'D',
-            ChangeKind::Unchanged => ' ',
-        }
-    }
-
-    /// Parses an API name.
-    pub fn parse(s: &str) -> Option<ChangeKind> {
-        [
-            ChangeKind::Added,
-            ChangeKind::Modified,
-            ChangeKind::Deleted,
-            ChangeKind::Unchanged,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
-}
-
-/// One file's state change between a commit and its parent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileRecord {
-    /// The path.
-    pub path: RepoPath,
-    /// What happened.
-    pub kind: ChangeKind,
-    /// Before (absent when added).
-    pub old: Option<ManifestEntry>,
-    /// After (absent when deleted).
-    pub new: Option<ManifestEntry>,
-}
-
-impl FileRecord {
-    /// The change of type, mode, owner or group in words ("mode 0600 → 0644"), when both
-    /// sides carry metadata; a symlink's new target is content, told as "link → TARGET"
-    /// by whoever holds it.
-    pub fn metadata_changes(&self) -> Vec<String> {
-        match (
-            self.old.as_ref().and_then(|o| o.meta.as_ref()),
-            self.new.as_ref().and_then(|n| n.meta.as_ref()),
-        ) {
-            (Some(o), Some(n)) => metadata::describe(o, n),
-            _ => Vec::new(),
-        }
-    }
-}
-
-/// Compares two manifests, in path order.
-pub fn compare(old: &Manifest, new: &Manifest) -> Vec<FileRecord> {
-    let mut out = Vec::with_capacity(new.len().max(old.len()));
-    for (path, n) in new {
-        let kind = match old.get(path) {
-            None => ChangeKind::Added,
-            Some(o) if o.differs(n) => ChangeKind::Modified,
-            Some(_) => ChangeKind::Unchanged,
-        };
-        out.push(FileRecord {
-            path: path.clone(),
-            kind,
-            old: old.get(path).cloned(),
-            new: Some(n.clone()),
-        });
-    }
-    for (path, o) in old {
-        if !new.contains_key(path) {
-            out.push(FileRecord {
-                path: path.clone(),
-                kind: ChangeKind::Deleted,
-                old: Some(o.clone()),
-                new: None,
-            });
-        }
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out
-}
-
-/// A backup commit read back from the repository.
-#[derive(Debug, Clone)]
-pub struct CommitInfo {
-    /// The commit.
-    pub id: Oid,
-    /// Its first parent.
-    pub parent: Option<Oid>,
-    /// Its domain (from the trailer).
-    pub domain: Domain,
-    /// The run or task that made it (from the trailer).
-    pub run_id: Option<uuid::Uuid>,
-    /// The full message.
-    pub message: String,
-    /// The commit time.
-    pub time: chrono::DateTime<chrono::Utc>,
-    /// Every file of the domain, changed or not, plus deletions (or, from
-    /// [`WorkingCopy::commit_changes`], the changed ones only).
-    pub files: Vec<FileRecord>,
-    /// The blob id of the domain's manifest in this commit.
-    pub manifest: Option<Oid>,
-    /// The blob id of the domain's manifest in the parent.
-    pub parent_manifest: Option<Oid>,
 }
 
 /// What a push did.
@@ -622,64 +464,6 @@ impl WorkingCopy {
         &self.repo
     }
 
-    /// A domain's manifest at a commit (empty if the commit has none).
-    pub fn manifest_at(&self, commit: Option<Oid>, domain: Domain) -> Result<Manifest, RepoError> {
-        let Some(commit) = commit else {
-            return Ok(Manifest::new());
-        };
-        let tree = self.repo.find_commit(commit)?.tree()?;
-        read_manifest(&self.repo, &tree, domain)
-    }
-
-    /// How many files a domain has at a commit (the manifest's lines and the metadata's
-    /// symlinks; cheap).
-    pub fn manifest_len(&self, commit: Option<Oid>, domain: Domain) -> Result<usize, RepoError> {
-        let Some(commit) = commit else { return Ok(0) };
-        let tree = self.repo.find_commit(commit)?.tree()?;
-        let files = match tree.get_path(Path::new(&manifest_path(domain))) {
-            Ok(e) => self
-                .repo
-                .find_blob(e.id())?
-                .content()
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count(),
-            Err(e) if e.code() == ErrorCode::NotFound => 0,
-            Err(e) => return Err(e.into()),
-        };
-        let links = match tree.get_path(Path::new(&metadata::meta_path(domain))) {
-            Ok(e) => String::from_utf8_lossy(self.repo.find_blob(e.id())?.content())
-                .lines()
-                .filter(|l| l.split(' ').nth(1) == Some(metadata::FileType::Symlink.as_str()))
-                .count(),
-            Err(_) => 0,
-        };
-        Ok(files + links)
-    }
-
-    /// Writes a file's new content into the work tree and the object database at once,
-    /// so a run never holds the contents of all changed files in memory.
-    pub fn stage_file(&self, path: &RepoPath, content: &[u8], mode: u32) -> Result<Staged, RepoError> {
-        stage_into(&self.repo, path, content, mode)
-    }
-
-    /// Commits a domain: the staged files, the deletions and the manifest.
-    pub fn commit_domain(
-        &self,
-        domain: Domain,
-        manifest: &Manifest,
-        contents: &BTreeMap<RepoPath, Staged>,
-        deleted: &[RepoPath],
-        message: &str,
-    ) -> Result<Oid, RepoError> {
-        self.write_domain_commit(domain, manifest, contents, deleted, message)
-            .map_err(|e| {
-                e.with_os_cause(self.repo.path(), 0, || {
-                    format!("committing domain {domain} in {}", self.repo.path().display())
-                })
-            })
-    }
-
     /// After a domain failed: the work tree as at HEAD again, the files it wrote that
     /// HEAD does not have removed (a full disk leaves a partly written file behind). The
     /// objects it wrote are unreferenced and left to `git gc`.
@@ -691,183 +475,6 @@ impl WorkingCopy {
         opts.force().remove_untracked(true);
         self.repo.checkout_head(Some(&mut opts))?;
         Ok(())
-    }
-
-    fn write_domain_commit(
-        &self,
-        domain: Domain,
-        manifest: &Manifest,
-        contents: &BTreeMap<RepoPath, Staged>,
-        deleted: &[RepoPath],
-        message: &str,
-    ) -> Result<Oid, RepoError> {
-        let workdir = self
-            .repo
-            .workdir()
-            .ok_or_else(|| git2::Error::from_str("bare working copy"))?
-            .to_path_buf();
-        let manifest_path = manifest_path(domain);
-        let manifest_text = render_manifest(manifest);
-        let meta_path = metadata::meta_path(domain);
-        let meta_text = render_meta(manifest);
-        let sig = Signature::now(&self.git.user_name, &self.git.user_email)?;
-        let parent = self.head_commit()?;
-        let parents: Vec<&Commit<'_>> = parent.iter().collect();
-        // Nothing changed: the commit reuses its parent's tree (the index and the work tree
-        // already match it: the run started by resetting them to HEAD).
-        if let Some(p) = &parent
-            && contents.is_empty()
-            && deleted.is_empty()
-        {
-            let tree = p.tree()?;
-            let holds = |path: &str, text: &str| {
-                tree.get_path(Path::new(path))
-                    .ok()
-                    .is_some_and(|e| Oid::hash_object(git2::ObjectType::Blob, text.as_bytes()).ok() == Some(e.id()))
-            };
-            if holds(&manifest_path, &manifest_text) && holds(&meta_path, &meta_text) {
-                return Ok(self.repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?);
-            }
-        }
-        let mut index = self.repo.index()?;
-        for (path, staged) in contents {
-            let mode = manifest.get(path).map(|e| e.mode).unwrap_or(0o100644);
-            let mut entry = index_entry(path.as_str(), mode, staged.len);
-            entry.id = staged.id;
-            index.add(&entry)?;
-        }
-        for path in deleted {
-            let abs = workdir.join(path.as_str());
-            match std::fs::remove_file(&abs) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err(format!("removing {}", abs.display()))(e)),
-            }
-            index.remove_path(Path::new(path.as_str()))?;
-        }
-        write_work_file(&workdir, &manifest_path, manifest_text.as_bytes(), 0o100644)?;
-        index.add_frombuffer(
-            &index_entry(&manifest_path, 0o100644, manifest_text.len()),
-            manifest_text.as_bytes(),
-        )?;
-        write_work_file(&workdir, &meta_path, meta_text.as_bytes(), 0o100644)?;
-        index.add_frombuffer(
-            &index_entry(&meta_path, 0o100644, meta_text.len()),
-            meta_text.as_bytes(),
-        )?;
-        index.write()?;
-        let tree_id = index.write_tree()?;
-        let tree = self.repo.find_tree(tree_id)?;
-        let id = self.repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
-        Ok(id)
-    }
-
-    /// Reads a backup commit: its domain, run and every file's change. `None` for a
-    /// commit without our trailers (made by someone else).
-    pub fn commit_info(&self, id: Oid) -> Result<Option<CommitInfo>, RepoError> {
-        let commit = self.repo.find_commit(id)?;
-        let message = commit.message().unwrap_or_default().to_owned();
-        let Some(domain) = trailer(&message, TRAILER_DOMAIN).and_then(|d| d.parse::<Domain>().ok()) else {
-            return Ok(None);
-        };
-        let run_id = trailer(&message, TRAILER_RUN).and_then(|r| r.parse().ok());
-        let parent = commit.parent_ids().next();
-        let tree = commit.tree()?;
-        let new = read_manifest(&self.repo, &tree, domain)?;
-        let old = self.manifest_at(parent, domain)?;
-        let time = chrono::DateTime::from_timestamp(commit.time().seconds(), 0).unwrap_or_default();
-        let (manifest, parent_manifest) = self.manifest_blobs(&tree, parent, domain)?;
-        Ok(Some(CommitInfo {
-            id,
-            parent,
-            domain,
-            run_id,
-            message,
-            time,
-            files: compare(&old, &new),
-            manifest,
-            parent_manifest,
-        }))
-    }
-
-    /// The blob ids of the domain's manifest in `tree` and in the commit `parent`.
-    fn manifest_blobs(
-        &self,
-        tree: &git2::Tree,
-        parent: Option<Oid>,
-        domain: Domain,
-    ) -> Result<(Option<Oid>, Option<Oid>), RepoError> {
-        let (path, meta) = (manifest_path(domain), metadata::meta_path(domain));
-        // The manifest's blob, or, with metadata, one id for the pair: a commit that
-        // changed only an owner or a mode holds another state of the domain.
-        let blob = |t: &git2::Tree| {
-            let manifest = t.get_path(Path::new(&path)).ok().map(|e| e.id())?;
-            match t.get_path(Path::new(&meta)) {
-                Ok(m) => Oid::hash_object(git2::ObjectType::Blob, format!("{manifest} {}", m.id()).as_bytes()).ok(),
-                Err(_) => Some(manifest),
-            }
-        };
-        let parent_blob = match parent {
-            Some(p) => blob(&self.repo.find_commit(p)?.tree()?),
-            None => None,
-        };
-        Ok((blob(tree), parent_blob))
-    }
-
-    /// A domain commit's information with only its changed files (added, modified,
-    /// deleted): when the domain's manifest is the same object as in the parent (a
-    /// no-change commit), nothing is read but the two trees. `None` for a commit that is
-    /// not a domain commit.
-    pub fn commit_changes(&self, id: Oid) -> Result<Option<CommitInfo>, RepoError> {
-        let commit = self.repo.find_commit(id)?;
-        let message = commit.message().unwrap_or_default().to_owned();
-        let Some(domain) = trailer(&message, TRAILER_DOMAIN).and_then(|d| d.parse::<Domain>().ok()) else {
-            return Ok(None);
-        };
-        let parent = commit.parent_ids().next();
-        let tree = commit.tree()?;
-        let (new_blob, old_blob) = self.manifest_blobs(&tree, parent, domain)?;
-        let files = if new_blob == old_blob {
-            Vec::new()
-        } else {
-            let new = read_manifest(&self.repo, &tree, domain)?;
-            let old = self.manifest_at(parent, domain)?;
-            compare(&old, &new)
-                .into_iter()
-                .filter(|f| f.kind != ChangeKind::Unchanged)
-                .collect()
-        };
-        Ok(Some(CommitInfo {
-            id,
-            parent,
-            domain,
-            run_id: trailer(&message, TRAILER_RUN).and_then(|r| r.parse().ok()),
-            message,
-            time: chrono::DateTime::from_timestamp(commit.time().seconds(), 0).unwrap_or_default(),
-            files,
-            manifest: new_blob,
-            parent_manifest: old_blob,
-        }))
-    }
-
-    /// Commits reachable from HEAD, newest first, until `known` says one is already
-    /// recorded (or `limit` is reached).
-    pub fn unrecorded_commits(&self, mut known: impl FnMut(Oid) -> bool, limit: usize) -> Result<Vec<Oid>, RepoError> {
-        let Some(head) = self.head()? else {
-            return Ok(Vec::new());
-        };
-        let mut walk = self.repo.revwalk()?;
-        walk.push(head)?;
-        walk.simplify_first_parent()?;
-        let mut out = Vec::new();
-        for id in walk {
-            let id = id?;
-            if known(id) || out.len() >= limit {
-                break;
-            }
-            out.push(id);
-        }
-        Ok(out)
     }
 
     /// The repositories to keep compact with `git gc --auto` when the git CLI is present
@@ -915,19 +522,6 @@ pub fn tune_libgit2() {
     }
 }
 
-/// The value of a `Key: value` trailer in the last paragraph.
-pub fn trailer<'m>(message: &'m str, key: &str) -> Option<&'m str> {
-    message
-        .lines()
-        .rev()
-        .take_while(|l| !l.trim().is_empty())
-        .find_map(|l| {
-            l.strip_prefix(key)
-                .and_then(|rest| rest.strip_prefix(':'))
-                .map(str::trim)
-        })
-}
-
 /// Git's mode for a file: executable or not.
 pub fn git_mode(executable: bool) -> u32 {
     if executable {
@@ -940,23 +534,6 @@ pub fn git_mode(executable: bool) -> u32 {
 /// Octal text of a git mode ("100644").
 pub fn mode_text(mode: u32) -> String {
     format!("{mode:o}")
-}
-
-fn index_entry(path: &str, mode: u32, len: usize) -> IndexEntry {
-    IndexEntry {
-        ctime: IndexTime::new(0, 0),
-        mtime: IndexTime::new(0, 0),
-        dev: 0,
-        ino: 0,
-        mode,
-        uid: 0,
-        gid: 0,
-        file_size: u32::try_from(len).unwrap_or(u32::MAX),
-        id: Oid::ZERO_SHA1,
-        flags: u16::try_from(path.len()).unwrap_or(0xfff).min(0xfff),
-        flags_extended: 0,
-        path: path.as_bytes().to_vec(),
-    }
 }
 
 /// `git gc --auto` in `dir` when the git CLI is installed, waited for; never fails (a
@@ -1009,6 +586,7 @@ fn normalize_remote(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::commit::index_entry;
     use super::*;
 
     fn settings(dir: &Path) -> GitSettings {
@@ -1070,69 +648,5 @@ mod tests {
             "the in-memory staging of a failed step is dropped"
         );
         assert!(staged(&wc, "kept"));
-    }
-
-    #[test]
-    fn trailers_are_read_from_the_last_paragraph() {
-        let m = "config backup 2026-11-26 dns: 2 files changed\n\nM a 1→2\n\nConfig-Backup-Domain: dns\nConfig-Backup-Run: x\n";
-        assert_eq!(trailer(m, TRAILER_DOMAIN), Some("dns"));
-        assert_eq!(trailer(m, TRAILER_RUN), Some("x"));
-        assert_eq!(trailer("no trailers", TRAILER_DOMAIN), None);
-    }
-
-    #[test]
-    fn compare_finds_every_kind_of_change() {
-        let e = |s: &str, m| ManifestEntry {
-            sha256: s.to_owned(),
-            mode: m,
-            meta: None,
-        };
-        let with = |s: &str, mode: u32, uid: u32| ManifestEntry {
-            meta: Some(FileMeta {
-                kind: metadata::FileType::File,
-                mode,
-                uid,
-                gid: 0,
-                owner: uid.to_string(),
-                group: "root".into(),
-            }),
-            ..e(s, 0o100644)
-        };
-        let p = |s: &str| s.parse::<RepoPath>().unwrap();
-        let old: Manifest = [
-            (p("a"), e("1", 0o100644)),
-            (p("b"), e("2", 0o100644)),
-            (p("c"), e("3", 0o100644)),
-            (p("k"), with("5", 0o600, 101)),
-            (p("o"), with("6", 0o640, 101)),
-            (p("u"), e("7", 0o100644)),
-        ]
-        .into();
-        let new: Manifest = [
-            (p("a"), e("1", 0o100644)),
-            (p("b"), e("2", 0o100755)),
-            (p("d"), e("4", 0o100644)),
-            (p("k"), with("5", 0o644, 101)),
-            (p("o"), with("6", 0o640, 0)),
-            // Metadata first recorded: not a change of the file.
-            (p("u"), with("7", 0o644, 0)),
-        ]
-        .into();
-        let kinds: Vec<_> = compare(&old, &new)
-            .iter()
-            .map(|r| (r.path.to_string(), r.kind))
-            .collect();
-        assert_eq!(
-            kinds,
-            [
-                ("a".into(), ChangeKind::Unchanged),
-                ("b".into(), ChangeKind::Modified),
-                ("c".into(), ChangeKind::Deleted),
-                ("d".into(), ChangeKind::Added),
-                ("k".into(), ChangeKind::Modified),
-                ("o".into(), ChangeKind::Modified),
-                ("u".into(), ChangeKind::Unchanged)
-            ]
-        );
     }
 }

@@ -1,0 +1,203 @@
+//! What a domain's files are at one commit (the manifest's entries: content hash, git
+//! mode, metadata) and how two such states compare, file by file.
+
+use super::*;
+
+/// One file of a manifest: content hash, git mode and metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestEntry {
+    /// SHA-256 of the content (a symlink's: of its target text), lower-case hex.
+    pub sha256: String,
+    /// Git file mode: 0o100644, 0o100755 or 0o120000 (a symlink).
+    pub mode: u32,
+    /// Type, full mode, owner and group; `None` in a commit made before they were kept.
+    pub meta: Option<FileMeta>,
+}
+
+impl ManifestEntry {
+    /// Whether `other` is another state of the file: its content, git mode, or (when
+    /// both are known) its type, mode, owner or group differ.
+    pub fn differs(&self, other: &ManifestEntry) -> bool {
+        self.sha256 != other.sha256
+            || self.mode != other.mode
+            || matches!((&self.meta, &other.meta), (Some(a), Some(b)) if !a.same_access(b))
+    }
+}
+
+/// A file written into the object database, waiting for its commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Staged {
+    /// The blob.
+    pub id: Oid,
+    /// Its size.
+    pub len: usize,
+}
+
+/// A domain's files at one commit.
+pub type Manifest = BTreeMap<RepoPath, ManifestEntry>;
+
+/// How a file changed in a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// New in this commit.
+    Added,
+    /// Content or mode changed.
+    Modified,
+    /// Removed.
+    Deleted,
+    /// Unchanged.
+    Unchanged,
+}
+
+impl ChangeKind {
+    /// Name in the API and the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Modified => "modified",
+            ChangeKind::Deleted => "deleted",
+            ChangeKind::Unchanged => "unchanged",
+        }
+    }
+
+    /// The letter of a commit-message body line.
+    pub fn letter(self) -> char {
+        match self {
+            ChangeKind::Added => 'A',
+            ChangeKind::Modified => 'M',
+            ChangeKind::Deleted => 'D',
+            ChangeKind::Unchanged => ' ',
+        }
+    }
+
+    /// Parses an API name.
+    pub fn parse(s: &str) -> Option<ChangeKind> {
+        [
+            ChangeKind::Added,
+            ChangeKind::Modified,
+            ChangeKind::Deleted,
+            ChangeKind::Unchanged,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One file's state change between a commit and its parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// The path.
+    pub path: RepoPath,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// Before (absent when added).
+    pub old: Option<ManifestEntry>,
+    /// After (absent when deleted).
+    pub new: Option<ManifestEntry>,
+}
+
+impl FileRecord {
+    /// The change of type, mode, owner or group in words ("mode 0600 → 0644"), when both
+    /// sides carry metadata; a symlink's new target is content, told as "link → TARGET"
+    /// by whoever holds it.
+    pub fn metadata_changes(&self) -> Vec<String> {
+        match (
+            self.old.as_ref().and_then(|o| o.meta.as_ref()),
+            self.new.as_ref().and_then(|n| n.meta.as_ref()),
+        ) {
+            (Some(o), Some(n)) => metadata::describe(o, n),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Compares two manifests, in path order.
+pub fn compare(old: &Manifest, new: &Manifest) -> Vec<FileRecord> {
+    let mut out = Vec::with_capacity(new.len().max(old.len()));
+    for (path, n) in new {
+        let kind = match old.get(path) {
+            None => ChangeKind::Added,
+            Some(o) if o.differs(n) => ChangeKind::Modified,
+            Some(_) => ChangeKind::Unchanged,
+        };
+        out.push(FileRecord {
+            path: path.clone(),
+            kind,
+            old: old.get(path).cloned(),
+            new: Some(n.clone()),
+        });
+    }
+    for (path, o) in old {
+        if !new.contains_key(path) {
+            out.push(FileRecord {
+                path: path.clone(),
+                kind: ChangeKind::Deleted,
+                old: Some(o.clone()),
+                new: None,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_finds_every_kind_of_change() {
+        let e = |s: &str, m| ManifestEntry {
+            sha256: s.to_owned(),
+            mode: m,
+            meta: None,
+        };
+        let with = |s: &str, mode: u32, uid: u32| ManifestEntry {
+            meta: Some(FileMeta {
+                kind: metadata::FileType::File,
+                mode,
+                uid,
+                gid: 0,
+                owner: uid.to_string(),
+                group: "root".into(),
+            }),
+            ..e(s, 0o100644)
+        };
+        let p = |s: &str| s.parse::<RepoPath>().unwrap();
+        let old: Manifest = [
+            (p("a"), e("1", 0o100644)),
+            (p("b"), e("2", 0o100644)),
+            (p("c"), e("3", 0o100644)),
+            (p("k"), with("5", 0o600, 101)),
+            (p("o"), with("6", 0o640, 101)),
+            (p("u"), e("7", 0o100644)),
+        ]
+        .into();
+        let new: Manifest = [
+            (p("a"), e("1", 0o100644)),
+            (p("b"), e("2", 0o100755)),
+            (p("d"), e("4", 0o100644)),
+            (p("k"), with("5", 0o644, 101)),
+            (p("o"), with("6", 0o640, 0)),
+            // Metadata first recorded: not a change of the file.
+            (p("u"), with("7", 0o644, 0)),
+        ]
+        .into();
+        let kinds: Vec<_> = compare(&old, &new)
+            .iter()
+            .map(|r| (r.path.to_string(), r.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("a".into(), ChangeKind::Unchanged),
+                ("b".into(), ChangeKind::Modified),
+                ("c".into(), ChangeKind::Deleted),
+                ("d".into(), ChangeKind::Added),
+                ("k".into(), ChangeKind::Modified),
+                ("o".into(), ChangeKind::Modified),
+                ("u".into(), ChangeKind::Unchanged)
+            ]
+        );
+    }
+}
