@@ -623,6 +623,7 @@ async fn profile(root: &Path, cli: &Cli, kind: &str) -> anyhow::Result<()> {
     let mut paths = Vec::new();
     let mut rng = site::Rng::new(cli.seed ^ 0xdead);
     let mut next = files;
+    let mut warm_engine: Option<config_backup_core::Engine> = None;
     if kind == "rollback" {
         return profile_rollback(root, files, cli.seed, cli.history_days).await;
     }
@@ -640,7 +641,14 @@ async fn profile(root: &Path, cli: &Cli, kind: &str) -> anyhow::Result<()> {
         if kind == "change" && i > 0 {
             site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
         }
-        let e = engine(&dir).await?;
+        // `warm`: one engine for every run, as a server keeps it; otherwise a new one each.
+        let e = match (&warm_engine, kind == "warm") {
+            (Some(e), true) => e.clone(),
+            _ => engine(&dir).await?,
+        };
+        if kind == "warm" {
+            warm_engine = Some(e.clone());
+        }
         let (t, phases) = backup_timed(&e).await?;
         eprintln!("{kind} #{i}: {:.1} ms {phases:?}", ms(t));
         if i > 0 {

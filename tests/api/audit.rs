@@ -426,6 +426,8 @@ async fn an_existing_database_is_migrated_in_place_and_loses_nothing(backend: Ba
                 previous_file_sha256: prev.sha.clone(),
                 file_meta: None,
                 previous_file_meta: None,
+                change_summary: None,
+                change_detail: None,
                 backed_up_at: next,
                 backed_up_by: "system".into(),
             }
@@ -456,6 +458,8 @@ fn row_at(at: DateTime<Utc>, commit: &str, file: &str, kind: ChangeKind) -> Audi
         previous_file_sha256: None,
         file_meta: None,
         previous_file_meta: None,
+        change_summary: None,
+        change_detail: None,
         backed_up_at: at,
         backed_up_by: "system".into(),
     }

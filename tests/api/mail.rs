@@ -8,14 +8,14 @@ use config_backup_tests::{Backend, TestEnv, with_token};
 use mail_parser::MessageParser;
 use sha2::{Digest, Sha256};
 
-struct Parsed {
-    subject: String,
-    to: Vec<String>,
-    text: String,
-    html: String,
+pub(crate) struct Parsed {
+    pub(crate) subject: String,
+    pub(crate) to: Vec<String>,
+    pub(crate) text: String,
+    pub(crate) html: String,
 }
 
-fn parse(raw: &[u8]) -> Parsed {
+pub(crate) fn parse(raw: &[u8]) -> Parsed {
     let m = MessageParser::default().parse(raw).expect("a parsable mail");
     let to = m
         .to()
@@ -29,7 +29,7 @@ fn parse(raw: &[u8]) -> Parsed {
     }
 }
 
-async fn env_with_mail(backend: Backend, extra: &[(&str, &str)]) -> (TestEnv, SmtpServer) {
+pub(crate) async fn env_with_mail(backend: Backend, extra: &[(&str, &str)]) -> (TestEnv, SmtpServer) {
     let mut env = TestEnv::new(backend).await;
     let smtp = SmtpServer::start(&env.dir.path().join("maildir"), false);
     env.vars.extend(smtp.vars());

@@ -47,3 +47,4 @@ mod services;
 mod sites;
 mod ssh;
 mod status;
+mod summaries;

@@ -26,6 +26,8 @@ fn row(age_months: u32, extra_days: i64, file: &str) -> AuditRow {
         previous_file_sha256: None,
         file_meta: None,
         previous_file_meta: None,
+        change_summary: None,
+        change_detail: None,
         backed_up_at: at,
         backed_up_by: "system".into(),
     }

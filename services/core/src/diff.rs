@@ -81,6 +81,8 @@ pub struct FileDiff {
     /// The change of type, mode, owner or group in words ("mode 0600 → 0644"), when both
     /// commits recorded the file's metadata.
     pub metadata_changes: Vec<String>,
+    /// The change in the service's own terms, from the stored forms of both sides.
+    pub summary: crate::summary::Summary,
 }
 
 /// The difference between two commits.
@@ -220,6 +222,8 @@ fn diff_oids(
         };
         let mode = |f: git2::DiffFile<'_>| (!f.id().is_zero()).then(|| i32::from(f.mode()) as u32);
         let metadata_changes = metadata_changes(&path);
+        // Told from the blobs the patch reads (on the patch threads), with the metadata.
+        let summary = crate::summary::Summary::default().with_words("metadata", &metadata_changes);
         files.push((
             idx,
             FileDiff {
@@ -234,6 +238,7 @@ fn diff_oids(
                 sealed: false,
                 old_mode: mode(delta.old_file()),
                 new_mode: mode(delta.new_file()),
+                summary,
                 metadata_changes,
             },
         ));
@@ -260,6 +265,7 @@ fn diff_oids(
             old_mode: None,
             new_mode: None,
             metadata_changes: metadata_changes(path),
+            summary: crate::summary::Summary::default().with_words("metadata", &metadata_changes(path)),
         })
         .collect();
     let patches = patches(repo, sealer, &diff, c1, c2, q, &files)?;
@@ -278,6 +284,8 @@ fn diff_oids(
     for ((_, mut fd), p) in files.into_iter().zip(patches) {
         match p {
             Some(p) if !fd.binary => {
+                let words = fd.metadata_changes.clone();
+                fd.summary = p.summary.with_words("metadata", &words);
                 fd.sealed = p.sealed;
                 fd.additions = p.additions;
                 fd.deletions = p.deletions;
@@ -329,6 +337,8 @@ struct Patch {
     full_len: usize,
     /// A file sealed whole: no text.
     sealed: bool,
+    /// The change in the service's terms, from the stored forms.
+    summary: crate::summary::Summary,
 }
 
 /// The patches of `files` (indexes into `diff`, the tree diff of `c1`..`c2`), in order;
@@ -382,6 +392,16 @@ fn make_patches<'a>(
             Some(patch) if !fd.binary && !patch.delta().flags().is_binary() => {
                 let old = blob(repo, patch.delta().old_file().id())?;
                 let new = blob(repo, patch.delta().new_file().id())?;
+                let present = |id: Oid, b: &[u8]| -> Option<Vec<u8>> { (!id.is_zero()).then(|| b.to_vec()) };
+                let summary = match fd.domain {
+                    Some(d) => crate::summary::summarize(
+                        d,
+                        &fd.path,
+                        present(patch.delta().old_file().id(), &old).as_deref(),
+                        present(patch.delta().new_file().id(), &new).as_deref(),
+                    ),
+                    None => Default::default(),
+                };
                 match view(sealer, fd, &old, &new, q.reveal_secrets)? {
                     View::Sealed => Some(Patch {
                         additions: 0,
@@ -389,12 +409,19 @@ fn make_patches<'a>(
                         text: String::new(),
                         full_len: 0,
                         sealed: true,
+                        summary,
                     }),
-                    View::AsStored => Some(render(patch, sealer, fd, (&old, &new), q, &mut budget)?),
+                    View::AsStored => Some(Patch {
+                        summary,
+                        ..render(patch, sealer, fd, (&old, &new), q, &mut budget)?
+                    }),
                     View::Buffers(o, n) => {
                         let path = Path::new(&fd.path);
                         let p = git2::Patch::from_buffers(&o, Some(path), &n, Some(path), None).map_err(git)?;
-                        Some(render(p, sealer, fd, (&o, &n), q, &mut budget)?)
+                        Some(Patch {
+                            summary,
+                            ..render(p, sealer, fd, (&o, &n), q, &mut budget)?
+                        })
                     }
                 }
             }
@@ -489,6 +516,7 @@ fn render(
         text,
         full_len,
         sealed: false,
+        summary: Default::default(),
     })
 }
 

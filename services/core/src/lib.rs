@@ -20,6 +20,7 @@ pub mod settings;
 pub mod sources;
 pub mod statcache;
 pub mod store;
+pub mod summary;
 pub mod transport;
 
 pub use domain::{Actor, CommitHash, CommitPrefix, Domain, RepoPath};

@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::domain::{Domain, RepoPath};
 
@@ -63,10 +64,10 @@ pub struct FileMeta {
     pub uid: u32,
     /// Group's id.
     pub gid: u32,
-    /// Owner's name (the id as text when it has none).
-    pub owner: String,
+    /// Owner's name (the id as text when it has none); shared, as most files have few.
+    pub owner: Arc<str>,
     /// Group's name (the id as text when it has none).
-    pub group: String,
+    pub group: Arc<str>,
 }
 
 impl FileMeta {
@@ -116,28 +117,72 @@ impl FileMeta {
         FileMeta::parse_line(&format!("{text} x")).map(|(_, m)| m)
     }
 
-    fn line(&self, path: &RepoPath) -> String {
-        format!("{} {path}", self.record())
+    /// Appends the metadata file's line of `path` (no temporary strings: a large site
+    /// renders thousands of lines at every commit).
+    fn write_line(&self, out: &mut String, path: &RepoPath) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "{:04o} {} {}:{} {}:{} {path}",
+            self.mode,
+            self.kind.as_str(),
+            self.owner,
+            self.group,
+            self.uid,
+            self.gid
+        );
     }
 
     fn parse_line(line: &str) -> Option<(RepoPath, FileMeta)> {
-        let mut parts = line.splitn(5, ' ');
-        let mode = u32::from_str_radix(parts.next()?, 8).ok().filter(|m| *m <= 0o7777)?;
-        let kind = FileType::parse(parts.next()?)?;
-        let (owner, group) = parts.next()?.split_once(':')?;
-        let (uid, gid) = parts.next()?.split_once(':')?;
-        let path = parts.next()?.parse().ok()?;
-        Some((
-            path,
-            FileMeta {
-                kind,
-                mode,
-                uid: uid.parse().ok()?,
-                gid: gid.parse().ok()?,
-                owner: owner.to_owned(),
-                group: group.to_owned(),
-            },
-        ))
+        let (path, meta) = parse_fields(line, &mut Interner::default())?;
+        Some((path.parse().ok()?, meta))
+    }
+}
+
+/// Names shared between the lines of one file.
+#[derive(Default)]
+pub(crate) struct Interner(HashMap<String, Arc<str>>);
+
+impl Interner {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(name) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(name);
+        self.0.insert(name.to_owned(), a.clone());
+        a
+    }
+}
+
+/// A metadata line's fields and its path, not yet checked as a [`RepoPath`].
+pub(crate) fn parse_fields<'l>(line: &'l str, names: &mut Interner) -> Option<(&'l str, FileMeta)> {
+    let mut parts = line.splitn(5, ' ');
+    let mode = u32::from_str_radix(parts.next()?, 8).ok().filter(|m| *m <= 0o7777)?;
+    let kind = FileType::parse(parts.next()?)?;
+    let (owner, group) = parts.next()?.split_once(':')?;
+    let (uid, gid) = parts.next()?.split_once(':')?;
+    let path = parts.next()?;
+    Some((
+        path,
+        FileMeta {
+            kind,
+            mode,
+            uid: uid.parse().ok()?,
+            gid: gid.parse().ok()?,
+            owner: names.get(owner),
+            group: names.get(group),
+        },
+    ))
+}
+
+/// Reads a metadata file line by line, calling `each` with the path text and the
+/// metadata (names shared); lines it cannot read are left out.
+pub(crate) fn for_each_line(text: &str, mut each: impl FnMut(&str, FileMeta)) {
+    let mut names = Interner::default();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        if let Some((path, meta)) = parse_fields(line, &mut names) {
+            each(path, meta);
+        }
     }
 }
 
@@ -150,8 +195,7 @@ pub fn render<'a>(entries: impl IntoIterator<Item = (&'a RepoPath, &'a FileMeta)
     s.push_str(HEADER);
     s.push('\n');
     for (path, meta) in entries {
-        s.push_str(&meta.line(path));
-        s.push('\n');
+        meta.write_line(&mut s, path);
     }
     s
 }
@@ -159,10 +203,13 @@ pub fn render<'a>(entries: impl IntoIterator<Item = (&'a RepoPath, &'a FileMeta)
 /// Reads a metadata file; lines it cannot read are left out (their paths then carry no
 /// metadata, as in a commit made before metadata was kept).
 pub fn parse(text: &str) -> MetaMap {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(FileMeta::parse_line)
-        .collect()
+    let mut out = MetaMap::new();
+    for_each_line(text, |path, meta| {
+        if let Ok(path) = path.parse() {
+            out.insert(path, meta);
+        }
+    });
+    out
 }
 
 /// What changed between two states of a path, in words: "mode 0600 → 0644",
@@ -206,8 +253,8 @@ pub fn widens_access(old: Option<&FileMeta>, new: &FileMeta) -> bool {
 /// a renamed user shows at the next run).
 #[derive(Debug, Default, Clone)]
 pub struct Names {
-    users: HashMap<u32, String>,
-    groups: HashMap<u32, String>,
+    users: HashMap<u32, Arc<str>>,
+    groups: HashMap<u32, Arc<str>>,
 }
 
 impl Names {
@@ -218,7 +265,7 @@ impl Names {
 
     /// Names from files in the `passwd` and `group` formats; a missing file gives none.
     pub fn from_files(passwd: &Path, group: &Path) -> Names {
-        let read = |p: &Path| -> HashMap<u32, String> {
+        let read = |p: &Path| -> HashMap<u32, Arc<str>> {
             std::fs::read_to_string(p)
                 .unwrap_or_default()
                 .lines()
@@ -227,7 +274,7 @@ impl Names {
                     let name = f.next()?;
                     let id = f.nth(1)?.parse().ok()?;
                     let ok = !name.is_empty() && !name.contains([' ', ':']) && !name.starts_with('#');
-                    ok.then(|| (id, name.to_owned()))
+                    ok.then(|| (id, Arc::from(name)))
                 })
                 .collect()
         };
@@ -238,13 +285,13 @@ impl Names {
     }
 
     /// The user's name, or the id as text.
-    pub fn user(&self, uid: u32) -> String {
-        self.users.get(&uid).cloned().unwrap_or_else(|| uid.to_string())
+    pub fn user(&self, uid: u32) -> Arc<str> {
+        self.users.get(&uid).cloned().unwrap_or_else(|| uid.to_string().into())
     }
 
     /// The group's name, or the id as text.
-    pub fn group(&self, gid: u32) -> String {
-        self.groups.get(&gid).cloned().unwrap_or_else(|| gid.to_string())
+    pub fn group(&self, gid: u32) -> Arc<str> {
+        self.groups.get(&gid).cloned().unwrap_or_else(|| gid.to_string().into())
     }
 }
 
@@ -387,8 +434,8 @@ mod tests {
         std::fs::write(dir.path().join("group"), "root:x:0:\nfreerad:x:101:\n").unwrap();
         let n = Names::from_files(&dir.path().join("passwd"), &dir.path().join("group"));
         assert_eq!(
-            (n.user(101), n.group(0), n.user(4242)),
-            ("freerad".into(), "root".into(), "4242".into())
+            (&*n.user(101), &*n.group(0), &*n.user(4242)),
+            ("freerad", "root", "4242")
         );
     }
 }

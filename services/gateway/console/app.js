@@ -165,7 +165,8 @@ async function loadHistory(next) {
   const t = el("table", { id: "history-table" }, el("thead", {}, el("tr", {}, ...["When", "Domain", "File", "Change", "Commit", "By"].map((x) => el("th", { scope: "col" }, x)))));
   const tb = el("tbody");
   for (const e of h.entries || []) {
-    tb.append(el("tr", {}, el("td", {}, when(e.backed_up_at)), el("td", {}, e.domain), el("td", {}, e.file), el("td", {}, e.change_type), el("td", {}, commitLink(e.commit_hash, e.previous_hash)), el("td", {}, e.backed_up_by)));
+    const change = e.summary ? `${e.change_type}: ${e.summary}` : e.change_type;
+    tb.append(el("tr", {}, el("td", {}, when(e.backed_up_at)), el("td", {}, e.domain), el("td", {}, e.file), el("td", {}, change), el("td", {}, commitLink(e.commit_hash, e.previous_hash)), el("td", {}, e.backed_up_by)));
   }
   t.append(tb);
   const body = $("history-body");
@@ -211,7 +212,9 @@ function renderFiles(files, target) {
     if (f.truncated) head.append(el("span", { class: "flag" }, "truncated"));
     if (f.change_type) head.append(el("span", { class: "flag" }, f.change_type));
     if (f.action) head.append(el("span", { class: "flag" }, f.action));
-    target.append(el("article", { class: "file" }, head, f.patch ? patchView(f.patch) : ""));
+    // The change in the service's own terms, and any change of mode or owner.
+    const said = f.summary || (f.metadata_changes || []).join(", ");
+    target.append(el("article", { class: "file" }, head, said ? el("p", { class: "summary" }, said) : "", f.patch ? patchView(f.patch) : ""));
   }
 }
 

@@ -258,6 +258,8 @@ pub struct ChangedFile {
     pub patch: String,
     /// The change of type, mode, owner or group in words ("mode 0600 → 0644").
     pub metadata: Vec<String>,
+    /// The change in the service's own terms ("+2 rules in inet filter input").
+    pub summary: String,
 }
 
 /// The summary or alert for a backup run. None when no mail is due (a no-change run with
@@ -349,6 +351,12 @@ pub fn backup_mail(
                     "  {} {} {}→{} +{} -{}{meta}\n",
                     f.change, f.path, f.old, f.new, f.additions, f.deletions
                 ));
+                // The specification's layout: what the file was, is, and what changed in
+                // the service's terms.
+                text.push_str(&format!("      Previous: {}  Current: {}\n", f.old, f.new));
+                if !f.summary.is_empty() {
+                    text.push_str(&format!("      {}: {}\n", capitalized(&f.change), f.summary));
+                }
                 html.push_str(&format!(
                     "<tr><td>{}</td><td>{}{}</td><td><code>{}→{}</code></td><td>+{}</td><td>-{}</td></tr>",
                     esc(&f.change),
@@ -359,6 +367,13 @@ pub fn backup_mail(
                     f.additions,
                     f.deletions
                 ));
+                if !f.summary.is_empty() {
+                    html.push_str(&format!(
+                        "<tr><td></td><td colspan=4>{}: {}</td></tr>",
+                        esc(&capitalized(&f.change)),
+                        esc(&f.summary)
+                    ));
+                }
                 if s.include_diff && !f.patch.is_empty() {
                     text.push_str(&f.patch);
                     html.push_str(&format!("<tr><td colspan=5><pre>{}</pre></td></tr>", esc(&f.patch)));
@@ -369,6 +384,9 @@ pub fn backup_mail(
         for w in &d.security_warnings {
             text.push_str(&format!("  {w}\n"));
             html.push_str(&format!("<p><b>{}</b></p>", esc(w)));
+        }
+        if d.error.is_none() && d.unchanged > 0 {
+            text.push_str(&format!("  Unchanged: {} files\n", d.unchanged));
         }
         if !d.unmatched.is_empty() {
             text.push_str(&format!(
@@ -395,6 +413,14 @@ pub fn backup_mail(
         text,
         html,
     })
+}
+
+/// "modified" → "Modified".
+fn capitalized(word: &str) -> String {
+    let mut c = word.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// The report of a rollback.
@@ -524,6 +550,7 @@ impl Observer for MailObserver {
                     deletions: stat.map(|f| f.deletions).unwrap_or(0),
                     patch: stat.map(|f| f.patch.clone()).unwrap_or_default(),
                     metadata: c.metadata_changes(),
+                    summary: c.summary.summary.clone(),
                 });
                 debug_assert!(c.kind != ChangeKind::Unchanged);
             }

@@ -85,7 +85,23 @@ fn file_change(f: &FileRecord) -> pb::FileChange {
         old_metadata: f.old.as_ref().and_then(|e| e.meta.as_ref()).map(file_metadata),
         new_metadata: f.new.as_ref().and_then(|e| e.meta.as_ref()).map(file_metadata),
         metadata_changes: f.metadata_changes(),
+        summary: f.summary.summary.clone(),
+        service_changes: service_changes(&f.summary),
     }
+}
+
+/// The structured changes of a summary.
+pub fn service_changes(s: &config_backup_core::summary::Summary) -> Vec<pb::ServiceChange> {
+    s.changes
+        .iter()
+        .map(|c| pb::ServiceChange {
+            kind: c.kind.clone(),
+            scope: c.scope.clone(),
+            added: c.added,
+            removed: c.removed,
+            changed: c.changed,
+        })
+        .collect()
 }
 
 fn file_metadata(m: &config_backup_core::metadata::FileMeta) -> pb::FileMetadata {
@@ -94,8 +110,8 @@ fn file_metadata(m: &config_backup_core::metadata::FileMeta) -> pb::FileMetadata
         mode: m.mode_text(),
         uid: m.uid,
         gid: m.gid,
-        owner: m.owner.clone(),
-        group: m.group.clone(),
+        owner: m.owner.to_string(),
+        group: m.group.to_string(),
     }
 }
 
@@ -208,6 +224,10 @@ pub fn history_entry(r: &config_backup_core::store::AuditRow) -> pb::HistoryEntr
     use config_backup_core::metadata::FileMeta;
     let meta = r.file_meta.as_deref().and_then(FileMeta::from_record);
     let previous = r.previous_file_meta.as_deref().and_then(FileMeta::from_record);
+    let summary = config_backup_core::summary::Summary::decode(
+        r.change_summary.as_deref().unwrap_or_default(),
+        r.change_detail.as_deref().unwrap_or_default(),
+    );
     pb::HistoryEntry {
         id: r.id.to_string(),
         backup_date: r.backup_date.format("%Y-%m-%d").to_string(),
@@ -228,6 +248,8 @@ pub fn history_entry(r: &config_backup_core::store::AuditRow) -> pb::HistoryEntr
             (Some(o), Some(n)) => config_backup_core::metadata::describe(o, n),
             _ => Vec::new(),
         },
+        summary: summary.summary.clone(),
+        service_changes: service_changes(&summary),
     }
 }
 
@@ -252,6 +274,8 @@ pub fn diff(d: &config_backup_core::diff::DiffResult) -> pb::DiffResponse {
                 new_mode: f.new_mode.map(mode_text).unwrap_or_default(),
                 sealed: f.sealed,
                 metadata_changes: f.metadata_changes.clone(),
+                summary: f.summary.summary.clone(),
+                service_changes: service_changes(&f.summary),
             })
             .collect(),
         files_changed: d.files.len() as u32,
@@ -319,6 +343,7 @@ pub fn rollback_plan(p: &config_backup_core::rollback::Plan) -> pb::RollbackPlan
                 mode: mode_text(f.mode),
                 patch: f.patch.clone(),
                 metadata_changes: f.metadata_changes.clone(),
+                summary: f.summary.clone(),
             })
             .collect(),
         warnings: p.warnings.clone(),

@@ -146,6 +146,8 @@ pub fn audit_rows(info: &CommitInfo) -> Vec<AuditRow> {
             previous_file_sha256: f.old.as_ref().map(|e| e.sha256.clone()),
             file_meta: f.new.as_ref().and_then(|e| e.meta.as_ref()).map(|m| m.record()),
             previous_file_meta: f.old.as_ref().and_then(|e| e.meta.as_ref()).map(|m| m.record()),
+            change_summary: (!f.summary.summary.is_empty()).then(|| f.summary.summary.clone()),
+            change_detail: (!f.summary.changes.is_empty()).then(|| f.summary.encode_changes()),
             backed_up_at: info.time,
             backed_up_by: by.clone(),
         })

@@ -259,6 +259,8 @@ struct Inner {
     /// Rollbacks running (or just ended) in this process, for their subscribers.
     rollbacks:
         std::sync::Mutex<std::collections::HashMap<Uuid, tokio::sync::watch::Sender<crate::store::RollbackTask>>>,
+    /// The manifests this process last committed (see [`repo::ManifestCache`]).
+    manifests: Arc<repo::ManifestCache>,
     /// Security warnings raised by this process's backups, by domain (a counter for
     /// `/metrics`; the warnings themselves are in the reports, the log and the mail).
     security_warnings: std::sync::Mutex<BTreeMap<Domain, u64>>,
@@ -329,6 +331,7 @@ impl Engine {
                 status_cache: Default::default(),
                 maintenance: Default::default(),
                 security_warnings: Default::default(),
+                manifests: Default::default(),
             }),
         })
     }

@@ -47,13 +47,23 @@ impl Engine {
         };
         let settings = self.inner.settings.clone();
         let sealer = self.inner.sealer.clone();
+        let manifests = self.inner.manifests.clone();
         let actor = params.actor.clone();
         // A rollback's own commits leave housekeeping to the next backup: it would only
         // delay putting the last good configuration back.
         let maintain = params.trigger != Trigger::Rollback;
-        let git_phase =
-            blocking(move || git_phase(&settings, &sealer, run_id, &actor, &specs, started_at, &title, maintain))
-                .await?;
+        let git_phase = blocking(move || {
+            let ctx = RunContext {
+                sealer: &sealer,
+                manifests: &manifests,
+                run_id,
+                actor: &actor,
+                date: started_at.format("%Y-%m-%d").to_string(),
+                title: &title,
+            };
+            git_phase(&settings, &ctx, &specs, maintain)
+        })
+        .await?;
 
         let mut maintenance = Vec::new();
         let (domains, push, error) = match git_phase {
@@ -185,17 +195,13 @@ struct GitPhase {
 }
 
 /// The blocking part of a run: every domain's commit, then the push.
-#[allow(clippy::too_many_arguments)]
 fn git_phase(
     settings: &Settings,
-    sealer: &Sealer,
-    run_id: Uuid,
-    actor: &Actor,
+    ctx: &RunContext<'_>,
     specs: &[DomainSpec],
-    started_at: DateTime<Utc>,
-    title: &CommitTitle,
     maintain: bool,
 ) -> Result<GitPhase, EngineError> {
+    let run_id = ctx.run_id;
     let t0 = Instant::now();
     let wc = WorkingCopy::open(&settings.git)?;
     for lock in wc.recover_stale_locks() {
@@ -211,13 +217,6 @@ fn git_phase(
             tracing::warn!(error = %e, "could not bring in the remote's commits before committing; the push will retry")
         }
     }
-    let ctx = RunContext {
-        sealer,
-        run_id,
-        actor,
-        date: started_at.format("%Y-%m-%d").to_string(),
-        title,
-    };
     let t1 = Instant::now();
     let mut claimed: BTreeMap<RepoPath, Domain> = BTreeMap::new();
     let mut domains = Vec::new();
@@ -237,7 +236,7 @@ fn git_phase(
             .collect()
     });
     for (spec, scan) in specs.iter().zip(scans) {
-        let report = match backup_domain(&wc, settings, spec, scan, &mut claimed, &ctx) {
+        let report = match backup_domain(&wc, settings, spec, scan, &mut claimed, ctx) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(run_id = %run_id, domain = %spec.domain, error = %e, "domain backup failed");
@@ -458,6 +457,7 @@ fn hash_and_stage(
 /// What every domain commit of one run shares.
 struct RunContext<'a> {
     sealer: &'a Sealer,
+    manifests: &'a repo::ManifestCache,
     run_id: Uuid,
     actor: &'a Actor,
     date: String,
@@ -475,8 +475,19 @@ fn backup_domain(
     let (run_id, actor, date, title) = (ctx.run_id, ctx.actor, ctx.date.as_str(), ctx.title);
     let domain = spec.domain;
     let head = wc.head()?;
-    let old = wc.manifest_at(head, domain)?;
-    let mut head_files = wc.head_tree()?.map(|t| repo::TreeFiles::new(wc.repository(), t));
+    // The previous manifest: as this process committed it when HEAD still holds those
+    // blobs, else read from HEAD's tree.
+    let head_tree = wc.head_tree()?;
+    let head_blobs = head_tree
+        .as_ref()
+        .map(|t| repo::manifest_blob_ids(t, domain))
+        .unwrap_or_default();
+    let cached = ctx.manifests.get(domain, head_blobs);
+    let old: std::sync::Arc<Manifest> = match &cached {
+        Some(m) => m.clone(),
+        None => std::sync::Arc::new(wc.manifest_at(head, domain)?),
+    };
+    let mut head_files = head_tree.map(|t| repo::TreeFiles::new(wc.repository(), t));
     // The stat cache: files untouched since they were last hashed are not read, unless a
     // full re-hash is due.
     let cache_file = statcache::path(wc.repository().path(), domain);
@@ -552,7 +563,7 @@ fn backup_domain(
                     warnings.push(format!(
                         "{path}: the repository held a hand edit; the live file replaces it"
                     ));
-                    if let Some(o) = old.get_mut(path) {
+                    if let Some(o) = std::sync::Arc::make_mut(&mut old).get_mut(path) {
                         o.sha256 = tree_sha;
                     }
                 }
@@ -594,7 +605,7 @@ fn backup_domain(
             }
         }
     }
-    for (path, entry) in &old {
+    for (path, entry) in old.iter() {
         if !new.contains_key(path) && !claimed.contains_key(path) && scan.may_have_missed(path) {
             warnings.push(format!(
                 "{path}: not found in an unreadable directory; the backed-up version is kept"
@@ -602,7 +613,25 @@ fn backup_domain(
             new.insert(path.clone(), entry.clone());
         }
     }
-    let records = repo::compare(&old, &new);
+    let mut records = repo::compare(&old, &new);
+    // Each changed file in its service's terms, from the stored forms: the branch's blob
+    // before, the staged (or, for a change of mode alone, the same) blob after.
+    let blobs: BTreeMap<RepoPath, (Option<git2::Oid>, Option<git2::Oid>)> = records
+        .iter()
+        .filter(|r| r.kind != ChangeKind::Unchanged)
+        .map(|r| {
+            let before = head_files.as_mut().and_then(|f| f.get(&r.path)).map(|(id, _)| id);
+            let after = contents.get(&r.path).map(|s| s.id).or(before);
+            (r.path.clone(), (before, after))
+        })
+        .collect();
+    repo::summarize_changes(
+        wc.repository(),
+        domain,
+        &mut records,
+        |p| blobs.get(p).and_then(|b| b.0),
+        |p| blobs.get(p).and_then(|b| b.1),
+    );
     let deleted: Vec<RepoPath> = records
         .iter()
         .filter(|r| r.kind == ChangeKind::Deleted)
@@ -617,7 +646,15 @@ fn backup_domain(
         title,
         ctx.sealer.keys().sealing().id(),
     );
-    let commit = wc.commit_domain(domain, &new, &contents, &deleted, &message)?;
+    let same_as_parent = cached.is_some() && *old == new;
+    let commit = wc.commit_domain(domain, &new, &contents, &deleted, &message, same_as_parent)?;
+    let committed = wc
+        .repository()
+        .find_commit(commit)
+        .and_then(|c| c.tree())
+        .map(|t| repo::manifest_blob_ids(&t, domain))
+        .unwrap_or_default();
+    ctx.manifests.put(domain, committed, std::sync::Arc::new(new));
     // When every file was a hit, the cache on disk is already this one.
     if cache != previous
         && let Err(e) = cache.save(&cache_file)
@@ -666,6 +703,22 @@ fn meta_words(r: &FileRecord) -> String {
     }
 }
 
+/// A changed file's change in its service's terms, for a body line (" — +2 rules in inet
+/// filter input"), or nothing.
+fn summary_words(r: &FileRecord) -> String {
+    if told(r) {
+        format!(" — {}", r.summary.summary)
+    } else {
+        String::new()
+    }
+}
+
+/// Whether a commit message tells the file's summary: not for a whole file added or
+/// removed (its letter says so already).
+fn told(r: &FileRecord) -> bool {
+    !r.summary.summary.is_empty() && r.summary.changes.first().is_none_or(|c| c.kind != "file")
+}
+
 fn short(entry: Option<&ManifestEntry>) -> &str {
     entry.map(|e| &e.sha256[..7.min(e.sha256.len())]).unwrap_or("0000000")
 }
@@ -690,7 +743,7 @@ pub fn commit_message(
                 r.path,
                 short(r.old.as_ref()),
                 short(r.new.as_ref()),
-                meta_words(r)
+                summary_words(r)
             ));
         }
     };
@@ -708,13 +761,20 @@ pub fn commit_message(
         }
         (CommitTitle::Backup, _) => match changed.as_slice() {
             [] => format!("config backup {date} — no changes ({domain} domain stable)\n"),
-            [one] => format!(
-                "config backup {date} {} {}→{}{}\n",
-                one.path,
-                short(one.old.as_ref()),
-                short(one.new.as_ref()),
-                meta_words(one)
-            ),
+            [one] => {
+                let mut m = format!(
+                    "config backup {date} {} {}→{}{}\n",
+                    one.path,
+                    short(one.old.as_ref()),
+                    short(one.new.as_ref()),
+                    meta_words(one)
+                );
+                if told(one) {
+                    m.push('\n');
+                    body(&mut m);
+                }
+                m
+            }
             many => {
                 let mut m = format!("config backup {date} {domain}: {} files changed\n\n", many.len());
                 body(&mut m);

@@ -78,8 +78,9 @@ impl WorkingCopy {
         contents: &BTreeMap<RepoPath, Staged>,
         deleted: &[RepoPath],
         message: &str,
+        same_as_parent: bool,
     ) -> Result<Oid, RepoError> {
-        self.write_domain_commit(domain, manifest, contents, deleted, message)
+        self.write_domain_commit(domain, manifest, contents, deleted, message, same_as_parent)
             .map_err(|e| {
                 e.with_os_cause(self.repo.path(), 0, || {
                     format!("committing domain {domain} in {}", self.repo.path().display())
@@ -94,7 +95,22 @@ impl WorkingCopy {
         contents: &BTreeMap<RepoPath, Staged>,
         deleted: &[RepoPath],
         message: &str,
+        same_as_parent: bool,
     ) -> Result<Oid, RepoError> {
+        let sig = Signature::now(&self.git.user_name, &self.git.user_email)?;
+        let parent = self.head_commit()?;
+        let parents: Vec<&Commit<'_>> = parent.iter().collect();
+        // The caller knows the parent's tree holds exactly this manifest (this process
+        // rendered it into those blobs): a no-change commit reuses the tree unrendered.
+        if let Some(p) = &parent
+            && same_as_parent
+            && contents.is_empty()
+            && deleted.is_empty()
+        {
+            return Ok(self
+                .repo
+                .commit(Some("HEAD"), &sig, &sig, message, &p.tree()?, &parents)?);
+        }
         let workdir = self
             .repo
             .workdir()
@@ -104,9 +120,6 @@ impl WorkingCopy {
         let manifest_text = render_manifest(manifest);
         let meta_path = metadata::meta_path(domain);
         let meta_text = render_meta(manifest);
-        let sig = Signature::now(&self.git.user_name, &self.git.user_email)?;
-        let parent = self.head_commit()?;
-        let parents: Vec<&Commit<'_>> = parent.iter().collect();
         // Nothing changed: the commit reuses its parent's tree (the index and the work tree
         // already match it: the run started by resetting them to HEAD).
         if let Some(p) = &parent
@@ -171,6 +184,8 @@ impl WorkingCopy {
         let old = self.manifest_at(parent, domain)?;
         let time = chrono::DateTime::from_timestamp(commit.time().seconds(), 0).unwrap_or_default();
         let (manifest, parent_manifest) = self.manifest_blobs(&tree, parent, domain)?;
+        let mut files = compare(&old, &new);
+        self.summarize(domain, parent, &tree, &mut files)?;
         Ok(Some(CommitInfo {
             id,
             parent,
@@ -178,10 +193,34 @@ impl WorkingCopy {
             run_id,
             message,
             time,
-            files: compare(&old, &new),
+            files,
             manifest,
             parent_manifest,
         }))
+    }
+
+    /// Each changed file's change in its service's terms, between the commit `parent` and
+    /// `tree` (what the commit records in the audit trail).
+    fn summarize(
+        &self,
+        domain: Domain,
+        parent: Option<Oid>,
+        tree: &Tree<'_>,
+        files: &mut [FileRecord],
+    ) -> Result<(), RepoError> {
+        let parent_tree = match parent {
+            Some(p) => Some(self.repo.find_commit(p)?.tree()?),
+            None => None,
+        };
+        let blob = |t: Option<&Tree<'_>>, path: &RepoPath| t?.get_path(Path::new(path.as_str())).ok().map(|e| e.id());
+        summarize_changes(
+            &self.repo,
+            domain,
+            files,
+            |p| blob(parent_tree.as_ref(), p),
+            |p| blob(Some(tree), p),
+        );
+        Ok(())
     }
 
     /// The blob ids of the domain's manifest in `tree` and in the commit `parent`.
@@ -226,10 +265,12 @@ impl WorkingCopy {
         } else {
             let new = read_manifest(&self.repo, &tree, domain)?;
             let old = self.manifest_at(parent, domain)?;
-            compare(&old, &new)
+            let mut files: Vec<FileRecord> = compare(&old, &new)
                 .into_iter()
                 .filter(|f| f.kind != ChangeKind::Unchanged)
-                .collect()
+                .collect();
+            self.summarize(domain, parent, &tree, &mut files)?;
+            files
         };
         Ok(Some(CommitInfo {
             id,

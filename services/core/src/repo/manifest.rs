@@ -60,11 +60,20 @@ pub(super) fn read_manifest(repo: &Repository, tree: &Tree<'_>, domain: Domain) 
     }
     if let Ok(entry) = tree.get_path(Path::new(&metadata::meta_path(domain))) {
         let blob = repo.find_blob(entry.id())?;
-        for (path, meta) in metadata::parse(&String::from_utf8_lossy(blob.content())) {
-            if let Some(e) = out.get_mut(&path) {
+        let mut links = Vec::new();
+        // Lines of files the manifest lists are matched by their text; only links are
+        // parsed as paths (they are not in the manifest).
+        metadata::for_each_line(&String::from_utf8_lossy(blob.content()), |path, meta| {
+            if let Some(e) = out.get_mut(path) {
                 e.meta = Some(meta);
             } else if meta.kind == metadata::FileType::Symlink
-                && let Some((id, mode)) = files.get(&path)
+                && let Ok(path) = path.parse::<RepoPath>()
+            {
+                links.push((path, meta));
+            }
+        });
+        for (path, meta) in links {
+            if let Some((id, mode)) = files.get(&path)
                 && mode == metadata::GIT_SYMLINK
             {
                 use sha2::Digest;
@@ -81,6 +90,42 @@ pub(super) fn read_manifest(repo: &Repository, tree: &Tree<'_>, domain: Domain) 
         }
     }
     Ok(out)
+}
+
+/// The manifests this process last committed, per domain, with the blobs they were
+/// rendered into: a run whose HEAD tree still holds those blobs takes its previous
+/// manifest from here instead of parsing it again, and a no-change commit whose manifest
+/// equals it reuses the parent's tree without rendering (a no-change run of a large site
+/// would otherwise parse and render its manifest and metadata files twice).
+#[derive(Debug, Default)]
+pub struct ManifestCache(
+    std::sync::Mutex<std::collections::HashMap<Domain, (ManifestBlobs, std::sync::Arc<Manifest>)>>,
+);
+
+/// The blobs of a domain's manifest and metadata file in a tree.
+pub type ManifestBlobs = (Option<Oid>, Option<Oid>);
+
+impl ManifestCache {
+    /// The manifest rendered into `blobs`, if this process rendered it.
+    pub fn get(&self, domain: Domain, blobs: ManifestBlobs) -> Option<std::sync::Arc<Manifest>> {
+        let map = self.0.lock().ok()?;
+        map.get(&domain)
+            .filter(|(b, _)| *b == blobs && b.0.is_some())
+            .map(|(_, m)| m.clone())
+    }
+
+    /// Remembers that `manifest` is what `blobs` hold.
+    pub fn put(&self, domain: Domain, blobs: ManifestBlobs, manifest: std::sync::Arc<Manifest>) {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(domain, (blobs, manifest));
+        }
+    }
+}
+
+/// The blobs of `domain`'s manifest and metadata file in `tree`.
+pub fn manifest_blob_ids(tree: &Tree<'_>, domain: Domain) -> ManifestBlobs {
+    let id = |p: String| tree.get_path(Path::new(&p)).ok().map(|e| e.id());
+    (id(manifest_path(domain)), id(metadata::meta_path(domain)))
 }
 
 /// Looks files up in a tree, reading each directory once: a path lookup from the root for

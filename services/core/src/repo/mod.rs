@@ -30,9 +30,9 @@ mod records;
 pub use commit::{CommitInfo, trailer};
 use files::write_work_file;
 pub use files::{LiveWrite, stage_into, write_all_atomically, write_atomically, write_live_atomically};
-pub use manifest::{TreeFiles, manifest_path};
+pub use manifest::{ManifestBlobs, ManifestCache, TreeFiles, manifest_blob_ids, manifest_path};
 use manifest::{read_manifest, render_manifest, render_meta};
-pub use records::{ChangeKind, FileRecord, Manifest, ManifestEntry, Staged, compare};
+pub use records::{ChangeKind, FileRecord, Manifest, ManifestEntry, Staged, compare, summarize_changes};
 
 pub use crate::domain::METADATA_DIR;
 /// The commit trailer naming the domain.

@@ -94,6 +94,9 @@ pub struct FileRecord {
     pub old: Option<ManifestEntry>,
     /// After (absent when deleted).
     pub new: Option<ManifestEntry>,
+    /// The change in the service's terms (empty for an unchanged file, and until
+    /// [`summarize_changes`] tells it).
+    pub summary: crate::summary::Summary,
 }
 
 impl FileRecord {
@@ -111,6 +114,38 @@ impl FileRecord {
     }
 }
 
+/// Tells each changed file's change in its service's terms, with its change of mode or
+/// owner, from the stored forms of both versions (`old_blob`, `new_blob` find them).
+pub fn summarize_changes(
+    repo: &Repository,
+    domain: Domain,
+    records: &mut [FileRecord],
+    old_blob: impl Fn(&RepoPath) -> Option<Oid>,
+    new_blob: impl Fn(&RepoPath) -> Option<Oid>,
+) {
+    let read = |id: Option<Oid>| id.and_then(|id| repo.find_blob(id).ok()).map(|b| b.content().to_vec());
+    for r in records.iter_mut().filter(|r| r.kind != ChangeKind::Unchanged) {
+        if r.old.is_none() || r.new.is_none() {
+            // Added or removed whole: nothing is read back.
+            r.summary = crate::summary::whole(r.path.as_str(), r.new.is_some());
+            continue;
+        }
+        let old = r.old.as_ref().and_then(|_| read(old_blob(&r.path)));
+        let new = r.new.as_ref().and_then(|_| read(new_blob(&r.path)));
+        let link = r.new.as_ref().is_some_and(|n| n.mode == metadata::GIT_SYMLINK);
+        let mut words = r.metadata_changes();
+        let summary = if link && r.old.is_some() && old != new {
+            if let Some(target) = &new {
+                words.push(metadata::describe_link(&String::from_utf8_lossy(target)));
+            }
+            crate::summary::Summary::default()
+        } else {
+            crate::summary::summarize(domain, r.path.as_str(), old.as_deref(), new.as_deref())
+        };
+        r.summary = summary.with_words("metadata", &words);
+    }
+}
+
 /// Compares two manifests, in path order.
 pub fn compare(old: &Manifest, new: &Manifest) -> Vec<FileRecord> {
     let mut out = Vec::with_capacity(new.len().max(old.len()));
@@ -125,6 +160,7 @@ pub fn compare(old: &Manifest, new: &Manifest) -> Vec<FileRecord> {
             kind,
             old: old.get(path).cloned(),
             new: Some(n.clone()),
+            summary: Default::default(),
         });
     }
     for (path, o) in old {
@@ -134,6 +170,7 @@ pub fn compare(old: &Manifest, new: &Manifest) -> Vec<FileRecord> {
                 kind: ChangeKind::Deleted,
                 old: Some(o.clone()),
                 new: None,
+                summary: Default::default(),
             });
         }
     }
@@ -158,7 +195,7 @@ mod tests {
                 mode,
                 uid,
                 gid: 0,
-                owner: uid.to_string(),
+                owner: uid.to_string().into(),
                 group: "root".into(),
             }),
             ..e(s, 0o100644)

@@ -97,6 +97,8 @@ pub struct PlannedFile {
     pub patch: String,
     /// What changes of type, mode, owner or group the write makes ("mode 0644 → 0600").
     pub metadata_changes: Vec<String>,
+    /// What the write changes in the service's own terms (live file → target).
+    pub summary: String,
 }
 
 /// What a rollback would do.

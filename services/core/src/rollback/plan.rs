@@ -177,10 +177,16 @@ pub(super) fn prepare(
                 unownable.push(format!("{path} ({}:{})", m.owner, m.group));
             }
             let old = current.as_ref().map(|l| l.content.as_slice()).unwrap_or(&[]);
-            let p = if action == PlanAction::Write && !link {
-                redacted_patch(sealer, *d, path, old, &content)
+            let (p, summary) = if action == PlanAction::Write && !link {
+                let (live_s, target_s) = (
+                    sealer.seal(Some(*d), path.as_str(), old),
+                    sealer.seal(Some(*d), path.as_str(), &content),
+                );
+                let before = current.as_ref().map(|_| live_s.as_ref());
+                let s = crate::summary::summarize(*d, path.as_str(), before, Some(&target_s));
+                (redacted_patch(sealer, *d, path, old, &content), s.summary)
             } else {
-                String::new()
+                (String::new(), String::new())
             };
             plan.files.push(PlannedFile {
                 domain: *d,
@@ -189,6 +195,7 @@ pub(super) fn prepare(
                 mode: entry.mode,
                 patch: p,
                 metadata_changes,
+                summary,
             });
             files.push(TargetFile {
                 domain: *d,
@@ -216,6 +223,7 @@ pub(super) fn prepare(
                     mode: current.as_ref().map(|l| l.mode).unwrap_or(0o100644),
                     patch: redacted_patch(sealer, *d, &f.path, old, &[]),
                     metadata_changes: Vec::new(),
+                    summary: "file removed".to_owned(),
                 });
                 removals.push((*d, f.path));
             } else {

@@ -25,7 +25,8 @@ use crate::repo::ChangeKind;
 /// columns come from its head, read once per commit (`CommitHead`).
 pub(super) const STORED_FILE_COLUMNS: &str = "v.id AS id, v.commit_seq AS seq, v.config_file AS config_file, \
      v.change_type AS change_type, v.file_sha256 AS file_sha256, v.previous_file_sha256 AS previous_file_sha256, \
-     v.file_meta AS file_meta, v.previous_file_meta AS previous_file_meta, v.backed_up_at AS backed_up_at";
+     v.file_meta AS file_meta, v.previous_file_meta AS previous_file_meta, v.change_summary AS change_summary, \
+     v.change_detail AS change_detail, v.backed_up_at AS backed_up_at";
 
 /// The columns of a commit's head.
 pub(super) const HEAD_COLUMNS: &str = "seq, run_id, backup_date, domain, commit_hash, commit_message, previous_hash, \
@@ -117,48 +118,29 @@ pub(super) struct CommitHead {
 }
 
 impl CommitHead {
-    pub(super) fn row(
-        &self,
-        id: uuid::Uuid,
-        config_file: String,
-        change_type: ChangeKind,
-        file_sha256: Option<String>,
-        previous_file_sha256: Option<String>,
-        (file_meta, previous_file_meta): (Option<String>, Option<String>),
-    ) -> AuditRow {
+    /// A file row of this commit, as History shows it (stored, or carried across it).
+    pub(super) fn with_file(&self, f: FileRow) -> AuditRow {
         AuditRow {
-            id,
+            id: f.id,
             seq: self.seq,
             run_id: self.run_id,
             backup_date: self.backup_date,
             domain: self.domain,
-            config_file,
+            config_file: f.config_file,
             commit_hash: self.commit_hash.clone(),
             commit_message: self.commit_message.clone(),
-            changes_made: change_type != ChangeKind::Unchanged,
-            change_type,
+            changes_made: f.change_type != ChangeKind::Unchanged,
+            change_type: f.change_type,
             previous_hash: self.previous_hash.clone(),
-            file_sha256,
-            previous_file_sha256,
-            file_meta,
-            previous_file_meta,
+            file_sha256: f.file_sha256,
+            previous_file_sha256: f.previous_file_sha256,
+            file_meta: f.file_meta,
+            previous_file_meta: f.previous_file_meta,
+            change_summary: f.change_summary,
+            change_detail: f.change_detail,
             backed_up_at: self.backed_up_at,
             backed_up_by: self.backed_up_by.clone(),
         }
-    }
-}
-
-impl CommitHead {
-    /// A stored file row of this commit, as History shows it.
-    pub(super) fn with_file(&self, f: FileRow) -> AuditRow {
-        self.row(
-            f.id,
-            f.config_file,
-            f.change_type,
-            f.file_sha256,
-            f.previous_file_sha256,
-            (f.file_meta, f.previous_file_meta),
-        )
     }
 }
 
@@ -173,6 +155,8 @@ pub(super) struct FileRow {
     pub previous_file_sha256: Option<String>,
     pub file_meta: Option<String>,
     pub previous_file_meta: Option<String>,
+    pub change_summary: Option<String>,
+    pub change_detail: Option<String>,
 }
 
 /// History's rows: each file row with its commit's head. A file row whose commit is
@@ -245,7 +229,8 @@ macro_rules! audit_sql {
                 format!(
                     "COALESCE(l.id, {}) AS id, c.seq AS seq, v.config_file AS config_file, \
                      'unchanged' AS change_type, v.file_sha256 AS file_sha256, v.file_sha256 AS previous_file_sha256, \
-                     v.file_meta AS file_meta, v.file_meta AS previous_file_meta, c.backed_up_at AS backed_up_at",
+                     v.file_meta AS file_meta, v.file_meta AS previous_file_meta, NULL AS change_summary, \
+                     NULL AS change_detail, c.backed_up_at AS backed_up_at",
                     $derived_id
                 )
             }
@@ -409,12 +394,12 @@ macro_rules! audit_sql {
                 seq: i64,
                 rows: &[(&AuditRow, Option<i64>)],
             ) -> Result<(), StoreError> {
-                // 13 parameters a row stays far below both backends' limits.
+                // 15 parameters a row stays far below both backends' limits.
                 for chunk in rows.chunks(500) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO config_file_changes (commit_seq, site, domain, config_file, file_key, id, \
-                         change_type, file_sha256, previous_file_sha256, file_meta, previous_file_meta, next_seq, \
-                         backed_up_at) ",
+                         change_type, file_sha256, previous_file_sha256, file_meta, previous_file_meta, \
+                         change_summary, change_detail, next_seq, backed_up_at) ",
                     );
                     qb.push_values(chunk, |mut b, (r, key)| {
                         b.push_bind(seq)
@@ -428,6 +413,8 @@ macro_rules! audit_sql {
                             .push_bind(r.previous_file_sha256.clone())
                             .push_bind(r.file_meta.clone())
                             .push_bind(r.previous_file_meta.clone())
+                            .push_bind(r.change_summary.clone())
+                            .push_bind(r.change_detail.clone())
                             .push_bind(None::<i64>)
                             .push_bind(micros(r.backed_up_at));
                     });
@@ -530,6 +517,8 @@ macro_rules! audit_sql {
                     previous_file_sha256: r.try_get("previous_file_sha256")?,
                     file_meta: r.try_get("file_meta")?,
                     previous_file_meta: r.try_get("previous_file_meta")?,
+                    change_summary: r.try_get("change_summary")?,
+                    change_detail: r.try_get("change_detail")?,
                 })
             }
 
@@ -689,7 +678,19 @@ macro_rules! audit_sql {
                     let meta: Option<String> = r.try_get("file_meta")?;
                     let id = legacy.get(&key).copied().unwrap_or_else(|| audit::derived_id(head.seq, key));
                     let config_file = r.try_get("config_file")?;
-                    let row = head.row(id, config_file, ChangeKind::Unchanged, sha.clone(), sha, (meta.clone(), meta));
+                    let row = head.with_file(audit::FileRow {
+                        seq: head.seq,
+                        backed_up_at: head.backed_up_at,
+                        id,
+                        config_file,
+                        change_type: ChangeKind::Unchanged,
+                        file_sha256: sha.clone(),
+                        previous_file_sha256: sha,
+                        file_meta: meta.clone(),
+                        previous_file_meta: meta,
+                        change_summary: None,
+                        change_detail: None,
+                    });
                     carried.push(row);
                 }
                 Ok(audit::merge_desc(stored, carried, limit.max(0) as usize))
@@ -815,6 +816,8 @@ mod tests {
             previous_file_sha256: None,
             file_meta: None,
             previous_file_meta: None,
+            change_summary: None,
+            change_detail: None,
             backed_up_at: DateTime::default(),
             backed_up_by: "system".into(),
         }

@@ -307,6 +307,10 @@ pub struct AuditRow {
     pub file_meta: Option<String>,
     /// The same before.
     pub previous_file_meta: Option<String>,
+    /// The change in the service's terms, one line ("+2 rules in inet filter input").
+    pub change_summary: Option<String>,
+    /// The same, structured (`Summary::encode_changes`).
+    pub change_detail: Option<String>,
     /// When.
     pub backed_up_at: DateTime<Utc>,
     /// "system" or the caller's subject.
