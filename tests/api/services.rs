@@ -395,6 +395,44 @@ async fn kea_checks_a_config_whose_interface_exists_in_a_namespace(backend: Back
     app.stop().await;
 }
 
+/// The sample site's Unbound configuration, as shipped, passes unbound-checkconf where
+/// Unbound reads it (the README's validate command as written).
+async fn the_sample_sites_unbound_config_passes_unbound_checkconf_at_its_service_path(backend: Backend) {
+    require("unbound-checkconf");
+    let mut env = TestEnv::new(backend).await;
+    env.vars.insert(
+        "CONFIG_ROLLBACK_SERVICE_PATHS__dns".into(),
+        "/etc/unbound=config/unbound".into(),
+    );
+    env.vars.insert(
+        "CONFIG_ROLLBACK_VALIDATE__dns".into(),
+        "unbound-checkconf /etc/unbound/unbound.conf".into(),
+    );
+    let app = env.spawn().await;
+    let dns = commit_of(&app.backup().await, "dns");
+    let req = pb::RollbackRequest {
+        commit: dns,
+        dry_run: true,
+        ..Default::default()
+    };
+    let plan = app
+        .client()
+        .rollback(with_token(req, Role::Admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .plan
+        .unwrap();
+    assert!(plan.validation_ok, "{}", plan.validation_output);
+    assert!(
+        plan.validation_output
+            .contains("no errors in /etc/unbound/unbound.conf"),
+        "{}",
+        plan.validation_output
+    );
+    app.stop().await;
+}
+
 /// Three consecutive ports free on loopback now (auth, accounting, inner tunnel).
 fn free_ports3() -> u16 {
     loop {
@@ -625,6 +663,7 @@ async fn a_server_without_the_mount_privilege_stops_at_start_naming_the_setting(
 }
 
 on_both_backends!(
+    the_sample_sites_unbound_config_passes_unbound_checkconf_at_its_service_path,
     freeradius_checks_a_restored_raddb_and_radtest_passes_after_a_rollback_of_clients_conf,
     a_server_without_the_mount_privilege_stops_at_start_naming_the_setting,
     a_broken_include_is_refused_at_validating_and_a_good_rollback_reloads_a_live_unbound,

@@ -169,6 +169,7 @@ async fn one_backup_tells_every_domain_in_its_services_terms(backend: Backend) {
         .into_inner();
     let d = diff.files.iter().find(|f| f.path == NFT).unwrap();
     assert!(d.summary.contains("+12 elements in blocklist_v4"), "{}", d.summary);
+    no_secret_in("Diff", &format!("{diff:?}"));
 
     // The mail, in the specification's layout.
     let mails = smtp.wait_for(2);

@@ -42,11 +42,13 @@ impl Engine {
         while !queue.is_empty() {
             let git = self.inner.settings.git.clone();
             let batch: Vec<git2::Oid> = queue.iter().take(FOLLOW_BATCH).copied().collect();
+            let told = self.inner.told.clone();
             let commits = blocking(move || -> Result<Vec<AuditCommit>, EngineError> {
                 let wc = WorkingCopy::open(&git)?;
                 let mut out = Vec::new();
                 for id in batch {
-                    match wc.commit_changes(id)? {
+                    let known = told.lock().ok().and_then(|mut t| t.remove(&id));
+                    match wc.commit_changes(id, known.as_ref())? {
                         Some(info) => out.push(audit_commit(&info)),
                         None => break,
                     }
@@ -73,7 +75,7 @@ impl Engine {
                 while rows < AUDIT_BATCH_ROWS
                     && let Some(id) = queue.pop_front()
                 {
-                    if let Some(info) = wc.commit_info(id)? {
+                    if let Some(info) = wc.commit_info(id, None)? {
                         rows += info.files.len();
                         commits.push(audit_commit(&info));
                     }

@@ -261,6 +261,9 @@ struct Inner {
         std::sync::Mutex<std::collections::HashMap<Uuid, tokio::sync::watch::Sender<crate::store::RollbackTask>>>,
     /// The manifests this process last committed (see [`repo::ManifestCache`]).
     manifests: Arc<repo::ManifestCache>,
+    /// The summaries of the commits this process made and has not recorded yet: the
+    /// audit trail takes them instead of reading and parsing the files again.
+    told: Arc<std::sync::Mutex<std::collections::HashMap<git2::Oid, repo::Summaries>>>,
     /// Security warnings raised by this process's backups, by domain (a counter for
     /// `/metrics`; the warnings themselves are in the reports, the log and the mail).
     security_warnings: std::sync::Mutex<BTreeMap<Domain, u64>>,
@@ -332,6 +335,7 @@ impl Engine {
                 maintenance: Default::default(),
                 security_warnings: Default::default(),
                 manifests: Default::default(),
+                told: Default::default(),
             }),
         })
     }

@@ -48,6 +48,7 @@ impl Engine {
         let settings = self.inner.settings.clone();
         let sealer = self.inner.sealer.clone();
         let manifests = self.inner.manifests.clone();
+        let told = self.inner.told.clone();
         let actor = params.actor.clone();
         // A rollback's own commits leave housekeeping to the next backup: it would only
         // delay putting the last good configuration back.
@@ -56,6 +57,7 @@ impl Engine {
             let ctx = RunContext {
                 sealer: &sealer,
                 manifests: &manifests,
+                told: &told,
                 run_id,
                 actor: &actor,
                 date: started_at.format("%Y-%m-%d").to_string(),
@@ -355,6 +357,8 @@ struct Hashed {
     hand_edit: Option<String>,
     /// Whether the secret rules found a secret in it (or it is a private key).
     secret: bool,
+    /// Its content's change in the service's terms, when it changed in place.
+    summary: Option<crate::summary::Summary>,
 }
 
 /// Reads, hashes and stages one file. A read error is the file's own (reported, the
@@ -399,10 +403,25 @@ fn hash_one(
             _ => (blob, None, None),
         }
     };
+    // A file changed in place is told in its service's terms here, on the hashing thread,
+    // which holds the new stored form (the old one is the branch's blob).
+    let summary = match (&staged, p.committed.is_some(), p.tree_blob, p.file.link.is_none()) {
+        (Some(_), true, Some(old), true) => {
+            let old = repo.find_blob(old)?;
+            Some(crate::summary::summarize(
+                seal.domain,
+                p.file.path.as_str(),
+                Some(old.content()),
+                Some(bytes),
+            ))
+        }
+        _ => None,
+    };
     Ok(Ok(Hashed {
         stat,
         sha256,
         blob,
+        summary,
         staged,
         hand_edit,
         secret,
@@ -458,6 +477,7 @@ fn hash_and_stage(
 struct RunContext<'a> {
     sealer: &'a Sealer,
     manifests: &'a repo::ManifestCache,
+    told: &'a std::sync::Mutex<std::collections::HashMap<git2::Oid, repo::Summaries>>,
     run_id: Uuid,
     actor: &'a Actor,
     date: String,
@@ -506,6 +526,7 @@ fn backup_domain(
     let scan = scan.map_err(|e| EngineError::Internal(format!("reading {}: {e}", settings.source_root.display())))?;
     let mut warnings = scan.warnings.clone();
     let mut security = Vec::new();
+    let mut told_here: repo::Summaries = BTreeMap::new();
     let mut new = Manifest::new();
     let mut contents = BTreeMap::new();
     // In order: claims, and files the stat cache vouches for; the rest must be read.
@@ -570,6 +591,9 @@ fn backup_domain(
                 if let Some(staged) = h.staged {
                     contents.insert(path.clone(), staged);
                 }
+                if let Some(summary) = h.summary {
+                    told_here.insert(path.clone(), summary);
+                }
                 let before = old.get(path).and_then(|o| o.meta.as_ref());
                 if h.secret
                     && let Some(before) = before.filter(|b| crate::metadata::widens_access(Some(b), &p.file.meta))
@@ -631,6 +655,7 @@ fn backup_domain(
         &mut records,
         |p| blobs.get(p).and_then(|b| b.0),
         |p| blobs.get(p).and_then(|b| b.1),
+        |p| told_here.get(p).cloned(),
     );
     let deleted: Vec<RepoPath> = records
         .iter()
@@ -655,6 +680,18 @@ fn backup_domain(
         .map(|t| repo::manifest_blob_ids(&t, domain))
         .unwrap_or_default();
     ctx.manifests.put(domain, committed, std::sync::Arc::new(new));
+    if let Ok(mut told) = ctx.told.lock() {
+        // Bounded: commits a recording never took (a stopped run) are read again then.
+        if told.len() > 64 {
+            told.clear();
+        }
+        let summaries: repo::Summaries = records
+            .iter()
+            .filter(|r| r.kind != ChangeKind::Unchanged)
+            .map(|r| (r.path.clone(), r.summary.clone()))
+            .collect();
+        told.insert(commit, summaries);
+    }
     // When every file was a hit, the cache on disk is already this one.
     if cache != previous
         && let Err(e) = cache.save(&cache_file)

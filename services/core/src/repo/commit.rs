@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// The summaries of a commit's changed files, by path, as told when it was made.
+pub type Summaries = BTreeMap<RepoPath, crate::summary::Summary>;
+
 /// A backup commit read back from the repository.
 #[derive(Debug, Clone)]
 pub struct CommitInfo {
@@ -171,7 +174,7 @@ impl WorkingCopy {
 
     /// Reads a backup commit: its domain, run and every file's change. `None` for a
     /// commit without our trailers (made by someone else).
-    pub fn commit_info(&self, id: Oid) -> Result<Option<CommitInfo>, RepoError> {
+    pub fn commit_info(&self, id: Oid, known: Option<&Summaries>) -> Result<Option<CommitInfo>, RepoError> {
         let commit = self.repo.find_commit(id)?;
         let message = commit.message().unwrap_or_default().to_owned();
         let Some(domain) = trailer(&message, TRAILER_DOMAIN).and_then(|d| d.parse::<Domain>().ok()) else {
@@ -185,7 +188,7 @@ impl WorkingCopy {
         let time = chrono::DateTime::from_timestamp(commit.time().seconds(), 0).unwrap_or_default();
         let (manifest, parent_manifest) = self.manifest_blobs(&tree, parent, domain)?;
         let mut files = compare(&old, &new);
-        self.summarize(domain, parent, &tree, &mut files)?;
+        self.summarize(domain, parent, &tree, &mut files, known)?;
         Ok(Some(CommitInfo {
             id,
             parent,
@@ -207,7 +210,15 @@ impl WorkingCopy {
         parent: Option<Oid>,
         tree: &Tree<'_>,
         files: &mut [FileRecord],
+        known: Option<&Summaries>,
     ) -> Result<(), RepoError> {
+        if let Some(known) = known {
+            // Told when the commit was made: nothing to read again.
+            for f in files.iter_mut().filter(|f| f.kind != ChangeKind::Unchanged) {
+                f.summary = known.get(&f.path).cloned().unwrap_or_default();
+            }
+            return Ok(());
+        }
         let parent_tree = match parent {
             Some(p) => Some(self.repo.find_commit(p)?.tree()?),
             None => None,
@@ -219,6 +230,7 @@ impl WorkingCopy {
             files,
             |p| blob(parent_tree.as_ref(), p),
             |p| blob(Some(tree), p),
+            |_| None,
         );
         Ok(())
     }
@@ -251,7 +263,7 @@ impl WorkingCopy {
     /// deleted): when the domain's manifest is the same object as in the parent (a
     /// no-change commit), nothing is read but the two trees. `None` for a commit that is
     /// not a domain commit.
-    pub fn commit_changes(&self, id: Oid) -> Result<Option<CommitInfo>, RepoError> {
+    pub fn commit_changes(&self, id: Oid, known: Option<&Summaries>) -> Result<Option<CommitInfo>, RepoError> {
         let commit = self.repo.find_commit(id)?;
         let message = commit.message().unwrap_or_default().to_owned();
         let Some(domain) = trailer(&message, TRAILER_DOMAIN).and_then(|d| d.parse::<Domain>().ok()) else {
@@ -269,7 +281,7 @@ impl WorkingCopy {
                 .into_iter()
                 .filter(|f| f.kind != ChangeKind::Unchanged)
                 .collect();
-            self.summarize(domain, parent, &tree, &mut files)?;
+            self.summarize(domain, parent, &tree, &mut files, known)?;
             files
         };
         Ok(Some(CommitInfo {

@@ -27,7 +27,7 @@ mod manifest;
 mod push;
 mod records;
 
-pub use commit::{CommitInfo, trailer};
+pub use commit::{CommitInfo, Summaries, trailer};
 use files::write_work_file;
 pub use files::{LiveWrite, stage_into, write_all_atomically, write_atomically, write_live_atomically};
 pub use manifest::{ManifestBlobs, ManifestCache, TreeFiles, manifest_blob_ids, manifest_path};

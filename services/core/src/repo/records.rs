@@ -115,19 +115,26 @@ impl FileRecord {
 }
 
 /// Tells each changed file's change in its service's terms, with its change of mode or
-/// owner, from the stored forms of both versions (`old_blob`, `new_blob` find them).
+/// owner, from the stored forms of both versions (`old_blob`, `new_blob` find them);
+/// `told` gives the content's summary of a file already summarized (by a hashing thread,
+/// which held both versions).
 pub fn summarize_changes(
     repo: &Repository,
     domain: Domain,
     records: &mut [FileRecord],
     old_blob: impl Fn(&RepoPath) -> Option<Oid>,
     new_blob: impl Fn(&RepoPath) -> Option<Oid>,
+    told: impl Fn(&RepoPath) -> Option<crate::summary::Summary>,
 ) {
     let read = |id: Option<Oid>| id.and_then(|id| repo.find_blob(id).ok()).map(|b| b.content().to_vec());
     for r in records.iter_mut().filter(|r| r.kind != ChangeKind::Unchanged) {
         if r.old.is_none() || r.new.is_none() {
             // Added or removed whole: nothing is read back.
             r.summary = crate::summary::whole(r.path.as_str(), r.new.is_some());
+            continue;
+        }
+        if let Some(s) = told(&r.path) {
+            r.summary = s.with_words("metadata", &r.metadata_changes());
             continue;
         }
         let old = r.old.as_ref().and_then(|_| read(old_blob(&r.path)));

@@ -86,7 +86,7 @@ pub(super) fn prepare(
         DomainChoice::All => settings.domains.iter().map(|d| d.domain).collect(),
         DomainChoice::OfCommit => {
             let info = wc
-                .commit_info(target)
+                .commit_info(target, None)
                 .map_err(|e| EngineError::Internal(e.to_string()))?;
             match info {
                 Some(i) => vec![i.domain],
