@@ -55,7 +55,7 @@ impl Value {
     }
 }
 
-pub(super) fn items(text: &str) -> Option<Vec<Item>> {
+pub(super) fn items(text: &str) -> Option<Vec<Item<'_>>> {
     let clean = strip_comments(text);
     let mut p = Parser {
         s: clean.as_bytes(),
@@ -85,7 +85,7 @@ pub(super) fn items(text: &str) -> Option<Vec<Item>> {
                 }
                 "option-data" => options(v, "global", &mut out),
                 "reservations" => reservations(v, "global", &mut out),
-                other => out.push(Item::new("option", daemon.as_str(), other, short_text(v))),
+                other => out.push(Item::new("option", daemon.as_str(), other.to_owned(), short_text(v))),
             }
         }
     }

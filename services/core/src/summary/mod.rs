@@ -10,7 +10,9 @@
 //! that holds a sealed part is told as "changed", never shown. Parsers never panic and
 //! tolerate any input; a file its parser cannot read is told in line counts.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use crate::domain::Domain;
 
@@ -45,19 +47,25 @@ pub struct Summary {
     pub changes: Vec<Change>,
 }
 
-/// One thing a parser found in a file.
+/// One thing a parser found in a file. Keys and values borrow the file's text where
+/// they can, and scopes are shared: a large file's thousands of rules cost no copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Item {
+struct Item<'a> {
     kind: &'static str,
-    scope: String,
+    scope: Rc<str>,
     /// Its identity within kind and scope (a name, or the item's text for list entries).
-    key: String,
+    key: Cow<'a, str>,
     /// Its content: a change of it is a change in place.
-    value: String,
+    value: Cow<'a, str>,
 }
 
-impl Item {
-    fn new(kind: &'static str, scope: impl Into<String>, key: impl Into<String>, value: impl Into<String>) -> Item {
+impl<'a> Item<'a> {
+    fn new(
+        kind: &'static str,
+        scope: impl Into<Rc<str>>,
+        key: impl Into<Cow<'a, str>>,
+        value: impl Into<Cow<'a, str>>,
+    ) -> Item<'a> {
         Item {
             kind,
             scope: scope.into(),
@@ -87,7 +95,7 @@ const VALUED: [&str; 2] = ["option", "policy"];
 
 /// Which parser reads a file.
 /// A service's parser: a file's items, or `None` when it is not that service's syntax.
-type Parse = fn(&str) -> Option<Vec<Item>>;
+type Parse = for<'a> fn(&'a str) -> Option<Vec<Item<'a>>>;
 
 fn parser(domain: Domain, path: &str) -> Option<Parse> {
     let name = path.rsplit('/').next().unwrap_or(path);
@@ -260,23 +268,26 @@ fn secretish(name: &str) -> bool {
 }
 
 /// Compares two versions' items and tells the difference.
-fn compare(old: &[Item], new: &[Item]) -> Summary {
-    type Key<'a> = (&'static str, &'a str, &'a str);
-    fn index(items: &[Item]) -> BTreeMap<(&'static str, &str, &str), Vec<&str>> {
-        let mut m: BTreeMap<(&'static str, &str, &str), Vec<&str>> = BTreeMap::new();
+fn compare(old: &[Item<'_>], new: &[Item<'_>]) -> Summary {
+    type Index<'i> = std::collections::HashMap<(&'static str, &'i str, &'i str), Vec<&'i str>>;
+    fn index<'i>(items: &'i [Item<'_>]) -> Index<'i> {
+        let mut m: Index<'i> = std::collections::HashMap::with_capacity(items.len());
         for i in items {
-            m.entry((i.kind, i.scope.as_str(), i.key.as_str()))
-                .or_default()
-                .push(i.value.as_str());
+            m.entry((i.kind, &*i.scope, &*i.key)).or_default().push(&*i.value);
         }
         m
     }
     let (a, b) = (index(old), index(new));
     // Per (kind, scope): counts, and the named entries with their words.
     let mut groups: BTreeMap<(&'static str, &str), (Change, Vec<String>)> = BTreeMap::new();
-    let keys: std::collections::BTreeSet<Key<'_>> = a.keys().chain(b.keys()).copied().collect();
-    for key @ (kind, scope, name) in keys {
-        let empty = Vec::new();
+    let empty = Vec::new();
+    // Only the keys whose entries differ: most of a large file is the same in both.
+    let differing = a
+        .iter()
+        .filter(|(k, o)| b.get(*k).is_none_or(|n| n != *o))
+        .map(|(k, _)| *k)
+        .chain(b.keys().filter(|k| !a.contains_key(*k)).copied());
+    for key @ (kind, scope, name) in differing {
         let (o, n) = (a.get(&key).unwrap_or(&empty), b.get(&key).unwrap_or(&empty));
         let g = groups.entry((kind, scope)).or_insert_with(|| {
             (
@@ -323,7 +334,9 @@ fn compare(old: &[Item], new: &[Item]) -> Summary {
     }
     let mut changes = Vec::new();
     let mut phrases = Vec::new();
-    for ((kind, scope), (c, named)) in groups {
+    for ((kind, scope), (c, mut named)) in groups {
+        // Keys came in hash order: the words are put in a stable one.
+        named.sort();
         if c.added == 0 && c.removed == 0 && c.changed == 0 {
             continue;
         }

@@ -2,29 +2,34 @@
 //! policy and rules, sets and maps with their elements, `define`s, includes, and
 //! command-style `add rule` / `add element` lines.
 
+use std::borrow::Cow;
+use std::rc::Rc;
+
 use super::{Item, uncommented};
 
-/// Where a line sits.
+/// Where a line sits. Scopes are made once per block and shared by its items.
 #[derive(Debug, Clone)]
 enum Block {
-    Table(String),
-    Chain(String, String),
-    Set(String),
+    Table(Rc<str>),
+    /// The chain: its table, its name, and its scope ("inet filter input").
+    Chain(Rc<str>, Rc<str>, Rc<str>),
+    Set(Rc<str>),
     Other,
 }
 
-pub(super) fn items(text: &str) -> Option<Vec<Item>> {
+pub(super) fn items(text: &str) -> Option<Vec<Item<'_>>> {
     let mut out = Vec::new();
+    let none: Rc<str> = Rc::from("");
     let mut stack: Vec<Block> = Vec::new();
     // An `elements = { ... }` list that spans lines: the set it belongs to and the
     // text so far.
-    let mut elements: Option<(String, String)> = None;
+    let mut elements: Option<(Rc<str>, String)> = None;
     for line in uncommented(text) {
         if let Some((set, mut acc)) = elements.take() {
             acc.push(' ');
             acc.push_str(line);
             if let Some(end) = acc.find('}') {
-                push_elements(&mut out, &set, &acc[..end]);
+                push_elements(&mut out, &set, Cow::Owned(acc[..end].to_owned()));
                 braces(&mut stack, &acc[end + 1..], false)?;
             } else {
                 elements = Some((set, acc));
@@ -34,54 +39,63 @@ pub(super) fn items(text: &str) -> Option<Vec<Item>> {
         if line.is_empty() {
             continue;
         }
-        let words: Vec<&str> = line.split_whitespace().collect();
+        let first = line.split_whitespace().next();
+        // The words of a line that opens a block or is a command (few lines are).
+        let words = || line.split_whitespace().collect::<Vec<&str>>();
         // Whether this line opened a block of its own (table, chain, set): its `{` is that.
         let mut typed = false;
-        match (words.first().copied(), stack.last()) {
+        match (first, stack.last()) {
             (Some("define"), _) => {
                 let rest = line["define".len()..].trim();
                 let (name, value) = rest.split_once('=').unwrap_or((rest, ""));
-                out.push(Item::new("define", "", name.trim(), value.trim()));
+                out.push(Item::new("define", none.clone(), name.trim(), value.trim()));
             }
-            (Some("include"), _) => out.push(Item::new("include", "", line["include".len()..].trim(), "")),
+            (Some("include"), _) => out.push(Item::new("include", none.clone(), line["include".len()..].trim(), "")),
             (Some("table"), _) if line.ends_with('{') => {
-                let name = words[1..words.len() - 1].join(" ");
-                out.push(Item::new("table", "", name.clone(), ""));
+                let w = words();
+                let name: Rc<str> = Rc::from(w[1..w.len() - 1].join(" "));
+                out.push(Item::new("table", none.clone(), name.to_string(), ""));
                 stack.push(Block::Table(name));
                 typed = true;
             }
             (Some("chain"), Some(Block::Table(t))) if line.ends_with('{') => {
-                let name = words.get(1).copied().unwrap_or("").to_owned();
-                out.push(Item::new("chain", t.clone(), name.clone(), ""));
-                stack.push(Block::Chain(t.clone(), name));
+                let name: Rc<str> = Rc::from(words().get(1).copied().unwrap_or(""));
+                out.push(Item::new("chain", t.clone(), name.to_string(), ""));
+                let scope: Rc<str> = Rc::from(format!("{t} {name}"));
+                stack.push(Block::Chain(t.clone(), name, scope));
                 typed = true;
             }
             (Some("set" | "map"), Some(Block::Table(t))) if line.ends_with('{') => {
-                let name = words.get(1).copied().unwrap_or("").to_owned();
-                out.push(Item::new("set", t.clone(), name.clone(), ""));
+                let name: Rc<str> = Rc::from(words().get(1).copied().unwrap_or(""));
+                out.push(Item::new("set", t.clone(), name.to_string(), ""));
                 stack.push(Block::Set(name));
                 typed = true;
             }
-            (Some("add" | "insert"), _) if words.get(1) == Some(&"rule") && words.len() > 5 => {
-                let scope = words[2..5].join(" ");
-                out.push(Item::new("rule", scope, words[5..].join(" "), ""));
+            (Some("add" | "insert"), _) if line.split_whitespace().nth(1) == Some("rule") => {
+                let w = words();
+                if w.len() > 5 {
+                    out.push(Item::new("rule", w[2..5].join(" "), w[5..].join(" "), ""));
+                }
             }
-            (Some("add"), _) if words.get(1) == Some(&"element") && words.len() > 4 => {
-                let rest = words[5..].join(" ");
-                push_elements(&mut out, words[4], rest.trim_start_matches('{').trim_end_matches('}'));
+            (Some("add"), _) if line.split_whitespace().nth(1) == Some("element") => {
+                let w = words();
+                if w.len() > 4 {
+                    let rest = w[5..].join(" ");
+                    let list = rest.trim_start_matches('{').trim_end_matches('}').to_owned();
+                    push_elements(&mut out, &Rc::from(w[4]), Cow::Owned(list));
+                }
             }
-            (Some(w), Some(Block::Chain(t, c))) if !w.starts_with('}') => {
-                let scope = format!("{t} {c}");
+            (Some(w), Some(Block::Chain(t, c, scope))) if !w.starts_with('}') => {
                 if line.starts_with("type ") {
                     if let Some(p) = line.split("policy").nth(1) {
                         let p = p.trim().trim_end_matches(';').trim();
-                        out.push(Item::new("policy", scope, format!("policy of {t} {c}"), p));
+                        out.push(Item::new("policy", scope.clone(), format!("policy of {t} {c}"), p));
                     }
                 } else if line.starts_with("policy ") {
                     let p = line["policy".len()..].trim().trim_end_matches(';').trim();
-                    out.push(Item::new("policy", scope, format!("policy of {t} {c}"), p));
+                    out.push(Item::new("policy", scope.clone(), format!("policy of {t} {c}"), p));
                 } else if !line.starts_with("comment ") {
-                    out.push(Item::new("rule", scope, line.trim_end_matches(';'), ""));
+                    out.push(Item::new("rule", scope.clone(), line.trim_end_matches(';'), ""));
                 }
             }
             (_, Some(Block::Set(s))) => {
@@ -91,7 +105,7 @@ pub(super) fn items(text: &str) -> Option<Vec<Item>> {
                     let list = list.strip_prefix('{').unwrap_or(list);
                     match list.find('}') {
                         Some(end) => {
-                            push_elements(&mut out, s, &list[..end]);
+                            push_elements(&mut out, s, Cow::Borrowed(&list[..end]));
                             // The list's braces are its own.
                             braces(&mut stack, &list[end + 1..], false)?;
                         }
@@ -121,8 +135,18 @@ fn braces(stack: &mut Vec<Block>, text: &str, typed: bool) -> Option<()> {
     Some(())
 }
 
-fn push_elements(out: &mut Vec<Item>, set: &str, list: &str) {
-    for e in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        out.push(Item::new("element", set, e, ""));
+/// The elements of a list: borrowed from the file's text when the list is on one line.
+fn push_elements<'a>(out: &mut Vec<Item<'a>>, set: &Rc<str>, list: Cow<'a, str>) {
+    match list {
+        Cow::Borrowed(list) => {
+            for e in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                out.push(Item::new("element", set.clone(), e, ""));
+            }
+        }
+        Cow::Owned(list) => {
+            for e in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                out.push(Item::new("element", set.clone(), e.to_owned(), ""));
+            }
+        }
     }
 }

@@ -31,7 +31,7 @@ pub(super) fn enabled_link(path: &str, existed: bool, exists: bool) -> Option<Su
     })
 }
 
-pub(super) fn items(text: &str) -> Option<Vec<Item>> {
+pub(super) fn items(text: &str) -> Option<Vec<Item<'_>>> {
     let mut out = Vec::new();
     // Open blocks: (kind, name, depth at which it opened, its lines).
     let mut open: Option<(&'static str, String, usize, Vec<String>)> = None;

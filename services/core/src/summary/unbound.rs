@@ -2,6 +2,8 @@
 //! blocklist entries, counted), forward-zone and stub-zone blocks by name, includes, and
 //! every other option by its section and name ("num-threads 2 → 4").
 
+use std::rc::Rc;
+
 use super::{Item, uncommented};
 
 /// Options that may appear many times: their entries are counted, not compared by name.
@@ -22,12 +24,13 @@ const LISTS: [&str; 14] = [
     "module-config",
 ];
 
-pub(super) fn items(text: &str) -> Option<Vec<Item>> {
+pub(super) fn items(text: &str) -> Option<Vec<Item<'_>>> {
     let mut out = Vec::new();
-    let mut section = String::new();
+    let none: Rc<str> = Rc::from("");
+    let mut section: Rc<str> = none.clone();
     // The open forward-zone or stub-zone: its kind, name and other lines.
     let mut zone: Option<(&'static str, String, Vec<String>)> = None;
-    let flush = |zone: &mut Option<(&'static str, String, Vec<String>)>, out: &mut Vec<Item>| {
+    let flush = |zone: &mut Option<(&'static str, String, Vec<String>)>, out: &mut Vec<Item<'_>>| {
         if let Some((kind, name, mut lines)) = zone.take() {
             lines.sort();
             out.push(Item::new(kind, "", name, lines.join("\n")));
@@ -44,7 +47,7 @@ pub(super) fn items(text: &str) -> Option<Vec<Item>> {
         };
         if value.is_empty() {
             flush(&mut zone, &mut out);
-            section = key.to_owned();
+            section = Rc::from(key);
             if key == "forward-zone" || key == "stub-zone" {
                 zone = Some((
                     if key == "forward-zone" {
@@ -58,19 +61,19 @@ pub(super) fn items(text: &str) -> Option<Vec<Item>> {
             }
             continue;
         }
-        let value = value.trim_matches('"').to_owned();
+        let value = value.trim_matches('"');
         if let Some((_, name, lines)) = zone.as_mut() {
             if key == "name" {
-                *name = value;
+                *name = value.to_owned();
             } else {
                 lines.push(format!("{key} = {value}"));
             }
             continue;
         }
         match key {
-            "local-zone" => out.push(Item::new("local-zone", "", value, "")),
-            "local-data" => out.push(Item::new("local-data", "", value, "")),
-            "include" | "include-toplevel" => out.push(Item::new("include", "", value, "")),
+            "local-zone" => out.push(Item::new("local-zone", none.clone(), value, "")),
+            "local-data" => out.push(Item::new("local-data", none.clone(), value, "")),
+            "include" | "include-toplevel" => out.push(Item::new("include", none.clone(), value, "")),
             k if LISTS.contains(&k) => out.push(Item::new("option", section.clone(), format!("{k} {value}"), "")),
             k => out.push(Item::new("option", section.clone(), k, value)),
         }
