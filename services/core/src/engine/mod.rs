@@ -19,12 +19,14 @@ use crate::settings::{DomainSpec, Settings};
 use crate::sources;
 use crate::statcache::{self, FileStat, StatCache};
 mod audit;
+mod hashing;
+mod message;
 mod run;
 mod sealing;
 mod status;
 
 pub use audit::audit_rows;
-pub use run::commit_message;
+pub use message::commit_message;
 pub use sealing::ClearHistory;
 use status::CachedStatus;
 pub use status::STATUS_MAX_AGE;

@@ -81,13 +81,18 @@ pub(super) fn unix_mode(git_mode: u32) -> u32 {
     if git_mode & 0o111 != 0 { 0o755 } else { 0o644 }
 }
 
+/// The owner the server's own files in `dir` get: its user, and the directory's group.
+fn server_owner(privilege: &Privilege, dir: &Path) -> (u32, u32) {
+    (privilege.euid, std::fs::metadata(dir).map(|d| d.gid()).unwrap_or(0))
+}
+
 /// Writes one domain's target files into `dir` (the server's alone, 0700): links as
 /// links, modes, owners and groups as at the target, so a checker that drops to the
 /// service's user reads them as the service would (FreeRADIUS reads its key as freerad).
 /// An owner the server cannot give is replaced by the server's own.
 pub(super) fn stage_files(dir: &Path, files: &[TargetFile], domain: Domain) -> Result<(), String> {
     let privilege = Privilege::current();
-    let (uid, gid) = (privilege.euid, std::fs::metadata(dir).map(|d| d.gid()).unwrap_or(0));
+    let (uid, gid) = server_owner(&privilege, dir);
     let metas: Vec<Option<FileMeta>> = files
         .iter()
         .map(|f| {
@@ -173,10 +178,7 @@ pub(super) fn write_snapshot(dir: &Path, root: &Path, paths: &[(RepoPath, bool)]
             .map_err(|e| format!("snapshot {}: {e}", d.display()))?;
     }
     if !copies.is_empty() {
-        let (uid, gid) = (
-            Privilege::current().euid,
-            std::fs::metadata(dir).map(|d| d.gid()).unwrap_or(0),
-        );
+        let (uid, gid) = server_owner(&Privilege::current(), dir);
         let private: Vec<Option<FileMeta>> = copies
             .iter()
             .map(|(_, l)| {

@@ -1,0 +1,160 @@
+//! A run's per-file work, on every core: read a file (with the metadata taken before the
+//! read), seal it, hash the stored form, stage it when it changed, and tell a change in
+//! place in the service's terms while both stored forms are in hand. Results come back in
+//! the files' order, so a run does not depend on thread timing.
+
+use super::*;
+use crate::secrets::Sealer;
+
+/// Reads a file into `buf` (replacing its content) and returns its metadata taken before
+/// the read: a write after it moves the mtime and ctime, so the cache entry made from the
+/// two is never newer than the content.
+fn read_with_stat(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<FileStat> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
+    buf.clear();
+    buf.reserve(usize::try_from(meta.len()).unwrap_or(0));
+    f.read_to_end(buf)?;
+    Ok(FileStat::of(&meta))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A file of a domain that must be read this run.
+pub(super) struct Pending<'f> {
+    pub(super) file: &'f sources::SourceFile,
+    pub(super) mode: u32,
+    /// Its entry in the branch's manifest.
+    pub(super) committed: Option<ManifestEntry>,
+    /// Its blob in the branch's tree.
+    pub(super) tree_blob: Option<git2::Oid>,
+}
+
+/// A file read and hashed (and staged when it changed).
+pub(super) struct Hashed {
+    pub(super) stat: FileStat,
+    pub(super) sha256: String,
+    pub(super) blob: git2::Oid,
+    pub(super) staged: Option<repo::Staged>,
+    /// The SHA-256 of the tree's content when it differed from an unchanged manifest entry.
+    pub(super) hand_edit: Option<String>,
+    /// Whether the secret rules found a secret in it (or it is a private key).
+    pub(super) secret: bool,
+    /// Its content's change in the service's terms, when it changed in place.
+    pub(super) summary: Option<crate::summary::Summary>,
+}
+
+/// Reads, hashes and stages one file. A read error is the file's own (reported, the
+/// backed-up version kept); a write error fails the domain.
+fn hash_one(
+    repo: &git2::Repository,
+    seal: &SealContext<'_>,
+    p: &Pending<'_>,
+    bytes: &mut Vec<u8>,
+) -> Result<std::io::Result<Hashed>, RepoError> {
+    let sealed;
+    let mut secret = false;
+    let (stat, bytes) = if let Some(target) = &p.file.link {
+        // A symlink's content is its target text, read by the scan; it is never followed.
+        (p.file.stat, target.as_bytes())
+    } else {
+        let stat = match read_with_stat(&p.file.abs, bytes) {
+            Ok(stat) => stat,
+            Err(e) => return Ok(Err(e)),
+        };
+        // What is stored, hashed and published is the sealed form: its secrets are keyed.
+        sealed = seal.sealer.seal(Some(seal.domain), p.file.path.as_str(), bytes);
+        secret = matches!(sealed, std::borrow::Cow::Owned(_));
+        (stat, sealed.as_ref())
+    };
+    let sha256 = sha256_hex(bytes);
+    let unchanged = p
+        .committed
+        .as_ref()
+        .is_some_and(|c| c.sha256 == sha256 && c.mode == p.mode);
+    let (blob, staged, hand_edit) = if !unchanged {
+        let staged = repo::stage_into(repo, &p.file.path, bytes, p.mode)?;
+        (staged.id, Some(staged), None)
+    } else {
+        let blob = git2::Oid::hash_object(git2::ObjectType::Blob, bytes)?;
+        match p.tree_blob {
+            Some(tree_blob) if tree_blob != blob => {
+                let tree_sha = sha256_hex(repo.find_blob(tree_blob)?.content());
+                let staged = repo::stage_into(repo, &p.file.path, bytes, p.mode)?;
+                (blob, Some(staged), Some(tree_sha))
+            }
+            _ => (blob, None, None),
+        }
+    };
+    // A file changed in place is told in its service's terms here, on the hashing thread,
+    // which holds the new stored form (the old one is the branch's blob).
+    let summary = match (&staged, p.committed.is_some(), p.tree_blob, p.file.link.is_none()) {
+        (Some(_), true, Some(old), true) => {
+            let old = repo.find_blob(old)?;
+            Some(crate::summary::summarize(
+                seal.domain,
+                p.file.path.as_str(),
+                Some(old.content()),
+                Some(bytes),
+            ))
+        }
+        _ => None,
+    };
+    Ok(Ok(Hashed {
+        stat,
+        sha256,
+        blob,
+        summary,
+        staged,
+        hand_edit,
+        secret,
+    }))
+}
+
+/// Seals the files of one domain.
+#[derive(Clone, Copy)]
+pub(super) struct SealContext<'a> {
+    pub(super) sealer: &'a Sealer,
+    pub(super) domain: Domain,
+}
+
+/// A pending file's index and what reading it gave.
+type Numbered = (usize, std::io::Result<Hashed>);
+
+/// [`hash_one`] for every pending file, on as many threads as there are cores (each with
+/// its own handle on the repository), results in the files' order.
+pub(super) fn hash_and_stage(
+    wc: &WorkingCopy,
+    seal: SealContext<'_>,
+    pending: &[Pending<'_>],
+) -> Result<Vec<std::io::Result<Hashed>>, EngineError> {
+    let threads = crate::parallel::threads_for(pending.len(), 32);
+    if threads <= 1 {
+        let mut buf = Vec::new();
+        return Ok(pending
+            .iter()
+            .map(|p| hash_one(wc.repository(), &seal, p, &mut buf))
+            .collect::<Result<_, _>>()?);
+    }
+    let git_dir = wc.repository().path().to_path_buf();
+    let hashed = crate::parallel::in_order(
+        pending,
+        threads,
+        |next| -> Result<Vec<Numbered>, RepoError> {
+            let repo = git2::Repository::open(&git_dir)?;
+            // One read buffer per thread: a buffer per file, freed between files of mixed
+            // sizes, fragments the heap on a large site.
+            let mut buf = Vec::new();
+            let mut out = Vec::new();
+            while let Some((i, p)) = next() {
+                out.push((i, hash_one(&repo, &seal, p, &mut buf)?));
+            }
+            Ok(out)
+        },
+        || git2::Error::from_str("a hashing thread panicked").into(),
+    )?;
+    Ok(hashed)
+}
