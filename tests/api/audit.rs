@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, Months, NaiveDate, Utc};
 use config_backup_core::Domain;
-use config_backup_core::repo::ChangeKind;
+use config_backup_core::domain::ChangeKind;
 use config_backup_core::store::{self, AuditRow, HistoryQuery};
 use config_backup_tests::{Backend, TestDatabase, TestEnv};
 use uuid::Uuid;

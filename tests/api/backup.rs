@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use config_backup_core::Domain;
-use config_backup_core::repo::ChangeKind;
+use config_backup_core::domain::ChangeKind;
 use config_backup_core::store::{HistoryQuery, LockHolder, LockKind};
 use config_backup_proto::v1 as pb;
 use config_backup_server::auth::Role;

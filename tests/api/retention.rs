@@ -2,7 +2,7 @@
 
 use chrono::{Months, Utc};
 use config_backup_core::Domain;
-use config_backup_core::repo::ChangeKind;
+use config_backup_core::domain::ChangeKind;
 use config_backup_core::store::{AuditRow, HistoryQuery};
 use config_backup_proto::v1 as pb;
 use config_backup_server::auth::Role;

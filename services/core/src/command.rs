@@ -108,9 +108,9 @@ pub async fn run(command: &str, cwd: &Path, vars: &[(&str, String)], timeout: Du
         Err(_) => {
             if let Some(pgid) = pgid {
                 // The whole group: the shell and whatever it started.
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{pgid}")])
-                    .status();
+                if let Some(group) = i32::try_from(pgid).ok().and_then(rustix::process::Pid::from_raw) {
+                    let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+                }
             }
             (child.wait().await.ok(), true)
         }

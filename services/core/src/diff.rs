@@ -12,10 +12,11 @@ use std::path::Path;
 
 use git2::{ErrorCode, Oid, Repository};
 
+use crate::domain::ChangeKind;
 use crate::domain::{CommitHash, CommitPrefix, Domain, RepoPath};
 use crate::error::EngineError;
 use crate::metadata::FileMeta;
-use crate::repo::{ChangeKind, WorkingCopy};
+use crate::repo::WorkingCopy;
 use crate::secrets::{self, Sealer};
 
 /// Caps on patch text.

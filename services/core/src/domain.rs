@@ -24,27 +24,65 @@ pub fn quote_input(value: &str) -> String {
 /// The longest site name.
 pub const MAX_SITE_LEN: usize = 63;
 
-/// A site name as given (`CONFIG_BACKUP_SITE`, a `site` parameter): 1 to 63 characters
-/// of lowercase letters, digits, `-`, `_` and `.`, starting with a letter or a digit.
-/// The error says what is allowed, quoting the value.
-pub fn site_name(value: &str) -> Result<String, String> {
-    let ok = !value.is_empty()
-        && value.len() <= MAX_SITE_LEN
-        && value
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(value.to_owned())
-    } else {
-        Err(format!(
-            "{} is not a site name: allowed 1 to {MAX_SITE_LEN} lowercase letters, digits, '-', '_' and '.', \
-             starting with a letter or a digit",
-            quote_input(value)
-        ))
+/// The site a store, a lock or a run belongs to when `CONFIG_BACKUP_SITE` is not set.
+pub const DEFAULT_SITE: &str = "default";
+
+/// A site's name (`CONFIG_BACKUP_SITE`, a `site` parameter): 1 to 63 characters of
+/// lowercase letters, digits, `-`, `_` and `.`, starting with a letter or a digit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Site(String);
+
+impl Site {
+    /// Parses a site name; the error says what is allowed, quoting the value.
+    pub fn parse(value: &str) -> Result<Site, String> {
+        let ok = !value.is_empty()
+            && value.len() <= MAX_SITE_LEN
+            && value
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
+        if ok {
+            Ok(Site(value.to_owned()))
+        } else {
+            Err(format!(
+                "{} is not a site name: allowed 1 to {MAX_SITE_LEN} lowercase letters, digits, '-', '_' and '.', \
+                 starting with a letter or a digit",
+                quote_input(value)
+            ))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Site {
+    fn default() -> Site {
+        Site(DEFAULT_SITE.to_owned())
+    }
+}
+
+impl std::ops::Deref for Site {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<Site> for String {
+    fn from(s: Site) -> String {
+        s.0
     }
 }
 
@@ -192,6 +230,53 @@ impl FromStr for CommitPrefix {
         } else {
             Err(BadCommitPrefix { given: s.to_owned() })
         }
+    }
+}
+
+/// How a file changed in a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// New in this commit.
+    Added,
+    /// Content or mode changed.
+    Modified,
+    /// Removed.
+    Deleted,
+    /// Unchanged.
+    Unchanged,
+}
+
+impl ChangeKind {
+    /// Name in the API and the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Modified => "modified",
+            ChangeKind::Deleted => "deleted",
+            ChangeKind::Unchanged => "unchanged",
+        }
+    }
+
+    /// The letter of a commit-message body line.
+    pub fn letter(self) -> char {
+        match self {
+            ChangeKind::Added => 'A',
+            ChangeKind::Modified => 'M',
+            ChangeKind::Deleted => 'D',
+            ChangeKind::Unchanged => ' ',
+        }
+    }
+
+    /// Parses an API name.
+    pub fn parse(s: &str) -> Option<ChangeKind> {
+        [
+            ChangeKind::Added,
+            ChangeKind::Modified,
+            ChangeKind::Deleted,
+            ChangeKind::Unchanged,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 

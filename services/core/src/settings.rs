@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::domain::Domain;
+use crate::domain::{Domain, Site};
 
 /// Default glob patterns per domain (the product's standard site layout).
 pub fn default_patterns(domain: Domain) -> Option<&'static str> {
@@ -184,7 +184,7 @@ pub struct Settings {
     pub retention_months: u32,
     /// `CONFIG_BACKUP_SITE` ("default"): the site this server backs up; every row it
     /// writes carries it, and its lock excludes only the site's other replicas.
-    pub site: String,
+    pub site: Site,
     /// `CONFIG_BACKUP_NOTIFY_ON_CHANGES`.
     pub notify_on_changes: bool,
     /// `CONFIG_BACKUP_NOTIFY_RECIPIENTS`.
@@ -300,7 +300,7 @@ impl Settings {
             connect_timeout: Duration::from_secs(parse_num(&get, "GIT_CONNECT_TIMEOUT_SECONDS", 10u64, 1..=600)?),
             transfer_timeout: Duration::from_secs(parse_num(&get, "GIT_TRANSFER_TIMEOUT_SECONDS", 60u64, 1..=3600)?),
         };
-        crate::transport::parse_remote(&git.remote).map_err(|m| err("GIT_BACKUP_REPO", m))?;
+        crate::remote::RemoteUrl::parse(&git.remote).map_err(|m| err("GIT_BACKUP_REPO", m))?;
 
         let schedule = Schedule::from_lookup(get)?;
 
@@ -371,8 +371,8 @@ impl Settings {
             schedule,
             retention_months: parse_num(&get, "CONFIG_BACKUP_GIT_RETENTION_MONTHS", 24, 1..=1200)?,
             site: match get("CONFIG_BACKUP_SITE") {
-                Some(s) => crate::domain::site_name(&s).map_err(|m| err("CONFIG_BACKUP_SITE", m))?,
-                None => crate::store::DEFAULT_SITE.to_owned(),
+                Some(s) => Site::parse(&s).map_err(|m| err("CONFIG_BACKUP_SITE", m))?,
+                None => Site::default(),
             },
             notify_on_changes: parse_bool(&get, "CONFIG_BACKUP_NOTIFY_ON_CHANGES", false)?,
             notify_recipients: get("CONFIG_BACKUP_NOTIFY_RECIPIENTS")
@@ -495,21 +495,6 @@ where
     Ok(value)
 }
 
-/// A URL with any password replaced by `***`, for logs and the status.
-pub fn redact_url(url: &str) -> String {
-    if let Some(scheme_end) = url.find("://") {
-        let rest = &url[scheme_end + 3..];
-        let auth_end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..auth_end].rfind('@') {
-            let userinfo = &rest[..at];
-            if let Some(colon) = userinfo.find(':') {
-                return format!("{}://{}:***{}", &url[..scheme_end], &userinfo[..colon], &rest[at..]);
-            }
-        }
-    }
-    url.to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,11 +566,5 @@ mod tests {
         assert_eq!(s.next_after(at(4, 0)), at(4, 0) + chrono::Duration::days(1));
         assert_eq!(s.last_at_or_before(at(4, 0)), at(4, 0));
         assert_eq!(s.last_at_or_before(at(3, 0)), at(4, 0) - chrono::Duration::days(1));
-    }
-
-    #[test]
-    fn urls_lose_their_passwords() {
-        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact_url("git@host:configs.git"), "git@host:configs.git");
     }
 }

@@ -186,7 +186,7 @@ impl StatCache {
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        crate::repo::write_atomically(file, text.as_bytes(), 0o600)
+        crate::fs::write_atomically(file, text.as_bytes(), 0o600)
     }
 }
 

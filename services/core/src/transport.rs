@@ -2,103 +2,17 @@
 //! rotated key needs no restart, refused when group- or world-readable), strict host-key
 //! checking against `GIT_SSH_KNOWN_HOSTS`, and the connect/transfer time bounds.
 
-use crate::domain::quote_input;
 use std::cell::RefCell;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
 use git2::{CertificateCheckStatus, Cred, CredentialType, FetchOptions, RemoteCallbacks};
 
 use crate::known_hosts::{self, KnownHosts, Verdict};
+use crate::remote::RemoteUrl;
 use crate::settings::GitSettings;
-
-/// A parsed `GIT_BACKUP_REPO`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemoteUrl {
-    /// A local path or `file://` URL.
-    Local(PathBuf),
-    /// `ssh://[user@]host[:port]/path` or scp-like `[user@]host:path`.
-    Ssh {
-        /// The login, if given.
-        user: Option<String>,
-        /// The host.
-        host: String,
-        /// The port (22 by default).
-        port: u16,
-        /// The repository path on the host.
-        path: String,
-    },
-}
-
-/// Parses a remote URL; the error says what forms are allowed.
-pub fn parse_remote(url: &str) -> Result<RemoteUrl, String> {
-    const FORMS: &str = "use a local path, file:///path, ssh://user@host[:port]/path or user@host:path";
-    if let Some(path) = url.strip_prefix("file://") {
-        return Ok(RemoteUrl::Local(PathBuf::from(path)));
-    }
-    if let Some(rest) = url.strip_prefix("ssh://") {
-        let (authority, path) = rest
-            .split_once('/')
-            .ok_or_else(|| format!("{} has no path: {FORMS}", quote_input(url)))?;
-        let (user, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u.to_owned()), h),
-            None => (None, authority),
-        };
-        let (host, port) = split_host_port(hostport)
-            .map_err(|p| format!("{}: bad port {}; {FORMS}", quote_input(url), quote_input(&p)))?;
-        if host.is_empty() {
-            return Err(format!("{} has no host: {FORMS}", quote_input(url)));
-        }
-        return Ok(RemoteUrl::Ssh {
-            user,
-            host: host.to_owned(),
-            port,
-            path: format!("/{path}"),
-        });
-    }
-    if url.contains("://") {
-        return Err(format!("{}: unsupported scheme: {FORMS}", quote_input(url)));
-    }
-    if url.starts_with('/') || url.starts_with('.') {
-        return Ok(RemoteUrl::Local(PathBuf::from(url)));
-    }
-    // scp-like: [user@]host:path (a ':' before any '/').
-    match url.split_once(':') {
-        Some((authority, path)) if !authority.contains('/') && !authority.is_empty() && !path.is_empty() => {
-            let (user, host) = match authority.rsplit_once('@') {
-                Some((u, h)) => (Some(u.to_owned()), h.to_owned()),
-                None => (None, authority.to_owned()),
-            };
-            Ok(RemoteUrl::Ssh {
-                user,
-                host,
-                port: 22,
-                path: path.to_owned(),
-            })
-        }
-        _ => Ok(RemoteUrl::Local(PathBuf::from(url))),
-    }
-}
-
-/// `host`, `host:port`, `[v6]` or `[v6]:port`; the error is the bad port text.
-fn split_host_port(s: &str) -> Result<(&str, u16), String> {
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(|| s.to_owned())?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match s.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (s, None),
-        }
-    };
-    let port = match port {
-        Some(p) => p.parse().map_err(|_| p.to_owned())?,
-        None => 22,
-    };
-    Ok((host, port))
-}
 
 /// Bounds every network operation of libgit2 (process-wide): TCP connect, and any
 /// read or write that makes no progress (including the SSH session).
@@ -130,7 +44,7 @@ impl Session {
     pub fn new(git: &GitSettings) -> Session {
         Session {
             git: git.clone(),
-            remote: parse_remote(&git.remote),
+            remote: RemoteUrl::parse(&git.remote),
             refusal: Rc::default(),
         }
     }
@@ -276,50 +190,4 @@ fn read_key(key: Option<&Path>, passphrase_file: Option<&Path>) -> Result<(Strin
         None => None,
     };
     Ok((private, passphrase))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn remote_forms_parse() {
-        assert_eq!(
-            parse_remote("git@git.rgz.local:configs.git").unwrap(),
-            RemoteUrl::Ssh {
-                user: Some("git".into()),
-                host: "git.rgz.local".into(),
-                port: 22,
-                path: "configs.git".into()
-            }
-        );
-        assert_eq!(
-            parse_remote("ssh://git@127.0.0.1:2222/srv/configs.git").unwrap(),
-            RemoteUrl::Ssh {
-                user: Some("git".into()),
-                host: "127.0.0.1".into(),
-                port: 2222,
-                path: "/srv/configs.git".into()
-            }
-        );
-        assert_eq!(
-            parse_remote("ssh://host/x.git").unwrap(),
-            RemoteUrl::Ssh {
-                user: None,
-                host: "host".into(),
-                port: 22,
-                path: "/x.git".into()
-            }
-        );
-        assert_eq!(
-            parse_remote("/srv/remote.git").unwrap(),
-            RemoteUrl::Local("/srv/remote.git".into())
-        );
-        assert_eq!(
-            parse_remote("file:///srv/remote.git").unwrap(),
-            RemoteUrl::Local("/srv/remote.git".into())
-        );
-        assert!(parse_remote("https://example.com/x.git").is_err());
-        assert!(parse_remote("ssh://host:notaport/x").is_err());
-    }
 }

@@ -5,9 +5,9 @@
 
 use config_backup_core::domain::{ECHO_LIMIT, quote_input};
 use config_backup_core::known_hosts::KnownHosts;
+use config_backup_core::remote::RemoteUrl;
 use config_backup_core::secrets::Rules;
 use config_backup_core::settings::Settings;
-use config_backup_core::transport::{RemoteUrl, parse_remote};
 use config_backup_core::{CommitPrefix, Domain, RepoPath};
 use proptest::prelude::*;
 
@@ -131,13 +131,13 @@ proptest! {
         port in 1u16..,
         path in "[a-z0-9/._-]{1,30}",
     ) {
-        if let Err(m) = parse_remote(&v) {
+        if let Err(m) = RemoteUrl::parse(&v) {
             prop_assert!(m.contains("use a local path") || m.contains("bad port"), "{m}");
             prop_assert!(bounded(&m), "{m}");
         }
         let url = format!("ssh://{user}@{host}:{port}/{path}");
         prop_assert_eq!(
-            parse_remote(&url).unwrap(),
+            RemoteUrl::parse(&url).unwrap(),
             RemoteUrl::Ssh { user: Some(user.clone()), host: host.clone(), port, path: format!("/{path}") }
         );
         if let Err(e) = settings_with("GIT_BACKUP_REPO", &v) {

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Utc;
+use config_backup_core::domain::ChangeKind;
 use config_backup_core::engine::{BackupReport, Engine, Observer};
-use config_backup_core::repo::ChangeKind;
 use config_backup_core::settings::SettingsError;
 use config_backup_core::store::{MailRecord, PushOutcome, RollbackStage, RollbackTask, RunOutcome};
 use lettre::message::{Mailbox, MultiPart};

@@ -116,7 +116,7 @@ fn file_metadata(m: &config_backup_core::metadata::FileMeta) -> pb::FileMetadata
 }
 
 fn domain_report(d: &DomainReport) -> pb::DomainReport {
-    use config_backup_core::repo::ChangeKind::*;
+    use config_backup_core::domain::ChangeKind::*;
     pb::DomainReport {
         domain: d.domain.map(|x| x.as_str().to_owned()).unwrap_or_default(),
         commit_hash: d.commit.as_ref().map(|c| c.to_string()).unwrap_or_default(),

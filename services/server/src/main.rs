@@ -175,9 +175,9 @@ fn log_start(s: &ServerSettings) {
     tracing::info!(
         source_root = %e.source_root.display(),
         domains = %e.configured_domains(),
-        remote = %config_backup_core::settings::redact_url(&e.git.remote),
+        remote = %config_backup_core::remote::redact_url(&e.git.remote),
         working_dir = %e.git.working_dir.display(),
-        database = %config_backup_core::settings::redact_url(&e.database_url),
+        database = %config_backup_core::remote::redact_url(&e.database_url),
         "starting config-backup-server"
     );
     if let SecretSource::Generated(path) | SecretSource::DataDir(path) = &s.secret_source {

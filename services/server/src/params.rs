@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use config_backup_core::diff::{DiffLimits, DiffQuery};
-use config_backup_core::repo::ChangeKind;
+use config_backup_core::domain::ChangeKind;
 use config_backup_core::store::{HistoryCursor, HistoryQuery};
 use config_backup_core::{CommitPrefix, Domain, EngineError, RepoPath};
 use config_backup_proto::v1 as pb;
@@ -132,8 +132,8 @@ pub fn site(field: &'static str, value: &str) -> Result<Option<String>, ApiError
     if value.is_empty() {
         return Ok(None);
     }
-    config_backup_core::domain::site_name(value)
-        .map(Some)
+    config_backup_core::domain::Site::parse(value)
+        .map(|s| Some(s.into()))
         .map_err(|m| invalid(field, m))
 }
 

@@ -54,7 +54,7 @@ impl Application {
             .map_err(|e| {
                 anyhow::anyhow!(
                     "DATABASE_URL {}: {e}",
-                    config_backup_core::settings::redact_url(&settings.engine.database_url)
+                    config_backup_core::remote::redact_url(&settings.engine.database_url)
                 )
             })?;
         let listener = TcpListener::bind(settings.grpc_listen)

@@ -12,9 +12,10 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::diff::{DiffQuery, DiffResult};
+use crate::domain::ChangeKind;
 use crate::domain::{Actor, CommitHash, Domain, RepoPath};
 use crate::error::{EngineError, blocking};
-use crate::repo::{self, ChangeKind, CommitInfo, FileRecord, Manifest, ManifestEntry, RepoError, WorkingCopy};
+use crate::repo::{self, CommitInfo, FileRecord, Manifest, ManifestEntry, RepoError, WorkingCopy};
 use crate::settings::{DomainSpec, Settings};
 use crate::sources;
 use crate::statcache::{self, FileStat, StatCache};

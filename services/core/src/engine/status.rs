@@ -219,7 +219,7 @@ impl Engine {
             next_scheduled_at: settings.schedule.next_after(Utc::now()),
             schedule_enabled: settings.schedule.enabled,
             remote: if local {
-                crate::settings::redact_url(&settings.git.remote)
+                crate::remote::redact_url(&settings.git.remote)
             } else {
                 String::new()
             },

@@ -10,14 +10,13 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use git2::{Commit, ErrorCode, FileMode, IndexEntry, IndexTime, Oid, Repository, Signature, Tree};
 
-use crate::domain::{Domain, RepoPath};
+use crate::domain::{ChangeKind, Domain, RepoPath};
 use crate::metadata::{self, FileMeta};
+use crate::remote::RemoteUrl;
 use crate::settings::GitSettings;
 use crate::transport::Session;
 
@@ -28,11 +27,11 @@ mod push;
 mod records;
 
 pub use commit::{CommitInfo, Summaries, trailer};
+pub use files::stage_into;
 use files::write_work_file;
-pub use files::{LiveWrite, stage_into, write_all_atomically, write_atomically, write_live_atomically};
 pub use manifest::{ManifestBlobs, ManifestCache, TreeFiles, manifest_blob_ids, manifest_path};
 use manifest::{read_manifest, render_manifest, render_meta};
-pub use records::{ChangeKind, FileRecord, Manifest, ManifestEntry, Staged, compare, summarize_changes};
+pub use records::{FileRecord, Manifest, ManifestEntry, Staged, compare, summarize_changes};
 
 pub use crate::domain::METADATA_DIR;
 /// The commit trailer naming the domain.
@@ -109,7 +108,7 @@ impl RepoError {
                     libc::EPERM,
                     libc::EFBIG,
                 ];
-                let source = files::filesystem_cause(dir, needed)
+                let source = crate::fs::filesystem_cause(dir, needed)
                     .or_else(|| errno.raw_os_error().filter(|c| WRITE_ERRORS.contains(c)).map(|_| errno))
                     .unwrap_or_else(|| std::io::Error::other("libgit2 reported the failure without a cause"));
                 RepoError::Io {
@@ -239,7 +238,7 @@ impl WorkingCopy {
                 source,
             })?;
             let found = origin.url().unwrap_or_default().to_owned();
-            if normalize_remote(&found) != normalize_remote(&git.remote) {
+            if !RemoteUrl::same(&found, &git.remote) {
                 return Err(RepoError::ForeignRemote {
                     dir: dir.clone(),
                     found,
@@ -294,7 +293,7 @@ impl WorkingCopy {
             remote
                 .fetch(&[&refspec], Some(&mut session.fetch_options()), None)
                 .map_err(|e| RepoError::Clone {
-                    remote: crate::settings::redact_url(&git.remote),
+                    remote: crate::remote::redact_url(&git.remote),
                     source: git2::Error::from_str(&session.explain(&e)),
                 })?;
             if let Ok(tracking) = repo.find_reference(&format!("refs/remotes/origin/{}", git.branch)) {
@@ -487,7 +486,7 @@ impl WorkingCopy {
             .workdir()
             .map(Path::to_path_buf)
             .into_iter()
-            .chain(local_remote_dir(&self.git.remote))
+            .chain(RemoteUrl::local_dir(&self.git.remote))
             .collect()
     }
 
@@ -556,31 +555,6 @@ pub(crate) fn gc_auto(dir: &Path) {
             tracing::debug!("no git CLI: loose objects are not packed");
         }
         Err(e) => tracing::warn!(error = %e, "git gc --auto could not run"),
-    }
-}
-
-/// The directory of a remote given as a local path or `file://` URL.
-fn local_remote_dir(url: &str) -> Option<PathBuf> {
-    local_path(url)
-        .map(Path::new)
-        .filter(|p| p.is_dir())
-        .map(Path::to_path_buf)
-}
-
-/// The path of a remote given as an absolute local path or a `file://` URL.
-fn local_path(url: &str) -> Option<&str> {
-    let path = url.strip_prefix("file://").unwrap_or(url);
-    path.starts_with('/').then_some(path)
-}
-
-/// Local paths and `file://` URLs name the same remote.
-fn normalize_remote(url: &str) -> String {
-    let url = url.trim_end_matches('/');
-    match local_path(url) {
-        Some(path) => std::fs::canonicalize(path)
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| path.to_owned()),
-        None => url.to_owned(),
     }
 }
 

@@ -53,7 +53,7 @@ impl WorkingCopy {
 
     /// Fetches the remote branch; returns its head (None when the remote has no such branch).
     fn fetch(&self, session: &Session) -> Result<Option<Oid>, PushError> {
-        let remote_name = crate::settings::redact_url(&self.git.remote);
+        let remote_name = crate::remote::redact_url(&self.git.remote);
         let transport = |e: git2::Error| PushError::Transport {
             remote: remote_name.clone(),
             message: session.explain(&e),
@@ -151,7 +151,7 @@ impl WorkingCopy {
     /// reads the remote branch back. Never forces.
     pub fn push(&self) -> Result<Option<PushResult>, PushError> {
         let session = Session::new(&self.git);
-        let remote_name = crate::settings::redact_url(&self.git.remote);
+        let remote_name = crate::remote::redact_url(&self.git.remote);
         let transport = |e: git2::Error| PushError::Transport {
             remote: remote_name.clone(),
             message: session.explain(&e),

@@ -36,53 +36,6 @@ pub struct Staged {
 /// A domain's files at one commit.
 pub type Manifest = BTreeMap<RepoPath, ManifestEntry>;
 
-/// How a file changed in a commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
-    /// New in this commit.
-    Added,
-    /// Content or mode changed.
-    Modified,
-    /// Removed.
-    Deleted,
-    /// Unchanged.
-    Unchanged,
-}
-
-impl ChangeKind {
-    /// Name in the API and the audit trail.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeKind::Added => "added",
-            ChangeKind::Modified => "modified",
-            ChangeKind::Deleted => "deleted",
-            ChangeKind::Unchanged => "unchanged",
-        }
-    }
-
-    /// The letter of a commit-message body line.
-    pub fn letter(self) -> char {
-        match self {
-            ChangeKind::Added => 'A',
-            ChangeKind::Modified => 'M',
-            ChangeKind::Deleted => 'D',
-            ChangeKind::Unchanged => ' ',
-        }
-    }
-
-    /// Parses an API name.
-    pub fn parse(s: &str) -> Option<ChangeKind> {
-        [
-            ChangeKind::Added,
-            ChangeKind::Modified,
-            ChangeKind::Deleted,
-            ChangeKind::Unchanged,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
-}
-
 /// One file's state change between a commit and its parent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRecord {

@@ -4,8 +4,8 @@
 use std::os::unix::fs::MetadataExt;
 
 use super::*;
+use crate::fs::{LiveWrite, write_live_atomically};
 use crate::metadata::{FileMeta, FileType, GIT_SYMLINK, Names, Privilege};
-use crate::repo::{LiveWrite, write_live_atomically};
 
 /// The live path of a repository path: under the source root, its directory inside the
 /// root; nothing is ever written outside it. The path itself is not followed when it is a

@@ -58,7 +58,7 @@ pub fn unseal_checkout(sealer: &Sealer, root: &Path, paths: &[String]) -> Result
         let mode = std::fs::metadata(&abs)
             .map(|m| m.permissions().mode() & 0o7777)
             .unwrap_or(0o644);
-        crate::repo::write_atomically(&abs, &clear, mode).map_err(|e| format!("{rel}: {e}"))?;
+        crate::fs::write_atomically(&abs, &clear, mode).map_err(|e| format!("{rel}: {e}"))?;
         out.unsealed.push(rel);
     }
     Ok(out)

@@ -212,7 +212,7 @@ impl Keyring {
                 .map(|l| format!("{}\n", l.trim()))
                 .collect::<String>()
         ));
-        crate::repo::write_atomically(path, text.as_bytes(), 0o600).map_err(fail)?;
+        crate::fs::write_atomically(path, text.as_bytes(), 0o600).map_err(fail)?;
         Ok(id)
     }
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::*;
-use crate::repo::ChangeKind;
+use crate::domain::ChangeKind;
 
 /// The file columns History reads from the stored part (`v` a file row); the commit's
 /// columns come from its head, read once per commit (`CommitHead`).

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
+use crate::domain::ChangeKind;
 use crate::domain::Domain;
-use crate::repo::ChangeKind;
 
 pub use sql::{PostgresStore, SqliteStore};
 
@@ -634,8 +634,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
-/// The site of one-site installs (`CONFIG_BACKUP_SITE` unset).
-pub const DEFAULT_SITE: &str = "default";
+pub use crate::domain::DEFAULT_SITE;
 
 /// Connects to `url` (`sqlite:` or `postgres://`) as `site`'s store, and applies
 /// migrations.
