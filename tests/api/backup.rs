@@ -525,8 +525,11 @@ async fn a_local_remote_is_repacked_and_keeps_every_commit(backend: Backend) {
             .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "pack"))
             .count()
     };
-    let repacked = config_backup_tests::eventually(std::time::Duration::from_secs(30), || packs() <= 2).await;
-    assert!(repacked, "{} packs in the remote after 30 s", packs());
+    config_backup_tests::wait_for("the remote's repack", std::time::Duration::from_secs(30), || {
+        let n = packs();
+        std::future::ready(if n <= 2 { Ok(()) } else { Err(format!("{n} packs")) })
+    })
+    .await;
     assert_eq!(git(&["rev-list", "--count", "main"]).trim(), "20");
     git(&["fsck", "--strict"]);
     app.stop().await;
@@ -535,15 +538,24 @@ async fn a_local_remote_is_repacked_and_keeps_every_commit(backend: Backend) {
 async fn a_change_with_the_same_size_and_mtime_is_never_missed(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
-    // Files changed in the last seconds are never trusted unread; let the site settle so
-    // the first backup puts kea's file in the stat cache and the second relies on it.
-    let racy = config_backup_core::statcache::RACY_SECS as u64;
-    tokio::time::sleep(std::time::Duration::from_millis(racy * 1000 + 200)).await;
+    // Files changed in the last seconds are never trusted unread; wait until kea's file
+    // has settled (its mtime and ctime RACY_SECS old, the stat cache's rule), so the first
+    // backup puts it in the stat cache and the second relies on it.
+    let kea = env.site().join("config/kea/kea-dhcp4.conf");
+    let racy = std::time::Duration::from_secs(config_backup_core::statcache::RACY_SECS as u64);
+    config_backup_tests::wait_for("kea's file to settle", racy * 3, || {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&kea).unwrap();
+        let changed = std::time::UNIX_EPOCH
+            + std::time::Duration::new(m.mtime().max(m.ctime()) as u64, 0)
+            + std::time::Duration::from_secs(1);
+        std::future::ready(changed + racy < std::time::SystemTime::now())
+    })
+    .await;
     app.backup().await;
     let cache = env.working_dir().join(".git/config-backup/stat-kea");
     let cached = std::fs::read_to_string(&cache).unwrap();
     assert!(cached.contains("config/kea/kea-dhcp4.conf"), "{cached}");
-    let kea = env.site().join("config/kea/kea-dhcp4.conf");
     let before = std::fs::metadata(&kea).unwrap();
     let mut text = std::fs::read(&kea).unwrap();
     let at = text.iter().position(|b| *b == b'7').unwrap();

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use config_backup_server::auth::Role;
 use config_backup_tests::webdriver::Browser;
-use config_backup_tests::{Backend, TestEnv, token};
+use config_backup_tests::{Backend, Gate, TestEnv, token};
 
 fn shots() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots")
@@ -19,10 +19,17 @@ fn shots() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_walks_an_operator_through_status_history_diff_and_rollbacks() {
     let mut env = TestEnv::new(Backend::Sqlite).await;
+    // With the marker, a reload takes it, waits at the gate until the test opens it,
+    // and fails (the revert's reload then passes).
     let refuse = env.dir.path().join("refuse-reload");
+    let gate = Gate::new(env.dir.path().join("reload-gate"));
     env.vars.insert(
         "CONFIG_ROLLBACK_RELOAD__kea".into(),
-        format!("sleep 1; test ! -e {}", refuse.display()),
+        format!(
+            "if [ -e {r} ]; then rm {r}; cat {g} >/dev/null; exit 1; fi",
+            r = refuse.display(),
+            g = gate.path().display()
+        ),
     );
     let app = env.spawn().await;
     let first = app.backup().await;
@@ -130,6 +137,8 @@ async fn the_console_walks_an_operator_through_status_history_diff_and_rollbacks
     b.click("#r-confirm").await;
     b.wait_text("#rollback-progress", "reloading").await;
     b.refresh().await;
+    b.wait_text("#rollback-progress", "reloading").await;
+    gate.open().await;
     b.wait_text("#rollback-state", "failed").await;
     let progress = b.text("#rollback-progress").await;
     assert!(

@@ -4,7 +4,7 @@
 use config_backup_proto::v1 as pb;
 use config_backup_server::auth::Role;
 use config_backup_tests::smtp::SmtpServer;
-use config_backup_tests::{Backend, TestEnv, with_token};
+use config_backup_tests::{Backend, TestEnv, wait_for, with_token};
 use mail_parser::MessageParser;
 use sha2::{Digest, Sha256};
 
@@ -75,14 +75,12 @@ async fn a_change_mails_a_summary_with_hashes_and_line_counts_but_no_contents(ba
         assert!(!part.contains("sample-bng01-secret"), "a secret leaked: {part}");
     }
     // The mail is recorded once the SMTP server accepted it, a moment after it arrived.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let status = loop {
-        let status = app.status().await;
-        if !status.last_mail_subject.is_empty() || std::time::Instant::now() > deadline {
-            break status;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let status = wait_for(
+        "the mail recorded in Status",
+        std::time::Duration::from_secs(10),
+        || async { Some(app.status().await).filter(|s| !s.last_mail_subject.is_empty()) },
+    )
+    .await;
     assert_eq!(status.last_mail_subject, m.subject);
     assert!(status.last_mail_error.is_empty());
     app.stop().await;
@@ -200,23 +198,12 @@ async fn a_refusing_smtp_server_fails_no_backup_and_shows_in_status(backend: Bac
     let app = env.spawn().await;
     let report = app.backup().await;
     assert_eq!(report.outcome, pb::RunOutcome::Success as i32);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let status = loop {
-        let s = app
-            .client()
-            .status(with_token(pb::StatusRequest::default(), Role::Noc))
-            .await
-            .unwrap()
-            .into_inner();
-        if !s.last_mail_error.is_empty() {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the mail failure never showed in Status"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let status = wait_for(
+        "the mail failure in Status",
+        std::time::Duration::from_secs(30),
+        || async { Some(app.status().await).filter(|s| !s.last_mail_error.is_empty()) },
+    )
+    .await;
     assert!(status.last_mail_error.contains("550"), "{}", status.last_mail_error);
     assert!(smtp.messages().is_empty());
     app.stop().await;

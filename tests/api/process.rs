@@ -2,12 +2,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use config_backup_proto::v1 as pb;
 use config_backup_proto::v1::config_backup_client::ConfigBackupClient;
 use config_backup_server::auth::Role;
-use config_backup_tests::{Backend, TestEnv, log_subjects, with_token};
+use config_backup_tests::{Backend, TestEnv, log_subjects, wait_for, wait_for_blocking, with_token};
 
 const BIN: &str = env!("CARGO_BIN_EXE_config-backup-server");
 
@@ -86,6 +86,14 @@ pub(crate) fn start_wrapped(
     (child, addr, logs)
 }
 
+/// Waits until the thread reading a server's log has read its last line (the server
+/// has exited).
+pub(crate) fn wait_log_end(logs: &std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    wait_for_blocking("the server's log to end", Duration::from_secs(10), || {
+        std::sync::Arc::strong_count(logs) == 1
+    })
+}
+
 pub(crate) fn sigterm(child: &Child) {
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -96,34 +104,26 @@ pub(crate) fn sigterm(child: &Child) {
 }
 
 pub(crate) fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "the server did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_blocking("the server to exit", Duration::from_secs(60), || {
+        child.try_wait().unwrap()
+    })
 }
 
 /// Waits until the backup the server makes at its first start has finished.
 pub(crate) async fn wait_first_backup(client: &mut ConfigBackupClient<tonic::transport::Channel>) -> pb::RunSummary {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let st = client
-            .status(with_token(pb::StatusRequest::default(), Role::Noc))
-            .await
-            .unwrap()
-            .into_inner();
-        if let Some(run) = st.last_run
-            && run.outcome != pb::RunOutcome::Running as i32
-            && st.running.is_empty()
-        {
-            return run;
+    wait_for("the first backup to finish", Duration::from_secs(60), || {
+        let mut client = client.clone();
+        async move {
+            let st = client
+                .status(with_token(pb::StatusRequest::default(), Role::Noc))
+                .await
+                .unwrap()
+                .into_inner();
+            st.last_run
+                .filter(|run| run.outcome != pb::RunOutcome::Running as i32 && st.running.is_empty())
         }
-        assert!(Instant::now() < deadline, "the first backup did not finish");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// The binary serving `env` after its first backup, with enough new files on the site
@@ -155,11 +155,12 @@ async fn the_first_command_backs_up_the_sample_site_into_a_local_bare_repository
     ];
     let (mut child, _addr) = start(&vars, &["serve", "--sample-site"]);
     let remote = home.path().join(".local/share/config-backup/remote.git");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !remote.join("HEAD").exists() || log_subjects(&remote, "main").len() < 4 {
-        assert!(Instant::now() < deadline, "no first backup in the default remote");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for(
+        "the first backup in the default remote",
+        Duration::from_secs(60),
+        || std::future::ready(remote.join("HEAD").exists() && log_subjects(&remote, "main").len() >= 4),
+    )
+    .await;
     let subjects = log_subjects(&remote, "main");
     assert_eq!(subjects.len(), 4, "{subjects:?}");
     assert!(subjects[3].contains("gateway: 3 files changed"), "{subjects:?}");
@@ -185,18 +186,18 @@ async fn sigterm_lets_a_running_backup_finish_and_exits_zero() {
 
     // Wait until the backup holds the engine lock, then ask the server to stop.
     let pool = sqlx::SqlitePool::connect(&env.db.url).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM engine_lock")
-            .fetch_one(&pool)
-            .await
-            .unwrap_or(0);
-        if held == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the backup never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for(
+        "the backup to hold the engine lock",
+        Duration::from_secs(30),
+        || async {
+            let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM engine_lock")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0);
+            held == 1
+        },
+    )
+    .await;
     sigterm(&child);
 
     let report = call
@@ -225,26 +226,25 @@ async fn sigterm_lets_a_running_backup_finish_and_exits_zero() {
 async fn a_killed_run_is_reported_interrupted_not_running_after_a_restart(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let vars: Vec<(String, String)> = env.lookup().into_iter().collect();
-    let (mut child, mut client) = serving_with_a_slow_backup_ahead(&env, &vars).await;
+    let (mut child, client) = serving_with_a_slow_backup_ahead(&env, &vars).await;
     let mut caller = client.clone();
     tokio::spawn(async move {
         let _ = caller
             .backup(with_token(pb::BackupRequest::default(), Role::Admin))
             .await;
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let running = loop {
-        let st = client
-            .status(with_token(pb::StatusRequest::default(), Role::Noc))
-            .await
-            .unwrap()
-            .into_inner();
-        if !st.running.is_empty() {
-            break st.running;
+    let running = wait_for("the backup to start", Duration::from_secs(30), || {
+        let mut client = client.clone();
+        async move {
+            let st = client
+                .status(with_token(pb::StatusRequest::default(), Role::Noc))
+                .await
+                .unwrap()
+                .into_inner();
+            Some(st.running).filter(|r| !r.is_empty())
         }
-        assert!(Instant::now() < deadline, "the backup never started");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    })
+    .await;
     let pid = child.id();
     let killed = Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
     assert!(killed.success());

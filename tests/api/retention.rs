@@ -100,15 +100,15 @@ async fn the_working_copy_is_packed_by_git_gc_auto(backend: Backend) {
             .unwrap()
     };
     let packed = |counts: &str| field(counts, "packs") >= 1 && field(counts, "count") < 500;
-    let waited = config_backup_tests::eventually(std::time::Duration::from_secs(60), || {
-        packed(&git(&["count-objects", "-v"]))
-    })
+    config_backup_tests::wait_for(
+        "the loose objects to be packed",
+        std::time::Duration::from_secs(60),
+        || {
+            let counts = git(&["count-objects", "-v"]);
+            std::future::ready(if packed(&counts) { Ok(()) } else { Err(counts) })
+        },
+    )
     .await;
-    let counts = git(&["count-objects", "-v"]);
-    assert!(
-        waited && packed(&counts),
-        "loose objects were not packed within 60 s: {counts}"
-    );
     app.stop().await;
 }
 

@@ -5,28 +5,38 @@ use std::time::{Duration, Instant};
 
 use config_backup_proto::v1 as pb;
 use config_backup_server::auth::Role;
-use config_backup_tests::{ADMIN_SUB, Backend, TestApp, TestEnv, log_subjects, token, with_token};
+use config_backup_tests::{ADMIN_SUB, Backend, Gate, TestApp, TestEnv, log_subjects, token, with_token};
 use futures::StreamExt;
 
 const KEA: &str = "config/kea/kea-dhcp4.conf";
 
 /// The sample site with kea's validate / reload / verify commands, which fail when the
-/// live (or staged) file carries a marker.
+/// live (or staged) file carries a marker. A reload of a file marked SLOW waits at the
+/// [`reload_gate`] until the test opens it.
 async fn env_with_commands(backend: Backend) -> TestEnv {
     let mut env = TestEnv::new(backend).await;
+    let gate = Gate::new(env.dir.path().join("reload-gate"));
     env.vars.insert(
         "CONFIG_ROLLBACK_VALIDATE__kea".into(),
         format!("! grep -q INVALID {{dir}}/{KEA}"),
     );
     env.vars.insert(
         "CONFIG_ROLLBACK_RELOAD__kea".into(),
-        format!("echo reloading; if grep -q SLOW {KEA}; then sleep 8; fi; ! grep -q RELOAD_FAILS {KEA}"),
+        format!(
+            "echo reloading; if grep -q SLOW {KEA}; then cat {} >/dev/null; fi; ! grep -q RELOAD_FAILS {KEA}",
+            gate.path().display()
+        ),
     );
     env.vars.insert(
         "CONFIG_ROLLBACK_VERIFY__kea".into(),
         format!("! grep -q VERIFY_FAILS {KEA}"),
     );
     env
+}
+
+/// Where a SLOW reload waits (made by [`env_with_commands`]).
+fn reload_gate(env: &TestEnv) -> Gate {
+    Gate::existing(env.dir.path().join("reload-gate"))
 }
 
 fn kea_commit(r: &pb::BackupReport) -> String {
@@ -497,6 +507,9 @@ async fn a_second_rollback_or_a_backup_during_one_is_refused_with_409(backend: B
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Aborted);
+    reload_gate(&env).open().await;
+    let end = follow(&app, &task.task_id).await;
+    assert_eq!(end.last().unwrap().state(), pb::RollbackState::Success, "{end:?}");
     app.stop().await;
 }
 
@@ -580,6 +593,8 @@ async fn a_server_killed_during_a_slow_reload_reverts_to_the_snapshot_at_restart
     use config_backup_proto::v1::config_backup_client::ConfigBackupClient;
 
     let env = env_with_commands(Backend::Sqlite).await;
+    // Opened at the end, so the reload the killed server left behind ends too.
+    let _gate = reload_gate(&env);
     let target_content = "{ \"Dhcp4\": { \"comment\": \"SLOW\" } }\n";
     let live_content = "{ \"Dhcp4\": { \"valid-lifetime\": 7200 } }\n";
     std::fs::write(env.site().join(KEA), target_content).unwrap();

@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use config_backup_proto::v1 as pb;
 use config_backup_server::auth::Role;
 use config_backup_tests::smtp::SmtpServer;
-use config_backup_tests::{Backend, TestEnv, token, with_token};
+use config_backup_tests::{Backend, TestEnv, token, wait_for, wait_for_blocking, with_token};
 use sha2::{Digest, Sha256};
 
 use crate::process::{sigterm, start_logged, wait_exit};
@@ -130,18 +130,12 @@ fn sealed_payloads(stored: &[u8]) -> Vec<(String, String)> {
 }
 
 fn http_addr(logs: &std::sync::Mutex<Vec<String>>) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let lines = logs.lock().unwrap().clone();
-        if let Some(addr) = lines.iter().find_map(|l| {
+    wait_for_blocking("the server to log its REST address", Duration::from_secs(10), || {
+        logs.lock().unwrap().iter().find_map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).ok()?;
             v["fields"]["http"].as_str().map(str::to_owned)
-        }) {
-            return addr;
-        }
-        assert!(Instant::now() < deadline, "the server did not log its REST address");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        })
+    })
 }
 
 async fn rest(base: &str, method: &str, path: &str, role: Role) -> (u16, String) {
@@ -156,17 +150,19 @@ async fn rest(base: &str, method: &str, path: &str, role: Role) -> (u16, String)
 }
 
 async fn wait_idle(client: &mut pb::config_backup_client::ConfigBackupClient<tonic::transport::Channel>) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(s) = client.status(with_token(pb::StatusRequest::default(), Role::Noc)).await {
-            let s = s.into_inner();
-            if s.last_run.is_some() && s.running.is_empty() {
-                return;
+    wait_for("the first backup to finish", Duration::from_secs(60), || {
+        let mut client = client.clone();
+        async move {
+            match client.status(with_token(pb::StatusRequest::default(), Role::Noc)).await {
+                Ok(s) => {
+                    let s = s.into_inner();
+                    s.last_run.is_some() && s.running.is_empty()
+                }
+                Err(_) => false,
             }
         }
-        assert!(Instant::now() < deadline, "the first backup did not finish");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 /// Starts a rollback and follows its stream to the end; the last state.

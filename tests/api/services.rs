@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use config_backup_proto::v1 as pb;
 use config_backup_server::auth::Role;
-use config_backup_tests::{Backend, TestApp, TestEnv, eventually, with_token};
+use config_backup_tests::{Backend, TestApp, TestEnv, wait_for, with_token};
 use futures::StreamExt;
 
 const UNBOUND_CONF: &str = "config/unbound/unbound.conf";
@@ -216,10 +216,10 @@ async fn a_broken_include_is_refused_at_validating_and_a_good_rollback_reloads_a
             .spawn()
             .expect("unshare starts unbound"),
     );
-    assert!(
-        eventually(Duration::from_secs(20), || dig(port, "gw.rgz.local") == "10.40.0.1").await,
-        "unbound does not answer on port {port}"
-    );
+    wait_for("unbound to answer gw.rgz.local", Duration::from_secs(20), || {
+        std::future::ready(dig(port, "gw.rgz.local") == "10.40.0.1")
+    })
+    .await;
 
     let app = env.spawn().await;
     let good = commit_of(&app.backup().await, "dns");
@@ -227,7 +227,10 @@ async fn a_broken_include_is_refused_at_validating_and_a_good_rollback_reloads_a
     std::fs::write(site.join(ZONES), zones("10.40.0.99")).unwrap();
     let out = Command::new("sh").args(["-c", &reload]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(eventually(Duration::from_secs(10), || dig(port, "gw.rgz.local") == "10.40.0.99").await);
+    wait_for("unbound to load the edit", Duration::from_secs(10), || {
+        std::future::ready(dig(port, "gw.rgz.local") == "10.40.0.99")
+    })
+    .await;
     app.backup().await;
     // A broken include is backed up (never loaded), then the live file is put right.
     std::fs::write(
@@ -530,7 +533,7 @@ async fn freeradius_checks_a_restored_raddb_and_radtest_passes_after_a_rollback_
             "#!/bin/sh
 # Restarts FreeRADIUS (clients are read at start only) in its mount namespace.
              if [ -s {pid} ] && kill $(cat {pid}) 2>/dev/null; then
-                 while kill -0 $(cat {pid}) 2>/dev/null; do sleep 0.1; done
+                 tail --pid=$(cat {pid}) -f /dev/null
              fi
              setsid unshare --mount --propagation private -- sh -c              'mount --bind {raddb} /etc/freeradius/3.0 && exec freeradius -f -d /etc/freeradius/3.0'              >/dev/null 2>&1 </dev/null &
              echo $! > {pid}
@@ -553,13 +556,12 @@ async fn freeradius_checks_a_restored_raddb_and_radtest_passes_after_a_rollback_
     );
     env.vars
         .insert("CONFIG_ROLLBACK_RELOAD__radius".into(), start.display().to_string());
-    // Up to about 20 s for the restarted server to answer.
+    // radclient asks again every second, up to 20 times, until the restarted server answers.
     env.vars.insert(
         "CONFIG_ROLLBACK_VERIFY__radius".into(),
         format!(
-            "for i in $(seq 20); do echo 'User-Name = bob, User-Password = hello, Message-Authenticator = 0x00' \
-             | radclient -t 1 -r 1 127.0.0.1:{port} auth sample-localhost-secret | grep -q Access-Accept && exit 0; \
-             sleep 0.2; done; exit 1"
+            "echo 'User-Name = bob, User-Password = hello, Message-Authenticator = 0x00' \
+             | radclient -t 1 -r 20 127.0.0.1:{port} auth sample-localhost-secret | grep -q Access-Accept"
         ),
     );
     struct Stop(PathBuf);
@@ -573,14 +575,10 @@ async fn freeradius_checks_a_restored_raddb_and_radtest_passes_after_a_rollback_
     let _stop = Stop(pidfile.clone());
     let out = Command::new(&start).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        eventually(Duration::from_secs(20), || radius_accepts(
-            port,
-            "sample-localhost-secret"
-        ))
-        .await,
-        "freeradius does not accept bob on port {port}"
-    );
+    wait_for("freeradius to accept bob", Duration::from_secs(20), || {
+        std::future::ready(radius_accepts(port, "sample-localhost-secret"))
+    })
+    .await;
 
     let app = env.spawn().await;
     let good = commit_of(&app.backup().await, "radius");
@@ -594,13 +592,12 @@ async fn freeradius_checks_a_restored_raddb_and_radtest_passes_after_a_rollback_
     .unwrap();
     let out = Command::new(&start).output().unwrap();
     assert!(out.status.success());
-    assert!(
-        eventually(Duration::from_secs(20), || radius_accepts(
-            port,
-            "rotated-by-hand-secret"
-        ))
-        .await
-    );
+    wait_for(
+        "freeradius to accept the rotated secret",
+        Duration::from_secs(20),
+        || std::future::ready(radius_accepts(port, "rotated-by-hand-secret")),
+    )
+    .await;
     assert!(
         !radius_accepts(port, "sample-localhost-secret"),
         "the old secret gets no answer"

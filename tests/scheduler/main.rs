@@ -2,6 +2,7 @@
 //! the alert when the server is down, no alert when a backup is already running, and the
 //! next fire time in UTC whatever TZ says.
 
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use config_backup_core::store::{LockHolder, LockKind};
 use config_backup_proto::v1 as pb;
 use config_backup_server::auth::Role;
 use config_backup_tests::smtp::SmtpServer;
-use config_backup_tests::{Backend, KillOnDrop, SECRET, TestApp, TestEnv, with_token};
+use config_backup_tests::{Backend, KillOnDrop, SECRET, TestApp, TestEnv, wait_for, with_token};
 
 const BIN: &str = env!("CARGO_BIN_EXE_config-backup-scheduler");
 
@@ -25,6 +26,19 @@ fn scheduler(addr: &str, extra: &[(String, String)]) -> Command {
         cmd.env(k, v);
     }
     cmd
+}
+
+/// Waits until the scheduler's log (its stderr) says `needle`.
+async fn logged(log: &Path, needle: &str) {
+    wait_for(
+        &format!("the scheduler to log {needle:?}"),
+        Duration::from_secs(30),
+        || {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            std::future::ready(if text.contains(needle) { Ok(()) } else { Err(text) })
+        },
+    )
+    .await
 }
 
 fn output(cmd: &mut Command) -> (Output, String) {
@@ -83,15 +97,10 @@ async fn at_start_a_missed_backup_is_caught_up_and_a_recent_one_is_not() {
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if status(&app).await.last_successful_run.is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no catch-up backup");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let first = status(&app).await.last_successful_run.unwrap();
+    let first = wait_for("the catch-up backup", Duration::from_secs(30), || async {
+        status(&app).await.last_successful_run
+    })
+    .await;
     assert_eq!(first.trigger, pb::RunTrigger::Scheduled as i32);
     assert!(
         Command::new("kill")
@@ -103,14 +112,15 @@ async fn at_start_a_missed_backup_is_caught_up_and_a_recent_one_is_not() {
     assert!(child.0.wait().unwrap().success());
 
     // Now the last success is after the last scheduled time: a new start runs nothing.
+    let log = env.dir.path().join("scheduler.log");
     let mut child = KillOnDrop(
         scheduler(&addr, &[])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    logged(&log, "no catch-up needed").await;
     assert_eq!(
         status(&app).await.last_run.unwrap().run_id,
         first.run_id,
@@ -184,7 +194,7 @@ async fn a_backup_already_running_is_not_a_failure_and_sends_no_alert() {
         "{text}"
     );
     assert!(text.contains(&other.id.to_string()), "{text}");
-    std::thread::sleep(Duration::from_millis(500));
+    // The scheduler has exited: any alert it sent has been accepted by now.
     assert!(smtp.messages().is_empty(), "no alert");
     app.stop().await;
 }
@@ -231,7 +241,7 @@ async fn a_disabled_schedule_idles_and_says_so() {
         .spawn()
         .unwrap(),
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    logged(&log, "idling until stopped").await;
     assert!(child.0.try_wait().unwrap().is_none(), "it stays up");
     assert!(status(&app).await.last_run.is_none(), "and runs nothing");
     assert!(

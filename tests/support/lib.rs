@@ -7,7 +7,10 @@ use std::time::Duration;
 
 pub mod smtp;
 pub mod ssh;
+pub mod wait;
 pub mod webdriver;
+
+pub use wait::{Gate, wait_for, wait_for_blocking};
 
 use config_backup_proto::v1::config_backup_client::ConfigBackupClient;
 use config_backup_server::auth::{self, Role, Secret};
@@ -386,20 +389,22 @@ impl TestApp {
 /// working copy are ready).
 pub async fn wait_serving(channel: &Channel) {
     use tonic_health::pb::health_client::HealthClient;
-    let mut health = HealthClient::new(channel.clone());
+    let health = HealthClient::new(channel.clone());
     let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
-    for _ in 0..1200 {
-        let req = tonic_health::pb::HealthCheckRequest {
-            service: "configbackup.v1.ConfigBackup".to_owned(),
-        };
-        if let Ok(r) = health.check(req).await
-            && r.into_inner().status == serving
-        {
-            return;
+    wait_for("the server to say SERVING", Duration::from_secs(30), || {
+        let mut health = health.clone();
+        async move {
+            let req = tonic_health::pb::HealthCheckRequest {
+                service: "configbackup.v1.ConfigBackup".to_owned(),
+            };
+            match health.check(req).await {
+                Ok(r) if r.get_ref().status == serving => Ok(()),
+                Ok(r) => Err(format!("status {}", r.get_ref().status)),
+                Err(e) => Err(e.message().to_owned()),
+            }
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("server did not become SERVING within 30 s");
+    })
+    .await
 }
 
 /// A child process killed (and reaped) when the test ends, even by a panic.
@@ -410,21 +415,6 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// Polls `done` until it holds or `within` passes; whether it held. For what the server
-/// does after answering (the `git gc --auto` that follows a run).
-pub async fn eventually(within: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        if done() {
-            return true;
-        }
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

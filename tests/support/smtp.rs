@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A running SMTP server.
 #[derive(Debug)]
@@ -77,15 +77,14 @@ impl SmtpServer {
 
     /// Waits until at least `n` messages arrived, and returns them.
     pub fn wait_for(&self, n: usize) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        crate::wait_for_blocking(&format!("{n} mails"), Duration::from_secs(30), || {
             let m = self.messages();
             if m.len() >= n {
-                return m;
+                Ok(m)
+            } else {
+                Err(format!("{} mails", m.len()))
             }
-            assert!(Instant::now() < deadline, "expected {n} mails, got {}", m.len());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
     }
 }
 

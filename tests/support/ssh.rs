@@ -4,7 +4,7 @@
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Runs a command, panicking with its output on failure.
 pub fn run(cmd: &mut Command) -> String {
@@ -135,23 +135,27 @@ impl SshServer {
             .spawn()
             .expect("start sshd");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                use std::io::Read;
-                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-                let mut banner = [0u8; 4];
-                if s.read_exact(&mut banner).is_ok() && &banner == b"SSH-" {
-                    return;
+        let (port, log) = (self.port, self.dir.join("sshd.log"));
+        let child = self.child.as_mut().unwrap();
+        crate::wait_for_blocking(
+            &format!("sshd's banner on port {port}"),
+            Duration::from_secs(20),
+            || {
+                if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                    use std::io::Read;
+                    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                    let mut banner = [0u8; 4];
+                    if s.read_exact(&mut banner).is_ok() && &banner == b"SSH-" {
+                        return true;
+                    }
                 }
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                let log = std::fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default();
-                panic!("sshd exited ({status}): {log}");
-            }
-            assert!(Instant::now() < deadline, "sshd did not start on port {}", self.port);
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                if let Some(status) = child.try_wait().unwrap() {
+                    let log = std::fs::read_to_string(&log).unwrap_or_default();
+                    panic!("sshd exited ({status}): {log}");
+                }
+                false
+            },
+        )
     }
 
     /// Stops sshd (by PID) and reaps it.

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -40,16 +40,13 @@ impl Browser {
             .expect("chromedriver runs (the test command installs chromium and chromium-driver)");
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = http.get(format!("{base}/status")).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::wait_for("chromedriver to answer", Duration::from_secs(20), || async {
+            http.get(format!("{base}/status"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
         let profile = tempfile::tempdir().unwrap();
         let mut b = Browser {
             driver,
@@ -123,18 +120,13 @@ impl Browser {
     /// An action on the element `css` finds, retried while the page re-renders (a stale
     /// or not-yet-present element), for up to 20 s.
     async fn on_element(&self, css: &str, method: &str, action: &str, body: Value) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let last = match self.find(css).await {
-                Some(id) => match self.try_call(method, &format!("/element/{id}{action}"), &body).await {
-                    Ok(v) => return v,
-                    Err(e) => e,
-                },
-                None => "not found".to_owned(),
-            };
-            assert!(Instant::now() < deadline, "{css}{action}: {last}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::wait_for(&format!("{css}{action}"), Duration::from_secs(20), || async {
+            match self.find(css).await {
+                Some(id) => self.try_call(method, &format!("/element/{id}{action}"), &body).await,
+                None => Err("not found".to_owned()),
+            }
+        })
+        .await
     }
 
     /// Opens a URL.
@@ -189,18 +181,19 @@ impl Browser {
 
     /// Waits until the element's text contains `needle`; returns the text.
     pub async fn wait_text(&self, css: &str, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let t = self.text(css).await;
-            if t.contains(needle) {
-                return t;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{css} never showed {needle:?}; it shows {t:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::wait_for(
+            &format!("{css} to show {needle:?}"),
+            Duration::from_secs(60),
+            || async {
+                let t = self.text(css).await;
+                if t.contains(needle) {
+                    Ok(t)
+                } else {
+                    Err(format!("{t:?}"))
+                }
+            },
+        )
+        .await
     }
 
     /// Whether the element exists and is displayed.

@@ -251,7 +251,15 @@ mod tests {
         let f = dir.path().join("a.conf");
         std::fs::write(&f, "aaaa").unwrap();
         let before = std::fs::metadata(&f).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        // Until the filesystem's clock has moved past the first write (a probe's ctime).
+        let probe = dir.path().join("probe");
+        let ctime = |p: &Path| {
+            std::fs::metadata(p).unwrap().ctime_nsec() + std::fs::metadata(p).unwrap().ctime() * 1_000_000_000
+        };
+        while {
+            std::fs::write(&probe, "").unwrap();
+            ctime(&probe) <= ctime(&f)
+        } {}
         std::fs::write(&f, "bbbb").unwrap();
         let file = std::fs::File::options().write(true).open(&f).unwrap();
         file.set_modified(before.modified().unwrap()).unwrap();

@@ -76,6 +76,33 @@ pub fn bad_parameter(field: &str, message: impl std::fmt::Display) -> Response {
     ))
 }
 
+/// 431 for a request whose headers are larger than the service reads
+/// (RESOURCE_EXHAUSTED in the body; grpc-gateway's table has no header limit).
+pub fn headers_too_large(message: String) -> Response {
+    let status = tonic::Status::resource_exhausted(message);
+    (
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        axum::Json(error_body(&status)),
+    )
+        .into_response()
+}
+
+/// 404 for a path no route serves (grpc-gateway's routing error: NOT_FOUND).
+pub fn route_not_found(path: &str) -> Response {
+    let status = tonic::Status::not_found(format!("Not Found: {}", config_backup_core::domain::quote_input(path)));
+    error_response(&status)
+}
+
+/// 405 for a route asked with a method it does not serve (grpc-gateway's routing error:
+/// UNIMPLEMENTED in the body).
+pub fn method_not_allowed(method: &axum::http::Method, path: &str) -> Response {
+    let status = tonic::Status::unimplemented(format!(
+        "Method Not Allowed: {method} {}",
+        config_backup_core::domain::quote_input(path)
+    ));
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(error_body(&status))).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,8 +125,7 @@ async fn header_limits(req: axum::extract::Request, next: axum::middleware::Next
         } else {
             format!("the request headers are {total} bytes: at most {MAX_HEADER_BYTES} are accepted")
         };
-        let body = json!({"code": tonic::Code::ResourceExhausted as i32, "message": message, "details": []});
-        return (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, axum::Json(body)).into_response();
+        return errors::headers_too_large(message);
     }
     next.run(req).await
 }
@@ -136,17 +135,11 @@ fn route(rpc: &str) -> &'static Route {
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
-    let body = json!({"code": tonic::Code::NotFound as i32, "message": format!("Not Found: {}", quote_input(uri.path())), "details": []});
-    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+    errors::route_not_found(uri.path())
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
-    let body = json!({
-        "code": tonic::Code::Unimplemented as i32,
-        "message": format!("Method Not Allowed: {method} {}", quote_input(uri.path())),
-        "details": []
-    });
-    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+    errors::method_not_allowed(&method, uri.path())
 }
 
 /// The request to the gRPC service, with the caller's `Authorization` as metadata.

@@ -12,7 +12,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::ApiError;
-use crate::auth::{Caller, Role};
+use crate::auth::{AuthError, Caller, Role};
 use crate::{convert, params};
 
 /// The service.
@@ -34,7 +34,7 @@ fn caller<T>(req: &Request<T>, call: &str, allowed: &[Role]) -> Result<Caller, A
         .extensions()
         .get::<Caller>()
         .cloned()
-        .ok_or_else(|| ApiError(Status::unauthenticated("missing authorization")))?;
+        .ok_or_else(|| AuthError::Unauthenticated("missing authorization".to_owned()))?;
     caller.require(call, allowed)?;
     Ok(caller)
 }
@@ -129,7 +129,9 @@ impl ConfigBackup for ConfigBackupService {
     async fn rollback(&self, req: Request<pb::RollbackRequest>) -> Result<Response<pb::RollbackResponse>, Status> {
         let who = caller(&req, "Rollback", &[Role::Admin])?;
         let requested_by: uuid::Uuid = who.sub.parse().map_err(|_| {
-            Status::permission_denied("Rollback needs a token whose sub is the admin's user UUID (it is recorded)")
+            ApiError::from(AuthError::PermissionDenied(
+                "Rollback needs a token whose sub is the admin's user UUID (it is recorded)".to_owned(),
+            ))
         })?;
         let params = params::rollback(req.get_ref(), requested_by)?;
         let start = self.engine.rollback(params).await.map_err(ApiError::from)?;
