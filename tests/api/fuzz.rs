@@ -96,6 +96,15 @@ fn value(r: &mut Rng, commits: &[String]) -> (String, Option<String>) {
     }
 }
 
+/// Whether `role` may call the route at `path` (the service's role table).
+fn allowed(path: &str, role: Role) -> bool {
+    match path {
+        "/api/v1/backups/config/run" => true,
+        "/api/v1/backups/config/rollback" => role == Role::Admin,
+        _ => role != Role::Scheduler,
+    }
+}
+
 fn encode(s: &str) -> String {
     // Values of kind 8 and 10 are already (mis)encoded on purpose; the rest is encoded.
     if s.starts_with('%') {
@@ -129,6 +138,7 @@ async fn generated_requests_never_get_a_5xx_nor_an_unbounded_echo(backend: Backe
     let started = Instant::now();
     let n = 3000;
     let mut statuses = std::collections::BTreeMap::new();
+    let (mut reached, mut reached_ok) = (0u32, 0u32);
     for i in 0..n {
         let mut path = r.pick(&PATHS).to_string();
         // Mostly the route's own method, so most requests reach its handler.
@@ -142,8 +152,10 @@ async fn generated_requests_never_get_a_5xx_nor_an_unbounded_echo(backend: Backe
         } else {
             own
         };
+        let mut routed = PATHS[..6].contains(&path.as_str()) && method == own;
         if r.below(20) == 0 {
             path.push_str(&"x".repeat(r.below(5000)));
+            routed = false;
         }
         let mut query = Vec::new();
         let mut long_values = Vec::new();
@@ -168,14 +180,26 @@ async fn generated_requests_never_get_a_5xx_nor_an_unbounded_echo(backend: Backe
         }
         let url = format!("{}?{}", app.url(&path), query.join("&"));
         let mut req = client.request(method.parse().unwrap(), &url);
-        req = match r.below(8) {
-            0 => req,
-            1 => req.header("authorization", "Bearer not.a.jwt"),
-            2 => req.header("authorization", format!("Bearer {}", "a".repeat(64 * 1024))),
-            3 => req.bearer_auth(token(Role::Scheduler)),
-            4 | 5 => req.bearer_auth(token(Role::Noc)),
-            _ => req.bearer_auth(token(Role::Admin)),
+        let role = match r.below(8) {
+            0 => None,
+            1 => {
+                req = req.header("authorization", "Bearer not.a.jwt");
+                None
+            }
+            2 => {
+                req = req.header("authorization", format!("Bearer {}", "a".repeat(64 * 1024)));
+                None
+            }
+            3 => Some(Role::Scheduler),
+            4 | 5 => Some(Role::Noc),
+            _ => Some(Role::Admin),
         };
+        if let Some(role) = role {
+            req = req.bearer_auth(token(role));
+        }
+        // A valid token whose role may call the route, on its own method: the request
+        // must get past the router and authentication to the handler.
+        let authorized = routed && role.is_some_and(|role| allowed(&path, role));
         if method == "POST" && r.below(3) == 0 {
             req = req.body(
                 r.pick(&["{}", "{\"domains\": [\"dns\"]}", "not json", "{\"domains\": 5}"])
@@ -189,6 +213,16 @@ async fn generated_requests_never_get_a_5xx_nor_an_unbounded_echo(backend: Backe
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap_or_default();
         *statuses.entry(status).or_insert(0u32) += 1;
+        if authorized {
+            let routing = status == 405 || (status == 404 && body.contains("\"Not Found: "));
+            assert!(
+                !matches!(status, 401 | 403) && !routing,
+                "seed {seed}, request {i}: {method} {url:.300} with a valid token did not reach its handler: \
+                 {status} {body:.300}"
+            );
+            reached += 1;
+            reached_ok += u32::from((200..300).contains(&status));
+        }
         assert!(
             status < 500,
             "seed {seed}, request {i}: {method} {url:.300} answered {status}: {body:.500}"
@@ -201,13 +235,19 @@ async fn generated_requests_never_get_a_5xx_nor_an_unbounded_echo(backend: Backe
         }
     }
     let took = started.elapsed();
+    assert!(
+        reached >= n / 5 && reached_ok >= 30,
+        "too few generated requests reached a handler: {reached} of {n}, {reached_ok} answered 2xx"
+    );
     // Still healthy: REST and gRPC health, and a real call.
     let health = client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
     app.wait_until_serving().await;
     let status = app.status().await;
     assert!(status.last_run.is_some());
-    eprintln!("{n} generated requests in {took:?} (seed {seed}): {statuses:?}");
+    eprintln!(
+        "{n} generated requests in {took:?} (seed {seed}): {statuses:?}; {reached} reached a handler, {reached_ok} with 2xx"
+    );
     app.stop().await;
 }
 
