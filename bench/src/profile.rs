@@ -1,0 +1,170 @@
+//! `--profile`: one kind of backup (first, nochange, warm, change), a Diff or a rollback
+//! repeated for a profiler (`perf record -- config-backup-bench --profile …`), each timed;
+//! no report is written.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use config_backup_core::Actor;
+use config_backup_core::engine::BackupParams;
+use config_backup_core::store::Trigger;
+
+use crate::measure::*;
+use crate::runners::*;
+use crate::{Cli, site};
+
+/// Repeats one kind of backup for a profiler.
+pub(crate) async fn profile(root: &Path, cli: &Cli, kind: &str) -> anyhow::Result<()> {
+    let files = match cli.sizes.first().map(|s| s.to_ascii_uppercase()).as_deref() {
+        Some("S") => 40,
+        Some("L") => 40000,
+        _ => 4000,
+    };
+    let mut times = Vec::new();
+    let mut paths = Vec::new();
+    let mut rng = site::Rng::new(cli.seed ^ 0xdead);
+    let mut next = files;
+    let mut warm_engine: Option<config_backup_core::Engine> = None;
+    if kind == "rollback" {
+        return profile_rollback(root, files, cli.seed, cli.history_days).await;
+    }
+    if kind == "diff" {
+        return profile_diff(root, files, cli).await;
+    }
+    for i in 0..=cli.profile_runs {
+        let dir = if kind == "first" || i == 0 {
+            let dir = new_dir(root, &format!("p{i}"));
+            paths = site::generate(&dir.join("site"), files, cli.seed)?;
+            dir
+        } else {
+            root.join("p0")
+        };
+        if kind == "change" && i > 0 {
+            site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
+        }
+        // `warm`: one engine for every run, as a server keeps it; otherwise a new one each.
+        let e = match (&warm_engine, kind == "warm") {
+            (Some(e), true) => e.clone(),
+            _ => engine(&dir).await?,
+        };
+        if kind == "warm" {
+            warm_engine = Some(e.clone());
+        }
+        let (t, phases) = backup_timed(&e).await?;
+        eprintln!("{kind} #{i}: {:.1} ms {phases:?}", ms(t));
+        if i > 0 {
+            times.push(t);
+        }
+        if kind == "first" {
+            std::fs::remove_dir_all(&dir)?;
+        }
+    }
+    if !times.is_empty() {
+        eprintln!("{kind}: median {:.1} ms", ms(median(times)));
+    }
+    if kind != "first" {
+        eprintln!("remote: {:.1} MB", du(&root.join("p0").join("remote.git")));
+    }
+    Ok(())
+}
+
+/// Diff of dns's first and last commits after `--history-days` days of 1 % daily change,
+/// in-process, ten times.
+async fn profile_diff(root: &Path, files: usize, cli: &Cli) -> anyhow::Result<()> {
+    use config_backup_core::diff::{DiffLimits, DiffQuery};
+    let dir = new_dir(root, "diff");
+    let mut paths = site::generate(&dir.join("site"), files, cli.seed)?;
+    let mut rng = site::Rng::new(cli.seed ^ 0xbeef);
+    let mut next = files;
+    let e = engine(&dir).await?;
+    backup(&e).await?;
+    for _ in 1..cli.history_days {
+        site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
+        backup(&e).await?;
+    }
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir.join("wc"))
+        .args(["log", "--format=%H", "--grep=Config-Backup-Domain: dns"])
+        .output()?;
+    let commits: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let (Some(last), Some(first)) = (commits.first(), commits.last()) else {
+        anyhow::bail!("no dns commits");
+    };
+    let mut times = Vec::new();
+    for i in 0..10 {
+        let t = Instant::now();
+        let d = e
+            .diff(
+                DiffQuery {
+                    commit1: first.parse()?,
+                    commit2: last.parse()?,
+                    domain: Some(config_backup_core::Domain::Dns),
+                    path: None,
+                    limits: DiffLimits::default(),
+                    reveal_secrets: false,
+                },
+                &Actor::User("bench".into()),
+            )
+            .await?;
+        times.push(t.elapsed());
+        eprintln!("diff #{i}: {:.1} ms, {} files", ms(t.elapsed()), d.files.len());
+    }
+    eprintln!("diff: median {:.1} ms", ms(median(times)));
+    Ok(())
+}
+
+/// A rollback of one domain to its first commit after `--history-days` days of changes, with the
+/// time of each stage.
+async fn profile_rollback(root: &Path, files: usize, seed: u64, days: usize) -> anyhow::Result<()> {
+    use config_backup_core::rollback::{DomainChoice, RollbackParams};
+    let dir = new_dir(root, "rollback");
+    let mut paths = site::generate(&dir.join("site"), files, seed)?;
+    let mut rng = site::Rng::new(seed ^ 0xbeef);
+    let mut next = files;
+    let e = engine(&dir).await?;
+    let first = e
+        .backup(BackupParams::new(Trigger::Manual, Actor::User("bench".into()), vec![]))
+        .await?;
+    let kea = first
+        .domains
+        .iter()
+        .find(|d| d.domain == Some(config_backup_core::Domain::Kea))
+        .and_then(|d| d.commit.clone())
+        .ok_or_else(|| anyhow::anyhow!("no kea commit"))?;
+    for _ in 1..days {
+        site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
+        backup(&e).await?;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    backup(&e).await?;
+    let t = Instant::now();
+    let start = e
+        .rollback(RollbackParams {
+            commit: kea.to_string().parse()?,
+            domain: DomainChoice::OfCommit,
+            dry_run: false,
+            remove_extra: false,
+            reason: "profile".into(),
+            requested_by: uuid::Uuid::nil(),
+        })
+        .await?;
+    let mut watch = Box::pin(e.watch_rollback(start.task.id).await?);
+    let mut last = None;
+    while let Some(t) = futures::StreamExt::next(&mut watch).await {
+        last = Some(t);
+    }
+    let task = last.ok_or_else(|| anyhow::anyhow!("no task"))?;
+    eprintln!("rollback: {:.1} ms, {:?}", ms(t.elapsed()), task.state);
+    for st in &task.stages {
+        let took = st
+            .finished_at
+            .map(|f| (f - st.started_at).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        eprintln!("   {:?}: {:?} ms {}", st.stage, took, st.message);
+    }
+    Ok(())
+}
