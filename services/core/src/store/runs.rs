@@ -119,6 +119,25 @@ pub trait Runs: Send + Sync {
     async fn domain_errors(&self, run_id: Uuid) -> Result<Vec<(Domain, String)>, StoreError>;
 }
 
+/// Binds a run's outcome columns, from `finished_at` to `commits` in [`RUN_COLUMNS`]
+/// order (an insert writes them after the run's identity, an update sets them).
+macro_rules! bind_outcome {
+    ($query:expr, $run:expr) => {
+        $query
+            .bind($run.finished_at.map(micros))
+            .bind($run.outcome.as_str())
+            .bind(&$run.error)
+            .bind($run.push_outcome.map(|p| p.as_str()))
+            .bind(&$run.push_error)
+            .bind($run.unpushed_commits)
+            .bind($run.files_added)
+            .bind($run.files_modified)
+            .bind($run.files_deleted)
+            .bind($run.files_unchanged)
+            .bind($run.commits)
+    };
+}
+
 macro_rules! runs_sql {
     ($store:ident, $db:ty) => {
         impl $store {
@@ -157,53 +176,34 @@ macro_rules! runs_sql {
         #[async_trait]
         impl Runs for $store {
             async fn insert_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-                sqlx::query(&format!(
+                let sql = format!(
                     "INSERT INTO config_backup_runs ({RUN_COLUMNS}, site) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-                ))
-                .bind(run.id)
-                .bind(run.trigger.as_str())
-                .bind(&run.requested_by)
-                .bind(&run.host)
-                .bind(micros(run.started_at))
-                .bind(run.finished_at.map(micros))
-                .bind(run.outcome.as_str())
-                .bind(&run.error)
-                .bind(run.push_outcome.map(|p| p.as_str()))
-                .bind(&run.push_error)
-                .bind(run.unpushed_commits)
-                .bind(run.files_added)
-                .bind(run.files_modified)
-                .bind(run.files_deleted)
-                .bind(run.files_unchanged)
-                .bind(run.commits)
-                .bind(&self.site)
-                .execute(&self.pool)
-                .await?;
+                );
+                let query = sqlx::query(&sql)
+                    .bind(run.id)
+                    .bind(run.trigger.as_str())
+                    .bind(&run.requested_by)
+                    .bind(&run.host)
+                    .bind(micros(run.started_at));
+                bind_outcome!(query, run)
+                    .bind(&self.site)
+                    .execute(&self.pool)
+                    .await?;
                 self.wrote();
                 Ok(())
             }
             async fn update_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-                sqlx::query(
+                let query = sqlx::query(
                     "UPDATE config_backup_runs SET finished_at = $1, outcome = $2, error = $3, push_outcome = $4, \
                      push_error = $5, unpushed_commits = $6, files_added = $7, files_modified = $8, \
                      files_deleted = $9, files_unchanged = $10, commits = $11 WHERE id = $12 AND site = $13",
-                )
-                .bind(run.finished_at.map(micros))
-                .bind(run.outcome.as_str())
-                .bind(&run.error)
-                .bind(run.push_outcome.map(|p| p.as_str()))
-                .bind(&run.push_error)
-                .bind(run.unpushed_commits)
-                .bind(run.files_added)
-                .bind(run.files_modified)
-                .bind(run.files_deleted)
-                .bind(run.files_unchanged)
-                .bind(run.commits)
-                .bind(run.id)
-                .bind(&self.site)
-                .execute(&self.pool)
-                .await?;
+                );
+                bind_outcome!(query, run)
+                    .bind(run.id)
+                    .bind(&self.site)
+                    .execute(&self.pool)
+                    .await?;
                 self.wrote();
                 Ok(())
             }
