@@ -1,6 +1,6 @@
-//! `--profile`: one kind of backup (first, nochange, warm, change), a Diff or a rollback
-//! repeated for a profiler (`perf record -- config-backup-bench --profile …`), each timed;
-//! no report is written.
+//! `--profile`: one kind of backup (first, nochange, warm, change, warm-change), a Diff or
+//! a rollback, repeated for a profiler (`perf record -- config-backup-bench --profile …`),
+//! each timed; no report is written.
 
 use std::path::Path;
 use std::process::Command;
@@ -40,15 +40,17 @@ pub(crate) async fn profile(root: &Path, cli: &Cli, kind: &str) -> anyhow::Resul
         } else {
             root.join("p0")
         };
-        if kind == "change" && i > 0 {
+        if (kind == "change" || kind == "warm-change") && i > 0 {
             site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
         }
-        // `warm`: one engine for every run, as a server keeps it; otherwise a new one each.
-        let e = match (&warm_engine, kind == "warm") {
+        // `warm`, `warm-change`: one engine for every run, as a server keeps it; otherwise
+        // a new one each.
+        let warm = kind.starts_with("warm");
+        let e = match (&warm_engine, warm) {
             (Some(e), true) => e.clone(),
             _ => engine(&dir).await?,
         };
-        if kind == "warm" {
+        if warm {
             warm_engine = Some(e.clone());
         }
         let (t, phases) = backup_timed(&e).await?;
