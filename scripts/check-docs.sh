@@ -24,7 +24,7 @@ config-backup-server serve >"$work/server.log" 2>&1 &
 server_pid=$!
 
 export GRPC="$GRPC_LISTEN_ADDR" API="http://$HTTP_LISTEN_ADDR" METRICS="http://$METRICS_LISTEN_ADDR"
-export SITE="$work/site" BACKUP_REPO="$work/remote.git" SECRETS_KEY="$work/data/secrets.key"
+export SITE="$work/site" BACKUP_REPO="$work/remote.git" SECRETS_KEY="$work/data/secrets.key" DEPLOY="$root/deploy"
 for _ in $(seq 1 100); do
     curl -sf "$API/healthz" >/dev/null 2>&1 && break
     sleep 0.2

@@ -62,7 +62,7 @@ fi
 # Installing a daemon must not start it on a port a test needs: policy-rc.d refuses every
 # start during the install; the tests run the services themselves, on loopback ports.
 need_services=""
-for bin in unbound-checkconf nft kea-dhcp4 freeradius radtest dig; do
+for bin in unbound-checkconf nft kea-dhcp4 freeradius radtest dig promtool; do
     command -v "$bin" >/dev/null || need_services=1
 done
 if [ -n "$need_services" ]; then
@@ -70,10 +70,11 @@ if [ -n "$need_services" ]; then
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d && policy_rc=1
     fi
-    apt_install unbound nftables kea-dhcp4-server freeradius freeradius-utils dnsutils
+    # prometheus for promtool (the alert rules' checks and unit tests).
+    apt_install unbound nftables kea-dhcp4-server freeradius freeradius-utils dnsutils prometheus
     [ -n "$policy_rc" ] && rm -f /usr/sbin/policy-rc.d
 fi
-for bin in unbound-checkconf nft kea-dhcp4 freeradius radtest dig; do
+for bin in unbound-checkconf nft kea-dhcp4 freeradius radtest dig promtool; do
     command -v "$bin" >/dev/null || die "$bin is missing after installing the services' Debian packages"
 done
 

@@ -23,6 +23,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod alerting;
 mod audit;
 mod auth;
 mod backup;

@@ -40,6 +40,16 @@ pub(crate) fn filesystem_cause(dir: &Path, needed: u64) -> Option<std::io::Error
     })
 }
 
+/// The space of the filesystem holding `path`, in bytes: what is available to this
+/// process and the whole size. `None` when it cannot be read.
+pub fn space(path: &Path) -> Option<(u64, u64)> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    Some((
+        st.f_bavail.saturating_mul(st.f_frsize),
+        st.f_blocks.saturating_mul(st.f_frsize),
+    ))
+}
+
 /// Writes a file atomically: a temporary file beside it, fsync, chmod, rename.
 pub fn write_atomically(abs: &Path, content: &[u8], unix_mode: u32) -> std::io::Result<()> {
     write_file(abs, content, unix_mode, true)

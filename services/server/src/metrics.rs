@@ -90,7 +90,14 @@ async fn metrics(State(engine): State<Engine>) -> Response {
         out,
         "# HELP config_backup_runs_total Backup runs by outcome.\n# TYPE config_backup_runs_total counter"
     );
-    for (o, n) in &snapshot.runs_by_outcome {
+    // Every outcome, zero included: an alert on `increase()` sees the first failure.
+    for o in ["success", "partial", "failed", "interrupted", "running"] {
+        let n = snapshot
+            .runs_by_outcome
+            .iter()
+            .find(|(s, _)| s == o)
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
         let _ = writeln!(out, "config_backup_runs_total{{outcome=\"{o}\"}} {n}");
     }
     let _ = writeln!(
@@ -137,6 +144,15 @@ async fn metrics(State(engine): State<Engine>) -> Response {
         snapshot.rollback_seconds_sum
     );
     let _ = writeln!(out, "config_backup_rollback_duration_seconds_count {total}");
+    if let Some((available, size)) = config_backup_core::fs::space(&engine.settings().git.working_dir) {
+        let _ = writeln!(
+            out,
+            "# HELP config_backup_filesystem_avail_bytes Space available to the server on the working copy's filesystem.\n\
+             # TYPE config_backup_filesystem_avail_bytes gauge\nconfig_backup_filesystem_avail_bytes {available}\n\
+             # HELP config_backup_filesystem_size_bytes Size of the working copy's filesystem.\n\
+             # TYPE config_backup_filesystem_size_bytes gauge\nconfig_backup_filesystem_size_bytes {size}"
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP config_backup_mail_failures_total Mails to the NOC that could not be sent.\n# TYPE config_backup_mail_failures_total counter"
