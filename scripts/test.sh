@@ -50,6 +50,8 @@ fi
 if [ "$(id -u)" = 0 ]; then mkdir -p /run/sshd; fi
 command -v git >/dev/null || apt_install git
 command -v jq >/dev/null || apt_install jq
+# The distribution's sqlite3 CLI (Debian 12: 3.40): the audit view must read with it.
+command -v sqlite3 >/dev/null || apt_install sqlite3
 
 # --- A real browser for the console test (Debian's chromium + chromedriver) ------------
 if [ ! -x /usr/bin/chromium ] || ! command -v chromedriver >/dev/null; then

@@ -146,6 +146,84 @@ async fn the_view_has_exactly_the_spec_columns_and_types(backend: Backend) {
     app.stop().await;
 }
 
+/// The spec view through the distribution's own SQLite (Debian 12: 3.40, before
+/// `unhex()`): the `sqlite3` CLI and Python's `sqlite3` module read every row, with the
+/// ids the engine (its bundled SQLite) and History give them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_view_reads_the_same_with_the_distributions_sqlite3_cli_and_python() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let app = env.spawn().await;
+    app.backup().await;
+    std::fs::write(env.site().join("config/kea/kea-dhcp4.conf"), "{ \"Dhcp4\": {} }\n").unwrap();
+    app.backup().await;
+    app.backup().await;
+    app.stop().await;
+    let query = "SELECT lower(hex(id)), config_file, commit_hash, changes_made FROM config_git_backups \
+                 ORDER BY commit_hash, config_file";
+    let pool = sqlx::SqlitePool::connect(&env.db.url).await.unwrap();
+    let engine: Vec<(String, String, String, i64)> = sqlx::query_as(query).fetch_all(&pool).await.unwrap();
+    assert_eq!(engine.len(), 30, "10 files in each of 3 runs");
+    assert!(
+        engine.iter().filter(|r| r.3 == 0).count() >= 19,
+        "carried rows are in the view"
+    );
+    let as_text = |rows: &[(String, String, String, i64)]| {
+        rows.iter()
+            .map(|(id, f, c, m)| format!("{id}|{f}|{c}|{m}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let db = env.dir.path().join("audit.db");
+    let cli = std::process::Command::new("sqlite3")
+        .arg("-readonly")
+        .arg(&db)
+        .arg(query)
+        .output()
+        .expect("the sqlite3 CLI runs (the test command installs Debian's sqlite3)");
+    assert!(
+        cli.status.success(),
+        "sqlite3: {}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&cli.stdout).trim(), as_text(&engine));
+    let python = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sqlite3, sys\n\
+             c = sqlite3.connect(sys.argv[1])\n\
+             print(sqlite3.sqlite_version, file=sys.stderr)\n\
+             for r in c.execute({query:?}): print('|'.join(str(x) for x in r))"
+        ))
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        python.status.success(),
+        "python3: {}",
+        String::from_utf8_lossy(&python.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&python.stdout).trim(), as_text(&engine));
+    // History's ids (the engine's own derivation) are the view's.
+    let store = store::connect(&env.db.url, store::DEFAULT_SITE).await.unwrap();
+    let history = store
+        .history(&HistoryQuery {
+            include_unchanged: true,
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 30);
+    let view_ids: std::collections::BTreeSet<String> = engine.iter().map(|r| r.0.clone()).collect();
+    for row in &history {
+        assert!(
+            view_ids.contains(&row.id.simple().to_string()),
+            "History's {} is not in the view",
+            row.id
+        );
+    }
+}
+
 async fn a_no_change_run_stores_one_row_per_commit_and_the_view_still_lists_every_file(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
