@@ -459,12 +459,21 @@ fn check_pattern(p: &str) -> Result<(), String> {
         .map_err(|e| format!("is not a valid glob: {e}"))
 }
 
-fn parse_bool(get: &impl Fn(&str) -> Option<String>, var: &str, default: bool) -> Result<bool, SettingsError> {
+/// The one reading of a boolean setting, for every crate: `true`/`false`, `yes`/`no`,
+/// `on`/`off` or `1`/`0`, in any case; unset is `default`. The error names the variable,
+/// the value and the spellings allowed.
+pub fn parse_bool(get: &impl Fn(&str) -> Option<String>, var: &str, default: bool) -> Result<bool, SettingsError> {
     match get(var).as_deref().map(str::to_ascii_lowercase).as_deref() {
         None => Ok(default),
         Some("true" | "1" | "yes" | "on") => Ok(true),
         Some("false" | "0" | "no" | "off") => Ok(false),
-        Some(other) => Err(err(var, format!("{other:?} is not a boolean: use true or false"))),
+        Some(_) => Err(err(
+            var,
+            format!(
+                "{} is not a boolean: use true or false (also yes/no, on/off, 1/0)",
+                crate::domain::quote_input(&get(var).unwrap_or_default())
+            ),
+        )),
     }
 }
 

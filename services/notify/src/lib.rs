@@ -111,14 +111,7 @@ impl MailSettings {
                 "SMTP_HOST is set but no recipient is: give comma-separated addresses",
             ));
         }
-        let flag = |var: &str, default: bool| -> Result<bool, SettingsError> {
-            match get(var).as_deref() {
-                None => Ok(default),
-                Some("true" | "1" | "yes") => Ok(true),
-                Some("false" | "0" | "no") => Ok(false),
-                Some(o) => Err(err(var, format!("{o:?} is not a boolean: use true or false"))),
-            }
-        };
+        let flag = |var: &str, default: bool| config_backup_core::settings::parse_bool(&get, var, default);
         Ok(Some(MailSettings {
             host,
             port,
@@ -570,5 +563,43 @@ impl Observer for MailObserver {
 
     async fn rollback_finished(&self, engine: &Engine, task: &RollbackTask) {
         self.mailer.deliver(Some(engine), &rollback_mail(task)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_on_changes(value: &str) -> Result<Option<MailSettings>, SettingsError> {
+        MailSettings::from_lookup(|k| match k {
+            "SMTP_HOST" => Some("127.0.0.1".into()),
+            "CONFIG_BACKUP_NOTIFY_RECIPIENTS" => Some("noc@example.org".into()),
+            "CONFIG_BACKUP_NOTIFY_ON_CHANGES" => Some(value.into()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn mail_flags_are_read_by_the_one_boolean_parser() {
+        for (value, want) in [
+            ("True", true),
+            ("on", true),
+            ("YES", true),
+            ("1", true),
+            ("Off", false),
+            ("false", false),
+        ] {
+            let mail = with_on_changes(value).unwrap().unwrap();
+            assert_eq!(mail.only_on_changes, want, "{value}");
+            let engine = config_backup_core::settings::parse_bool(&|_| Some(value.to_owned()), "X", !want).unwrap();
+            assert_eq!(engine, want, "the engine reads {value} the same");
+        }
+        let e = with_on_changes("maybe").unwrap_err();
+        assert_eq!(e.var, "CONFIG_BACKUP_NOTIFY_ON_CHANGES");
+        assert!(
+            e.message.contains("\"maybe\"") && e.message.contains("true or false"),
+            "{}",
+            e.message
+        );
     }
 }
