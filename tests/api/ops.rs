@@ -53,6 +53,17 @@ async fn metrics_after_a_backup_and_a_rollback_have_the_right_values(backend: Ba
         .unwrap()
         .into_inner();
     while states.next().await.is_some() {}
+    // One call without a token, one a noc user may not make.
+    let unauthenticated = client
+        .status(tonic::Request::new(pb::StatusRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(unauthenticated.code(), tonic::Code::Unauthenticated);
+    let denied = client
+        .rollback(with_token(pb::RollbackRequest::default(), Role::Noc))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
 
     let text = reqwest::get(format!("http://{}/metrics", app.metrics_addr))
         .await
@@ -60,6 +71,14 @@ async fn metrics_after_a_backup_and_a_rollback_have_the_right_values(backend: Ba
         .text()
         .await
         .unwrap();
+    assert_eq!(
+        metric(&text, "config_backup_auth_refusals_total{code=\"unauthenticated\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, "config_backup_auth_refusals_total{code=\"permission_denied\"}"),
+        1.0
+    );
     assert_eq!(metric(&text, "config_backup_up"), 1.0);
     let now = chrono::Utc::now().timestamp() as f64;
     for d in ["gateway", "dns", "radius", "kea"] {
@@ -187,6 +206,12 @@ async fn the_logs_of_a_full_run_never_contain_secrets() {
         format!("Bearer {}x", token(Role::Admin)).parse().unwrap(),
     );
     assert!(client.status(bad).await.is_err());
+    // A noc user may not roll back: refused, logged with the caller's subject.
+    let refused = client
+        .rollback(with_token(pb::RollbackRequest::default(), Role::Noc))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
     let logged = |needle: &str| logs.lock().unwrap().iter().any(|l| l.contains(needle));
     // The mail goes out after the run answered: its refusal is logged a moment later.
     wait_for("the refused mail in the log", Duration::from_secs(30), || {
@@ -202,6 +227,27 @@ async fn the_logs_of_a_full_run_never_contain_secrets() {
     assert!(
         logs.contains(&format!("\"task\":\"{}\"", task.task_id)) && logs.contains("rollback stage ended"),
         "rollback stages are logged with their task id"
+    );
+    // Refused calls are logged: method, subject when known, reason; never the token.
+    let refusals: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "request refused")
+        .collect();
+    assert!(
+        refusals.iter().any(|v| v["fields"]["code"] == "unauthenticated"
+            && v["fields"]["method"] == "Status"
+            && v["fields"]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("invalid token")),
+        "{refusals:?}"
+    );
+    assert!(
+        refusals.iter().any(|v| v["fields"]["code"] == "permission_denied"
+            && v["fields"]["method"] == "Rollback"
+            && v["fields"]["subject"] == config_backup_tests::ADMIN_SUB),
+        "{refusals:?}"
     );
     let secrets = [
         config_backup_tests::SECRET.to_owned(),

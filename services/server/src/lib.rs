@@ -7,6 +7,7 @@ pub mod convert;
 pub mod errors;
 pub mod metrics;
 pub mod params;
+pub mod refusals;
 pub mod service;
 pub mod startup;
 pub mod telemetry;

@@ -11,12 +11,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use config_backup_core::Engine;
 
-/// The metrics router.
-pub fn router(engine: Engine) -> Router {
-    Router::new().route("/metrics", get(metrics)).with_state(engine)
+use crate::refusals::{Refusal, Refusals};
+
+/// The metrics router: the engine's figures and the server's refusals.
+pub fn router(engine: Engine, refusals: Refusals) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state((engine, refusals))
 }
 
-async fn metrics(State(engine): State<Engine>) -> Response {
+async fn metrics(State((engine, refusals)): State<(Engine, Refusals)>) -> Response {
     let (snapshot, status) = match (engine.store().metrics().await, engine.status().await) {
         (Ok(m), Ok(s)) => (m, s),
         (Err(e), _) => {
@@ -151,6 +155,19 @@ async fn metrics(State(engine): State<Engine>) -> Response {
              # TYPE config_backup_filesystem_avail_bytes gauge\nconfig_backup_filesystem_avail_bytes {available}\n\
              # HELP config_backup_filesystem_size_bytes Size of the working copy's filesystem.\n\
              # TYPE config_backup_filesystem_size_bytes gauge\nconfig_backup_filesystem_size_bytes {size}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP config_backup_auth_refusals_total Calls refused by this server: no usable token (unauthenticated) or a role that may not make the call (permission_denied).\n\
+         # TYPE config_backup_auth_refusals_total counter"
+    );
+    for r in [Refusal::Unauthenticated, Refusal::PermissionDenied] {
+        let _ = writeln!(
+            out,
+            "config_backup_auth_refusals_total{{code=\"{}\"}} {}",
+            r.as_str(),
+            refusals.count(r)
         );
     }
     let _ = writeln!(

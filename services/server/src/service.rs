@@ -13,30 +13,38 @@ use tonic::{Request, Response, Status};
 
 use crate::ApiError;
 use crate::auth::{AuthError, Caller, Role};
+use crate::refusals::{Refusal, Refusals};
 use crate::{convert, params};
 
 /// The service.
 #[derive(Debug, Clone)]
 pub struct ConfigBackupService {
     engine: Engine,
+    refusals: Refusals,
 }
 
 impl ConfigBackupService {
-    /// A service over the engine.
-    pub fn new(engine: Engine) -> Self {
-        ConfigBackupService { engine }
+    /// A service over the engine, counting its refusals in `refusals`.
+    pub fn new(engine: Engine, refusals: Refusals) -> Self {
+        ConfigBackupService { engine, refusals }
     }
-}
 
-/// The caller the auth interceptor attached, checked against the allowed roles.
-fn caller<T>(req: &Request<T>, call: &str, allowed: &[Role]) -> Result<Caller, ApiError> {
-    let caller = req
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .ok_or_else(|| AuthError::Unauthenticated("missing authorization".to_owned()))?;
-    caller.require(call, allowed)?;
-    Ok(caller)
+    /// The caller the auth interceptor attached, checked against the allowed roles; a
+    /// refusal is logged and counted.
+    fn caller<T>(&self, req: &Request<T>, call: &str, allowed: &[Role]) -> Result<Caller, ApiError> {
+        let Some(caller) = req.extensions().get::<Caller>().cloned() else {
+            let e = AuthError::Unauthenticated("missing authorization".to_owned());
+            self.refusals
+                .record(Refusal::Unauthenticated, call, None, &e.to_string());
+            return Err(e.into());
+        };
+        if let Err(e) = caller.require(call, allowed) {
+            self.refusals
+                .record(Refusal::PermissionDenied, call, Some(&caller.sub), &e.to_string());
+            return Err(e.into());
+        }
+        Ok(caller)
+    }
 }
 
 const READERS: &[Role] = &[Role::Admin, Role::Noc];
@@ -47,7 +55,7 @@ type RollbackStatusStream = Pin<Box<dyn Stream<Item = Result<pb::RollbackStatusR
 #[tonic::async_trait]
 impl ConfigBackup for ConfigBackupService {
     async fn backup(&self, req: Request<pb::BackupRequest>) -> Result<Response<pb::BackupResponse>, Status> {
-        let who = caller(&req, "Backup", BACKUP)?;
+        let who = self.caller(&req, "Backup", BACKUP)?;
         let (trigger, actor) = match who.role {
             Role::Scheduler => (Trigger::Scheduled, Actor::System),
             _ => (Trigger::Manual, Actor::User(who.sub)),
@@ -74,7 +82,7 @@ impl ConfigBackup for ConfigBackupService {
     }
 
     async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
-        caller(&req, "Status", READERS)?;
+        self.caller(&req, "Status", READERS)?;
         let status = match params::site("site", &req.get_ref().site)? {
             Some(site) => self.engine.site_status(&site).await,
             None => self.engine.status().await,
@@ -84,7 +92,7 @@ impl ConfigBackup for ConfigBackupService {
     }
 
     async fn history(&self, req: Request<pb::HistoryRequest>) -> Result<Response<pb::HistoryResponse>, Status> {
-        caller(&req, "History", READERS)?;
+        self.caller(&req, "History", READERS)?;
         let (query, fingerprint) = params::history_query(req.get_ref())?;
         let page = query.limit as usize;
         let mut fetch = query.clone();
@@ -112,7 +120,7 @@ impl ConfigBackup for ConfigBackupService {
     }
 
     async fn diff(&self, req: Request<pb::DiffRequest>) -> Result<Response<pb::DiffResponse>, Status> {
-        let who = caller(&req, "Diff", READERS)?;
+        let who = self.caller(&req, "Diff", READERS)?;
         let query = params::diff_query(req.get_ref())?;
         if query.reveal_secrets {
             who.require("Diff with reveal_secrets", &[Role::Admin])
@@ -127,7 +135,7 @@ impl ConfigBackup for ConfigBackupService {
     }
 
     async fn rollback(&self, req: Request<pb::RollbackRequest>) -> Result<Response<pb::RollbackResponse>, Status> {
-        let who = caller(&req, "Rollback", &[Role::Admin])?;
+        let who = self.caller(&req, "Rollback", &[Role::Admin])?;
         let requested_by: uuid::Uuid = who.sub.parse().map_err(|_| {
             ApiError::from(AuthError::PermissionDenied(
                 "Rollback needs a token whose sub is the admin's user UUID (it is recorded)".to_owned(),
@@ -147,7 +155,7 @@ impl ConfigBackup for ConfigBackupService {
         &self,
         req: Request<pb::RollbackStatusRequest>,
     ) -> Result<Response<Self::RollbackStatusStream>, Status> {
-        caller(&req, "RollbackStatus", READERS)?;
+        self.caller(&req, "RollbackStatus", READERS)?;
         let id = params::task_id(&req.get_ref().task_id)?;
         let states = self.engine.watch_rollback(id).await.map_err(ApiError::from)?;
         let stream = states.map(|t| {
@@ -159,7 +167,7 @@ impl ConfigBackup for ConfigBackupService {
     }
 
     async fn list_sites(&self, req: Request<pb::ListSitesRequest>) -> Result<Response<pb::ListSitesResponse>, Status> {
-        caller(&req, "ListSites", READERS)?;
+        self.caller(&req, "ListSites", READERS)?;
         let sites = self.engine.list_sites().await.map_err(ApiError::from)?;
         Ok(Response::new(pb::ListSitesResponse {
             sites: sites.iter().map(convert::site_summary).collect(),

@@ -17,6 +17,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::auth::{Authenticator, Caller};
 use crate::config::ServerSettings;
+use crate::refusals::{Refusal, Refusals};
 use crate::service::ConfigBackupService;
 
 /// A built server, bound and ready to run.
@@ -31,16 +32,31 @@ pub struct Application {
     cors_origins: Vec<axum::http::HeaderValue>,
 }
 
+/// The called method's name (the last segment of the gRPC path), put on each request for
+/// the auth interceptor, which sees no URI, to log a refusal with.
+#[derive(Debug, Clone)]
+struct CalledMethod(String);
+
+fn called_method(mut req: axum::http::Request<tonic::body::Body>) -> axum::http::Request<tonic::body::Body> {
+    let method = req.uri().path().rsplit('/').next().unwrap_or_default();
+    let method = config_backup_core::domain::bounded(method, 64);
+    req.extensions_mut().insert(CalledMethod(method));
+    req
+}
+
 /// The interceptor: every ConfigBackup call must carry a valid bearer token; the
 /// caller is attached to the request for the handler's role check.
 fn authenticate(
     auth: Arc<Authenticator>,
+    refusals: Refusals,
 ) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
     move |mut req: tonic::Request<()>| {
         let header = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
-        let caller: Caller = auth
-            .verify(header)
-            .map_err(|e| tonic::Status::from(crate::ApiError::from(e)))?;
+        let caller: Caller = auth.verify(header).map_err(|e| {
+            let method = req.extensions().get::<CalledMethod>().map_or("?", |m| m.0.as_str());
+            refusals.record(Refusal::Unauthenticated, method, None, &e.to_string());
+            tonic::Status::from(crate::ApiError::from(e))
+        })?;
         req.extensions_mut().insert(caller);
         Ok(req)
     }
@@ -124,9 +140,10 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
+        let refusals = Refusals::default();
         let service = ConfigBackupServer::with_interceptor(
-            ConfigBackupService::new(self.engine.clone()),
-            authenticate(self.auth.clone()),
+            ConfigBackupService::new(self.engine.clone(), refusals.clone()),
+            authenticate(self.auth.clone(), refusals.clone()),
         );
 
         let readiness = tokio::spawn(become_ready(self.engine.clone(), health.clone(), self.initial_backup));
@@ -162,7 +179,7 @@ impl Application {
         let metrics_stop = stop.clone();
         let metrics = axum::serve(
             self.metrics_listener.tap_io(nodelay),
-            crate::metrics::router(self.engine.clone()),
+            crate::metrics::router(self.engine.clone(), refusals),
         )
         .with_graceful_shutdown(async move { metrics_stop.cancelled().await });
         let metrics = tokio::spawn(async move { metrics.await });
@@ -175,6 +192,7 @@ impl Application {
         let grpc_stop = stop.clone();
         let result = Server::builder()
             .http2_max_header_list_size(config_backup_core::domain::MAX_HEADER_BYTES as u32)
+            .layer(tower::util::MapRequestLayer::new(called_method))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
