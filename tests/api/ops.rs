@@ -400,3 +400,57 @@ fn every_command_the_compose_file_configures_is_installed_in_the_image() {
         );
     }
 }
+
+/// A request id per call: the caller's `x-request-id` comes back in the REST answer and
+/// the server's log lines for the call carry it (through the gRPC hop, into the engine's
+/// run); a call without one gets a new UUID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_call_returns_its_request_id_and_the_logs_of_its_work_carry_it() {
+    use crate::process::{http_addr, start_logged, wait_exit, wait_log_end};
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let vars: Vec<(String, String)> = env.lookup().into_iter().collect();
+    let (mut child, _addr, logs) = start_logged(&vars, &["serve"]);
+    let api = format!("http://{}", http_addr(&logs));
+    let http = reqwest::Client::new();
+    let id = "noc-req-4711";
+    let resp = http
+        .post(format!("{api}/api/v1/backups/config/run"))
+        .bearer_auth(token(Role::Admin))
+        .header("x-request-id", id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-request-id"], id);
+    let fresh = http
+        .get(format!("{api}/api/v1/backups/config/status"))
+        .bearer_auth(token(Role::Noc))
+        .send()
+        .await
+        .unwrap();
+    let made = fresh.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
+    crate::process::sigterm(&child);
+    assert!(wait_exit(&mut child).success());
+    wait_log_end(&logs);
+    let lines = logs.lock().unwrap().clone();
+    let of = |id: &str| -> Vec<serde_json::Value> {
+        lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["span"]["request_id"] == id)
+            .collect()
+    };
+    let backup = of(id);
+    assert!(
+        backup.iter().any(|v| v["fields"]["message"] == "backup finished"),
+        "the run's log line carries the request id: {backup:?}"
+    );
+    assert!(
+        backup
+            .iter()
+            .any(|v| v["span"]["method"] == "/configbackup.v1.ConfigBackup/Backup"),
+        "{backup:?}"
+    );
+    assert!(!of(&made).is_empty(), "the made-up id is logged too");
+}

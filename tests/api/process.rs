@@ -94,6 +94,16 @@ pub(crate) fn wait_log_end(logs: &std::sync::Arc<std::sync::Mutex<Vec<String>>>)
     })
 }
 
+/// The REST address a server started with [`start_logged`] logged.
+pub(crate) fn http_addr(logs: &std::sync::Mutex<Vec<String>>) -> String {
+    wait_for_blocking("the server to log its REST address", Duration::from_secs(10), || {
+        logs.lock().unwrap().iter().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            v["fields"]["http"].as_str().map(str::to_owned)
+        })
+    })
+}
+
 pub(crate) fn sigterm(child: &Child) {
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -11,10 +11,10 @@ use std::time::Duration;
 use config_backup_proto::v1 as pb;
 use config_backup_server::auth::Role;
 use config_backup_tests::smtp::SmtpServer;
-use config_backup_tests::{Backend, TestEnv, token, wait_for, wait_for_blocking, with_token};
+use config_backup_tests::{Backend, TestEnv, token, wait_for, with_token};
 use sha2::{Digest, Sha256};
 
-use crate::process::{sigterm, start_logged, wait_exit};
+use crate::process::{http_addr, sigterm, start_logged, wait_exit};
 
 const BIN: &str = env!("CARGO_BIN_EXE_config-backup-server");
 
@@ -127,15 +127,6 @@ fn sealed_payloads(stored: &[u8]) -> Vec<(String, String)> {
         out.push((parts[1].to_owned(), parts[2].to_owned()));
     }
     out
-}
-
-fn http_addr(logs: &std::sync::Mutex<Vec<String>>) -> String {
-    wait_for_blocking("the server to log its REST address", Duration::from_secs(10), || {
-        logs.lock().unwrap().iter().find_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            v["fields"]["http"].as_str().map(str::to_owned)
-        })
-    })
 }
 
 async fn rest(base: &str, method: &str, path: &str, role: Role) -> (u16, String) {

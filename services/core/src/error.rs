@@ -48,13 +48,15 @@ impl From<RepoError> for EngineError {
     }
 }
 
-/// Runs blocking work (git2, file I/O) off the async runtime.
+/// Runs blocking work (git2, file I/O) off the async runtime, inside the caller's span
+/// (its log lines keep the request id and the run).
 pub async fn blocking<T, F>(f: F) -> Result<T, EngineError>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
         .await
         .map_err(|e| EngineError::Internal(format!("blocking task failed: {e}")))
 }

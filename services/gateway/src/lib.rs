@@ -90,6 +90,12 @@ pub fn router(channel: Channel, origins: Vec<axum::http::HeaderValue>) -> Router
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(axum::middleware::from_fn(header_limits))
+        // A request id per call: the caller's `x-request-id`, or a new UUID; returned in
+        // the answer and passed on to the gRPC service, whose log lines carry it.
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
         // Outermost: preflights are answered here, and every answer (errors and the
         // NDJSON stream included) carries the headers a browser needs to read it.
         .layer(cors(origins))
@@ -152,6 +158,13 @@ fn grpc<T>(headers: &HeaderMap, msg: T) -> Result<tonic::Request<T>, Response> {
             ))
         })?;
         req.metadata_mut().insert("authorization", v);
+    }
+    if let Some(id) = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse().ok())
+    {
+        req.metadata_mut().insert("x-request-id", id);
     }
     Ok(req)
 }

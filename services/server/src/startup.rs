@@ -44,6 +44,19 @@ fn called_method(mut req: axum::http::Request<tonic::body::Body>) -> axum::http:
     req
 }
 
+/// The span of one gRPC call: its request id and method. Every log line made while the
+/// call is served (the handler, the engine's async work) carries them.
+fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| config_backup_core::domain::bounded(s, 64))
+        .unwrap_or_default();
+    let method = config_backup_core::domain::bounded(req.uri().path(), 128);
+    tracing::info_span!("request", request_id = %id, method = %method)
+}
+
 /// The interceptor: every ConfigBackup call must carry a valid bearer token; the
 /// caller is attached to the request for the handler's role check.
 fn authenticate(
@@ -192,6 +205,19 @@ impl Application {
         let grpc_stop = stop.clone();
         let result = Server::builder()
             .http2_max_header_list_size(config_backup_core::domain::MAX_HEADER_BYTES as u32)
+            // A request id per call (the caller's `x-request-id`, or a new UUID), returned
+            // in the answer's metadata; every log line of the call carries it in its span.
+            .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+                tower_http::request_id::MakeRequestUuid,
+            ))
+            .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+            .layer(
+                tower_http::trace::TraceLayer::new_for_grpc()
+                    .make_span_with(request_span)
+                    .on_request(())
+                    .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO))
+                    .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
+            )
             .layer(tower::util::MapRequestLayer::new(called_method))
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -439,9 +439,10 @@ impl Engine {
         if self.inner.tasks.is_closed() {
             return Err(EngineError::Internal("the server is shutting down".to_owned()));
         }
+        // In the caller's span: the run's log lines keep the request id.
         self.inner
             .tasks
-            .spawn(fut)
+            .spawn(tracing::Instrument::instrument(fut, tracing::Span::current()))
             .await
             .map_err(|e| EngineError::Internal(format!("task failed: {e}")))?
     }
