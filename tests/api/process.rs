@@ -318,3 +318,46 @@ async fn a_killed_run_is_reported_interrupted_not_running_after_a_restart(backen
 }
 
 on_both_backends!(a_killed_run_is_reported_interrupted_not_running_after_a_restart);
+
+/// `config-backup-server config`: the effective configuration, defaults included, for the
+/// runbook; no secret in it; a bad setting stops it naming the variable.
+#[test]
+fn config_prints_the_effective_settings_without_secrets_and_names_a_bad_one() {
+    let home = tempfile::tempdir().unwrap();
+    let mut vars = vec![
+        ("HOME".to_owned(), home.path().display().to_string()),
+        (
+            "CONFIG_BACKUP_SOURCE_ROOT".to_owned(),
+            home.path().display().to_string(),
+        ),
+        (
+            "DATABASE_URL".to_owned(),
+            "postgres://cb:pg-s3cret-77@127.0.0.1:5432/configs".to_owned(),
+        ),
+        (
+            "AUTH_JWT_SECRET".to_owned(),
+            "jwt-s3cret-0123456789abcdef0123456789".to_owned(),
+        ),
+        ("CONFIG_BACKUP_SITE".to_owned(), "campus-north".to_owned()),
+        ("CONFIG_BACKUP_NOTIFY_ON_CHANGES".to_owned(), "On".to_owned()),
+    ];
+    let out = command(&[], &vars, &["config"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    for line in [
+        "CONFIG_BACKUP_SITE=campus-north",
+        "DATABASE_URL=postgres://cb:***@127.0.0.1:5432/configs",
+        "AUTH_JWT_SECRET=*** (from AUTH_JWT_SECRET)",
+        "GRPC_LISTEN_ADDR=127.0.0.1:50051",
+        "CONFIG_BACKUP_HOUR_UTC=4",
+        "CONFIG_BACKUP_PATHS__radius=config/radius/**",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing in:\n{text}");
+    }
+    assert!(!text.contains("pg-s3cret-77") && !text.contains("jwt-s3cret"), "{text}");
+    vars.push(("CONFIG_BACKUP_HOUR_UTC".to_owned(), "25".to_owned()));
+    let bad = command(&[], &vars, &["config"]).output().unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("CONFIG_BACKUP_HOUR_UTC") && err.contains("25"), "{err}");
+}

@@ -22,6 +22,9 @@ enum Command {
         #[arg(long)]
         sample_site: bool,
     },
+    /// Print the effective configuration (every setting in force, defaults included), one
+    /// `VARIABLE=value` per line, secrets redacted; a bad setting fails naming it.
+    Config,
     /// Print a bearer token signed with the server's secret.
     Token {
         /// admin, noc or scheduler.
@@ -143,6 +146,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "new secrets key {id} in {}; the next backup re-seals every secret with it",
                 file.display()
             );
+            Ok(())
+        }
+        Some(Command::Config) => {
+            let settings = ServerSettings::from_lookup(lookup)?;
+            for (var, value) in settings.effective() {
+                println!("{var}={value}");
+            }
             Ok(())
         }
         Some(Command::Token { role, sub, ttl }) => {
