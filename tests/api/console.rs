@@ -137,7 +137,6 @@ async fn the_console_walks_an_operator_through_status_history_diff_and_rollbacks
     b.click("#r-confirm").await;
     b.wait_text("#rollback-progress", "reloading").await;
     b.refresh().await;
-    b.wait_text("#rollback-progress", "reloading").await;
     gate.open().await;
     b.wait_text("#rollback-state", "failed").await;
     let progress = b.text("#rollback-progress").await;

@@ -406,11 +406,17 @@ fn every_command_the_compose_file_configures_is_installed_in_the_image() {
 /// run); a call without one gets a new UUID.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rest_call_returns_its_request_id_and_the_logs_of_its_work_carry_it() {
-    use crate::process::{http_addr, start_logged, wait_exit, wait_log_end};
+    use crate::process::{http_addr, start_logged, wait_exit, wait_first_backup, wait_log_end};
     let env = TestEnv::new(Backend::Sqlite).await;
     let vars: Vec<(String, String)> = env.lookup().into_iter().collect();
-    let (mut child, _addr, logs) = start_logged(&vars, &["serve"]);
+    let (mut child, addr, logs) = start_logged(&vars, &["serve"]);
     let api = format!("http://{}", http_addr(&logs));
+    // The server makes its first backup at start: let it finish before asking for one.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    config_backup_tests::wait_serving(&channel).await;
+    wait_first_backup(&mut pb::config_backup_client::ConfigBackupClient::new(channel)).await;
     let http = reqwest::Client::new();
     let id = "noc-req-4711";
     let resp = http

@@ -115,28 +115,31 @@ impl Gate {
         &self.0
     }
 
-    /// Lets the command waiting on the gate go on: waits for it to reach the gate, then
-    /// closes it.
+    /// Lets the command waiting on the gate go on: waits (up to a minute, then fails
+    /// saying so) until a command has reached the gate, then opens it.
     pub async fn open(&self) {
-        let path = self.0.clone();
-        tokio::task::spawn_blocking(move || drop(std::fs::OpenOptions::new().write(true).open(&path)))
-            .await
-            .expect("the gate opens");
+        wait_for("a command to wait at the gate", Duration::from_secs(60), || {
+            std::future::ready(self.release())
+        })
+        .await
     }
 
-    /// Lets a command that is waiting on the gate go on now, if one is; never blocks.
-    pub fn release(&self) {
+    /// Lets a command that is waiting on the gate go on now, if one is (a write end opened
+    /// without blocking exists only while a reader does; closing it ends the read);
+    /// whether one was. Never blocks.
+    pub fn release(&self) -> bool {
         use std::os::unix::fs::OpenOptionsExt;
-        let _ = std::fs::OpenOptions::new()
+        std::fs::OpenOptions::new()
             .write(true)
             .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(&self.0);
+            .open(&self.0)
+            .is_ok()
     }
 }
 
 impl Drop for Gate {
     fn drop(&mut self) {
-        self.release();
+        let _ = self.release();
     }
 }
 
