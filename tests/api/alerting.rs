@@ -75,12 +75,7 @@ async fn every_metric_the_alert_rules_and_the_dashboard_name_is_exported_by_a_ru
         .backup(with_token(pb::BackupRequest::default(), Role::Admin))
         .await
         .unwrap();
-    let text = reqwest::get(format!("http://{}/metrics", app.metrics_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     let exported: BTreeSet<String> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())

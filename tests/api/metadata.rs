@@ -209,12 +209,7 @@ async fn a_chmod_of_a_key_is_a_change_with_a_security_warning_and_a_rollback_res
         radius.commit_message
     );
     assert_eq!(domain(&second, "dns").changes.len(), 0);
-    let metrics = reqwest::get(format!("http://{}/metrics", app.metrics_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("config_backup_security_warnings_total{domain=\"radius\"} 2\n"),
         "{metrics}"

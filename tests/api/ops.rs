@@ -65,12 +65,7 @@ async fn metrics_after_a_backup_and_a_rollback_have_the_right_values(backend: Ba
         .unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
 
-    let text = reqwest::get(format!("http://{}/metrics", app.metrics_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert_eq!(
         metric(&text, "config_backup_auth_refusals_total{code=\"unauthenticated\"}"),
         1.0
@@ -107,12 +102,7 @@ async fn metrics_after_a_backup_and_a_rollback_have_the_right_values(backend: Ba
         .backup(with_token(pb::BackupRequest::default(), Role::Admin))
         .await
         .unwrap();
-    let text = reqwest::get(format!("http://{}/metrics", app.metrics_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert_eq!(metric(&text, "config_backup_push_failures_total"), 1.0);
     assert_eq!(metric(&text, "config_backup_unpushed_commits"), 4.0);
     assert_eq!(metric(&text, "config_backup_runs_total{outcome=\"partial\"}"), 1.0);

@@ -363,6 +363,17 @@ impl TestApp {
             .expect("a report")
     }
 
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.metrics_addr);
+        reqwest::get(url)
+            .await
+            .expect("/metrics")
+            .text()
+            .await
+            .expect("/metrics text")
+    }
+
     /// The Status, as a NOC user.
     pub async fn status(&self) -> config_backup_proto::v1::StatusResponse {
         let req = with_token(config_backup_proto::v1::StatusRequest::default(), Role::Noc);
