@@ -251,7 +251,12 @@ async fn a_killed_run_is_reported_interrupted_not_running_after_a_restart(backen
                 .await
                 .unwrap()
                 .into_inner();
-            Some(st.running).filter(|r| !r.is_empty())
+            // Running, and its run recorded (the lock is taken a moment before the row).
+            let recorded = st
+                .last_run
+                .as_ref()
+                .is_some_and(|r| r.outcome == pb::RunOutcome::Running as i32);
+            Some(st.running).filter(|r| !r.is_empty() && recorded)
         }
     })
     .await;
