@@ -92,7 +92,8 @@ impl Scratch {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if cli.serve {
-        let settings = config_backup_server::ServerSettings::from_lookup(|k| std::env::var(k).ok())?;
+        let settings =
+            config_backup_server::ServerSettings::from_env(&config_backup_core::settings::Env::from_process())?;
         let mut settings = settings;
         settings.initial_backup = false;
         let app = config_backup_server::Application::build(settings).await?;

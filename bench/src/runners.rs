@@ -52,7 +52,7 @@ pub(crate) async fn engine_with(dir: &Path, extra: &[(&str, &str)]) -> anyhow::R
 pub(crate) async fn engine_sealing(dir: &Path, extra: &[(&str, &str)], seal: bool) -> anyhow::Result<Engine> {
     let mut v = vars(dir);
     v.extend(extra.iter().map(|(k, x)| (k.to_string(), x.to_string())));
-    let mut settings = Settings::from_lookup(|k| v.get(k).cloned())?;
+    let mut settings = Settings::from_env(&v.into_iter().collect())?;
     if !seal {
         for rules in settings.secrets.rules.values_mut() {
             *rules = config_backup_core::secrets::Rules {

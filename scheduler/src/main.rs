@@ -19,8 +19,14 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    config_backup_server::telemetry::init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    // The environment is read once, here; every setting comes from this snapshot.
+    let env = config_backup_core::settings::Env::from_process();
+    if let Err(e) = config_backup_server::telemetry::init(&env) {
+        eprintln!("config-backup-scheduler: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    match run(cli, &env).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("config-backup-scheduler: {e:#}");
@@ -29,8 +35,8 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
-    let settings = SchedulerSettings::from_lookup(|k| std::env::var(k).ok())?;
+async fn run(cli: Cli, env: &config_backup_core::settings::Env) -> anyhow::Result<std::process::ExitCode> {
+    let settings = SchedulerSettings::from_env(env)?;
     if cli.print_next {
         println!(
             "{}",

@@ -133,7 +133,7 @@ async fn without_allowed_origins_no_cors_headers_are_sent_and_a_bad_origin_stops
     for bad in ["*", "noc.rgz.local", "http://noc.rgz.local/ui", "ftp://x"] {
         env.vars.insert("HTTP_CORS_ALLOWED_ORIGINS".into(), bad.into());
         let vars = env.lookup();
-        let e = match config_backup_server::ServerSettings::from_lookup(|k| vars.get(k).cloned()) {
+        let e = match config_backup_server::ServerSettings::from_env(&vars.clone().into_iter().collect()) {
             Ok(_) => panic!("{bad} must be refused"),
             Err(e) => e,
         };

@@ -366,3 +366,49 @@ fn config_prints_the_effective_settings_without_secrets_and_names_a_bad_one() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("CONFIG_BACKUP_HOUR_UTC") && err.contains("25"), "{err}");
 }
+
+/// Each setting the server reads, given its catalog's bad value, stops `serve` at start
+/// with one message naming the variable and what is allowed (the catalog's table test in
+/// tests/scheduler/settings.rs checks the good values and the value in the message).
+#[test]
+fn the_server_stops_at_start_for_each_bad_setting_naming_it() {
+    use config_backup_core::settings::catalog::{self, Reader};
+    let home = tempfile::tempdir().unwrap();
+    let t = home.path().display().to_string();
+    std::fs::create_dir(home.path().join("site")).unwrap();
+    std::fs::write(home.path().join("jwt-secret"), "s".repeat(40)).unwrap();
+    let base = [
+        ("HOME", t.clone()),
+        ("CONFIG_BACKUP_SOURCE_ROOT", format!("{t}/site")),
+        ("GRPC_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+        ("HTTP_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+        ("METRICS_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+        ("SMTP_HOST", "mail.example.net".to_owned()),
+        ("CONFIG_BACKUP_NOTIFY_RECIPIENTS", "noc@example.net".to_owned()),
+    ];
+    for v in catalog::VARIABLES.iter().filter(|v| v.reader != Reader::Scheduler) {
+        let name = v.name.replace("<domain>", "dns");
+        let bad = v.bad.replace("{tmp}", &t);
+        let mut vars: Vec<(String, String)> = base.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        vars.push((name.clone(), bad.clone()));
+        let mut child = config_backup_tests::KillOnDrop(
+            command(&[], &vars, &["serve"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let status = wait_for_blocking(
+            &format!("the server to stop for {name}={bad:?}"),
+            Duration::from_secs(30),
+            || child.0.try_wait().unwrap(),
+        );
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(!status.success(), "{name}={bad:?} must stop the server");
+        assert!(
+            err.contains(&format!("config-backup-server: {name}")) && err.contains(&format!("allowed: {}", v.allowed)),
+            "{name}={bad:?}: {err}"
+        );
+    }
+}

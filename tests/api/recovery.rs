@@ -103,7 +103,7 @@ async fn a_working_copy_of_another_remote_fails_clearly_and_changes_nothing(back
         .vars
         .insert("CONFIG_BACKUP_LOCK_TTL_SECONDS".into(), "5".into());
     let vars = vars_env.lookup();
-    let mut settings = config_backup_server::ServerSettings::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let mut settings = config_backup_server::ServerSettings::from_env(&vars.clone().into_iter().collect()).unwrap();
     settings.initial_backup = false;
     let app = config_backup_server::Application::build(settings).await.unwrap();
     let engine = app.engine().clone();

@@ -620,7 +620,7 @@ async fn a_lost_secrets_key_stops_the_server_saying_how_to_recover(backend: Back
     let key = env.dir.path().join("data/secrets.key");
     std::fs::remove_file(&key).unwrap();
     let vars = env.lookup();
-    let settings = config_backup_server::ServerSettings::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let settings = config_backup_server::ServerSettings::from_env(&vars.clone().into_iter().collect()).unwrap();
     let app = config_backup_server::Application::build(settings).await.unwrap();
     let err = app.engine().prepare().await.unwrap_err().to_string();
     assert!(err.contains("restore the key file from its backup"), "{err}");
@@ -631,7 +631,7 @@ async fn a_lost_secrets_key_stops_the_server_saying_how_to_recover(backend: Back
         "CONFIG_BACKUP_SECRETS_KEY_FILE".into(),
         env.dir.path().join("nowhere.key").display().to_string(),
     );
-    let settings = config_backup_server::ServerSettings::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let settings = config_backup_server::ServerSettings::from_env(&vars.clone().into_iter().collect()).unwrap();
     let err = match config_backup_server::Application::build(settings).await {
         Ok(_) => panic!("a missing key file must stop the server"),
         Err(e) => e.to_string(),
@@ -640,7 +640,7 @@ async fn a_lost_secrets_key_stops_the_server_saying_how_to_recover(backend: Back
     // A bad rule stops it too, naming the variable.
     let mut vars = env.lookup();
     vars.insert("CONFIG_BACKUP_SECRETS__radius".into(), "regex:(a)(b)".into());
-    let e = match config_backup_server::ServerSettings::from_lookup(|k| vars.get(k).cloned()) {
+    let e = match config_backup_server::ServerSettings::from_env(&vars.clone().into_iter().collect()) {
         Ok(_) => panic!("a bad rule must be refused"),
         Err(e) => e.to_string(),
     };

@@ -12,6 +12,8 @@ use config_backup_server::auth::Role;
 use config_backup_tests::smtp::SmtpServer;
 use config_backup_tests::{Backend, KillOnDrop, SECRET, TestApp, TestEnv, wait_for, with_token};
 
+mod settings;
+
 const BIN: &str = env!("CARGO_BIN_EXE_config-backup-scheduler");
 
 fn scheduler(addr: &str, extra: &[(String, String)]) -> Command {

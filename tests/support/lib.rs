@@ -278,7 +278,7 @@ impl TestEnv {
     /// Starts a server over this environment.
     pub async fn spawn(&self) -> TestApp {
         let vars = self.lookup();
-        let mut settings = ServerSettings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
+        let mut settings = ServerSettings::from_env(&vars.clone().into_iter().collect()).expect("test settings");
         settings.initial_backup = false;
         let app = Application::build(settings).await.expect("build server");
         let addr = app.local_addr();

@@ -34,12 +34,17 @@ fn bounded(message: &str) -> bool {
 
 fn settings_with(var: &str, value: &str) -> Result<Settings, config_backup_core::settings::SettingsError> {
     let root = std::env::temp_dir();
-    Settings::from_lookup(|k| match k {
-        "CONFIG_BACKUP_SOURCE_ROOT" => Some(root.display().to_string()),
-        "CONFIG_BACKUP_DATA_DIR" => Some(root.join("cb-edges").display().to_string()),
-        k if k == var => Some(value.to_owned()),
-        _ => None,
-    })
+    let env: config_backup_core::settings::Env = [
+        ("CONFIG_BACKUP_SOURCE_ROOT".to_owned(), root.display().to_string()),
+        (
+            "CONFIG_BACKUP_DATA_DIR".to_owned(),
+            root.join("cb-edges").display().to_string(),
+        ),
+        (var.to_owned(), value.to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    Settings::from_env(&env)
 }
 
 proptest! {

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use config_backup_core::domain::ChangeKind;
+use config_backup_core::domain::quote_input;
 use config_backup_core::engine::{BackupReport, Engine, Observer};
-use config_backup_core::settings::SettingsError;
+use config_backup_core::settings::{Env, SettingsError};
 use config_backup_core::store::{MailRecord, PushOutcome, RollbackStage, RollbackTask, RunOutcome};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -53,75 +54,55 @@ pub struct MailSettings {
     pub include_diff: bool,
 }
 
-fn err(var: &str, message: impl Into<String>) -> SettingsError {
-    SettingsError {
-        var: var.to_owned(),
-        message: message.into(),
-    }
-}
-
 impl MailSettings {
     /// None when `SMTP_HOST` is not set (no mail).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<MailSettings>, SettingsError> {
-        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let Some(host) = get("SMTP_HOST") else { return Ok(None) };
-        let security = match get("SMTP_SECURITY").as_deref().unwrap_or("starttls") {
-            "none" => Security::None,
-            "starttls" => Security::StartTls,
-            "tls" => Security::Tls,
-            other => {
-                return Err(err(
-                    "SMTP_SECURITY",
-                    format!("{other:?}: allowed values are none, starttls, tls"),
-                ));
+    pub fn from_env(env: &Env) -> Result<Option<MailSettings>, SettingsError> {
+        let Some(host) = env.parsed("SMTP_HOST", |h| {
+            let ok = h
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+            if ok {
+                Ok(h.to_owned())
+            } else {
+                Err("is not a host name or IP address".to_owned())
             }
+        })?
+        else {
+            return Ok(None);
+        };
+        let security = match env.choice("SMTP_SECURITY", "starttls", &["none", "starttls", "tls"])? {
+            "none" => Security::None,
+            "tls" => Security::Tls,
+            _ => Security::StartTls,
         };
         let default_port = match security {
             Security::None => 25,
             Security::StartTls => 587,
             Security::Tls => 465,
         };
-        let port = match get("SMTP_PORT") {
-            Some(p) => p
-                .parse()
-                .map_err(|_| err("SMTP_PORT", format!("{p:?} is not a port number")))?,
-            None => default_port,
-        };
-        let from = get("SMTP_FROM").unwrap_or_else(|| "config-backup@localhost".to_owned());
-        let from: Mailbox = from
-            .parse()
-            .map_err(|e| err("SMTP_FROM", format!("{from:?} is not an address: {e}")))?;
-        let recipients = get("CONFIG_BACKUP_NOTIFY_RECIPIENTS").unwrap_or_default();
-        let recipients: Vec<Mailbox> = recipients
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|r| {
-                r.parse().map_err(|e| {
-                    err(
-                        "CONFIG_BACKUP_NOTIFY_RECIPIENTS",
-                        format!("{r:?} is not an address: {e}"),
-                    )
-                })
-            })
+        let mailbox = |m: &str| m.parse::<Mailbox>().map_err(|e| format!("is not a mail address ({e})"));
+        let from = env
+            .parsed("SMTP_FROM", mailbox)?
+            .unwrap_or_else(|| "config-backup@localhost".parse().expect("the default sender parses"));
+        const RECIPIENTS: &str = "CONFIG_BACKUP_NOTIFY_RECIPIENTS";
+        let recipients: Vec<Mailbox> = env
+            .list(RECIPIENTS)
+            .iter()
+            .map(|r| mailbox(r).map_err(|m| env.invalid(RECIPIENTS, format!("{}: {m}", quote_input(r)))))
             .collect::<Result<_, _>>()?;
         if recipients.is_empty() {
-            return Err(err(
-                "CONFIG_BACKUP_NOTIFY_RECIPIENTS",
-                "SMTP_HOST is set but no recipient is: give comma-separated addresses",
-            ));
+            return Err(env.invalid(RECIPIENTS, "is required when SMTP_HOST is set"));
         }
-        let flag = |var: &str, default: bool| config_backup_core::settings::parse_bool(&get, var, default);
         Ok(Some(MailSettings {
             host,
-            port,
-            username: get("SMTP_USERNAME"),
-            password_file: get("SMTP_PASSWORD_FILE").map(PathBuf::from),
+            port: env.number("SMTP_PORT", default_port, 1..=65535)?,
+            username: env.text("SMTP_USERNAME")?,
+            password_file: env.path("SMTP_PASSWORD_FILE")?,
             security,
             from,
             recipients,
-            only_on_changes: flag("CONFIG_BACKUP_NOTIFY_ON_CHANGES", false)?,
-            include_diff: flag("CONFIG_BACKUP_NOTIFY_INCLUDE_DIFF", false)?,
+            only_on_changes: env.flag("CONFIG_BACKUP_NOTIFY_ON_CHANGES", false)?,
+            include_diff: env.flag("CONFIG_BACKUP_NOTIFY_INCLUDE_DIFF", false)?,
         }))
     }
 }
@@ -571,12 +552,14 @@ mod tests {
     use super::*;
 
     fn with_on_changes(value: &str) -> Result<Option<MailSettings>, SettingsError> {
-        MailSettings::from_lookup(|k| match k {
-            "SMTP_HOST" => Some("127.0.0.1".into()),
-            "CONFIG_BACKUP_NOTIFY_RECIPIENTS" => Some("noc@example.org".into()),
-            "CONFIG_BACKUP_NOTIFY_ON_CHANGES" => Some(value.into()),
-            _ => None,
-        })
+        let env: Env = [
+            ("SMTP_HOST", "127.0.0.1"),
+            ("CONFIG_BACKUP_NOTIFY_RECIPIENTS", "noc@example.org"),
+            ("CONFIG_BACKUP_NOTIFY_ON_CHANGES", value),
+        ]
+        .into_iter()
+        .collect();
+        MailSettings::from_env(&env)
     }
 
     #[test]
@@ -591,15 +574,10 @@ mod tests {
         ] {
             let mail = with_on_changes(value).unwrap().unwrap();
             assert_eq!(mail.only_on_changes, want, "{value}");
-            let engine = config_backup_core::settings::parse_bool(&|_| Some(value.to_owned()), "X", !want).unwrap();
-            assert_eq!(engine, want, "the engine reads {value} the same");
         }
         let e = with_on_changes("maybe").unwrap_err();
         assert_eq!(e.var, "CONFIG_BACKUP_NOTIFY_ON_CHANGES");
-        assert!(
-            e.message.contains("\"maybe\"") && e.message.contains("true or false"),
-            "{}",
-            e.message
-        );
+        let m = e.to_string();
+        assert!(m.contains("\"maybe\"") && m.contains("allowed: true or false"), "{m}");
     }
 }

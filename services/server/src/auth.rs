@@ -146,38 +146,30 @@ impl Secret {
     /// From `AUTH_JWT_SECRET`, else `AUTH_JWT_SECRET_FILE`, else `<data_dir>/jwt-secret`
     /// (generated with mode 0600 when missing). Never runs open.
     pub fn load(
-        get: impl Fn(&str) -> Option<String>,
+        env: &config_backup_core::settings::Env,
         data_dir: &Path,
     ) -> Result<(Secret, SecretSource), config_backup_core::settings::SettingsError> {
-        use config_backup_core::settings::SettingsError;
-        let bad = |var: &str, message: String| SettingsError {
-            var: var.to_owned(),
-            message,
-        };
-        if let Some(s) = get("AUTH_JWT_SECRET").filter(|s| !s.is_empty()) {
+        if let Some(s) = env.get("AUTH_JWT_SECRET") {
             if s.len() < MIN_SECRET {
-                return Err(bad(
-                    "AUTH_JWT_SECRET",
-                    format!("too short: use at least {MIN_SECRET} characters"),
-                ));
+                return Err(env.invalid("AUTH_JWT_SECRET", format!("is shorter than {MIN_SECRET} characters")));
             }
-            return Ok((Secret(Arc::new(s.into_bytes())), SecretSource::Env));
+            return Ok((Secret(Arc::new(s.as_bytes().to_vec())), SecretSource::Env));
         }
-        if let Some(path) = get("AUTH_JWT_SECRET_FILE").filter(|s| !s.is_empty()) {
-            let path = PathBuf::from(path);
-            let s = read_secret_file(&path).map_err(|e| bad("AUTH_JWT_SECRET_FILE", e))?;
+        if let Some(path) = env.path("AUTH_JWT_SECRET_FILE")? {
+            let s = read_secret_file(&path).map_err(|e| env.invalid("AUTH_JWT_SECRET_FILE", e))?;
             return Ok((s, SecretSource::File(path)));
         }
         let path = data_dir.join("jwt-secret");
         if path.exists() {
-            let s = read_secret_file(&path).map_err(|e| bad("AUTH_JWT_SECRET_FILE", e))?;
+            let s = read_secret_file(&path)
+                .map_err(|e| config_backup_core::settings::SettingsError::new("AUTH_JWT_SECRET_FILE", e))?;
             return Ok((s, SecretSource::DataDir(path)));
         }
         let mut bytes = [0u8; 32];
         rand::fill(&mut bytes);
         let text = hex_encode(&bytes);
         write_private(&path, text.as_bytes()).map_err(|e| {
-            bad(
+            config_backup_core::settings::SettingsError::new(
                 "CONFIG_BACKUP_DATA_DIR",
                 format!("cannot write {}: {e}", path.display()),
             )

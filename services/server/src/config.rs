@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use config_backup_core::Settings;
-use config_backup_core::settings::SettingsError;
+use config_backup_core::settings::{Env, SettingsError};
 
 use crate::auth::{Secret, SecretSource};
 
@@ -31,21 +31,17 @@ pub struct ServerSettings {
 }
 
 impl ServerSettings {
-    /// Reads the settings through `get` (normally the environment).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<ServerSettings, SettingsError> {
-        let engine = Settings::from_lookup(&get)?;
-        let grpc_listen = address(&get, "GRPC_LISTEN_ADDR", "127.0.0.1:50051")?;
-        let http_listen = address(&get, "HTTP_LISTEN_ADDR", "127.0.0.1:8080")?;
-        let metrics_listen = address(&get, "METRICS_LISTEN_ADDR", "127.0.0.1:9187")?;
-        let mail = config_backup_notify::MailSettings::from_lookup(&get)?;
-        let (secret, secret_source) = Secret::load(&get, &engine.data_dir)?;
-        let cors_origins = config_backup_gateway::parse_cors_origins(
-            &get("HTTP_CORS_ALLOWED_ORIGINS").unwrap_or_default(),
-        )
-        .map_err(|message| SettingsError {
-            var: "HTTP_CORS_ALLOWED_ORIGINS".to_owned(),
-            message,
-        })?;
+    /// The server's settings, from the one snapshot of the environment.
+    pub fn from_env(env: &Env) -> Result<ServerSettings, SettingsError> {
+        let engine = Settings::from_env(env)?;
+        let grpc_listen = env.address("GRPC_LISTEN_ADDR", "127.0.0.1:50051")?;
+        let http_listen = env.address("HTTP_LISTEN_ADDR", "127.0.0.1:8080")?;
+        let metrics_listen = env.address("METRICS_LISTEN_ADDR", "127.0.0.1:9187")?;
+        let mail = config_backup_notify::MailSettings::from_env(env)?;
+        let (secret, secret_source) = Secret::load(env, &engine.data_dir)?;
+        let cors_origins = env
+            .parsed("HTTP_CORS_ALLOWED_ORIGINS", config_backup_gateway::parse_cors_origins)?
+            .unwrap_or_default();
         Ok(ServerSettings {
             engine,
             grpc_listen,
@@ -167,14 +163,4 @@ impl ServerSettings {
         }
         out
     }
-}
-
-fn address(get: &impl Fn(&str) -> Option<String>, var: &str, default: &str) -> Result<SocketAddr, SettingsError> {
-    let listen = get(var)
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| default.to_owned());
-    listen.trim().parse().map_err(|_| SettingsError {
-        var: var.to_owned(),
-        message: format!("{listen:?} is not an address: expected host:port, e.g. {default}"),
-    })
 }

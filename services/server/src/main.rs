@@ -1,6 +1,7 @@
 //! `config-backup-server`: serve the API, or mint a token for operators.
 
 use clap::{Parser, Subcommand};
+use config_backup_core::settings::Env;
 use config_backup_server::auth::{self, Role, Secret};
 use config_backup_server::{Application, ServerSettings, telemetry};
 
@@ -45,40 +46,35 @@ enum Command {
         dir: std::path::PathBuf,
         /// Only these files, relative to DIR as in the repository (default: every file).
         paths: Vec<String>,
-        /// The secrets key file (default: <data dir>/secrets.key).
-        #[arg(long, env = "CONFIG_BACKUP_SECRETS_KEY_FILE")]
+        /// The secrets key file (default: CONFIG_BACKUP_SECRETS_KEY_FILE, else <data dir>/secrets.key).
+        #[arg(long)]
         key_file: Option<std::path::PathBuf>,
     },
     /// Create a secrets key file (mode 0600) for CONFIG_BACKUP_SECRETS_KEY_FILE; never
     /// replaces an existing file. Back it up apart from the backup repository.
     NewSecretsKey {
-        /// Where to create it (default: <data dir>/secrets.key).
-        #[arg(long, env = "CONFIG_BACKUP_SECRETS_KEY_FILE")]
+        /// Where to create it (default: CONFIG_BACKUP_SECRETS_KEY_FILE, else <data dir>/secrets.key).
+        #[arg(long)]
         key_file: Option<std::path::PathBuf>,
     },
     /// Rotate the secrets key: a new key first in the key file (it seals from the next
     /// backup on, which commits every file holding a secret re-sealed), the old keys kept
     /// after it to open older commits. Back the key file up again afterwards.
     RotateSecretsKey {
-        /// The secrets key file (default: <data dir>/secrets.key).
-        #[arg(long, env = "CONFIG_BACKUP_SECRETS_KEY_FILE")]
+        /// The secrets key file (default: CONFIG_BACKUP_SECRETS_KEY_FILE, else <data dir>/secrets.key).
+        #[arg(long)]
         key_file: Option<std::path::PathBuf>,
     },
 }
 
-fn data_dir() -> anyhow::Result<std::path::PathBuf> {
-    std::env::var("CONFIG_BACKUP_DATA_DIR")
-        .ok()
-        .filter(|d| !d.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(config_backup_core::settings::default_data_dir)
-        .ok_or_else(|| anyhow::anyhow!("CONFIG_BACKUP_DATA_DIR: not set and no HOME"))
-}
-
-fn key_file(given: Option<std::path::PathBuf>) -> anyhow::Result<std::path::PathBuf> {
-    match given {
+/// `--key-file`, else `CONFIG_BACKUP_SECRETS_KEY_FILE`, else `<data dir>/secrets.key`.
+fn key_file(given: Option<std::path::PathBuf>, env: &Env) -> anyhow::Result<std::path::PathBuf> {
+    if let Some(f) = given {
+        return Ok(f);
+    }
+    match env.path("CONFIG_BACKUP_SECRETS_KEY_FILE")? {
         Some(f) => Ok(f),
-        None => Ok(data_dir()?.join("secrets.key")),
+        None => Ok(env.data_dir()?.join("secrets.key")),
     }
 }
 
@@ -88,8 +84,19 @@ fn sample_site() -> std::path::PathBuf {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    telemetry::init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    // The environment is read once, here; every setting comes from this snapshot.
+    let mut env = Env::from_process();
+    if matches!(cli.command, Some(Command::Serve { sample_site: true }))
+        && env.get("CONFIG_BACKUP_SOURCE_ROOT").is_none()
+    {
+        env = env.with("CONFIG_BACKUP_SOURCE_ROOT", sample_site().display().to_string());
+    }
+    if let Err(e) = telemetry::init(&env) {
+        eprintln!("config-backup-server: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    match run(cli, env).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -99,13 +106,7 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let sample = matches!(cli.command, Some(Command::Serve { sample_site: true }));
-    let lookup = |k: &str| {
-        std::env::var(k)
-            .ok()
-            .or_else(|| (sample && k == "CONFIG_BACKUP_SOURCE_ROOT").then(|| sample_site().display().to_string()))
-    };
+async fn run(cli: Cli, env: Env) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Unseal {
             dir,
@@ -113,7 +114,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             key_file: file,
         }) => {
             use config_backup_core::secrets::{Keyring, Sealer, checkout};
-            let file = key_file(file)?;
+            let file = key_file(file, &env)?;
             let keys = Keyring::load(&file).map_err(|e| anyhow::anyhow!("secrets key: {e}"))?;
             let sealer = Sealer::new(keys, Default::default());
             let done = checkout::unseal_checkout(&sealer, &dir, &paths).map_err(anyhow::Error::msg)?;
@@ -128,7 +129,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::NewSecretsKey { key_file: file }) => {
-            let file = key_file(file)?;
+            let file = key_file(file, &env)?;
             let keys = config_backup_core::secrets::Keyring::generate(&file)
                 .map_err(|e| anyhow::anyhow!("secrets key: {e} (an existing key file is never replaced)"))?;
             println!(
@@ -139,7 +140,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::RotateSecretsKey { key_file: file }) => {
-            let file = key_file(file)?;
+            let file = key_file(file, &env)?;
             let id =
                 config_backup_core::secrets::Keyring::rotate(&file).map_err(|e| anyhow::anyhow!("secrets key: {e}"))?;
             println!(
@@ -149,15 +150,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Config) => {
-            let settings = ServerSettings::from_lookup(lookup)?;
+            let settings = ServerSettings::from_env(&env)?;
             for (var, value) in settings.effective() {
                 println!("{var}={value}");
             }
             Ok(())
         }
         Some(Command::Token { role, sub, ttl }) => {
-            let data_dir = data_dir()?;
-            let (secret, _) = Secret::load(lookup, &data_dir)?;
+            let (secret, _) = Secret::load(&env, &env.data_dir()?)?;
             println!(
                 "{}",
                 auth::mint(&secret, role, &sub.to_string(), ttl).map_err(anyhow::Error::msg)?
@@ -165,7 +165,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         None | Some(Command::Serve { .. }) => {
-            let settings = ServerSettings::from_lookup(lookup)?;
+            let settings = ServerSettings::from_env(&env)?;
             log_start(&settings);
             let app = Application::build(settings).await?;
             tracing::info!(

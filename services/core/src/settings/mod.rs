@@ -1,10 +1,16 @@
-//! The engine's configuration, read from environment variables. Every problem is
-//! reported with the variable's name, so a bad deployment stops at start with a
-//! message an operator can act on.
+//! The configuration, read once from the environment (`Env`), documented once
+//! (`catalog`). Every problem is reported with the variable's name, the value it got and
+//! what is allowed, so a bad deployment stops at start with a message an operator can act
+//! on. This file holds the engine's settings; the server, the mailer and the scheduler
+//! read theirs from the same `Env`.
 
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
+pub mod catalog;
+mod env;
+
+use std::path::PathBuf;
 use std::time::Duration;
+
+pub use env::{Env, Got, SettingsError};
 
 use crate::domain::{Domain, Site};
 
@@ -17,30 +23,6 @@ pub fn default_patterns(domain: Domain) -> Option<&'static str> {
         Domain::Kea => Some("config/kea/kea-dhcp4.conf"),
         Domain::Ospf => None,
     }
-}
-
-/// A configuration problem, naming the variable.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{var}: {message}")]
-pub struct SettingsError {
-    /// The environment variable at fault.
-    pub var: String,
-    /// What is wrong and what is allowed.
-    pub message: String,
-}
-
-impl SettingsError {
-    /// The error of `var`.
-    pub fn new(var: &str, message: impl Into<String>) -> SettingsError {
-        SettingsError {
-            var: var.to_owned(),
-            message: message.into(),
-        }
-    }
-}
-
-fn err(var: &str, message: impl Into<String>) -> SettingsError {
-    SettingsError::new(var, message)
 }
 
 /// One domain's sources.
@@ -65,12 +47,11 @@ pub struct Schedule {
 
 impl Schedule {
     /// `CONFIG_BACKUP_ENABLED`, `CONFIG_BACKUP_HOUR_UTC`, `CONFIG_BACKUP_MINUTE_UTC`.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Schedule, SettingsError> {
-        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    pub fn from_env(env: &Env) -> Result<Schedule, SettingsError> {
         Ok(Schedule {
-            enabled: parse_bool(&get, "CONFIG_BACKUP_ENABLED", true)?,
-            hour: parse_num(&get, "CONFIG_BACKUP_HOUR_UTC", 4, 0..=23)?,
-            minute: parse_num(&get, "CONFIG_BACKUP_MINUTE_UTC", 0, 0..=59)?,
+            enabled: env.flag("CONFIG_BACKUP_ENABLED", true)?,
+            hour: env.number("CONFIG_BACKUP_HOUR_UTC", 4, 0..=23)?,
+            minute: env.number("CONFIG_BACKUP_MINUTE_UTC", 0, 0..=59)?,
         })
     }
 
@@ -185,10 +166,6 @@ pub struct Settings {
     /// `CONFIG_BACKUP_SITE` ("default"): the site this server backs up; every row it
     /// writes carries it, and its lock excludes only the site's other replicas.
     pub site: Site,
-    /// `CONFIG_BACKUP_NOTIFY_ON_CHANGES`.
-    pub notify_on_changes: bool,
-    /// `CONFIG_BACKUP_NOTIFY_RECIPIENTS`.
-    pub notify_recipients: Vec<String>,
     /// `DATABASE_URL`: `sqlite:` or `postgres://`.
     pub database_url: String,
     /// `CONFIG_BACKUP_LOCK_TTL_SECONDS`: a lock whose holder stopped renewing it is free after this.
@@ -203,130 +180,94 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Reads the settings through `get` (normally `std::env::var`).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
-        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-
-        let data_dir = match get("CONFIG_BACKUP_DATA_DIR") {
-            Some(d) => PathBuf::from(d),
-            None => default_data_dir().ok_or_else(|| {
-                err(
-                    "CONFIG_BACKUP_DATA_DIR",
-                    "not set, and there is no HOME or XDG_DATA_HOME to default to",
-                )
-            })?,
-        };
-
-        let source_root = get("CONFIG_BACKUP_SOURCE_ROOT").ok_or_else(|| {
-            err(
+    /// The engine's settings, from the one snapshot of the environment.
+    pub fn from_env(env: &Env) -> Result<Settings, SettingsError> {
+        let data_dir = env.data_dir()?;
+        let source_root = env.path("CONFIG_BACKUP_SOURCE_ROOT")?.ok_or_else(|| {
+            env.invalid(
                 "CONFIG_BACKUP_SOURCE_ROOT",
-                "not set: name the directory the CONFIG_BACKUP_PATHS__<domain> globs are relative to \
-                 (or start the server with --sample-site)",
+                "is required (or start the server with --sample-site)",
             )
         })?;
-        let source_root = PathBuf::from(source_root);
         if !source_root.is_dir() {
-            return Err(err(
-                "CONFIG_BACKUP_SOURCE_ROOT",
-                format!("{} is not a directory", source_root.display()),
-            ));
+            return Err(env.invalid("CONFIG_BACKUP_SOURCE_ROOT", "is not a directory"));
         }
+        let domains = domains(env)?;
 
-        let domains_var = get("CONFIG_BACKUP_DOMAINS").unwrap_or_else(|| "gateway,dns,radius,kea".to_owned());
-        let mut domains: Vec<DomainSpec> = Vec::new();
-        for name in domains_var.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let domain: Domain = name
-                .parse()
-                .map_err(|e: crate::domain::UnknownDomain| err("CONFIG_BACKUP_DOMAINS", e.to_string()))?;
-            if domains.iter().any(|d| d.domain == domain) {
-                return Err(err("CONFIG_BACKUP_DOMAINS", format!("domain {domain} is listed twice")));
-            }
-            let var = format!("CONFIG_BACKUP_PATHS__{domain}");
-            let raw = get(&var)
-                .or_else(|| default_patterns(domain).map(str::to_owned))
-                .ok_or_else(|| err(&var, format!("domain {domain} has no paths: set comma-separated globs")))?;
-            let patterns: Vec<String> = raw
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
-            if patterns.is_empty() {
-                return Err(err(
-                    &var,
-                    format!("domain {domain} has no paths: set comma-separated globs"),
-                ));
-            }
-            for p in &patterns {
-                check_pattern(p).map_err(|m| {
-                    err(
-                        &var,
-                        crate::domain::bounded(&format!("pattern {} {m}", crate::domain::quote_input(p)), 400),
-                    )
-                })?;
-            }
-            domains.push(DomainSpec { domain, patterns });
-        }
-        if domains.is_empty() {
-            return Err(err(
-                "CONFIG_BACKUP_DOMAINS",
-                format!("no domain given: allowed values are {}", Domain::allowed()),
-            ));
-        }
-
-        let (remote, remote_is_embedded) = match get("GIT_BACKUP_REPO") {
-            Some(r) => (r, false),
-            None => (data_dir.join("remote.git").display().to_string(), true),
-        };
-        let branch = get("GIT_BACKUP_BRANCH").unwrap_or_else(|| "main".to_owned());
-        if git2::Branch::name_is_valid(&branch).map(|ok| !ok).unwrap_or(true) {
-            return Err(err(
-                "GIT_BACKUP_BRANCH",
-                format!("{branch:?} is not a valid branch name"),
-            ));
-        }
+        let remote_is_embedded = env.get("GIT_BACKUP_REPO").is_none();
+        let remote = env
+            .parsed("GIT_BACKUP_REPO", |r| {
+                crate::remote::RemoteUrl::parse(r)?;
+                if r.starts_with('.') {
+                    return Err("is a relative path".to_owned());
+                }
+                Ok(r.to_owned())
+            })?
+            .unwrap_or_else(|| data_dir.join("remote.git").display().to_string());
+        let branch = env
+            .parsed("GIT_BACKUP_BRANCH", |b| match git2::Branch::name_is_valid(b) {
+                Ok(true) => Ok(b.to_owned()),
+                _ => Err("is not a valid branch name".to_owned()),
+            })?
+            .unwrap_or_else(|| "main".to_owned());
         let git = GitSettings {
             remote,
             remote_is_embedded,
             branch,
-            working_dir: get("GIT_WORKING_DIR")
-                .map(PathBuf::from)
+            working_dir: env
+                .path("GIT_WORKING_DIR")?
                 .unwrap_or_else(|| data_dir.join("working-copy")),
-            user_name: get("GIT_USER_NAME").unwrap_or_else(|| "config-backup".to_owned()),
-            user_email: get("GIT_USER_EMAIL").unwrap_or_else(|| "config-backup@localhost".to_owned()),
-            ssh_key_path: get("GIT_SSH_KEY_PATH").map(PathBuf::from),
-            ssh_known_hosts: get("GIT_SSH_KNOWN_HOSTS").map(PathBuf::from),
-            ssh_key_passphrase_file: get("GIT_SSH_KEY_PASSPHRASE_FILE").map(PathBuf::from),
-            connect_timeout: Duration::from_secs(parse_num(&get, "GIT_CONNECT_TIMEOUT_SECONDS", 10u64, 1..=600)?),
-            transfer_timeout: Duration::from_secs(parse_num(&get, "GIT_TRANSFER_TIMEOUT_SECONDS", 60u64, 1..=3600)?),
+            user_name: env
+                .parsed("GIT_USER_NAME", |n| {
+                    if n.contains(['<', '>']) || n.chars().any(char::is_control) {
+                        Err("is not a name git accepts".to_owned())
+                    } else {
+                        Ok(n.to_owned())
+                    }
+                })?
+                .unwrap_or_else(|| "config-backup".to_owned()),
+            user_email: env
+                .parsed("GIT_USER_EMAIL", |m| {
+                    let bad = m.contains(['<', '>']) || m.chars().any(|c| c.is_whitespace() || c.is_control());
+                    match m.split_once('@') {
+                        Some((user, host)) if !bad && !user.is_empty() && !host.is_empty() => Ok(m.to_owned()),
+                        _ => Err("is not an address user@host".to_owned()),
+                    }
+                })?
+                .unwrap_or_else(|| "config-backup@localhost".to_owned()),
+            ssh_key_path: env.path("GIT_SSH_KEY_PATH")?,
+            ssh_known_hosts: env.path("GIT_SSH_KNOWN_HOSTS")?,
+            ssh_key_passphrase_file: env.path("GIT_SSH_KEY_PASSPHRASE_FILE")?,
+            connect_timeout: Duration::from_secs(env.number("GIT_CONNECT_TIMEOUT_SECONDS", 10u64, 1..=600)?),
+            transfer_timeout: Duration::from_secs(env.number("GIT_TRANSFER_TIMEOUT_SECONDS", 60u64, 1..=3600)?),
         };
-        crate::remote::RemoteUrl::parse(&git.remote).map_err(|m| err("GIT_BACKUP_REPO", m))?;
 
-        let schedule = Schedule::from_lookup(get)?;
-
-        let database_url = get("DATABASE_URL")
+        let database_url = env
+            .parsed("DATABASE_URL", |u| {
+                if ["sqlite:", "postgres://", "postgresql://"]
+                    .iter()
+                    .any(|s| u.starts_with(s))
+                {
+                    Ok(u.to_owned())
+                } else {
+                    Err("has an unsupported scheme".to_owned())
+                }
+            })?
             .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("config-backup.db").display()));
-        if !(database_url.starts_with("sqlite:")
-            || database_url.starts_with("postgres://")
-            || database_url.starts_with("postgresql://"))
-        {
-            return Err(err(
-                "DATABASE_URL",
-                "unsupported scheme: use sqlite:<path> or postgres://...",
-            ));
-        }
 
         let mut commands = std::collections::BTreeMap::new();
         for d in Domain::ALL {
+            let shell = |kind: &str| env.parsed(&format!("CONFIG_ROLLBACK_{kind}__{d}"), check_shell);
             let c = DomainCommands {
-                validate: get(&format!("CONFIG_ROLLBACK_VALIDATE__{d}")),
-                reload: get(&format!("CONFIG_ROLLBACK_RELOAD__{d}")),
-                verify: get(&format!("CONFIG_ROLLBACK_VERIFY__{d}")),
-                service_paths: match get(&format!("CONFIG_ROLLBACK_SERVICE_PATHS__{d}")) {
-                    Some(v) => crate::service_paths::parse(&v)
-                        .map_err(|m| err(&format!("CONFIG_ROLLBACK_SERVICE_PATHS__{d}"), m))?,
-                    None => Vec::new(),
-                },
+                validate: shell("VALIDATE")?,
+                reload: shell("RELOAD")?,
+                verify: shell("VERIFY")?,
+                service_paths: env
+                    .parsed(
+                        &format!("CONFIG_ROLLBACK_SERVICE_PATHS__{d}"),
+                        crate::service_paths::parse,
+                    )?
+                    .unwrap_or_default(),
             };
             if c != DomainCommands::default() {
                 commands.insert(d, c);
@@ -334,24 +275,23 @@ impl Settings {
         }
         let rollback = RollbackSettings {
             commands,
-            command_timeout: Duration::from_secs(parse_num(
-                &get,
+            command_timeout: Duration::from_secs(env.number(
                 "CONFIG_ROLLBACK_COMMAND_TIMEOUT_SECONDS",
                 60u64,
                 1..=3600,
             )?),
-            deadline: Duration::from_secs(parse_num(&get, "CONFIG_ROLLBACK_DEADLINE_SECONDS", 300u64, 5..=86400)?),
+            deadline: Duration::from_secs(env.number("CONFIG_ROLLBACK_DEADLINE_SECONDS", 300u64, 5..=86400)?),
         };
         let mut rules = std::collections::BTreeMap::new();
         for d in Domain::ALL {
             let var = format!("CONFIG_BACKUP_SECRETS__{d}");
-            let text = get(&var).unwrap_or_default();
-            let r = crate::secrets::Rules::parse(d, &text).map_err(|e| err(&var, e.to_string()))?;
+            let text = env.get(&var).unwrap_or_default();
+            let r = crate::secrets::Rules::parse(d, text).map_err(|e| env.invalid(&var, e.to_string()))?;
             rules.insert(d, r);
         }
-        let secrets = match get("CONFIG_BACKUP_SECRETS_KEY_FILE") {
-            Some(f) => SecretsSettings {
-                key_file: PathBuf::from(f),
+        let secrets = match env.path("CONFIG_BACKUP_SECRETS_KEY_FILE")? {
+            Some(key_file) => SecretsSettings {
+                key_file,
                 key_file_is_default: false,
                 rules,
             },
@@ -368,26 +308,13 @@ impl Settings {
             source_root,
             domains,
             git,
-            schedule,
-            retention_months: parse_num(&get, "CONFIG_BACKUP_GIT_RETENTION_MONTHS", 24, 1..=1200)?,
-            site: match get("CONFIG_BACKUP_SITE") {
-                Some(s) => Site::parse(&s).map_err(|m| err("CONFIG_BACKUP_SITE", m))?,
-                None => Site::default(),
-            },
-            notify_on_changes: parse_bool(&get, "CONFIG_BACKUP_NOTIFY_ON_CHANGES", false)?,
-            notify_recipients: get("CONFIG_BACKUP_NOTIFY_RECIPIENTS")
-                .map(|r| {
-                    r.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            schedule: Schedule::from_env(env)?,
+            retention_months: env.number("CONFIG_BACKUP_GIT_RETENTION_MONTHS", 24, 1..=1200)?,
+            site: env.parsed("CONFIG_BACKUP_SITE", Site::parse)?.unwrap_or_default(),
             database_url,
-            lock_ttl: Duration::from_secs(parse_num(&get, "CONFIG_BACKUP_LOCK_TTL_SECONDS", 30u64, 5..=3600)?),
+            lock_ttl: Duration::from_secs(env.number("CONFIG_BACKUP_LOCK_TTL_SECONDS", 30u64, 5..=3600)?),
             full_rehash_interval: Duration::from_secs(
-                3600 * parse_num(&get, "CONFIG_BACKUP_FULL_REHASH_HOURS", 168u64, 0..=8760)?,
+                3600 * env.number("CONFIG_BACKUP_FULL_REHASH_HOURS", 168u64, 0..=8760)?,
             ),
         })
     }
@@ -403,10 +330,10 @@ impl Settings {
                 "generated a new secrets key: back it up apart from the backup repository (docs/operations.md)"
             );
             crate::secrets::Keyring::generate(&s.key_file)
-                .map_err(|e| err(var, format!("cannot create the key file: {e}")))?
+                .map_err(|e| SettingsError::new(var, format!("cannot create the key file: {e}")))?
         } else {
             crate::secrets::Keyring::load(&s.key_file).map_err(|e| {
-                err(
+                SettingsError::new(
                     var,
                     format!(
                         "{e}; without the key the sealed secrets cannot be restored: \
@@ -433,14 +360,66 @@ impl Settings {
     }
 }
 
-/// `$XDG_DATA_HOME/config-backup`, else `$HOME/.local/share/config-backup`.
-pub fn default_data_dir() -> Option<PathBuf> {
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return Some(Path::new(&x).join("config-backup"));
+/// `CONFIG_BACKUP_DOMAINS` and each domain's `CONFIG_BACKUP_PATHS__<domain>`, in order.
+fn domains(env: &Env) -> Result<Vec<DomainSpec>, SettingsError> {
+    const DOMAINS: &str = "CONFIG_BACKUP_DOMAINS";
+    let listed = env.get(DOMAINS).is_some();
+    let names = if listed {
+        env.list(DOMAINS)
+    } else {
+        ["gateway", "dns", "radius", "kea"].map(str::to_owned).to_vec()
+    };
+    let mut domains: Vec<DomainSpec> = Vec::new();
+    for name in names {
+        let domain: Domain = name
+            .parse()
+            .map_err(|e: crate::domain::UnknownDomain| env.invalid(DOMAINS, e.to_string()))?;
+        if domains.iter().any(|d| d.domain == domain) {
+            return Err(env.invalid(DOMAINS, format!("lists {domain} twice")));
+        }
+        let var = format!("CONFIG_BACKUP_PATHS__{domain}");
+        let patterns = match env.get(&var) {
+            Some(_) => env.list(&var),
+            None => default_patterns(domain)
+                .map(|p| p.split(',').map(str::to_owned).collect())
+                .unwrap_or_default(),
+        };
+        if patterns.is_empty() {
+            return Err(env.invalid(&var, format!("gives domain {domain} no paths")));
+        }
+        for p in &patterns {
+            check_pattern(p).map_err(|m| {
+                env.invalid(
+                    &var,
+                    crate::domain::bounded(&format!("pattern {} {m}", crate::domain::quote_input(p)), 400),
+                )
+            })?;
+        }
+        domains.push(DomainSpec { domain, patterns });
     }
-    std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
-        .map(|h| Path::new(&h).join(".local/share/config-backup"))
+    if domains.is_empty() {
+        return Err(env.invalid(DOMAINS, "gives no domain"));
+    }
+    Ok(domains)
+}
+
+/// A command must parse as shell (`sh -n`: read, not run), so a typo stops the server at
+/// start rather than fail the rollback that needs it.
+fn check_shell(command: &str) -> Result<String, String> {
+    let out = std::process::Command::new("sh")
+        .args(["-n", "-c", command])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run sh -n to check it: {e}"))?;
+    if out.status.success() {
+        Ok(command.to_owned())
+    } else {
+        let why = String::from_utf8_lossy(&out.stderr);
+        Err(format!(
+            "is not a valid shell command ({})",
+            crate::domain::bounded(why.trim(), 200)
+        ))
+    }
 }
 
 /// A glob must stay inside the source root and compile.
@@ -459,64 +438,23 @@ fn check_pattern(p: &str) -> Result<(), String> {
         .map_err(|e| format!("is not a valid glob: {e}"))
 }
 
-/// The one reading of a boolean setting, for every crate: `true`/`false`, `yes`/`no`,
-/// `on`/`off` or `1`/`0`, in any case; unset is `default`. The error names the variable,
-/// the value and the spellings allowed.
-pub fn parse_bool(get: &impl Fn(&str) -> Option<String>, var: &str, default: bool) -> Result<bool, SettingsError> {
-    match get(var).as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(default),
-        Some("true" | "1" | "yes" | "on") => Ok(true),
-        Some("false" | "0" | "no" | "off") => Ok(false),
-        Some(_) => Err(err(
-            var,
-            format!(
-                "{} is not a boolean: use true or false (also yes/no, on/off, 1/0)",
-                crate::domain::quote_input(&get(var).unwrap_or_default())
-            ),
-        )),
-    }
-}
-
-fn parse_num<T>(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &str,
-    default: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<T, SettingsError>
-where
-    T: FromStr + PartialOrd + std::fmt::Display + Copy,
-{
-    let Some(raw) = get(var) else {
-        return Ok(default);
-    };
-    let value: T = raw.parse().map_err(|_| {
-        err(
-            var,
-            format!("{raw:?} is not a number: expected {} to {}", range.start(), range.end()),
-        )
-    })?;
-    if !range.contains(&value) {
-        return Err(err(
-            var,
-            format!("{value} is out of range: expected {} to {}", range.start(), range.end()),
-        ));
-    }
-    Ok(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let dir = std::env::temp_dir();
-        let mut map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        map.entry("CONFIG_BACKUP_SOURCE_ROOT".into())
-            .or_insert(dir.display().to_string());
-        map.entry("CONFIG_BACKUP_DATA_DIR".into())
-            .or_insert(dir.join("cb").display().to_string());
-        Settings::from_lookup(|k| map.get(k).cloned())
+        let env: Env = [
+            ("CONFIG_BACKUP_SOURCE_ROOT".to_owned(), dir.display().to_string()),
+            (
+                "CONFIG_BACKUP_DATA_DIR".to_owned(),
+                dir.join("cb").display().to_string(),
+            ),
+        ]
+        .into_iter()
+        .chain(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+        Settings::from_env(&env)
     }
 
     #[test]
