@@ -96,6 +96,71 @@ async fn metrics_after_a_backup_and_a_rollback_have_the_right_values(backend: Ba
     assert!(metric(&text, "config_backup_rollback_duration_seconds_sum") > 0.0);
     assert_eq!(metric(&text, "config_backup_mail_failures_total"), 0.0);
 
+    // Per-call counts and latency histograms, of both transports; the engine's durations.
+    let history = reqwest::Client::new()
+        .get(app.url("/api/v1/backups/config/history"))
+        .bearer_auth(token(Role::Noc))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(history.status(), 200);
+    history.bytes().await.unwrap();
+    let grpc = |m: &str, code: &str| {
+        format!(
+            "config_backup_requests_total{{transport=\"grpc\",method=\"/configbackup.v1.ConfigBackup/{m}\",code=\"{code}\"}}"
+        )
+    };
+    let expected = [
+        (grpc("Backup", "ok"), 2.0),
+        (grpc("Rollback", "ok"), 1.0),
+        (grpc("RollbackStatus", "ok"), 1.0),
+        (grpc("Status", "unauthenticated"), 1.0),
+        (grpc("Rollback", "permission_denied"), 1.0),
+        (
+            "config_backup_requests_total{transport=\"rest\",method=\"/api/v1/backups/config/history\",code=\"200\"}".to_owned(),
+            1.0,
+        ),
+        (
+            "config_backup_request_duration_seconds_count{transport=\"grpc\",method=\"/configbackup.v1.ConfigBackup/Backup\"}".to_owned(),
+            2.0,
+        ),
+        (
+            "config_backup_request_duration_seconds_bucket{le=\"+Inf\",transport=\"rest\",method=\"/api/v1/backups/config/history\"}".to_owned(),
+            1.0,
+        ),
+        ("config_backup_backup_phase_duration_seconds_count{phase=\"run\"}".to_owned(), 2.0),
+        ("config_backup_backup_phase_duration_seconds_count{phase=\"push\"}".to_owned(), 2.0),
+        ("config_backup_domain_duration_seconds_count{domain=\"kea\"}".to_owned(), 2.0),
+        ("config_backup_rollback_stage_duration_seconds_count{stage=\"applying\"}".to_owned(), 1.0),
+        ("config_backup_rollback_stage_duration_seconds_count{stage=\"total\"}".to_owned(), 1.0),
+    ];
+    // A call is counted once its answer is sent in full, the engine's durations once the
+    // observers have been told: both may trail the client's view by a moment.
+    let text = wait_for(
+        "every call and stage to be counted",
+        Duration::from_secs(30),
+        || async {
+            let text = app.metrics().await;
+            let seen = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            };
+            if expected.iter().all(|(name, want)| seen(name) == Some(*want)) {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        },
+    )
+    .await;
+    assert!(
+        metric(
+            &text,
+            "config_backup_rollback_stage_duration_seconds_sum{stage=\"total\"}"
+        ) > 0.0
+    );
+
     // A failed push shows up.
     std::fs::rename(env.remote(), env.dir.path().join("away.git")).unwrap();
     client
@@ -217,6 +282,26 @@ async fn the_logs_of_a_full_run_never_contain_secrets() {
     assert!(
         logs.contains(&format!("\"task\":\"{}\"", task.task_id)) && logs.contains("rollback stage ended"),
         "rollback stages are logged with their task id"
+    );
+    // Each stage has its span, inside the rollback's (which names the task).
+    let in_stage_span = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .any(|v| {
+            v["fields"]["message"] == "rollback stage ended"
+                && v["span"]["name"] == "stage"
+                && v["span"]["stage"] == "applying"
+                && v["spans"].as_array().is_some_and(|s| {
+                    s.iter()
+                        .any(|s| s["name"] == "rollback" && s["task"] == task.task_id.as_str())
+                })
+        });
+    assert!(
+        in_stage_span,
+        "the applying stage's lines are in its span, inside the rollback's: {:?}",
+        logs.lines()
+            .filter(|l| l.contains("rollback stage"))
+            .collect::<Vec<_>>()
     );
     // Refused calls are logged: method, subject when known, reason; never the token.
     let refusals: Vec<serde_json::Value> = logs
@@ -434,13 +519,20 @@ async fn a_rest_call_returns_its_request_id_and_the_logs_of_its_work_carry_it() 
         lines
             .iter()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["span"]["request_id"] == id)
+            // In the call's span, or in a span inside it (the run, a domain, a stage).
+            .filter(|v| {
+                v["spans"]
+                    .as_array()
+                    .is_some_and(|spans| spans.iter().any(|s| s["request_id"] == id))
+            })
             .collect()
     };
     let backup = of(id);
     assert!(
-        backup.iter().any(|v| v["fields"]["message"] == "backup finished"),
-        "the run's log line carries the request id: {backup:?}"
+        backup.iter().any(|v| v["fields"]["message"] == "backup finished"
+            && v["span"]["name"] == "backup"
+            && v["span"]["run_id"].is_string()),
+        "the run's log line is in the run's span, inside the call's, and carries the request id: {backup:?}"
     );
     assert!(
         backup

@@ -65,6 +65,30 @@ pub fn parse_cors_origins(text: &str) -> Result<Vec<axum::http::HeaderValue>, St
     Ok(out)
 }
 
+/// The route a request path names, as a fixed label for metrics; `None` for a path the
+/// shim does not serve.
+pub fn route_label(path: &str) -> Option<&'static str> {
+    const OTHERS: &[&str] = &[HEALTH_PATH, OPENAPI_PATH, "/", "/console/app.js", "/console/style.css"];
+    routes::ROUTES
+        .iter()
+        .map(|r| r.path)
+        .chain(OTHERS.iter().copied())
+        .find(|p| *p == path)
+}
+
+/// The span of one REST call: its request id, method and route (a fixed label; `other`
+/// for a path the shim does not serve).
+fn http_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| config_backup_core::domain::bounded(s, 64))
+        .unwrap_or_default();
+    let route = route_label(req.uri().path()).unwrap_or("other");
+    tracing::info_span!("http_request", request_id = %id, method = %req.method(), route)
+}
+
 /// The shim's router over a channel to the gRPC server, answering CORS for `origins`
 /// (none: no CORS headers at all).
 pub fn router(channel: Channel, origins: Vec<axum::http::HeaderValue>) -> Router {
@@ -90,6 +114,15 @@ pub fn router(channel: Channel, origins: Vec<axum::http::HeaderValue>) -> Router
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(axum::middleware::from_fn(header_limits))
+        // One span per call (request id, method, route), inside the request id layer so
+        // the id is known; one INFO line per answer with its latency.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(http_span)
+                .on_request(())
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO))
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
+        )
         // A request id per call: the caller's `x-request-id`, or a new UUID; returned in
         // the answer and passed on to the gRPC service, whose log lines carry it.
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())

@@ -99,7 +99,7 @@ impl Application {
         match settings.mail {
             Some(mail) => {
                 let mailer = config_backup_notify::Mailer::new(mail);
-                engine.set_observer(Arc::new(config_backup_notify::MailObserver::new(mailer)));
+                engine.add_observer(Arc::new(config_backup_notify::MailObserver::new(mailer)));
             }
             None => tracing::warn!("SMTP_HOST is not set: no mail will be sent to the NOC"),
         }
@@ -154,6 +154,8 @@ impl Application {
             .build_v1alpha()?;
 
         let refusals = Refusals::default();
+        let instruments = crate::metrics::Instruments::default();
+        self.engine.add_observer(Arc::new(instruments.stages.clone()));
         let service = ConfigBackupServer::with_interceptor(
             ConfigBackupService::new(self.engine.clone(), refusals.clone()),
             authenticate(self.auth.clone(), refusals.clone()),
@@ -185,14 +187,15 @@ impl Application {
         };
         let http = axum::serve(
             self.http_listener.tap_io(nodelay),
-            config_backup_gateway::router(channel, self.cors_origins.clone()),
+            config_backup_gateway::router(channel, self.cors_origins.clone())
+                .layer(instruments.requests.layer(crate::metrics::Transport::Rest)),
         )
         .with_graceful_shutdown(async move { http_stop.cancelled().await });
         let http = tokio::spawn(async move { http.await });
         let metrics_stop = stop.clone();
         let metrics = axum::serve(
             self.metrics_listener.tap_io(nodelay),
-            crate::metrics::router(self.engine.clone(), refusals),
+            crate::metrics::router(self.engine.clone(), refusals, instruments.clone()),
         )
         .with_graceful_shutdown(async move { metrics_stop.cancelled().await });
         let metrics = tokio::spawn(async move { metrics.await });
@@ -205,6 +208,8 @@ impl Application {
         let grpc_stop = stop.clone();
         let result = Server::builder()
             .http2_max_header_list_size(config_backup_core::domain::MAX_HEADER_BYTES as u32)
+            // Outermost: every call is counted and timed, refused ones included.
+            .layer(instruments.requests.layer(crate::metrics::Transport::Grpc))
             // A request id per call (the caller's `x-request-id`, or a new UUID), returned
             // in the answer's metadata; every log line of the call carries it in its span.
             .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(

@@ -96,6 +96,8 @@ pub struct DomainReport {
     pub security_warnings: Vec<String>,
     /// Why the domain failed.
     pub error: Option<String>,
+    /// How long the domain took: scan, read, hash, seal, stage and commit.
+    pub duration: std::time::Duration,
 }
 
 impl DomainReport {
@@ -253,7 +255,7 @@ struct Inner {
     host: String,
     tasks: TaskTracker,
     /// Told when backups and rollbacks end.
-    observer: std::sync::OnceLock<Arc<dyn Observer>>,
+    observers: std::sync::RwLock<Vec<Arc<dyn Observer>>>,
     /// The last status read, reused while the store saw no write from this process and it
     /// is younger than [`STATUS_MAX_AGE`].
     status_cache: tokio::sync::Mutex<Option<CachedStatus>>,
@@ -333,7 +335,7 @@ impl Engine {
                 host: crate::store::hostname(),
                 tasks: TaskTracker::new(),
                 rollbacks: Default::default(),
-                observer: std::sync::OnceLock::new(),
+                observers: Default::default(),
                 status_cache: Default::default(),
                 maintenance: Default::default(),
                 security_warnings: Default::default(),
@@ -447,14 +449,22 @@ impl Engine {
             .map_err(|e| EngineError::Internal(format!("task failed: {e}")))?
     }
 
-    /// Sets the observer (once).
-    pub fn set_observer(&self, observer: Arc<dyn Observer>) {
-        let _ = self.inner.observer.set(observer);
+    /// Adds an observer (the mailer, the metrics); each is told of every end.
+    pub fn add_observer(&self, observer: Arc<dyn Observer>) {
+        self.inner
+            .observers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(observer);
     }
 
-    /// Tells the observer, in the background (the caller's answer does not wait for mail).
+    fn observers(&self) -> Vec<Arc<dyn Observer>> {
+        self.inner.observers.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Tells the observers, in the background (the caller's answer does not wait for mail).
     pub(crate) fn notify_backup(&self, report: &BackupReport) {
-        if let Some(o) = self.inner.observer.get().cloned() {
+        for o in self.observers() {
             let (engine, report) = (self.clone(), report.clone());
             self.inner
                 .tasks
@@ -463,7 +473,7 @@ impl Engine {
     }
 
     pub(crate) fn notify_rollback(&self, task: &crate::store::RollbackTask) {
-        if let Some(o) = self.inner.observer.get().cloned() {
+        for o in self.observers() {
             let (engine, task) = (self.clone(), task.clone());
             self.inner
                 .tasks
@@ -603,7 +613,11 @@ impl Engine {
     async fn backup_locked(&self, params: BackupParams, specs: Vec<DomainSpec>) -> Result<BackupReport, EngineError> {
         let run_id = Uuid::new_v4();
         let lock = self.lock(LockKind::Backup, run_id).await?;
-        let result = self.backup_inner(run_id, params, specs, CommitTitle::Backup).await;
+        let result = tracing::Instrument::instrument(
+            self.backup_inner(run_id, params, specs, CommitTitle::Backup),
+            tracing::info_span!("backup", run_id = %run_id),
+        )
+        .await;
         lock.release().await;
         if let Ok(report) = &result {
             self.notify_backup(report);

@@ -5,6 +5,7 @@ use super::hashing::{Pending, SealContext, hash_and_stage};
 use super::message::commit_message;
 use super::*;
 use crate::secrets::Sealer;
+use tracing::Instrument;
 
 impl Engine {
     /// A run, with the engine lock already held by the caller.
@@ -99,7 +100,10 @@ impl Engine {
         // Record every commit not yet in the audit trail: this run's, and those of a
         // run that was interrupted between its commit and its record.
         let audit_started = Instant::now();
-        let recorded = self.record_unrecorded_commits().await;
+        let recorded = self
+            .record_unrecorded_commits()
+            .instrument(tracing::info_span!("audit"))
+            .await;
         timings.audit = audit_started.elapsed();
         let finish_started = Instant::now();
 
@@ -207,6 +211,7 @@ fn git_phase(
 ) -> Result<GitPhase, EngineError> {
     let run_id = ctx.run_id;
     let t0 = Instant::now();
+    let sync_span = tracing::info_span!("sync").entered();
     let wc = WorkingCopy::open(&settings.git)?;
     for lock in wc.recover_stale_locks() {
         tracing::warn!(lock = %lock.display(), "removed a stale git lock left by a stopped process");
@@ -221,6 +226,7 @@ fn git_phase(
             tracing::warn!(error = %e, "could not bring in the remote's commits before committing; the push will retry")
         }
     }
+    drop(sync_span);
     let t1 = Instant::now();
     let mut claimed: BTreeMap<RepoPath, Domain> = BTreeMap::new();
     let mut domains = Vec::new();
@@ -240,7 +246,9 @@ fn git_phase(
             .collect()
     });
     for (spec, scan) in specs.iter().zip(scans) {
-        let report = match backup_domain(&wc, settings, spec, scan, &mut claimed, ctx) {
+        let _span = tracing::info_span!("domain", domain = %spec.domain).entered();
+        let began = Instant::now();
+        let mut report = match backup_domain(&wc, settings, spec, scan, &mut claimed, ctx) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(run_id = %run_id, domain = %spec.domain, error = %e, "domain backup failed");
@@ -255,13 +263,14 @@ fn git_phase(
                 }
             }
         };
+        report.duration = began.elapsed();
         domains.push(report);
     }
     if domains.iter().all(|d| d.error.is_none()) {
         wc.mark_clean();
     }
     let t2 = Instant::now();
-    let (push, pushed_rewrites) = push(&wc);
+    let (push, pushed_rewrites) = tracing::info_span!("push").in_scope(|| push(&wc));
     rewritten.extend(pushed_rewrites);
     let times = (t1 - t0, t2 - t1, t2.elapsed());
     let maintenance = if maintain { wc.maintenance_dirs() } else { Vec::new() };
@@ -575,5 +584,6 @@ fn backup_domain(
         warnings,
         security_warnings: security,
         error: None,
+        duration: Default::default(),
     })
 }

@@ -230,19 +230,24 @@ impl Engine {
         let plan = prepared.plan.clone();
         let this = self.clone();
         let first = task.clone();
-        self.spawn_task(async move {
-            let mut progress = Progress {
-                engine: this.clone(),
-                task,
-                tx,
-                touched: false,
-                scrub: prepared.secrets.clone(),
-            };
-            this.execute(&mut progress, prepared).await;
-            progress.conclude(lock).await;
-            this.notify_rollback(&progress.task);
-            this.forget_rollback_later(progress.task.id);
-        });
+        let span = tracing::info_span!("rollback", task = %task.id);
+        self.spawn_task(tracing::Instrument::instrument(
+            async move {
+                let mut progress = Progress {
+                    engine: this.clone(),
+                    task,
+                    tx,
+                    touched: false,
+                    scrub: prepared.secrets.clone(),
+                    span: tracing::Span::none(),
+                };
+                this.execute(&mut progress, prepared).await;
+                progress.conclude(lock).await;
+                this.notify_rollback(&progress.task);
+                this.forget_rollback_later(progress.task.id);
+            },
+            span,
+        ));
         Ok(RollbackStart { task: first, plan })
     }
 
@@ -387,12 +392,13 @@ impl Engine {
         progress.begin(RollbackStage::Reverting).await;
         let dir = snapshot_dir(self.settings(), progress.task.id);
         let root = self.settings().source_root.clone();
-        let restored = blocking(move || restore_snapshot(&dir, &root))
+        let restored = progress
+            .in_stage(blocking(move || restore_snapshot(&dir, &root)))
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
         let (ok, message, output) = match restored {
             Ok(n) => {
-                let (reload_ok, reload_msg, out) = self.run_domain_commands(domains, "reload").await;
+                let (reload_ok, reload_msg, out) = progress.in_stage(self.run_domain_commands(domains, "reload")).await;
                 let msg = format!("the previous files were put back ({n} restored); {reload_msg}");
                 (reload_ok, msg, out)
             }
@@ -406,7 +412,7 @@ impl Engine {
         let settings = self.settings().clone();
 
         progress.begin(RollbackStage::Validating).await;
-        let (ok, message, output) = self.validate(prepared).await;
+        let (ok, message, output) = progress.in_stage(self.validate(prepared)).await;
         progress.end(ok, message.clone(), output).await;
         if !ok {
             return Err(format!("validation failed, nothing was changed: {message}"));
@@ -422,7 +428,10 @@ impl Engine {
             .chain(prepared.removals.iter().map(|(_, p)| (p.clone(), false)))
             .collect();
         let (dir, root) = (snapshot_dir(&settings, progress.task.id), settings.source_root.clone());
-        let saved = match blocking(move || write_snapshot(&dir, &root, &paths)).await {
+        let saved = match progress
+            .in_stage(blocking(move || write_snapshot(&dir, &root, &paths)))
+            .await
+        {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
                 progress
@@ -438,8 +447,8 @@ impl Engine {
             Actor::User(progress.task.requested_by.to_string()),
             Vec::new(),
         );
-        match self
-            .backup_inner(Uuid::new_v4(), params, specs, CommitTitle::Backup)
+        match progress
+            .in_stage(self.backup_inner(Uuid::new_v4(), params, specs, CommitTitle::Backup))
             .await
         {
             Ok(r) if r.run.commits > 0 => {
@@ -482,7 +491,10 @@ impl Engine {
             prepared.files.clone(),
             prepared.removals.clone(),
         );
-        match blocking(move || apply(&root, &files, &removals)).await {
+        match progress
+            .in_stage(blocking(move || apply(&root, &files, &removals)))
+            .await
+        {
             Ok(Ok((written, removed))) => {
                 progress
                     .end(
@@ -504,7 +516,9 @@ impl Engine {
             (RollbackStage::Verifying, "verify"),
         ] {
             progress.begin(stage).await;
-            let (ok, message, output) = self.run_domain_commands(&prepared.domains, which).await;
+            let (ok, message, output) = progress
+                .in_stage(self.run_domain_commands(&prepared.domains, which))
+                .await;
             progress.end(ok, message.clone(), output).await;
             if !ok {
                 return Err(format!("{which} failed: {message}"));

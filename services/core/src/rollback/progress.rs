@@ -11,9 +11,16 @@ pub(super) struct Progress {
     /// Secret values never recorded: command output and messages are scrubbed of them
     /// (a validation command may echo the line it rejects).
     pub(super) scrub: Vec<String>,
+    /// The span of the stage running now: its work and its log lines are in it.
+    pub(super) span: tracing::Span,
 }
 
 impl Progress {
+    /// `work`, in the current stage's span.
+    pub(super) fn in_stage<F: std::future::Future>(&self, work: F) -> tracing::instrument::Instrumented<F> {
+        tracing::Instrument::instrument(work, self.span.clone())
+    }
+
     pub(super) async fn publish(&mut self) {
         if let Err(e) = self.engine.store().save_rollback_task(&self.task, None).await {
             tracing::error!(task = %self.task.id, error = %e, "could not record the rollback's progress");
@@ -31,7 +38,8 @@ impl Progress {
             message: String::new(),
             output: String::new(),
         });
-        tracing::info!(task = %self.task.id, stage = stage.as_str(), "rollback stage started");
+        self.span = tracing::info_span!("stage", stage = stage.as_str());
+        tracing::info!(parent: &self.span, task = %self.task.id, stage = stage.as_str(), "rollback stage started");
         self.publish().await;
     }
 
@@ -44,7 +52,7 @@ impl Progress {
             st.message = message.clone();
             st.output = output;
         }
-        tracing::info!(task = %self.task.id, stage = self.task.state.as_str(), ok, message = %message, "rollback stage ended");
+        tracing::info!(parent: &self.span, task = %self.task.id, stage = self.task.state.as_str(), ok, detail = %message, "rollback stage ended");
         self.publish().await;
     }
 

@@ -111,6 +111,7 @@ impl Engine {
                 tx,
                 touched: false,
                 scrub: Vec::new(),
+                span: tracing::Span::none(),
             };
             let passed_snapshot = dir.join("complete").exists()
                 && progress.task.stages.iter().any(|s| {
