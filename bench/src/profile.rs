@@ -153,6 +153,7 @@ async fn profile_rollback(root: &Path, files: usize, seed: u64, days: usize) -> 
             remove_extra: false,
             reason: "profile".into(),
             requested_by: uuid::Uuid::nil(),
+            request_id: None,
         })
         .await?;
     let mut watch = Box::pin(e.watch_rollback(start.task.id).await?);

@@ -503,6 +503,56 @@ async fn a_rest_call_returns_its_request_id_and_the_logs_of_its_work_carry_it() 
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-request-id"], id);
+    let run: serde_json::Value = resp.json().await.unwrap();
+    // The run's audit record keeps it: Status reads the last run from the database.
+    let status: serde_json::Value = http
+        .get(format!("{api}/api/v1/backups/config/status"))
+        .bearer_auth(token(Role::Noc))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["last_run"]["request_id"], id, "{status}");
+    // So does a rollback's.
+    let commit = run["report"]["domains"][0]["commit_hash"].as_str().unwrap().to_owned();
+    let rollback: serde_json::Value = http
+        .post(format!(
+            "{api}/api/v1/backups/config/rollback?commit={commit}&reason=request-id-test"
+        ))
+        .bearer_auth(token(Role::Admin))
+        .header("x-request-id", "noc-rb-17")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rollback["task"]["request_id"], "noc-rb-17", "{rollback}");
+    let task_id = rollback["task"]["task_id"].as_str().unwrap().to_owned();
+    let ended = wait_for("the rollback to end", Duration::from_secs(60), || {
+        let (http, api, task_id) = (http.clone(), api.clone(), task_id.clone());
+        async move {
+            let t: serde_json::Value = http
+                .get(format!("{api}/api/v1/backups/config/rollback/status?task_id={task_id}"))
+                .bearer_auth(token(Role::Noc))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if t["task"]["completed_at"].is_string() {
+                Ok(t)
+            } else {
+                Err(t.to_string())
+            }
+        }
+    })
+    .await;
+    assert_eq!(ended["task"]["request_id"], "noc-rb-17", "{ended}");
+    assert_eq!(ended["task"]["state"], "ROLLBACK_STATE_SUCCESS", "{ended}");
     let fresh = http
         .get(format!("{api}/api/v1/backups/config/status"))
         .bearer_auth(token(Role::Noc))

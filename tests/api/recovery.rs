@@ -51,6 +51,7 @@ async fn commits_of_an_interrupted_run_get_their_audit_rows_at_the_next_run(back
         files_deleted: 0,
         files_unchanged: 0,
         commits: 0,
+        request_id: None,
     };
     store.insert_run(&crashed).await.unwrap();
     // The commit's audit write never happened: its rows go, and the versions it ended
@@ -109,11 +110,11 @@ async fn a_working_copy_of_another_remote_fails_clearly_and_changes_nothing(back
     let engine = app.engine().clone();
     assert!(engine.prepare().await.is_err(), "the server must not report ready");
     let report = engine
-        .backup(config_backup_core::BackupParams {
-            trigger: Trigger::Manual,
-            actor: config_backup_core::Actor::User("u".into()),
-            domains: vec![],
-        })
+        .backup(config_backup_core::BackupParams::new(
+            Trigger::Manual,
+            config_backup_core::Actor::User("u".into()),
+            vec![],
+        ))
         .await
         .unwrap();
     assert_eq!(report.run.outcome, RunOutcome::Failed);

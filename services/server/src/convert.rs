@@ -71,6 +71,7 @@ pub fn run_summary(r: &RunRecord) -> pb::RunSummary {
         files_deleted: u32_of(r.files_deleted),
         files_unchanged: u32_of(r.files_unchanged),
         commits: u32_of(r.commits),
+        request_id: r.request_id.clone().unwrap_or_default(),
     }
 }
 
@@ -327,6 +328,7 @@ pub fn rollback_task(t: &config_backup_core::store::RollbackTask) -> pb::Rollbac
         error: t.error.clone().unwrap_or_default(),
         revert_succeeded: t.revert_succeeded,
         dry_run: t.dry_run,
+        request_id: t.request_id.clone().unwrap_or_default(),
         warnings: t.warnings.clone(),
     }
 }

@@ -205,6 +205,7 @@ pub fn rollback(
         remove_extra: r.remove_extra,
         reason: r.reason.clone(),
         requested_by,
+        request_id: None,
     })
 }
 

@@ -52,6 +52,17 @@ const BACKUP: &[Role] = &[Role::Admin, Role::Noc, Role::Scheduler];
 
 type RollbackStatusStream = Pin<Box<dyn Stream<Item = Result<pb::RollbackStatusResponse, Status>> + Send>>;
 
+/// The call's request id (set by the request-id layer from the caller's `x-request-id`, or
+/// made up), for the audit record of the run or rollback it starts; printable ASCII, at
+/// most 64 characters, or none.
+fn request_id<T>(req: &Request<T>) -> Option<String> {
+    req.metadata()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+}
+
 #[tonic::async_trait]
 impl ConfigBackup for ConfigBackupService {
     async fn backup(&self, req: Request<pb::BackupRequest>) -> Result<Response<pb::BackupResponse>, Status> {
@@ -60,6 +71,7 @@ impl ConfigBackup for ConfigBackupService {
             Role::Scheduler => (Trigger::Scheduled, Actor::System),
             _ => (Trigger::Manual, Actor::User(who.sub)),
         };
+        let request_id = request_id(&req);
         let req = req.into_inner();
         if let Some(since) = &req.unless_succeeded_since {
             let since = convert::from_timestamp(since).ok_or_else(|| {
@@ -73,7 +85,7 @@ impl ConfigBackup for ConfigBackupService {
                 }));
             }
         }
-        let params = BackupParams::new(trigger, actor, req.domains);
+        let params = BackupParams::new(trigger, actor, req.domains).with_request_id(request_id);
         let report = self.engine.backup(params).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::BackupResponse {
             report: Some(convert::backup_report(&report)),
@@ -141,7 +153,8 @@ impl ConfigBackup for ConfigBackupService {
                 "Rollback needs a token whose sub is the admin's user UUID (it is recorded)".to_owned(),
             ))
         })?;
-        let params = params::rollback(req.get_ref(), requested_by)?;
+        let mut params = params::rollback(req.get_ref(), requested_by)?;
+        params.request_id = request_id(&req);
         let start = self.engine.rollback(params).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::RollbackResponse {
             task: Some(convert::rollback_task(&start.task)),

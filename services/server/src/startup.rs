@@ -271,11 +271,7 @@ async fn become_ready(engine: Engine, health: HealthReporter, initial_backup: bo
     tracing::info!("ready: ConfigBackup is SERVING");
     if initial_backup && matches!(engine.has_commits().await, Ok(false)) {
         tracing::info!("the backup repository has no commit yet: making the first backup");
-        let params = BackupParams {
-            trigger: Trigger::Scheduled,
-            actor: Actor::System,
-            domains: Vec::new(),
-        };
+        let params = BackupParams::new(Trigger::Scheduled, Actor::System, Vec::new());
         match engine.backup(params).await {
             Ok(r) => {
                 tracing::info!(run_id = %r.run.id, outcome = r.run.outcome.as_str(), "first backup done")

@@ -46,6 +46,8 @@ pub struct BackupParams {
     pub actor: Actor,
     /// Only these domains (validated against the configuration); empty for all.
     pub domains: Vec<String>,
+    /// The request id of the call that asked for it, kept in the run's record.
+    pub request_id: Option<String>,
 }
 
 impl BackupParams {
@@ -55,7 +57,14 @@ impl BackupParams {
             trigger,
             actor,
             domains,
+            request_id: None,
         }
+    }
+
+    /// The same, recording the call's request id.
+    pub fn with_request_id(mut self, request_id: Option<String>) -> BackupParams {
+        self.request_id = request_id;
+        self
     }
 }
 

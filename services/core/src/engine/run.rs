@@ -40,6 +40,7 @@ impl Engine {
             files_deleted: 0,
             files_unchanged: 0,
             commits: 0,
+            request_id: params.request_id.clone(),
         };
         store.insert_run(&run).await?;
         tracing::info!(run_id = %run_id, trigger = run.trigger.as_str(), by = %run.requested_by, "backup started");

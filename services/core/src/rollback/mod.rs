@@ -59,6 +59,8 @@ pub struct RollbackParams {
     pub reason: String,
     /// The admin (token subject).
     pub requested_by: Uuid,
+    /// The request id of the call, kept in the task's record.
+    pub request_id: Option<String>,
 }
 
 /// What a rollback does to one file.
@@ -184,6 +186,7 @@ impl Engine {
             host: crate::store::hostname(),
             dry_run: p.dry_run,
             stages: Vec::new(),
+            request_id: p.request_id.clone(),
         };
         if p.dry_run {
             let started = Instant::now();
@@ -364,7 +367,8 @@ impl Engine {
                     Trigger::Rollback,
                     Actor::User(progress.task.requested_by.to_string()),
                     Vec::new(),
-                );
+                )
+                .with_request_id(progress.task.request_id.clone());
                 match self.backup_inner(Uuid::new_v4(), params, specs, title).await {
                     Ok(r) if r.run.commits > 0 => {}
                     Ok(r) => progress.task.warnings.push(format!(
@@ -446,7 +450,8 @@ impl Engine {
             Trigger::Rollback,
             Actor::User(progress.task.requested_by.to_string()),
             Vec::new(),
-        );
+        )
+        .with_request_id(progress.task.request_id.clone());
         match progress
             .in_stage(self.backup_inner(Uuid::new_v4(), params, specs, CommitTitle::Backup))
             .await

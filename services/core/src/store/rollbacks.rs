@@ -112,6 +112,8 @@ pub struct RollbackTask {
     pub dry_run: bool,
     /// Stages so far, in order.
     pub stages: Vec<StageRecord>,
+    /// The request id of the call that asked for it.
+    pub request_id: Option<String>,
 }
 
 /// The site's rollback tasks.
@@ -157,6 +159,7 @@ macro_rules! rollbacks_sql {
                     host: row.try_get("host")?,
                     dry_run: false,
                     stages: Vec::new(),
+                    request_id: row.try_get("request_id")?,
                 })
             }
         }
@@ -167,8 +170,8 @@ macro_rules! rollbacks_sql {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO config_rollback_tasks (id, domains, target_hash, state, requested_by, reason, \
-                     requested_at, completed_at, duration_seconds, error, revert_succeeded, warnings, snapshot_commit, host, site) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                     requested_at, completed_at, duration_seconds, error, revert_succeeded, warnings, snapshot_commit, host, site, \
+                     request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                 )
                 .bind(task.id)
                 .bind(domains_text(&task.domains))
@@ -185,6 +188,7 @@ macro_rules! rollbacks_sql {
                 .bind(&task.snapshot_commit)
                 .bind(&task.host)
                 .bind(&self.site)
+                .bind(&task.request_id)
                 .execute(&mut *tx)
                 .await?;
                 for d in &task.domains {

@@ -4,7 +4,7 @@
 use super::*;
 
 pub(super) const RUN_COLUMNS: &str = "id, trigger, requested_by, host, started_at, finished_at, outcome, error, push_outcome, \
-     push_error, unpushed_commits, files_added, files_modified, files_deleted, files_unchanged, commits";
+     push_error, unpushed_commits, files_added, files_modified, files_deleted, files_unchanged, commits, request_id";
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,8 @@ pub struct RunRecord {
     pub files_unchanged: i64,
     /// Commits made.
     pub commits: i64,
+    /// The request id of the call that started it (none for a run of the schedule's own).
+    pub request_id: Option<String>,
 }
 
 /// The runs of the store's site.
@@ -162,6 +164,7 @@ macro_rules! runs_sql {
                     files_deleted: row.try_get("files_deleted")?,
                     files_unchanged: row.try_get("files_unchanged")?,
                     commits: row.try_get("commits")?,
+                    request_id: row.try_get("request_id")?,
                 })
             }
             pub(in crate::store) async fn fetch_run(&self, sql: &str) -> Result<Option<RunRecord>, StoreError> {
@@ -178,7 +181,7 @@ macro_rules! runs_sql {
             async fn insert_run(&self, run: &RunRecord) -> Result<(), StoreError> {
                 let sql = format!(
                     "INSERT INTO config_backup_runs ({RUN_COLUMNS}, site) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
                 );
                 let query = sqlx::query(&sql)
                     .bind(run.id)
@@ -187,6 +190,7 @@ macro_rules! runs_sql {
                     .bind(&run.host)
                     .bind(micros(run.started_at));
                 bind_outcome!(query, run)
+                    .bind(&run.request_id)
                     .bind(&self.site)
                     .execute(&self.pool)
                     .await?;
