@@ -75,7 +75,25 @@ async fn every_metric_the_alert_rules_and_the_dashboard_name_is_exported_by_a_ru
         .backup(with_token(pb::BackupRequest::default(), Role::Admin))
         .await
         .unwrap();
-    let text = app.metrics().await;
+    // The per-call and per-phase histograms are filled once the call's answer has ended
+    // and the engine's observers have been told: wait for them.
+    let text = config_backup_tests::wait_for(
+        "the backup's histograms",
+        std::time::Duration::from_secs(30),
+        || async {
+            let text = app.metrics().await;
+            if text.contains("config_backup_backup_phase_duration_seconds_count{phase=\"run\"}")
+                && text.contains(
+                    "config_backup_requests_total{transport=\"grpc\",method=\"/configbackup.v1.ConfigBackup/Backup\"",
+                )
+            {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        },
+    )
+    .await;
     let exported: BTreeSet<String> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
