@@ -45,6 +45,7 @@ mod retention;
 mod rollback;
 mod secrets;
 mod services;
+mod signing;
 mod sites;
 mod ssh;
 mod status;

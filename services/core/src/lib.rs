@@ -19,6 +19,7 @@ pub mod rollback;
 pub mod secrets;
 pub mod service_paths;
 pub mod settings;
+pub mod signing;
 pub mod sources;
 pub mod statcache;
 pub mod store;

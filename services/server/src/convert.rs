@@ -197,6 +197,8 @@ pub fn status(s: &EngineStatus) -> pb::StatusResponse {
         last_mail_at: s.last_mail.as_ref().map(|m| timestamp(m.sent_at)),
         last_mail_subject: s.last_mail.as_ref().map(|m| m.subject.clone()).unwrap_or_default(),
         last_mail_error: s.last_mail.as_ref().and_then(|m| m.error.clone()).unwrap_or_default(),
+        signing_enabled: s.signing_key.is_some(),
+        signing_key_fingerprint: s.signing_key.clone().unwrap_or_default(),
         clear_secrets_notice: s.clear_history.as_ref().map(|c| c.notice()).unwrap_or_default(),
         interrupted: s.interrupted.as_ref().map(|i| i.to_string()).unwrap_or_default(),
         site: s.site.clone(),

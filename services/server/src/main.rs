@@ -26,6 +26,10 @@ enum Command {
     /// Print the effective configuration (every setting in force, defaults included), one
     /// `VARIABLE=value` per line, secrets redacted; a bad setting fails naming it.
     Config,
+    /// Print the allowed-signers line that trusts the signing key (CONFIG_BACKUP_SIGNING_KEY)
+    /// for GIT_USER_EMAIL, for `git -c gpg.format=ssh -c gpg.ssh.allowedSignersFile=FILE
+    /// verify-commit`.
+    AllowedSigners,
     /// Print a bearer token signed with the server's secret.
     Token {
         /// admin, noc or scheduler.
@@ -154,6 +158,14 @@ async fn run(cli: Cli, env: Env) -> anyhow::Result<()> {
             for (var, value) in settings.effective() {
                 println!("{var}={value}");
             }
+            Ok(())
+        }
+        Some(Command::AllowedSigners) => {
+            let settings = ServerSettings::from_env(&env)?;
+            let signer = settings.engine.signer()?.ok_or_else(|| {
+                anyhow::anyhow!("CONFIG_BACKUP_SIGNING_KEY is not set: this server's commits are unsigned")
+            })?;
+            println!("{}", signer.allowed_signers_line(&settings.engine.git.user_email));
             Ok(())
         }
         Some(Command::Token { role, sub, ttl }) => {

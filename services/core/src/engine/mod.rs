@@ -198,6 +198,9 @@ pub struct EngineStatus {
     pub interrupted: Option<Interrupted>,
     /// The latest mail attempt.
     pub last_mail: Option<crate::store::MailRecord>,
+    /// The fingerprint of the key commits are signed with; none: unsigned (or another
+    /// site's status).
+    pub signing_key: Option<String>,
 }
 
 /// One site of the fleet (`ListSites`).
@@ -264,6 +267,8 @@ struct Inner {
     host: String,
     tasks: TaskTracker,
     /// Told when backups and rollbacks end.
+    /// The commit signing key's fingerprint, when commits are signed.
+    signing_key: Option<String>,
     observers: std::sync::RwLock<Vec<Arc<dyn Observer>>>,
     /// The last status read, reused while the store saw no write from this process and it
     /// is younger than [`STATUS_MAX_AGE`].
@@ -322,6 +327,8 @@ impl Engine {
     /// Fails when the secrets key file cannot be read (or the default one created).
     pub fn new(settings: Settings, store: Arc<dyn Store>) -> Result<Engine, crate::settings::SettingsError> {
         let sealer = Arc::new(settings.sealer()?);
+        // A signing key that cannot be used stops the server now, not the first backup.
+        let signing_key = settings.signer()?.map(|s| s.fingerprint());
         // Validation with service paths needs a private mount namespace: without the
         // privilege, stop now rather than fail every rollback of the domain.
         if let Some((d, _)) = settings
@@ -345,6 +352,7 @@ impl Engine {
                 tasks: TaskTracker::new(),
                 rollbacks: Default::default(),
                 observers: Default::default(),
+                signing_key,
                 status_cache: Default::default(),
                 maintenance: Default::default(),
                 security_warnings: Default::default(),

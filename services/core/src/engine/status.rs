@@ -233,6 +233,7 @@ impl Engine {
             interrupted,
             domain_errors,
             last_mail,
+            signing_key: if local { self.inner.signing_key.clone() } else { None },
             clear_history: if local { self.clear_history() } else { None },
         })
     }

@@ -32,6 +32,45 @@ pub struct CommitInfo {
 }
 
 impl WorkingCopy {
+    /// Writes a commit, signed when a signing key is configured (an SSH signature in its
+    /// `gpgsig` header, as `git commit -S` with `gpg.format=ssh` writes it), and with
+    /// `update_head` moves the branch HEAD names to it.
+    pub(super) fn write_commit(
+        &self,
+        update_head: bool,
+        author: &Signature<'_>,
+        committer: &Signature<'_>,
+        message: &str,
+        tree: &git2::Tree<'_>,
+        parents: &[&Commit<'_>],
+    ) -> Result<Oid, git2::Error> {
+        let Some(signer) = &self.signer else {
+            let update = update_head.then_some("HEAD");
+            return self.repo.commit(update, author, committer, message, tree, parents);
+        };
+        let content = self
+            .repo
+            .commit_create_buffer(author, committer, message, tree, parents)?;
+        let content = content
+            .as_str()
+            .map_err(|_| git2::Error::from_str("the commit's content is not UTF-8"))?;
+        let signature = signer.sign(content.as_bytes()).map_err(|e| git2::Error::from_str(&e))?;
+        let id = self.repo.commit_signed(content, &signature, None)?;
+        if update_head {
+            // HEAD names the branch (it may not exist yet: the first commit creates it).
+            let head = self.repo.find_reference("HEAD")?;
+            let branch = head
+                .symbolic_target()
+                .map_err(|_| git2::Error::from_str("HEAD's target is not UTF-8"))?
+                .unwrap_or("HEAD")
+                .to_owned();
+            let summary = message.lines().next().unwrap_or_default();
+            self.repo
+                .reference(&branch, id, true, &format!("commit (signed): {summary}"))?;
+        }
+        Ok(id)
+    }
+
     /// A domain's manifest at a commit (empty if the commit has none).
     pub fn manifest_at(&self, commit: Option<Oid>, domain: Domain) -> Result<Manifest, RepoError> {
         let Some(commit) = commit else {
@@ -110,9 +149,7 @@ impl WorkingCopy {
             && contents.is_empty()
             && deleted.is_empty()
         {
-            return Ok(self
-                .repo
-                .commit(Some("HEAD"), &sig, &sig, message, &p.tree()?, &parents)?);
+            return Ok(self.write_commit(true, &sig, &sig, message, &p.tree()?, &parents)?);
         }
         let workdir = self
             .repo
@@ -136,7 +173,7 @@ impl WorkingCopy {
                     .is_some_and(|e| Oid::hash_object(git2::ObjectType::Blob, text.as_bytes()).ok() == Some(e.id()))
             };
             if holds(&manifest_path, &manifest_text) && holds(&meta_path, &meta_text) {
-                return Ok(self.repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?);
+                return Ok(self.write_commit(true, &sig, &sig, message, &tree, &parents)?);
             }
         }
         let mut index = self.repo.index()?;
@@ -168,7 +205,7 @@ impl WorkingCopy {
         index.write()?;
         let tree_id = index.write_tree()?;
         let tree = self.repo.find_tree(tree_id)?;
-        let id = self.repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
+        let id = self.write_commit(true, &sig, &sig, message, &tree, &parents)?;
         Ok(id)
     }
 

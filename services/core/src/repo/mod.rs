@@ -79,6 +79,9 @@ pub enum RepoError {
     /// A git operation failed.
     #[error("git: {0}")]
     Git(#[from] git2::Error),
+    /// The signing key cannot be used: nothing is committed unsigned.
+    #[error("CONFIG_BACKUP_SIGNING_KEY: {0}")]
+    Signing(String),
     /// A file operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -201,6 +204,8 @@ pub enum PushError {
 pub struct WorkingCopy {
     repo: Repository,
     git: GitSettings,
+    /// Signs every commit made here, when `CONFIG_BACKUP_SIGNING_KEY` is set.
+    signer: Option<crate::signing::Signer>,
 }
 
 impl std::fmt::Debug for WorkingCopy {
@@ -246,7 +251,7 @@ impl WorkingCopy {
                 });
             }
             drop(origin);
-            let wc = WorkingCopy { repo, git: git.clone() };
+            let wc = WorkingCopy::with_signer(repo, git)?;
             wc.check_health()?;
             return Ok(wc);
         }
@@ -311,7 +316,22 @@ impl WorkingCopy {
         let tmp = tmp.keep();
         std::fs::rename(&tmp, dir).map_err(io_err(format!("moving the clone to {}", dir.display())))?;
         let repo = Repository::open(dir)?;
-        Ok(WorkingCopy { repo, git: git.clone() })
+        WorkingCopy::with_signer(repo, git)
+    }
+
+    /// The working copy over `repo`, with the signer of `CONFIG_BACKUP_SIGNING_KEY` read now.
+    fn with_signer(repo: Repository, git: &GitSettings) -> Result<WorkingCopy, RepoError> {
+        let signer = git
+            .signing_key
+            .as_deref()
+            .map(crate::signing::Signer::load)
+            .transpose()
+            .map_err(RepoError::Signing)?;
+        Ok(WorkingCopy {
+            repo,
+            git: git.clone(),
+            signer,
+        })
     }
 
     /// HEAD must be our branch and readable.
@@ -576,6 +596,7 @@ mod tests {
             ssh_key_passphrase_file: None,
             connect_timeout: std::time::Duration::from_secs(5),
             transfer_timeout: std::time::Duration::from_secs(5),
+            signing_key: None,
         }
     }
 

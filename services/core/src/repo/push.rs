@@ -96,9 +96,7 @@ impl WorkingCopy {
             }
             let tree = self.repo.find_tree(index.write_tree_to(&self.repo)?)?;
             let message = commit.message_raw().unwrap_or_default();
-            let new = self
-                .repo
-                .commit(None, &commit.author(), &commit.committer(), message, &tree, &[&tip])?;
+            let new = self.write_commit(false, &commit.author(), &commit.committer(), message, &tree, &[&tip])?;
             map.push((id, new, tip.id()));
             tip = self.repo.find_commit(new)?;
         }

@@ -189,6 +189,14 @@ pub const VARIABLES: &[Variable] = &[
         "passphrase",
     ),
     var(
+        "CONFIG_BACKUP_SIGNING_KEY",
+        Server,
+        "none (commits unsigned)",
+        "an absolute path to an unencrypted ed25519 OpenSSH private key, mode 0600 or stricter",
+        "/etc/config-backup/signing_ed25519",
+        "signing_ed25519",
+    ),
+    var(
         "GIT_CONNECT_TIMEOUT_SECONDS",
         Server,
         "10",

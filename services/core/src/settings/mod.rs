@@ -102,6 +102,8 @@ pub struct GitSettings {
     pub connect_timeout: Duration,
     /// `GIT_TRANSFER_TIMEOUT_SECONDS`: bound on any read or write to the remote that makes no progress.
     pub transfer_timeout: Duration,
+    /// `CONFIG_BACKUP_SIGNING_KEY`: the ed25519 key every commit is signed with; none, unsigned.
+    pub signing_key: Option<PathBuf>,
 }
 
 /// Commands run during a rollback of one domain (from the operator's configuration).
@@ -240,6 +242,7 @@ impl Settings {
             ssh_key_passphrase_file: env.path("GIT_SSH_KEY_PASSPHRASE_FILE")?,
             connect_timeout: Duration::from_secs(env.number("GIT_CONNECT_TIMEOUT_SECONDS", 10u64, 1..=600)?),
             transfer_timeout: Duration::from_secs(env.number("GIT_TRANSFER_TIMEOUT_SECONDS", 60u64, 1..=3600)?),
+            signing_key: env.path("CONFIG_BACKUP_SIGNING_KEY")?,
         };
 
         let database_url = env
@@ -343,6 +346,17 @@ impl Settings {
             })?
         };
         Ok(crate::secrets::Sealer::new(keys, s.rules.clone()))
+    }
+
+    /// The commit signer, if `CONFIG_BACKUP_SIGNING_KEY` is set: read now, so a key that
+    /// cannot be used stops the server at start.
+    pub fn signer(&self) -> Result<Option<crate::signing::Signer>, SettingsError> {
+        self.git
+            .signing_key
+            .as_deref()
+            .map(crate::signing::Signer::load)
+            .transpose()
+            .map_err(|e| SettingsError::new("CONFIG_BACKUP_SIGNING_KEY", e))
     }
 
     /// The settings of one domain, if configured.
