@@ -154,6 +154,7 @@ async fn profile_rollback(root: &Path, files: usize, seed: u64, days: usize) -> 
             reason: "profile".into(),
             requested_by: uuid::Uuid::nil(),
             request_id: None,
+            allow_unsigned: false,
         })
         .await?;
     let mut watch = Box::pin(e.watch_rollback(start.task.id).await?);

@@ -7,7 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use config_backup_tests::{Backend, TestEnv};
+use config_backup_proto::v1 as pb;
+use config_backup_server::auth::Role;
+use config_backup_tests::{Backend, TestEnv, with_token};
 
 const BIN: &str = env!("CARGO_BIN_EXE_config-backup-server");
 
@@ -139,7 +141,7 @@ async fn every_commit_is_signed_and_stock_git_verifies_it_with_the_printed_allow
         !all.contains(&unpushed),
         "the unpushed run's commits were rebased (written anew)"
     );
-    for c in ours {
+    for c in &ours {
         let out = verify(&remote, &allowed, c);
         let said = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "git verify-commit {c}: {said}");
@@ -152,6 +154,71 @@ async fn every_commit_is_signed_and_stock_git_verifies_it_with_the_printed_allow
     let stranger = other.path().join("allowed_signers");
     std::fs::write(&stranger, format!("{email} namespaces=\"git\" {other_pub}")).unwrap();
     assert!(!verify(&remote, &stranger, &all[0]).status.success());
+
+    // A rollback applies only commits this key signed: the operator's hand edit is refused,
+    // naming it, and nothing changes.
+    let hand_edit = all.iter().find(|c| !ours.contains(c)).unwrap().clone();
+    let rollback = |commit: &str, allow_unsigned: bool, reason: &str| {
+        let req = pb::RollbackRequest {
+            commit: commit.to_owned(),
+            domain: "kea".into(),
+            reason: reason.into(),
+            allow_unsigned,
+            ..Default::default()
+        };
+        let mut client = app.client();
+        async move { client.rollback(with_token(req, Role::Admin)).await }
+    };
+    let live = std::fs::read(env.site().join("config/kea/kea-dhcp4.conf")).unwrap();
+    let refused = rollback(&hand_edit, false, "").await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains(&hand_edit) && refused.message().contains("it is not signed"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(
+        std::fs::read(env.site().join("config/kea/kea-dhcp4.conf")).unwrap(),
+        live
+    );
+    // The override needs a reason ...
+    let no_reason = rollback(&hand_edit, true, " ").await.unwrap_err();
+    assert_eq!(no_reason.code(), tonic::Code::InvalidArgument, "{no_reason:?}");
+    assert!(no_reason.message().contains("reason"), "{}", no_reason.message());
+    // ... and with one the rollback runs, its task recording the override.
+    let task = rollback(&hand_edit, true, "restore the hand-edited tree, ticket 4711")
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    let mut states = app
+        .client()
+        .rollback_status(with_token(
+            pb::RollbackStatusRequest {
+                task_id: task.task_id.clone(),
+            },
+            Role::Noc,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = None;
+    while let Some(t) = futures::StreamExt::next(&mut states).await {
+        last = t.unwrap().task;
+    }
+    let last = last.unwrap();
+    assert_eq!(last.state, pb::RollbackState::Success as i32, "{last:?}");
+    assert!(
+        last.warnings
+            .iter()
+            .any(|w| w.contains(&hand_edit) && w.contains("allow_unsigned") && w.contains("ticket 4711")),
+        "{:?}",
+        last.warnings
+    );
+    // A commit this key signed needs no override.
+    let signed = rollback(ours[0], false, "").await;
+    assert!(signed.is_ok(), "{signed:?}");
     app.stop().await;
 }
 

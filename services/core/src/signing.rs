@@ -12,7 +12,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey};
+use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, SshSig};
 
 /// The namespace git signs commits in.
 const NAMESPACE: &str = "git";
@@ -77,6 +77,22 @@ impl Signer {
             .map_err(|e| format!("signing with {} failed: {e}", self.path.display()))
     }
 
+    /// Whether `armored` (a commit's `gpgsig` header) is this key's signature of `data` in
+    /// the `git` namespace; the error says what does not hold.
+    pub fn verify(&self, data: &[u8], armored: &[u8]) -> Result<(), String> {
+        let sig = SshSig::from_pem(armored).map_err(|_| "its signature is not an SSH signature".to_owned())?;
+        if sig.public_key() != self.key.public_key().key_data() {
+            return Err(format!(
+                "it is signed by another key, not this server's ({})",
+                self.fingerprint()
+            ));
+        }
+        self.key
+            .public_key()
+            .verify(NAMESPACE, data, &sig)
+            .map_err(|_| "its signature does not match its content".to_owned())
+    }
+
     /// The public key's SHA-256 fingerprint, as ssh-keygen prints it.
     pub fn fingerprint(&self) -> String {
         self.key.fingerprint(HashAlg::Sha256).to_string()
@@ -120,6 +136,9 @@ mod tests {
         let signer = Signer::load(&path).unwrap();
         let sig = signer.sign(b"tree 0000\n").unwrap();
         assert!(sig.starts_with("-----BEGIN SSH SIGNATURE-----\n"), "{sig}");
+        signer.verify(b"tree 0000\n", sig.as_bytes()).unwrap();
+        let e = signer.verify(b"tree 0001\n", sig.as_bytes()).unwrap_err();
+        assert!(e.contains("does not match"), "{e}");
         let line = signer.allowed_signers_line("noc@example.net");
         assert!(
             line.starts_with("noc@example.net namespaces=\"git\" ssh-ed25519 "),

@@ -456,6 +456,7 @@ async fn rollback(State(mut g): State<Gateway>, headers: HeaderMap, query: Query
         dry_run: tri!(p.bool("dry_run")),
         remove_extra: tri!(p.bool("remove_extra")),
         reason: p.text("reason"),
+        allow_unsigned: tri!(p.bool("allow_unsigned")),
     };
     let req = tri!(grpc(&headers, msg));
     answer(g.client.rollback(req).await, StatusCode::ACCEPTED)

@@ -129,6 +129,12 @@ pub const ROUTES: &[Route] = &[
                 "Remove live files that did not exist at the target",
             ),
             p("reason", "string", false, "Why"),
+            p(
+                "allow_unsigned",
+                "boolean",
+                false,
+                "Apply a target whose signature does not verify with the signing key (needs a reason)",
+            ),
         ],
         success: 202,
     },

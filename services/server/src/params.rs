@@ -198,6 +198,12 @@ pub fn rollback(
     if r.reason.chars().count() > 1000 || r.reason.chars().any(|c| c.is_control() && c != '\n') {
         return Err(invalid("reason", "at most 1000 characters, no control characters"));
     }
+    if r.allow_unsigned && r.reason.trim().is_empty() {
+        return Err(invalid(
+            "reason",
+            "required with allow_unsigned: say why a commit whose signature does not verify is applied",
+        ));
+    }
     Ok(RollbackParams {
         commit: commit("commit", &r.commit)?,
         domain,
@@ -206,6 +212,7 @@ pub fn rollback(
         reason: r.reason.clone(),
         requested_by,
         request_id: None,
+        allow_unsigned: r.allow_unsigned,
     })
 }
 
@@ -357,7 +364,7 @@ mod properties {
 
         #[test]
         fn rollback_requests(commit in hostile(), domain in hostile(), reason in hostile(), dry_run in any::<bool>(), remove_extra in any::<bool>()) {
-            let r = pb::RollbackRequest { commit, domain, dry_run, remove_extra, reason };
+            let r = pb::RollbackRequest { commit, domain, dry_run, remove_extra, reason, allow_unsigned: false };
             refused_naming(rollback(&r, uuid::Uuid::nil()), &["commit", "domain", "reason"])?;
         }
 

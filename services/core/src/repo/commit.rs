@@ -71,6 +71,20 @@ impl WorkingCopy {
         Ok(id)
     }
 
+    /// Whether `id` is signed by this server's signing key: `Ok(None)` when no key is
+    /// configured (nothing to check), `Ok(Some(Err(why)))` when it is unsigned or its
+    /// signature does not hold.
+    pub fn verify_commit(&self, id: Oid) -> Result<Option<Result<(), String>>, RepoError> {
+        let Some(signer) = &self.signer else {
+            return Ok(None);
+        };
+        match self.repo.extract_signature(&id, None) {
+            Ok((signature, content)) => Ok(Some(signer.verify(&content, &signature))),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(Some(Err("it is not signed".to_owned()))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// A domain's manifest at a commit (empty if the commit has none).
     pub fn manifest_at(&self, commit: Option<Oid>, domain: Domain) -> Result<Manifest, RepoError> {
         let Some(commit) = commit else {

@@ -61,6 +61,9 @@ pub struct RollbackParams {
     pub requested_by: Uuid,
     /// The request id of the call, kept in the task's record.
     pub request_id: Option<String>,
+    /// Apply a target whose signature does not verify with the signing key (an admin's
+    /// explicit override, with `reason`; recorded in the task's warnings).
+    pub allow_unsigned: bool,
 }
 
 /// What a rollback does to one file.
@@ -166,8 +169,10 @@ impl Engine {
         let settings = std::sync::Arc::new(self.settings().clone());
         let s = settings.clone();
         let (commit, choice, remove_extra) = (p.commit.clone(), p.domain.clone(), p.remove_extra);
+        let unsigned = p.allow_unsigned.then(|| p.reason.clone());
         let sealer = self.sealer().clone();
-        let prepared = blocking(move || prepare(&s, &sealer, &commit, &choice, remove_extra)).await??;
+        let prepared =
+            blocking(move || prepare(&s, &sealer, &commit, &choice, remove_extra, unsigned.as_deref())).await??;
         let now = Utc::now();
         let mut task = RollbackTask {
             id: Uuid::new_v4(),

@@ -76,6 +76,7 @@ pub(super) fn prepare(
     commit: &CommitPrefix,
     choice: &DomainChoice,
     remove_extra: bool,
+    unsigned: Option<&str>,
 ) -> Result<Prepared, EngineError> {
     let wc = WorkingCopy::open_existing(&settings.git)?
         .ok_or_else(|| EngineError::NotFound("the backup repository has no commit yet".to_owned()))?;
@@ -120,6 +121,25 @@ pub(super) fn prepare(
         .map_err(|e| EngineError::Internal(e.to_string()))?;
     let mut files = Vec::new();
     let mut plan = Plan::default();
+    // With a signing key, only this server's signed commits are applied, unless an admin
+    // overrides it for this rollback, with a reason (`unsigned`), which the task records.
+    if let Some(Err(why)) = wc.verify_commit(target).map_err(EngineError::from)? {
+        match unsigned {
+            None => {
+                return Err(EngineError::FailedPrecondition(format!(
+                    "commit {target}: {why}; a rollback applies only commits signed by this server's key \
+                     (CONFIG_BACKUP_SIGNING_KEY): nothing was changed. An admin may override with \
+                     allow_unsigned and a reason"
+                )));
+            }
+            Some(reason) => {
+                tracing::warn!(commit = %target, why = %why, reason, "rolling back to a commit whose signature does not verify, on an admin's override");
+                plan.warnings.push(format!(
+                    "commit {target}: {why}; applied on the admin's explicit allow_unsigned: {reason}"
+                ));
+            }
+        }
+    }
     let names = crate::metadata::Names::load();
     let privilege = crate::metadata::Privilege::current();
     // Files whose owner or group this server cannot set: the rollback is refused whole.
