@@ -267,6 +267,15 @@ async fn the_logs_of_a_full_run_never_contain_secrets() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    // The same through the REST shim: the refusal names its route too.
+    let api = format!("http://{}", crate::process::http_addr(&logs));
+    let rest = reqwest::Client::new()
+        .post(format!("{api}/api/v1/backups/config/rollback?commit=abcdef1"))
+        .bearer_auth(token(Role::Noc))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), 403);
     let logged = |needle: &str| logs.lock().unwrap().iter().any(|l| l.contains(needle));
     // The mail goes out after the run answered: its refusal is logged a moment later.
     wait_for("the refused mail in the log", Duration::from_secs(30), || {
@@ -322,6 +331,12 @@ async fn the_logs_of_a_full_run_never_contain_secrets() {
         refusals.iter().any(|v| v["fields"]["code"] == "permission_denied"
             && v["fields"]["method"] == "Rollback"
             && v["fields"]["subject"] == config_backup_tests::ADMIN_SUB),
+        "{refusals:?}"
+    );
+    assert!(
+        refusals.iter().any(|v| v["fields"]["code"] == "permission_denied"
+            && v["fields"]["method"] == "Rollback"
+            && v["fields"]["route"] == "/api/v1/backups/config/rollback"),
         "{refusals:?}"
     );
     let secrets = [

@@ -65,6 +65,20 @@ pub fn parse_cors_origins(text: &str) -> Result<Vec<axum::http::HeaderValue>, St
     Ok(out)
 }
 
+/// The header (and gRPC metadata) that names the shim's route of a call.
+const ROUTE_HEADER: &str = "x-config-backup-route";
+
+/// Names the route the shim serves a request on, in [`ROUTE_HEADER`] (replacing one the
+/// caller may have sent), so the server's log of a refused call says it.
+async fn tag_route(mut req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    req.headers_mut().remove(ROUTE_HEADER);
+    if let Some(route) = route_label(req.uri().path()) {
+        req.headers_mut()
+            .insert(ROUTE_HEADER, axum::http::HeaderValue::from_static(route));
+    }
+    next.run(req).await
+}
+
 /// The route a request path names, as a fixed label for metrics; `None` for a path the
 /// shim does not serve.
 pub fn route_label(path: &str) -> Option<&'static str> {
@@ -113,6 +127,7 @@ pub fn router(channel: Channel, origins: Vec<axum::http::HeaderValue>) -> Router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn(tag_route))
         .layer(axum::middleware::from_fn(header_limits))
         // One span per call (request id, method, route), inside the request id layer so
         // the id is known; one INFO line per answer with its latency.
@@ -191,6 +206,14 @@ fn grpc<T>(headers: &HeaderMap, msg: T) -> Result<tonic::Request<T>, Response> {
             ))
         })?;
         req.metadata_mut().insert("authorization", v);
+    }
+    // The route, for the server's log of a refused call (set by `tag_route`).
+    if let Some(route) = headers
+        .get(ROUTE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse().ok())
+    {
+        req.metadata_mut().insert(ROUTE_HEADER, route);
     }
     if let Some(id) = headers
         .get("x-request-id")

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use crate::ApiError;
 use crate::auth::{AuthError, Caller, Role};
-use crate::refusals::{Refusal, Refusals};
+use crate::refusals::{CallContext, Refusal, Refusals};
 use crate::{convert, params};
 
 /// The service.
@@ -32,15 +32,20 @@ impl ConfigBackupService {
     /// The caller the auth interceptor attached, checked against the allowed roles; a
     /// refusal is logged and counted.
     fn caller<T>(&self, req: &Request<T>, call: &str, allowed: &[Role]) -> Result<Caller, ApiError> {
+        let context = || {
+            let mut c = req.extensions().get::<CallContext>().cloned().unwrap_or_default();
+            call.clone_into(&mut c.method);
+            c
+        };
         let Some(caller) = req.extensions().get::<Caller>().cloned() else {
             let e = AuthError::Unauthenticated("missing authorization".to_owned());
             self.refusals
-                .record(Refusal::Unauthenticated, call, None, &e.to_string());
+                .record(Refusal::Unauthenticated, &context(), None, &e.to_string());
             return Err(e.into());
         };
         if let Err(e) = caller.require(call, allowed) {
             self.refusals
-                .record(Refusal::PermissionDenied, call, Some(&caller.sub), &e.to_string());
+                .record(Refusal::PermissionDenied, &context(), Some(&caller.sub), &e.to_string());
             return Err(e.into());
         }
         Ok(caller)

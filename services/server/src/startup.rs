@@ -17,7 +17,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::auth::{Authenticator, Caller};
 use crate::config::ServerSettings;
-use crate::refusals::{Refusal, Refusals};
+use crate::refusals::{CallContext, Refusal, Refusals};
 use crate::service::ConfigBackupService;
 
 /// A built server, bound and ready to run.
@@ -32,15 +32,11 @@ pub struct Application {
     cors_origins: Vec<axum::http::HeaderValue>,
 }
 
-/// The called method's name (the last segment of the gRPC path), put on each request for
-/// the auth interceptor, which sees no URI, to log a refusal with.
-#[derive(Debug, Clone)]
-struct CalledMethod(String);
-
+/// Puts the call's [`CallContext`] on each request for the auth interceptor, which sees
+/// no URI, to log a refusal with.
 fn called_method(mut req: axum::http::Request<tonic::body::Body>) -> axum::http::Request<tonic::body::Body> {
-    let method = req.uri().path().rsplit('/').next().unwrap_or_default();
-    let method = config_backup_core::domain::bounded(method, 64);
-    req.extensions_mut().insert(CalledMethod(method));
+    let context = CallContext::of(&req);
+    req.extensions_mut().insert(context);
     req
 }
 
@@ -66,8 +62,8 @@ fn authenticate(
     move |mut req: tonic::Request<()>| {
         let header = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
         let caller: Caller = auth.verify(header).map_err(|e| {
-            let method = req.extensions().get::<CalledMethod>().map_or("?", |m| m.0.as_str());
-            refusals.record(Refusal::Unauthenticated, method, None, &e.to_string());
+            let call = req.extensions().get::<CallContext>().cloned().unwrap_or_default();
+            refusals.record(Refusal::Unauthenticated, &call, None, &e.to_string());
             tonic::Status::from(crate::ApiError::from(e))
         })?;
         req.extensions_mut().insert(caller);
