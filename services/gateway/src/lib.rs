@@ -26,16 +26,24 @@ use config_backup_proto::v1::config_backup_client::ConfigBackupClient;
 use futures::{Stream, StreamExt};
 use serde::Serialize;
 use serde_json::json;
-use tonic::transport::Channel;
 
 use crate::errors::{bad_parameter, error_body, error_response};
 use crate::routes::{HEALTH_PATH, OPENAPI_PATH, ROUTES, Route};
 
 #[derive(Clone, Debug)]
 struct Gateway {
-    client: ConfigBackupClient<Channel>,
-    health: tonic_health::pb::health_client::HealthClient<Channel>,
+    client: ConfigBackupClient<GrpcService>,
+    health: tonic_health::pb::health_client::HealthClient<GrpcService>,
 }
+
+/// The gRPC service the shim calls: the server's own service stack, in process (the same
+/// layers, auth, validation and error map as a gRPC client gets, without a TCP or HTTP/2
+/// hop), or any channel to it.
+pub type GrpcService = tower::util::BoxCloneSyncService<
+    axum::http::Request<tonic::body::Body>,
+    axum::http::Response<tonic::body::Body>,
+    std::convert::Infallible,
+>;
 
 /// Parses `HTTP_CORS_ALLOWED_ORIGINS`: comma-separated exact origins
 /// (`scheme://host[:port]`, http or https, no path, no wildcard). The error says which
@@ -103,13 +111,13 @@ fn http_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
     tracing::info_span!("http_request", request_id = %id, method = %req.method(), route)
 }
 
-/// The shim's router over a channel to the gRPC server, answering CORS for `origins`
-/// (none: no CORS headers at all).
-pub fn router(channel: Channel, origins: Vec<axum::http::HeaderValue>) -> Router {
+/// The shim's router over the gRPC service, answering CORS for `origins` (none: no CORS
+/// headers at all).
+pub fn router(grpc: GrpcService, origins: Vec<axum::http::HeaderValue>) -> Router {
     let state = Gateway {
         // A first backup of a large site reports every file: allow big answers.
-        client: ConfigBackupClient::new(channel.clone()).max_decoding_message_size(256 << 20),
-        health: tonic_health::pb::health_client::HealthClient::new(channel),
+        client: ConfigBackupClient::new(grpc.clone()).max_decoding_message_size(256 << 20),
+        health: tonic_health::pb::health_client::HealthClient::new(grpc),
     };
     Router::new()
         .route(route("Backup").path, post(run))

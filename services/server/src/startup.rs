@@ -167,14 +167,39 @@ impl Application {
             on_signal.cancel();
         });
 
-        // The REST shim talks to the gRPC service like any client.
-        let mut grpc_addr = self.listener.local_addr()?;
-        if grpc_addr.ip().is_unspecified() {
-            grpc_addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        let channel = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))?
-            .tcp_nodelay(true)
-            .connect_lazy();
+        // The layers every gRPC call passes, over TCP and in process.
+        let layers = tower::ServiceBuilder::new()
+            // Outermost: every call is counted and timed, refused ones included.
+            .layer(instruments.requests.layer(crate::metrics::Transport::Grpc))
+            // A request id per call (the caller's `x-request-id`, or a new UUID), returned
+            // in the answer's metadata; every log line of the call carries it in its span.
+            .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+                tower_http::request_id::MakeRequestUuid,
+            ))
+            .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+            .layer(
+                tower_http::trace::TraceLayer::new_for_grpc()
+                    .make_span_with(request_span as fn(&axum::http::Request<tonic::body::Body>) -> tracing::Span)
+                    .on_request(())
+                    .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO))
+                    .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
+            )
+            .layer(tower::util::MapRequestLayer::new(
+                called_method as fn(axum::http::Request<tonic::body::Body>) -> axum::http::Request<tonic::body::Body>,
+            ));
+        let routes = tonic::service::Routes::new(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(service);
+
+        // The REST shim calls the same service stack in process: the same auth,
+        // validation, error map, request ids and metrics as a gRPC client, without a
+        // serialised HTTP/2 hop over loopback.
+        let in_process: config_backup_gateway::GrpcService = tower::util::BoxCloneSyncService::new(
+            tower::ServiceBuilder::new()
+                .map_response(|r: axum::http::Response<_>| r.map(tonic::body::Body::new))
+                .service(layers.clone().service(routes.clone())),
+        );
         let http_stop = stop.clone();
         use axum::serve::ListenerExt;
         // Small request/response pairs: no Nagle delay (40 ms with delayed ACKs).
@@ -183,7 +208,7 @@ impl Application {
         };
         let http = axum::serve(
             self.http_listener.tap_io(nodelay),
-            config_backup_gateway::router(channel, self.cors_origins.clone())
+            config_backup_gateway::router(in_process, self.cors_origins.clone())
                 .layer(instruments.requests.layer(crate::metrics::Transport::Rest)),
         )
         .with_graceful_shutdown(async move { http_stop.cancelled().await });
@@ -204,26 +229,8 @@ impl Application {
         let grpc_stop = stop.clone();
         let result = Server::builder()
             .http2_max_header_list_size(config_backup_core::domain::MAX_HEADER_BYTES as u32)
-            // Outermost: every call is counted and timed, refused ones included.
-            .layer(instruments.requests.layer(crate::metrics::Transport::Grpc))
-            // A request id per call (the caller's `x-request-id`, or a new UUID), returned
-            // in the answer's metadata; every log line of the call carries it in its span.
-            .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
-                tower_http::request_id::MakeRequestUuid,
-            ))
-            .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
-            .layer(
-                tower_http::trace::TraceLayer::new_for_grpc()
-                    .make_span_with(request_span)
-                    .on_request(())
-                    .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO))
-                    .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
-            )
-            .layer(tower::util::MapRequestLayer::new(called_method))
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(service)
+            .layer(layers)
+            .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async move { grpc_stop.cancelled().await })
             .await;
         stop.cancel();
