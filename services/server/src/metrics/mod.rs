@@ -74,14 +74,7 @@ pub fn router(engine: Engine, refusals: Refusals, instruments: Instruments) -> R
 
 async fn metrics(State(x): State<Exposition>) -> Response {
     let figures = match (x.engine.store().metrics().await, x.engine.status().await) {
-        (Ok(m), Ok(s)) => figures(
-            &x.engine,
-            &x.refusals,
-            &m,
-            s.unpushed as u64,
-            s.running.is_some(),
-            s.interrupted.is_some(),
-        ),
+        (Ok(m), Ok(s)) => figures(&x.engine, &x.refusals, &m, &s),
         (Err(e), _) => {
             tracing::error!(error = %e, "metrics: the database is unavailable");
             return unavailable();
@@ -168,10 +161,13 @@ fn figures(
     engine: &Engine,
     refusals: &Refusals,
     m: &MetricsSnapshot,
-    unpushed: u64,
-    running: bool,
-    interrupted: bool,
+    status: &config_backup_core::engine::EngineStatus,
 ) -> Registry {
+    let (unpushed, running, interrupted) = (
+        status.unpushed as u64,
+        status.running.is_some(),
+        status.interrupted.is_some(),
+    );
     let mut r = Registry::default();
     r.register("config_backup_up", UP_HELP, ConstGauge::new(1i64));
 
@@ -277,6 +273,11 @@ fn figures(
         "config_backup_auth_refusals",
         "Calls refused by this server: no usable token (unauthenticated) or a role that may not make the call (permission_denied)",
         refused,
+    );
+    r.register(
+        "config_backup_signing_enabled",
+        "1 when this server signs its commits (CONFIG_BACKUP_SIGNING_KEY), 0 when they are unsigned",
+        ConstGauge::new(i64::from(status.signing_key.is_some())),
     );
     r.register(
         "config_backup_mail_failures",
