@@ -596,8 +596,14 @@ async fn retention_keeps_every_younger_row_as_it_was_and_drops_whole_months(back
     let young: Vec<SpecRow> = all.iter().filter(|r| r.8 >= cutoff).cloned().collect();
     assert!(young.len() < all.len() && !young.is_empty());
 
+    let before = store.verify_audit_chain().await.unwrap();
+    assert!(before.problems.is_empty() && before.checkpoint.is_none(), "{before:?}");
     let removed = store.delete_audit_rows_before(cutoff).await.unwrap();
     assert!(removed > 0);
+    // The pruned prefix of the chain became a checkpoint: what is kept still verifies.
+    let after = store.verify_audit_chain().await.unwrap();
+    assert!(after.problems.is_empty(), "{after:?}");
+    assert!(after.checkpoint.is_some() && after.head == before.head, "{after:?}");
     let left = spec_rows(&db, "").await;
     assert_eq!(
         left, young,

@@ -27,6 +27,7 @@ mod alerting;
 mod audit;
 mod auth;
 mod backup;
+mod chain;
 mod console;
 mod cors;
 mod diff;

@@ -30,6 +30,10 @@ enum Command {
     /// for GIT_USER_EMAIL, for `git -c gpg.format=ssh -c gpg.ssh.allowedSignersFile=FILE
     /// verify-commit`.
     AllowedSigners,
+    /// Check this site's audit hash chain against the audit database: prints what does
+    /// not hold (the link, the commit and what differs) and exits non-zero, or says the
+    /// trail is as recorded.
+    VerifyAudit,
     /// Print a bearer token signed with the server's secret.
     Token {
         /// admin, noc or scheduler.
@@ -167,6 +171,35 @@ async fn run(cli: Cli, env: Env) -> anyhow::Result<()> {
             })?;
             println!("{}", signer.allowed_signers_line(&settings.engine.git.user_email));
             Ok(())
+        }
+        Some(Command::VerifyAudit) => {
+            let settings = ServerSettings::from_env(&env)?;
+            let store = config_backup_core::store::connect(&settings.engine.database_url, &settings.engine.site)
+                .await
+                .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
+            let report = store.verify_audit_chain().await?;
+            for p in &report.problems {
+                println!("FAILED: {p}");
+            }
+            println!(
+                "{} links checked{}; head {}",
+                report.links,
+                report
+                    .checkpoint
+                    .map(|c| format!(" from the checkpoint at link {c}"))
+                    .unwrap_or_default(),
+                report.head.as_deref().unwrap_or("(none)")
+            );
+            if report.problems.is_empty() {
+                println!("the audit trail of site {} is as recorded", settings.engine.site);
+                Ok(())
+            } else {
+                anyhow::bail!(
+                    "{} problem(s) in the audit chain of site {}",
+                    report.problems.len(),
+                    settings.engine.site
+                )
+            }
         }
         Some(Command::Token { role, sub, ttl }) => {
             let (secret, _) = Secret::load(&env, &env.data_dir()?)?;

@@ -12,6 +12,13 @@ const FOLLOW_BATCH: usize = 256;
 const AUDIT_BATCH_ROWS: usize = 8192;
 
 impl Engine {
+    /// Checks this site's audit hash chain against the audit rows as stored: each problem
+    /// names the link, the commit and what differs (an edited or deleted row, a removed
+    /// link).
+    pub async fn verify_audit_chain(&self) -> Result<crate::store::ChainReport, EngineError> {
+        Ok(self.inner.store.verify_audit_chain().await?)
+    }
+
     /// Inserts audit rows for commits on the branch that the audit trail lacks.
     pub(super) async fn record_unrecorded_commits(&self) -> Result<usize, EngineError> {
         let git = self.inner.settings.git.clone();

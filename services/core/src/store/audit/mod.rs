@@ -14,9 +14,12 @@
 //! versions (the ones it does not name are closed), so the trail stays exact even after
 //! a gap.
 
+mod chain;
 mod query;
 mod record;
 mod retention;
+
+pub use chain::ChainReport;
 
 use super::*;
 
@@ -177,6 +180,9 @@ pub trait AuditTrail: Send + Sync {
     /// its domain gets an "unchanged" anchor there, so every kept row of the view stays as
     /// it was. Returns how many commits were removed.
     async fn delete_audit_rows_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Checks the site's hash chain against the audit rows as stored
+    /// (`config_audit_chain`): each problem names the link, the commit and what differs.
+    async fn verify_audit_chain(&self) -> Result<ChainReport, StoreError>;
 }
 
 macro_rules! audit_sql {
@@ -214,19 +220,30 @@ macro_rules! audit_sql {
             async fn rewrite_commits(&self, moves: &[(String, String, String)]) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 for (old, new, parent) in moves {
-                    sqlx::query(
-                        "UPDATE config_commits SET commit_hash = $1, previous_hash = $2 WHERE commit_hash = $3 AND site = $4",
-                    )
-                    .bind(new)
-                    .bind(parent)
-                    .bind(old)
-                    .bind(&self.site)
-                    .execute(&mut *tx)
-                    .await?;
+                    let rows = sqlx::query("SELECT seq, previous_hash FROM config_commits WHERE commit_hash = $1 AND site = $2")
+                        .bind(old)
+                        .bind(&self.site)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for r in &rows {
+                        let seq: i64 = r.try_get("seq")?;
+                        let old_parent: Option<String> = r.try_get("previous_hash")?;
+                        sqlx::query("UPDATE config_commits SET commit_hash = $1, previous_hash = $2 WHERE seq = $3 AND site = $4")
+                            .bind(new)
+                            .bind(parent)
+                            .bind(seq)
+                            .bind(&self.site)
+                            .execute(&mut *tx)
+                            .await?;
+                        self.chain_rewrite(&mut tx, seq, old, old_parent.as_deref(), new, parent).await?;
+                    }
                 }
                 tx.commit().await?;
                 self.wrote();
                 Ok(())
+            }
+            async fn verify_audit_chain(&self) -> Result<ChainReport, StoreError> {
+                self.verify_chain().await
             }
             async fn newest_commit(&self) -> Result<Option<String>, StoreError> {
                 let row = sqlx::query("SELECT commit_hash FROM config_commits WHERE site = $1 ORDER BY seq DESC LIMIT 1")

@@ -142,6 +142,7 @@ macro_rules! audit_record_sql {
                         qb.build().execute(&mut *tx).await?;
                     }
                     self.insert_file_rows(&mut tx, seq, &plan.store).await?;
+                    self.chain_commit(&mut tx, seq).await?;
                 }
                 tx.commit().await?;
                 self.wrote();
@@ -188,6 +189,7 @@ macro_rules! audit_record_sql {
                     }
                     let seq = self.insert_commit(&mut tx, c).await?;
                     self.record_changes(&mut tx, seq, &c.files).await?;
+                    self.chain_commit(&mut tx, seq).await?;
                     recorded += 1;
                 }
                 if recorded > 0 {

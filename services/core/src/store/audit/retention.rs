@@ -110,6 +110,7 @@ macro_rules! audit_retention_sql {
                     qb.build().execute(&mut *tx).await?;
                 }
                 let removed = self.drop_before(&mut tx, cutoff).await?;
+                self.chain_prune(&mut tx).await?;
                 tx.commit().await?;
                 self.wrote();
                 Ok(removed)
