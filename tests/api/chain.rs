@@ -51,6 +51,13 @@ async fn an_edited_or_deleted_audit_row_and_a_removed_link_are_named(backend: Ba
         ok && said.contains("12 links checked") && said.contains("as recorded"),
         "{said}"
     );
+    // The commits of a run name the chain head it started from: the remote holds anchors.
+    let anchored = second.domains[3].commit_message.clone();
+    assert!(anchored.contains("\nConfig-Backup-Audit-Chain: "), "{anchored}");
+    assert!(
+        !first.domains[0].commit_message.contains("Audit-Chain"),
+        "the first run had no chain yet"
+    );
 
     // Someone with database access edits the hash of the changed kea file ...
     let kea = second.domains[3].commit_hash.clone();
@@ -91,6 +98,41 @@ async fn an_edited_or_deleted_audit_row_and_a_removed_link_are_named(backend: Ba
     );
     let (ok, said) = verify_audit(&env);
     assert!(!ok && said.contains("FAILED: link") && said.contains(&kea), "{said}");
+    // A stored subject edited no longer matches git's.
+    env.execute(
+        "UPDATE config_commits SET commit_message = commit_message || 'x' WHERE commit_hash = $1",
+        &kea,
+    )
+    .await;
+    let report = app.engine.verify_audit_chain().await.unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains(&kea) && p.contains("differs from the commit in the repository")),
+        "{report:?}"
+    );
+    // A chain recomputed after an edit (here: its links' hashes replaced) no longer has
+    // the heads the commits in git name.
+    env.execute(
+        "UPDATE config_audit_chain SET hash = $1 || hash, prev_hash = 'x' || prev_hash",
+        "x",
+    )
+    .await;
+    let report = app.engine.verify_audit_chain().await.unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.contains("the chain was rewritten")),
+        "{report:?}"
+    );
+    // Deleting the whole chain does not make it pass: the commits name chain heads.
+    env.execute("DELETE FROM config_audit_chain WHERE kind <> $1", "none")
+        .await;
+    let report = app.engine.verify_audit_chain().await.unwrap();
+    assert_eq!(report.links, 0);
+    assert!(
+        report.problems.iter().any(|p| p.contains("no link covers it")),
+        "{report:?}"
+    );
     app.stop().await;
 }
 

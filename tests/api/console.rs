@@ -135,7 +135,10 @@ async fn the_console_walks_an_operator_through_status_history_diff_and_rollbacks
     b.click("#r-plan").await;
     b.wait_text("#plan-validation", "Validation passed").await;
     b.click("#r-confirm").await;
-    b.wait_text("#rollback-progress", "reloading").await;
+    // The new task's own state (the progress list still shows the last task's stages,
+    // "reloading" among them, until the new one replaces it): refreshing before the
+    // page has the new task could abort the request that starts it.
+    b.wait_text("#rollback-state", "reloading").await;
     b.refresh().await;
     gate.open().await;
     b.wait_text("#rollback-state", "failed").await;

@@ -177,7 +177,8 @@ async fn run(cli: Cli, env: Env) -> anyhow::Result<()> {
             let store = config_backup_core::store::connect(&settings.engine.database_url, &settings.engine.site)
                 .await
                 .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
-            let report = store.verify_audit_chain().await?;
+            let engine = config_backup_core::Engine::new(settings.engine.clone(), store)?;
+            let report = engine.verify_audit_chain().await?;
             for p in &report.problems {
                 println!("FAILED: {p}");
             }

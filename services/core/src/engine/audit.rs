@@ -15,8 +15,66 @@ impl Engine {
     /// Checks this site's audit hash chain against the audit rows as stored: each problem
     /// names the link, the commit and what differs (an edited or deleted row, a removed
     /// link).
+    /// Then each commit row is read against the backup repository: it must be there with
+    /// the subject the trail stored, and the chain head its message names
+    /// (`Config-Backup-Audit-Chain`, written when its run started) must be a link before
+    /// the commit's own: a chain recomputed in the database after an edit, or deleted,
+    /// no longer matches what git (signed, pushed) holds.
     pub async fn verify_audit_chain(&self) -> Result<crate::store::ChainReport, EngineError> {
-        Ok(self.inner.store.verify_audit_chain().await?)
+        let mut report = self.inner.store.verify_audit_chain().await?;
+        let git = self.inner.settings.git.clone();
+        let (commits, hashes, pruned) = (
+            report.commits.clone(),
+            report.hashes.clone(),
+            report.checkpoint.is_some(),
+        );
+        let found = blocking(move || -> Result<Vec<String>, EngineError> {
+            let Some(wc) = WorkingCopy::open_existing(&git)? else {
+                return Ok(Vec::new());
+            };
+            let repo = wc.repository();
+            let at: std::collections::HashMap<&str, i64> = hashes.iter().map(|(p, h)| (h.as_str(), *p)).collect();
+            let mut problems = Vec::new();
+            for c in &commits {
+                let Some(commit) = git2::Oid::from_str(&c.hash)
+                    .ok()
+                    .and_then(|id| repo.find_commit(id).ok())
+                else {
+                    problems.push(format!(
+                        "commit {}: in the audit trail but not in the backup repository",
+                        c.hash
+                    ));
+                    continue;
+                };
+                let message = commit.message().unwrap_or_default();
+                if message.lines().next().unwrap_or_default() != c.subject {
+                    problems.push(format!(
+                        "commit {}: its subject in the audit trail differs from the commit in the repository",
+                        c.hash
+                    ));
+                }
+                let Some(anchor) = repo::trailer(message, crate::store::TRAILER_AUDIT_CHAIN) else {
+                    continue;
+                };
+                match (c.position, at.get(anchor)) {
+                    (None, _) => problems.push(format!(
+                        "commit {}: recorded while the chain existed, but no link covers it (its link was deleted)",
+                        c.hash
+                    )),
+                    (Some(own), Some(named)) if *named < own => {}
+                    (Some(_), None) if pruned => {}
+                    (Some(own), _) => problems.push(format!(
+                        "commit {} (link {own}): its message names the chain head {anchor}, which is not a link \
+                         before it: the chain was rewritten",
+                        c.hash
+                    )),
+                }
+            }
+            Ok(problems)
+        })
+        .await??;
+        report.problems.extend(found);
+        Ok(report)
     }
 
     /// Inserts audit rows for commits on the branch that the audit trail lacks.

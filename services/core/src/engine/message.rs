@@ -35,17 +35,35 @@ fn short(entry: Option<&ManifestEntry>) -> &str {
     entry.map(|e| &e.sha256[..7.min(e.sha256.len())]).unwrap_or("0000000")
 }
 
+/// What a commit's trailers say besides its domain.
+#[derive(Debug, Clone, Copy)]
+pub struct Trailers<'a> {
+    /// The run that made it.
+    pub run_id: Uuid,
+    /// Who asked.
+    pub actor: &'a Actor,
+    /// The id of the secrets key that sealed it.
+    pub sealed_with: &'a str,
+    /// The audit chain's head when the run started.
+    pub audit_chain: Option<&'a str>,
+}
+
 /// The commit message: the product's first line, a body line per file when several
-/// changed, and trailers that tie the commit to its domain, run and requester.
+/// changed, and trailers that tie the commit to its domain, run, requester, sealing key
+/// and the audit chain.
 pub fn commit_message(
     date: &str,
     domain: Domain,
     records: &[FileRecord],
-    run_id: Uuid,
-    actor: &Actor,
     title: &CommitTitle,
-    sealed_with: &str,
+    trailers: &Trailers<'_>,
 ) -> String {
+    let Trailers {
+        run_id,
+        actor,
+        sealed_with,
+        audit_chain,
+    } = *trailers;
     let changed: Vec<&FileRecord> = records.iter().filter(|r| r.kind != ChangeKind::Unchanged).collect();
     let body = |m: &mut String| {
         for r in &changed {
@@ -102,5 +120,8 @@ pub fn commit_message(
         actor.as_audit(),
         crate::secrets::TRAILER_SEALED,
     ));
+    if let Some(head) = audit_chain {
+        msg.push_str(&format!("{}: {head}\n", crate::store::TRAILER_AUDIT_CHAIN));
+    }
     msg
 }

@@ -27,7 +27,7 @@ mod sealing;
 mod status;
 
 pub use audit::audit_rows;
-pub use message::commit_message;
+pub use message::{Trailers, commit_message};
 pub use sealing::ClearHistory;
 use status::CachedStatus;
 pub use status::STATUS_MAX_AGE;

@@ -2,7 +2,7 @@
 //! record. The blocking part runs on the blocking pool.
 
 use super::hashing::{Pending, SealContext, hash_and_stage};
-use super::message::commit_message;
+use super::message::{Trailers, commit_message};
 use super::*;
 use crate::secrets::Sealer;
 use tracing::Instrument;
@@ -57,6 +57,7 @@ impl Engine {
         // A rollback's own commits leave housekeeping to the next backup: it would only
         // delay putting the last good configuration back.
         let maintain = params.trigger != Trigger::Rollback;
+        let audit_chain = store.audit_chain_head().await?;
         let git_phase = blocking(move || {
             let ctx = RunContext {
                 sealer: &sealer,
@@ -66,6 +67,7 @@ impl Engine {
                 actor: &actor,
                 date: started_at.format("%Y-%m-%d").to_string(),
                 title: &title,
+                audit_chain,
             };
             git_phase(&settings, &ctx, &specs, maintain)
         })
@@ -341,6 +343,8 @@ struct RunContext<'a> {
     actor: &'a Actor,
     date: String,
     title: &'a CommitTitle,
+    /// The audit chain's head when the run started, named in each commit's trailer.
+    audit_chain: Option<String>,
 }
 
 fn backup_domain(
@@ -525,10 +529,13 @@ fn backup_domain(
         date,
         domain,
         &records,
-        run_id,
-        actor,
         title,
-        ctx.sealer.keys().sealing().id(),
+        &Trailers {
+            run_id,
+            actor,
+            sealed_with: ctx.sealer.keys().sealing().id(),
+            audit_chain: ctx.audit_chain.as_deref(),
+        },
     );
     let same_as_parent = cached.is_some() && *old == new;
     let commit = wc.commit_domain(domain, &new, &contents, &deleted, &message, same_as_parent)?;

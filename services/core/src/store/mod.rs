@@ -42,7 +42,10 @@ mod rollbacks;
 mod runs;
 mod sites;
 
-pub use audit::{AuditCommit, AuditRow, AuditTrail, ChainReport, DomainSummary, HistoryCursor, HistoryQuery};
+pub use audit::{
+    AuditCommit, AuditRow, AuditTrail, ChainCommit, ChainReport, DomainSummary, HistoryCursor, HistoryQuery,
+    TRAILER_AUDIT_CHAIN,
+};
 use backend::{Dialect, micros};
 pub use backend::{PostgresStore, SqliteStore};
 pub use locks::{LockAttempt, LockHolder, LockKind, Locks, holder_alive, hostname, instance};

@@ -18,6 +18,10 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 
+/// The trailer in each commit message that names the chain head when its run started:
+/// the remote (signed) then holds anchors of the database's chain.
+pub const TRAILER_AUDIT_CHAIN: &str = "Config-Backup-Audit-Chain";
+
 /// The previous hash of a site's first link.
 pub(in crate::store) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -33,6 +37,23 @@ pub struct ChainReport {
     /// What does not hold, each naming the link, the commit and what differs; empty when
     /// the trail is as recorded.
     pub problems: Vec<String>,
+    /// Every commit row of the site: its hash now, its subject as stored, and the
+    /// position of the link that covers it (none: recorded before the chain, or its link
+    /// is gone), for the comparison with the repository, whose messages carry anchors.
+    pub commits: Vec<ChainCommit>,
+    /// Each link's position and hash, in order.
+    pub hashes: Vec<(i64, String)>,
+}
+
+/// A commit row, for [`ChainReport::commits`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainCommit {
+    /// Its hash now (after any rebase).
+    pub hash: String,
+    /// Its subject as stored.
+    pub subject: String,
+    /// The link that covers it.
+    pub position: Option<i64>,
 }
 
 /// Appends `value` as `len:value;` (unambiguous whatever it holds).
@@ -330,6 +351,18 @@ macro_rules! audit_chain_sql {
                 Ok(())
             }
 
+            /// The hash of the site's last link, if any.
+            pub(in crate::store) async fn chain_head(&self) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query(
+                    "SELECT hash FROM config_audit_chain WHERE site = $1 ORDER BY position DESC LIMIT 1",
+                )
+                .bind(&self.site)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get::<String, _>("hash"))
+                .transpose()?)
+            }
+
             /// Checks the site's chain against the trail as stored.
             pub(in crate::store) async fn verify_chain(&self) -> Result<ChainReport, StoreError> {
                 let mut conn = self.pool.acquire().await?;
@@ -353,6 +386,7 @@ macro_rules! audit_chain_sql {
                     }
                 }
                 let mut expected: Option<(i64, String)> = None;
+                let mut covered: std::collections::HashMap<i64, i64> = Default::default();
                 for l in &links {
                     let position: i64 = l.try_get("position")?;
                     let kind: String = l.try_get("kind")?;
@@ -383,6 +417,7 @@ macro_rules! audit_chain_sql {
                     match kind.as_str() {
                         "commit" => {
                             let seq: i64 = l.try_get::<Option<i64>, _>("commit_seq")?.unwrap_or_default();
+                            covered.insert(seq, position);
                             match self.chain_fields(&mut conn, seq).await? {
                                 None => report.problems.push(format!(
                                     "link {position}, commit {detail}: its audit row was deleted"
@@ -419,8 +454,21 @@ macro_rules! audit_chain_sql {
                         "checkpoint" => {}
                         other => report.problems.push(format!("link {position}: unknown kind {other:?}")),
                     }
+                    report.hashes.push((position, hash.clone()));
                     expected = Some((position, hash.clone()));
                     report.head = Some(hash);
+                }
+                let rows = sqlx::query("SELECT seq, commit_hash, commit_message FROM config_commits WHERE site = $1 ORDER BY seq")
+                    .bind(&self.site)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                for r in &rows {
+                    let seq: i64 = r.try_get("seq")?;
+                    report.commits.push(ChainCommit {
+                        hash: r.try_get("commit_hash")?,
+                        subject: r.try_get("commit_message")?,
+                        position: covered.get(&seq).copied(),
+                    });
                 }
                 Ok(report)
             }

@@ -19,7 +19,7 @@ mod query;
 mod record;
 mod retention;
 
-pub use chain::ChainReport;
+pub use chain::{ChainCommit, ChainReport, TRAILER_AUDIT_CHAIN};
 
 use super::*;
 
@@ -183,6 +183,8 @@ pub trait AuditTrail: Send + Sync {
     /// Checks the site's hash chain against the audit rows as stored
     /// (`config_audit_chain`): each problem names the link, the commit and what differs.
     async fn verify_audit_chain(&self) -> Result<ChainReport, StoreError>;
+    /// The hash of the site's last chain link (the head a new run's commits name).
+    async fn audit_chain_head(&self) -> Result<Option<String>, StoreError>;
 }
 
 macro_rules! audit_sql {
@@ -244,6 +246,9 @@ macro_rules! audit_sql {
             }
             async fn verify_audit_chain(&self) -> Result<ChainReport, StoreError> {
                 self.verify_chain().await
+            }
+            async fn audit_chain_head(&self) -> Result<Option<String>, StoreError> {
+                self.chain_head().await
             }
             async fn newest_commit(&self) -> Result<Option<String>, StoreError> {
                 let row = sqlx::query("SELECT commit_hash FROM config_commits WHERE site = $1 ORDER BY seq DESC LIMIT 1")
