@@ -2,21 +2,11 @@
 //! an audit row edited or deleted afterwards, or a link removed, is named (link, commit
 //! and what), through the engine and through `config-backup-server verify-audit`.
 
-use std::path::Path;
 use std::process::Command;
 
 use config_backup_tests::{Backend, TestEnv};
 
 const BIN: &str = env!("CARGO_BIN_EXE_config-backup-server");
-
-fn git(args: &[&str], dir: &Path) {
-    let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn verify_audit(env: &TestEnv) -> (bool, String) {
     let out = Command::new(BIN)
@@ -148,24 +138,7 @@ async fn commits_moved_by_a_rebase_keep_the_chain_whole(backend: Backend) {
     std::fs::write(env.site().join("config/kea/kea-dhcp4.conf"), "{}\n").unwrap();
     let unpushed = app.backup().await.domains[3].commit_hash.clone();
     std::fs::rename(&away, &remote).unwrap();
-    git(&["clone", "-q", &remote.display().to_string(), "op"], env.dir.path());
-    let op = env.dir.path().join("op");
-    std::fs::write(op.join("NOTES.md"), "audit notes\n").unwrap();
-    git(&["add", "NOTES.md"], &op);
-    git(
-        &[
-            "-c",
-            "user.name=op",
-            "-c",
-            "user.email=op@example.net",
-            "commit",
-            "-q",
-            "-m",
-            "hand edit",
-        ],
-        &op,
-    );
-    git(&["push", "-q", "origin", "main"], &op);
+    config_backup_tests::foreign_commit(&remote, &env.dir.path().join("op"), "NOTES.md", "audit notes\n");
     app.backup().await;
     let st = app.status().await;
     assert_ne!(

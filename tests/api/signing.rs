@@ -61,32 +61,7 @@ async fn every_commit_is_signed_and_stock_git_verifies_it_with_the_printed_allow
     std::fs::rename(&away, &remote).unwrap();
     // ... while someone else adds a file there: the next run rebases ours on top of it,
     // writing those commits anew, and they must be signed too.
-    let scratch = env.dir.path().join("op");
-    let run = |args: &[&str], dir: &Path| {
-        let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&["clone", "-q", &remote.display().to_string(), "op"], env.dir.path());
-    std::fs::write(scratch.join("NOTES.md"), "audit notes\n").unwrap();
-    run(&["add", "NOTES.md"], &scratch);
-    run(
-        &[
-            "-c",
-            "user.name=op",
-            "-c",
-            "user.email=op@example.net",
-            "commit",
-            "-q",
-            "-m",
-            "hand edit",
-        ],
-        &scratch,
-    );
-    run(&["push", "-q", "origin", "main"], &scratch);
+    config_backup_tests::foreign_commit(&remote, &env.dir.path().join("op"), "NOTES.md", "audit notes\n");
     std::fs::write(env.site().join("config/kea/kea-dhcp4.conf"), "{ }\n").unwrap();
     let third = app.backup().await;
     assert_eq!(

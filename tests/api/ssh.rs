@@ -3,7 +3,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use config_backup_proto::v1 as pb;
@@ -250,39 +249,12 @@ async fn sshd_down_for_two_runs_then_up_every_commit_arrives_in_order() {
     app.stop().await;
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    ssh::run(Command::new("git").arg("-C").arg(dir).args(args))
-}
-
-/// Someone else commits to the remote branch.
-fn foreign_commit(remote: &Path, scratch: &Path, path: &str, content: &str) -> String {
-    ssh::run(Command::new("git").arg("clone").arg("-q").arg(remote).arg(scratch));
-    std::fs::create_dir_all(scratch.join(path).parent().unwrap()).unwrap();
-    std::fs::write(scratch.join(path), content).unwrap();
-    git(scratch, &["add", path]);
-    git(
-        scratch,
-        &[
-            "-c",
-            "user.name=Operator",
-            "-c",
-            "user.email=op@rgz.local",
-            "commit",
-            "-q",
-            "-m",
-            "hand edit",
-        ],
-    );
-    git(scratch, &["push", "-q", "origin", "main"]);
-    git(scratch, &["rev-parse", "HEAD"]).trim().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_commit_on_the_remote_is_kept_and_our_commits_are_rebased_on_top() {
     let site = Site::new("ed25519", false, "").await;
     let app = site.env.spawn().await;
     assert!(pushed(&app.backup().await));
-    let foreign = foreign_commit(
+    let foreign = config_backup_tests::foreign_commit(
         &site.env.remote(),
         &site.env.dir.path().join("op"),
         "NOTES.md",
@@ -326,7 +298,7 @@ async fn a_conflicting_foreign_commit_is_reported_as_diverged_and_never_overwrit
     assert!(!pushed(&app.backup().await));
     site.sshd.up();
     // ... and meanwhile someone edits the same file on the remote.
-    let foreign = foreign_commit(
+    let foreign = config_backup_tests::foreign_commit(
         &site.env.remote(),
         &site.env.dir.path().join("op"),
         "config/kea/kea-dhcp4.conf",
@@ -356,7 +328,7 @@ async fn a_foreign_edit_of_a_tracked_file_is_restored_from_the_live_file_at_the_
     let site = Site::new("ed25519", false, "").await;
     let app = site.env.spawn().await;
     assert!(pushed(&app.backup().await));
-    foreign_commit(
+    config_backup_tests::foreign_commit(
         &site.env.remote(),
         &site.env.dir.path().join("op"),
         "config/radius/clients.conf",

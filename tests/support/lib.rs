@@ -461,3 +461,34 @@ pub fn stored(repo: &Path, branch: &str, path: &str) -> Vec<u8> {
     let entry = tree.get_path(Path::new(path)).unwrap();
     r.find_blob(entry.id()).unwrap().content().to_vec()
 }
+
+/// Someone else commits `content` as `path` to the remote's branch (a clone in `scratch`,
+/// a commit by "Operator", a push); returns the commit's hash.
+pub fn foreign_commit(remote: &Path, scratch: &Path, path: &str, content: &str) -> String {
+    let git = |dir: &Path, args: &[&str]| ssh::run(std::process::Command::new("git").arg("-C").arg(dir).args(args));
+    ssh::run(
+        std::process::Command::new("git")
+            .arg("clone")
+            .arg("-q")
+            .arg(remote)
+            .arg(scratch),
+    );
+    std::fs::create_dir_all(scratch.join(path).parent().unwrap()).unwrap();
+    std::fs::write(scratch.join(path), content).unwrap();
+    git(scratch, &["add", path]);
+    git(
+        scratch,
+        &[
+            "-c",
+            "user.name=Operator",
+            "-c",
+            "user.email=op@rgz.local",
+            "commit",
+            "-q",
+            "-m",
+            "hand edit",
+        ],
+    );
+    git(scratch, &["push", "-q", "origin", "main"]);
+    git(scratch, &["rev-parse", "HEAD"]).trim().to_owned()
+}
