@@ -26,6 +26,16 @@ fn verify_audit(env: &TestEnv) -> (bool, String) {
     )
 }
 
+/// Checks the chain and asserts that one problem holds every one of `needles`.
+async fn assert_named(app: &config_backup_tests::TestApp, needles: &[&str]) -> config_backup_core::store::ChainReport {
+    let report = app.engine.verify_audit_chain().await.unwrap();
+    assert!(
+        report.problems.iter().any(|p| needles.iter().all(|n| p.contains(n))),
+        "no problem names {needles:?}: {report:?}"
+    );
+    report
+}
+
 async fn an_edited_or_deleted_audit_row_and_a_removed_link_are_named(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
@@ -60,32 +70,15 @@ async fn an_edited_or_deleted_audit_row_and_a_removed_link_are_named(backend: Ba
     let gateway = first.domains[0].commit_hash.clone();
     env.execute("DELETE FROM config_commits WHERE commit_hash = $1", &gateway)
         .await;
-    let report = app.engine.verify_audit_chain().await.unwrap();
-    assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| p.contains(&kea) && p.contains("changed or deleted")),
-        "{report:?}"
-    );
-    assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| p.contains(&gateway) && p.contains("row was deleted")),
-        "{report:?}"
-    );
+    assert_named(&app, &[&kea, "changed or deleted"]).await;
+    assert_named(&app, &[&gateway, "row was deleted"]).await;
     // ... and removes a link of the chain.
     env.execute(
         "DELETE FROM config_audit_chain WHERE position = 7 AND kind <> $1",
         "none",
     )
     .await;
-    let report = app.engine.verify_audit_chain().await.unwrap();
-    assert!(
-        report.problems.iter().any(|p| p.contains("links 7 to 7: missing")),
-        "{report:?}"
-    );
+    assert_named(&app, &["links 7 to 7: missing"]).await;
     let (ok, said) = verify_audit(&env);
     assert!(!ok && said.contains("FAILED: link") && said.contains(&kea), "{said}");
     // A stored subject edited no longer matches git's.
@@ -94,14 +87,7 @@ async fn an_edited_or_deleted_audit_row_and_a_removed_link_are_named(backend: Ba
         &kea,
     )
     .await;
-    let report = app.engine.verify_audit_chain().await.unwrap();
-    assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| p.contains(&kea) && p.contains("differs from the commit in the repository")),
-        "{report:?}"
-    );
+    assert_named(&app, &[&kea, "differs from the commit in the repository"]).await;
     // A chain recomputed after an edit (here: its links' hashes replaced) no longer has
     // the heads the commits in git name.
     env.execute(
@@ -109,20 +95,12 @@ async fn an_edited_or_deleted_audit_row_and_a_removed_link_are_named(backend: Ba
         "x",
     )
     .await;
-    let report = app.engine.verify_audit_chain().await.unwrap();
-    assert!(
-        report.problems.iter().any(|p| p.contains("the chain was rewritten")),
-        "{report:?}"
-    );
+    assert_named(&app, &["the chain was rewritten"]).await;
     // Deleting the whole chain does not make it pass: the commits name chain heads.
     env.execute("DELETE FROM config_audit_chain WHERE kind <> $1", "none")
         .await;
-    let report = app.engine.verify_audit_chain().await.unwrap();
+    let report = assert_named(&app, &["no link covers it"]).await;
     assert_eq!(report.links, 0);
-    assert!(
-        report.problems.iter().any(|p| p.contains("no link covers it")),
-        "{report:?}"
-    );
     app.stop().await;
 }
 

@@ -491,6 +491,18 @@ fn every_command_the_compose_file_configures_is_installed_in_the_image() {
     }
 }
 
+/// A REST GET as a NOC user, its answer as JSON.
+async fn noc_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    http.get(url)
+        .bearer_auth(token(Role::Noc))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A request id per call: the caller's `x-request-id` comes back in the REST answer and
 /// the server's log lines for the call carry it (through the gRPC hop, into the engine's
 /// run); a call without one gets a new UUID.
@@ -520,15 +532,7 @@ async fn a_rest_call_returns_its_request_id_and_the_logs_of_its_work_carry_it() 
     assert_eq!(resp.headers()["x-request-id"], id);
     let run: serde_json::Value = resp.json().await.unwrap();
     // The run's audit record keeps it: Status reads the last run from the database.
-    let status: serde_json::Value = http
-        .get(format!("{api}/api/v1/backups/config/status"))
-        .bearer_auth(token(Role::Noc))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = noc_json(&http, &format!("{api}/api/v1/backups/config/status")).await;
     assert_eq!(status["last_run"]["request_id"], id, "{status}");
     // So does a rollback's.
     let commit = run["report"]["domains"][0]["commit_hash"].as_str().unwrap().to_owned();
@@ -549,15 +553,11 @@ async fn a_rest_call_returns_its_request_id_and_the_logs_of_its_work_carry_it() 
     let ended = wait_for("the rollback to end", Duration::from_secs(60), || {
         let (http, api, task_id) = (http.clone(), api.clone(), task_id.clone());
         async move {
-            let t: serde_json::Value = http
-                .get(format!("{api}/api/v1/backups/config/rollback/status?task_id={task_id}"))
-                .bearer_auth(token(Role::Noc))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let t = noc_json(
+                &http,
+                &format!("{api}/api/v1/backups/config/rollback/status?task_id={task_id}"),
+            )
+            .await;
             if t["task"]["completed_at"].is_string() {
                 Ok(t)
             } else {
