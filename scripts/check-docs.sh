@@ -19,6 +19,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 cp -r examples/site "$work/site"
 git init -q --bare --initial-branch=main "$work/remote.git"
 export CONFIG_BACKUP_DATA_DIR="$work/data" CONFIG_BACKUP_SOURCE_ROOT="$work/site" GIT_BACKUP_REPO="$work/remote.git"
+# Signed history, as the README sets it up: the manual runbook verifies its commit.
+ssh-keygen -q -t ed25519 -N '' -C 'config-backup signing' -f "$work/signing_ed25519"
+export CONFIG_BACKUP_SIGNING_KEY="$work/signing_ed25519" ALLOWED_SIGNERS="$work/allowed_signers"
+config-backup-server allowed-signers > "$ALLOWED_SIGNERS"
 export GRPC_LISTEN_ADDR="127.0.0.1:$(free_port)" HTTP_LISTEN_ADDR="127.0.0.1:$(free_port)" METRICS_LISTEN_ADDR="127.0.0.1:$(free_port)"
 config-backup-server serve >"$work/server.log" 2>&1 &
 server_pid=$!

@@ -1,8 +1,12 @@
 //! The scheduler: every day at `CONFIG_BACKUP_HOUR_UTC:CONFIG_BACKUP_MINUTE_UTC` UTC it
 //! calls Backup on the server (role `scheduler`), with a deadline and retries; at start it
 //! catches up a run missed while the machine was down; when the server cannot be reached
-//! it sends the alert itself. Several schedulers are harmless: the server's lock answers
+//! it sends the alert itself. A restore drill runs on its own (weekly) schedule. Several schedulers are harmless: the server's lock answers
 //! ABORTED to all but one, and ABORTED is not a failure.
+
+mod drill;
+
+pub use drill::{DEFAULT_DRILL_SCHEDULE, DrillOutcome, drill_once, render_drill};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -42,6 +46,8 @@ pub struct SchedulerSettings {
     pub retry_delay: Duration,
     /// Mail for the alert, if `SMTP_HOST` is set.
     pub mail: Option<MailSettings>,
+    /// `CONFIG_BACKUP_DRILL_SCHEDULE`: the restore drill's cron expression (UTC); `None`: off.
+    pub drill: Option<String>,
 }
 
 impl SchedulerSettings {
@@ -75,6 +81,7 @@ impl SchedulerSettings {
             retries: env.number("CONFIG_BACKUP_RETRIES", 2, 0..=100)?,
             retry_delay: Duration::from_secs(env.number("CONFIG_BACKUP_RETRY_DELAY_SECONDS", 300, 0..=86400)?),
             mail: MailSettings::from_env(env)?,
+            drill: drill::drill_schedule(env)?,
         })
     }
 
@@ -91,7 +98,7 @@ impl SchedulerSettings {
         Ok(format!("Bearer {token}"))
     }
 
-    fn request<T>(&self, msg: T) -> Result<tonic::Request<T>, String> {
+    pub(crate) fn request<T>(&self, msg: T) -> Result<tonic::Request<T>, String> {
         let mut req = tonic::Request::new(msg);
         req.set_timeout(self.deadline);
         let value = self
@@ -134,7 +141,7 @@ impl Outcome {
     }
 }
 
-async fn client(settings: &SchedulerSettings) -> Result<ConfigBackupClient<Channel>, String> {
+pub(crate) async fn client(settings: &SchedulerSettings) -> Result<ConfigBackupClient<Channel>, String> {
     let channel = Channel::from_shared(settings.server.clone())
         .map_err(|e| format!("CONFIG_BACKUP_SERVER_ADDR: {e}"))?
         .connect_timeout(Duration::from_secs(10))
@@ -238,19 +245,41 @@ async fn run(settings: &SchedulerSettings, since: Option<DateTime<Utc>>) -> Outc
     }
 }
 
-/// The scheduler's job list: one daily job at the configured UTC time.
-pub async fn build(settings: SchedulerSettings) -> anyhow::Result<(tokio_cron_scheduler::JobScheduler, Uuid)> {
-    use tokio_cron_scheduler::{Job, JobScheduler};
-    let sched = JobScheduler::new().await?;
+fn backup_job(settings: &SchedulerSettings) -> anyhow::Result<tokio_cron_scheduler::Job> {
     let s = settings.clone();
-    let job = Job::new_async(settings.schedule.cron().as_str(), move |_id, _lock| {
-        let s = s.clone();
-        Box::pin(async move {
-            let _ = run_once(&s).await;
-        })
-    })?;
-    let id = sched.add(job).await?;
+    Ok(tokio_cron_scheduler::Job::new_async(
+        settings.schedule.cron().as_str(),
+        move |_id, _lock| {
+            let s = s.clone();
+            Box::pin(async move {
+                let _ = run_once(&s).await;
+            })
+        },
+    )?)
+}
+
+/// The daily backup's job alone, in a scheduler of its own (what `--print-next` reads).
+pub async fn build(settings: SchedulerSettings) -> anyhow::Result<(tokio_cron_scheduler::JobScheduler, Uuid)> {
+    let sched = tokio_cron_scheduler::JobScheduler::new().await?;
+    let id = sched.add(backup_job(&settings)?).await?;
     Ok((sched, id))
+}
+
+/// Every job that is on: the daily backup (unless `CONFIG_BACKUP_ENABLED=false`) and the
+/// restore drill (unless `CONFIG_BACKUP_DRILL_SCHEDULE=off`); `None` when neither is.
+pub async fn jobs(settings: &SchedulerSettings) -> anyhow::Result<Option<tokio_cron_scheduler::JobScheduler>> {
+    let drill = drill::job(settings)?;
+    if !settings.schedule.enabled && drill.is_none() {
+        return Ok(None);
+    }
+    let sched = tokio_cron_scheduler::JobScheduler::new().await?;
+    if settings.schedule.enabled {
+        sched.add(backup_job(settings)?).await?;
+    }
+    if let Some(d) = drill {
+        sched.add(d).await?;
+    }
+    Ok(Some(sched))
 }
 
 /// When the daily job fires next, as the scheduler itself computes it.

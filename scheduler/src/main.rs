@@ -1,12 +1,15 @@
-//! `config-backup-scheduler`: runs the daily backup, or one now with `--once`.
+//! `config-backup-scheduler`: runs the daily backup and the weekly restore drill, or one
+//! now with `--once` / `--drill-once`.
 
 use clap::Parser;
-use config_backup_scheduler::{SchedulerSettings, build, catch_up, next_fire, render, run_once};
+use config_backup_scheduler::{
+    SchedulerSettings, catch_up, drill_once, jobs, next_fire, render, render_drill, run_once,
+};
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "Calls the config-backup server's Backup every day at the configured UTC time"
+    about = "Calls the config-backup server's Backup every day at the configured UTC time, and Verify (a restore drill) weekly"
 )]
 struct Cli {
     /// Run one backup now, print its report, exit non-zero on failure.
@@ -15,6 +18,9 @@ struct Cli {
     /// Print when the daily backup fires next (UTC) and exit.
     #[arg(long)]
     print_next: bool,
+    /// Run one restore drill now, print it, exit non-zero unless every domain is proven.
+    #[arg(long)]
+    drill_once: bool,
 }
 
 #[tokio::main]
@@ -55,21 +61,37 @@ async fn run(cli: Cli, env: &config_backup_core::settings::Env) -> anyhow::Resul
             std::process::ExitCode::SUCCESS
         });
     }
-    if !settings.schedule.enabled {
-        tracing::info!("CONFIG_BACKUP_ENABLED=false: scheduled backups are off; idling until stopped");
+    if cli.drill_once {
+        let outcome = drill_once(&settings).await;
+        print!("{}", render_drill(&outcome));
+        return Ok(if outcome.is_failure() {
+            std::process::ExitCode::FAILURE
+        } else {
+            std::process::ExitCode::SUCCESS
+        });
+    }
+    let Some(mut sched) = jobs(&settings).await? else {
+        tracing::info!(
+            "CONFIG_BACKUP_ENABLED=false and CONFIG_BACKUP_DRILL_SCHEDULE=off: nothing is scheduled; idling until stopped"
+        );
         shutdown().await;
         return Ok(std::process::ExitCode::SUCCESS);
+    };
+    if !settings.schedule.enabled {
+        tracing::info!("CONFIG_BACKUP_ENABLED=false: scheduled backups are off; the restore drill stays on");
     }
-    let (mut sched, _) = build(settings.clone()).await?;
     sched.start().await?;
     tracing::info!(
-        cron = %settings.schedule.cron(),
-        next = %next_fire(&settings).await?.to_rfc3339(),
+        backup = %if settings.schedule.enabled { settings.schedule.cron() } else { "off".to_owned() },
+        next_backup = %next_fire(&settings).await?.to_rfc3339(),
+        drill = %settings.drill.as_deref().unwrap_or("off"),
         server = %settings.server,
         "scheduler started (UTC)"
     );
     // Catch up a run missed while the machine was down (the server skips it otherwise).
-    let _ = catch_up(&settings, chrono::Utc::now()).await;
+    if settings.schedule.enabled {
+        let _ = catch_up(&settings, chrono::Utc::now()).await;
+    }
     shutdown().await;
     sched.shutdown().await?;
     Ok(std::process::ExitCode::SUCCESS)

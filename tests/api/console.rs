@@ -33,6 +33,23 @@ async fn the_console_walks_an_operator_through_status_history_diff_and_rollbacks
     );
     let app = env.spawn().await;
     let first = app.backup().await;
+    // A restore drill: Status shows when each domain was last proven restorable.
+    let drill = app
+        .client()
+        .verify(config_backup_tests::with_token(
+            config_backup_proto::v1::VerifyRequest {},
+            Role::Admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .drill
+        .unwrap();
+    assert_eq!(
+        drill.state,
+        config_backup_proto::v1::DrillState::Proven as i32,
+        "{drill:#?}"
+    );
     let target = first
         .domains
         .iter()
@@ -72,6 +89,12 @@ async fn the_console_walks_an_operator_through_status_history_diff_and_rollbacks
     b.fill("#token", &token(Role::Admin)).await;
     b.click("#signin-submit").await;
     b.wait_text("#domains", "kea").await;
+    let proofs = b.text("#domains").await;
+    assert_eq!(
+        proofs.matches("proven ").count(),
+        4,
+        "each domain proven restorable: {proofs}"
+    );
     assert!(
         b.script("return location.href")
             .await

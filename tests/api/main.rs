@@ -32,6 +32,7 @@ mod console;
 mod cors;
 mod diff;
 mod diskfull;
+mod drill;
 mod fuzz;
 mod grpcurl;
 mod history;

@@ -295,7 +295,7 @@ async fn every_annotated_route_is_served_and_documented_in_openapi() {
     let env = TestEnv::new(Backend::Sqlite).await;
     let app = env.spawn().await;
     let routes = proto_routes();
-    assert_eq!(routes.len(), 7, "{routes:?}");
+    assert_eq!(routes.len(), 9, "{routes:?}");
     let (status, _, body) = get(&app, "/api/v1/backups/config/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
     let doc = json(&body);

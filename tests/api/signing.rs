@@ -3,8 +3,7 @@
 //! without it commits are unsigned and Status says so; a key others can read stops the
 //! server at start.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use config_backup_proto::v1 as pb;
@@ -13,18 +12,7 @@ use config_backup_tests::{Backend, TestEnv, with_token};
 
 const BIN: &str = env!("CARGO_BIN_EXE_config-backup-server");
 
-/// An ed25519 key made by OpenSSH's ssh-keygen, with `mode`.
-fn keygen(dir: &Path, mode: u32) -> PathBuf {
-    let path = dir.join("signing_ed25519");
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "config-backup signing", "-f"])
-        .arg(&path)
-        .status()
-        .expect("ssh-keygen (openssh-client) is needed: the test command installs it");
-    assert!(made.success());
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    path
-}
+use config_backup_tests::signing_key as keygen;
 
 fn git(repo: &Path, args: &[&str]) -> std::process::Output {
     Command::new("git").arg("-C").arg(repo).args(args).output().unwrap()

@@ -60,7 +60,24 @@ async fn pushes_with(kind: &str, pem: bool, passphrase: &str) {
     assert!(pushed(&report), "{kind} pem={pem}: {report:?}");
     assert_eq!(report.outcome, pb::RunOutcome::Success as i32);
     assert_eq!(log_subjects(&site.env.remote(), "main").len(), 4);
+    // A restore drill clones the remote afresh over the same transport, with the same key.
+    let drill = drill(&app).await;
+    assert_eq!(
+        drill.state,
+        pb::DrillState::Proven as i32,
+        "{kind} pem={pem}: {drill:#?}"
+    );
     app.stop().await;
+}
+
+async fn drill(app: &config_backup_tests::TestApp) -> pb::Drill {
+    app.client()
+        .verify(config_backup_tests::with_token(pb::VerifyRequest {}, Role::Admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .drill
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,6 +143,12 @@ async fn a_wrong_host_key_refuses_the_push_and_names_the_host_and_fingerprint() 
     assert_eq!(st.unpushed_commits, 4);
     assert!(st.last_push_error.contains(&offered), "{}", st.last_push_error);
     assert!(st.last_run.unwrap().push_error.contains("HOST KEY MISMATCH"));
+    // A drill's clone checks the host key as a push does: refused, named.
+    let refused = drill(&app).await;
+    assert!(
+        refused.error.starts_with("cannot clone the remote") && refused.error.contains(&offered),
+        "{refused:#?}"
+    );
 
     // An unknown host (empty known_hosts) is refused too.
     std::fs::write(site.known_hosts(), "").unwrap();

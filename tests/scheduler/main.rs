@@ -236,7 +236,10 @@ async fn a_disabled_schedule_idles_and_says_so() {
     let mut child = KillOnDrop(
         scheduler(
             &app.addr.to_string(),
-            &[("CONFIG_BACKUP_ENABLED".into(), "false".into())],
+            &[
+                ("CONFIG_BACKUP_ENABLED".into(), "false".into()),
+                ("CONFIG_BACKUP_DRILL_SCHEDULE".into(), "off".into()),
+            ],
         )
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -258,6 +261,57 @@ async fn a_disabled_schedule_idles_and_says_so() {
         std::fs::read_to_string(&log)
             .unwrap()
             .contains("CONFIG_BACKUP_ENABLED=false")
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restore_drill_runs_on_its_schedule_and_drill_once_prints_it() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let app = env.spawn().await;
+    app.backup().await;
+    // --drill-once: one drill now, each domain's verdict printed, exit 0 when proven.
+    let (out, text) = output(scheduler(&app.addr.to_string(), &[]).arg("--drill-once"));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(": PROVEN\n"), "{text}");
+    for d in ["gateway", "dns", "radius", "kea"] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(d) && l.contains("PROVEN")),
+            "{d}: {text}"
+        );
+    }
+    let drills = app.engine.drills(10).await.unwrap();
+    assert_eq!(drills.len(), 1);
+    assert_eq!(drills[0].trigger, config_backup_core::store::Trigger::Scheduled);
+    assert_eq!(drills[0].requested_by, "system");
+
+    // The daemon runs it on CONFIG_BACKUP_DRILL_SCHEDULE, backups off.
+    let log = env.dir.path().join("scheduler.log");
+    let _child = KillOnDrop(
+        scheduler(
+            &app.addr.to_string(),
+            &[
+                ("CONFIG_BACKUP_ENABLED".into(), "false".into()),
+                ("CONFIG_BACKUP_DRILL_SCHEDULE".into(), "*/2 * * * * *".into()),
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap(),
+    );
+    logged(&log, "the restore drill stays on").await;
+    logged(&log, "scheduled restore drill done").await;
+    let drills = app.engine.drills(10).await.unwrap();
+    assert!(drills.len() >= 2, "{drills:?}");
+    assert!(drills[0].proven(), "{drills:?}");
+    assert!(
+        status(&app)
+            .await
+            .last_run
+            .as_ref()
+            .is_some_and(|r| r.trigger == pb::RunTrigger::Manual as i32)
     );
     app.stop().await;
 }

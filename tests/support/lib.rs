@@ -492,3 +492,16 @@ pub fn foreign_commit(remote: &Path, scratch: &Path, path: &str, content: &str) 
     git(scratch, &["push", "-q", "origin", "main"]);
     git(scratch, &["rev-parse", "HEAD"]).trim().to_owned()
 }
+
+/// An ed25519 signing key made by OpenSSH's ssh-keygen in `dir`, with `mode`.
+pub fn signing_key(dir: &Path, mode: u32) -> PathBuf {
+    let path = dir.join("signing_ed25519");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "config-backup signing", "-f"])
+        .arg(&path)
+        .status()
+        .expect("ssh-keygen (openssh-client) is needed: the test command installs it");
+    assert!(made.success());
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    path
+}

@@ -6,6 +6,7 @@
 pub mod command;
 pub mod diff;
 pub mod domain;
+pub mod drill;
 pub mod engine;
 pub mod error;
 pub mod fs;

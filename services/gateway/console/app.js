@@ -101,6 +101,20 @@ $("sign-out").addEventListener("click", () => signOut("Signed out."));
 
 // --- status --------------------------------------------------------------------------
 
+// When a restore drill last proved the domain restorable, or what the last one found.
+function proof(d) {
+  if (d.last_drill_state === "DRILL_STATE_FAILED") {
+    const causes = d.last_drill_causes || [];
+    return el("span", {},
+      el("span", { class: "bad" }, "drill FAILED "), when(d.last_drill_at),
+      d.last_proven_at ? el("span", {}, "; last proven ", when(d.last_proven_at)) : "; never proven",
+      ...causes.slice(0, 3).map((c) => el("div", { class: "bad" }, c)),
+      causes.length > 3 ? el("div", {}, `… ${causes.length - 3} more (ListDrills)`) : "");
+  }
+  if (d.last_proven_at) return el("span", {}, "proven ", when(d.last_proven_at));
+  return "never (no restore drill yet)";
+}
+
 async function loadStatus() {
   const s = await api("GET", "/status");
   const body = $("status-body");
@@ -117,7 +131,7 @@ async function loadStatus() {
   if (s.interrupted) row("Interrupted", el("span", { class: "bad" }, s.interrupted));
   if (s.clear_secrets_notice) row("Older history", s.clear_secrets_notice);
   body.append(el("div", { class: "scroll" }, facts));
-  const t = el("table", { id: "domains" }, el("thead", {}, el("tr", {}, ...["Domain", "Files", "Last commit", "Last change", "Last error"].map((h) => el("th", { scope: "col" }, h)))));
+  const t = el("table", { id: "domains" }, el("thead", {}, el("tr", {}, ...["Domain", "Files", "Last commit", "Last change", "Proven restorable", "Last error"].map((h) => el("th", { scope: "col" }, h)))));
   const tb = el("tbody");
   for (const d of s.domains || []) {
     tb.append(el("tr", {},
@@ -125,6 +139,7 @@ async function loadStatus() {
       el("td", {}, String(d.tracked_files || 0)),
       el("td", {}, commitLink(d.last_commit_hash), " ", when(d.last_commit_at)),
       el("td", {}, commitLink(d.last_change_commit_hash), " ", when(d.last_changed_at)),
+      el("td", { class: "proof" }, proof(d)),
       el("td", { class: "bad" }, d.last_error || "")));
   }
   t.append(tb);

@@ -127,6 +127,8 @@ pub fn router(grpc: GrpcService, origins: Vec<axum::http::HeaderValue>) -> Route
         .route(route("Rollback").path, post(rollback))
         .route(route("RollbackStatus").path, get(rollback_status))
         .route(route("ListSites").path, get(list_sites))
+        .route(route("Verify").path, post(verify))
+        .route(route("ListDrills").path, get(list_drills))
         .route(HEALTH_PATH, get(healthz))
         .route("/", get(console::index))
         .route("/console/app.js", get(console::app_js))
@@ -415,6 +417,23 @@ async fn list_sites(State(mut g): State<Gateway>, headers: HeaderMap, query: Que
     tri!(Params::parse(route("ListSites"), query));
     let req = tri!(grpc(&headers, pb::ListSitesRequest {}));
     answer(g.client.list_sites(req).await, StatusCode::OK)
+}
+
+async fn verify(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryPairs) -> Response {
+    tri!(Params::parse(route("Verify"), query));
+    let req = tri!(grpc(&headers, pb::VerifyRequest {}));
+    answer(g.client.verify(req).await, StatusCode::OK)
+}
+
+async fn list_drills(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryPairs) -> Response {
+    let p = tri!(Params::parse(route("ListDrills"), query));
+    let req = tri!(grpc(
+        &headers,
+        pb::ListDrillsRequest {
+            limit: tri!(p.int("limit"))
+        }
+    ));
+    answer(g.client.list_drills(req).await, StatusCode::OK)
 }
 
 async fn history(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryPairs) -> Response {

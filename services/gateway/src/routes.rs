@@ -157,6 +157,22 @@ pub const ROUTES: &[Route] = &[
         params: &[],
         success: 200,
     },
+    Route {
+        method: "POST",
+        path: "/api/v1/backups/config/verify",
+        rpc: "Verify",
+        summary: "Run a restore drill now (admin): clone the remote afresh and prove each domain restorable",
+        params: &[],
+        success: 200,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/backups/config/drills",
+        rpc: "ListDrills",
+        summary: "The latest restore drills, newest first, each domain PROVEN or FAILED with its causes",
+        params: &[p("limit", "integer", false, "1 to 100 (default 10)")],
+        success: 200,
+    },
 ];
 
 /// Paths outside the API's own table.

@@ -14,7 +14,7 @@ use config_backup_core::domain::ChangeKind;
 use config_backup_core::domain::quote_input;
 use config_backup_core::engine::{BackupReport, Engine, Observer};
 use config_backup_core::settings::{Env, SettingsError};
-use config_backup_core::store::{MailRecord, PushOutcome, RollbackStage, RollbackTask, RunOutcome};
+use config_backup_core::store::{DrillRecord, MailRecord, PushOutcome, RollbackStage, RollbackTask, RunOutcome};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -459,22 +459,109 @@ pub fn rollback_mail(t: &RollbackTask) -> Mail {
     }
 }
 
-/// The scheduler's alert when the server could not be reached.
-pub fn scheduler_alert(server: &str, attempts: u32, error: &str) -> Mail {
+/// The alert of a restore drill that failed: each failed domain with its causes (commit,
+/// file and what did not hold). A proven drill sends no mail: Status, ListSites, the
+/// console and `/metrics` show it.
+pub fn drill_alert(site: &str, d: &DrillRecord) -> Mail {
+    let failed: Vec<&str> = d
+        .domains
+        .iter()
+        .filter(|x| !x.proven())
+        .map(|x| x.domain.as_str())
+        .collect();
+    let subject = format!("ALERT: Config restore drill FAILED — {}", failed.join(", "));
+    let mut text = format!(
+        "Restore drill {} of site {site}\nRemote head: {}\nRequested by: {}\nStarted: {}\n\n\
+         The backup remote could not be proven restorable. A restore from it now would not put back \
+         what was backed up, for these domains:\n",
+        d.id,
+        d.remote_head.as_deref().unwrap_or("(not cloned)"),
+        d.requested_by,
+        d.started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    let mut rows = String::new();
+    if let Some(e) = &d.error {
+        text.push_str(&format!("\nError: {e}\n"));
+    }
+    for x in &d.domains {
+        let state = if x.proven() { "PROVEN" } else { "FAILED" };
+        text.push_str(&format!("\n{} {state}\n", x.domain));
+        for c in &x.causes {
+            text.push_str(&format!("  - {c}\n"));
+            rows.push_str(&format!("<tr><td>{}</td><td>{}</td></tr>", x.domain.as_str(), esc(c)));
+        }
+    }
+    text.push_str("\nSee docs/operations.md, \"Restore drills\", for what each cause means and what to do.\n");
+    let html = format!(
+        "<html><body><h2>{}</h2><p>Drill {}<br>Remote head: <code>{}</code></p><table>{rows}</table></body></html>",
+        esc(&subject),
+        d.id,
+        esc(d.remote_head.as_deref().unwrap_or("(not cloned)")),
+    );
+    Mail {
+        kind: "alert",
+        subject,
+        text,
+        html,
+    }
+}
+
+/// What the scheduler could not get the server to do, for its alert.
+struct Missed {
+    /// The subject.
+    subject: &'static str,
+    /// The HTML heading.
+    heading: &'static str,
+    /// "The scheduled ... did not run".
+    what: &'static str,
+    /// What the server did ("could not be reached").
+    server_did: &'static str,
+    /// What was not done, and the command to run by hand.
+    consequence: &'static str,
+}
+
+fn scheduler_mail(m: &Missed, server: &str, attempts: u32, error: &str) -> Mail {
     let text = format!(
-        "The scheduled config backup did not run: the server {server} could not be reached after {attempts} attempts.\n\nLast error: {error}\n\nNothing was backed up; check the server and run `config-backup-scheduler --once`.\n"
+        "{}: the server {server} {} after {attempts} attempts.\n\nLast error: {error}\n\n{}\n",
+        m.what, m.server_did, m.consequence
     );
     let html = format!(
-        "<html><body><h2>Config backup FAILED</h2><p>The server {} could not be reached after {attempts} attempts.</p><p><b>Last error:</b> {}</p></body></html>",
+        "<html><body><h2>{}</h2><p>The server {} {} after {attempts} attempts.</p><p><b>Last error:</b> {}</p></body></html>",
+        m.heading,
         esc(server),
+        m.server_did,
         esc(error)
     );
     Mail {
         kind: "alert",
-        subject: "ALERT: Config Backup FAILED".to_owned(),
+        subject: m.subject.to_owned(),
         text,
         html,
     }
+}
+
+/// The scheduler's alert when the server could not be reached.
+pub fn scheduler_alert(server: &str, attempts: u32, error: &str) -> Mail {
+    let missed = Missed {
+        subject: "ALERT: Config Backup FAILED",
+        heading: "Config backup FAILED",
+        what: "The scheduled config backup did not run",
+        server_did: "could not be reached",
+        consequence: "Nothing was backed up; check the server and run `config-backup-scheduler --once`.",
+    };
+    scheduler_mail(&missed, server, attempts, error)
+}
+
+/// The scheduler's alert when a restore drill could not be run at all.
+pub fn scheduler_drill_alert(server: &str, attempts: u32, error: &str) -> Mail {
+    let missed = Missed {
+        subject: "ALERT: Config restore drill did not run",
+        heading: "Config restore drill did not run",
+        what: "The scheduled restore drill did not run",
+        server_did: "did not run it",
+        consequence: "Nothing was proven restorable; check the server and run `config-backup-scheduler --drill-once`.",
+    };
+    scheduler_mail(&missed, server, attempts, error)
 }
 
 /// Mails the NOC when backups and rollbacks end.
@@ -544,6 +631,14 @@ impl Observer for MailObserver {
 
     async fn rollback_finished(&self, engine: &Engine, task: &RollbackTask) {
         self.mailer.deliver(Some(engine), &rollback_mail(task)).await;
+    }
+
+    async fn drill_finished(&self, engine: &Engine, drill: &DrillRecord) {
+        if !drill.proven() {
+            self.mailer
+                .deliver(Some(engine), &drill_alert(engine.site(), drill))
+                .await;
+        }
     }
 }
 

@@ -184,6 +184,14 @@ pub fn status(s: &EngineStatus) -> pb::StatusResponse {
                 last_changed_at: summary.as_ref().and_then(|x| x.last_change_at).map(timestamp),
                 tracked_files: *tracked as u32,
                 last_error: s.domain_errors.get(d).cloned().unwrap_or_default(),
+                last_proven_at: s.proofs.get(d).and_then(|p| p.last_proven_at).map(timestamp),
+                last_drill_state: s
+                    .proofs
+                    .get(d)
+                    .map_or(pb::DrillState::Unspecified, |p| drill_state(p.last_proven))
+                    as i32,
+                last_drill_at: s.proofs.get(d).map(|p| timestamp(p.last_drill_at)),
+                last_drill_causes: s.proofs.get(d).map(|p| p.last_causes.clone()).unwrap_or_default(),
             })
             .collect(),
         unpushed_commits: s.unpushed as u32,
@@ -219,6 +227,51 @@ pub fn site_summary(s: &config_backup_core::engine::SiteStatus) -> pb::SiteSumma
             .unwrap_or(0),
         next_scheduled_at: s.next_scheduled_at.map(timestamp),
         running: s.running.as_ref().map(|h| h.to_string()).unwrap_or_default(),
+        domains: s
+            .proofs
+            .iter()
+            .map(|p| pb::DomainProof {
+                domain: p.domain.as_str().to_owned(),
+                last_proven_at: p.last_proven_at.map(timestamp),
+                last_drill_state: drill_state(p.last_proven) as i32,
+                last_drill_at: Some(timestamp(p.last_drill_at)),
+            })
+            .collect(),
+    }
+}
+
+fn drill_state(proven: bool) -> pb::DrillState {
+    if proven {
+        pb::DrillState::Proven
+    } else {
+        pb::DrillState::Failed
+    }
+}
+
+/// A restore drill.
+pub fn drill(d: &config_backup_core::store::DrillRecord) -> pb::Drill {
+    pb::Drill {
+        id: d.id.to_string(),
+        started_at: Some(timestamp(d.started_at)),
+        finished_at: Some(timestamp(d.finished_at)),
+        trigger: trigger(d.trigger) as i32,
+        requested_by: d.requested_by.clone(),
+        request_id: d.request_id.clone().unwrap_or_default(),
+        remote_head: d.remote_head.clone().unwrap_or_default(),
+        state: drill_state(d.proven()) as i32,
+        error: d.error.clone().unwrap_or_default(),
+        domains: d
+            .domains
+            .iter()
+            .map(|x| pb::DomainDrill {
+                domain: x.domain.as_str().to_owned(),
+                state: drill_state(x.proven()) as i32,
+                commit_hash: x.commit.clone().unwrap_or_default(),
+                files: u32::try_from(x.files).unwrap_or(u32::MAX),
+                causes: x.causes.clone(),
+            })
+            .collect(),
+        notes: d.notes.clone(),
     }
 }
 

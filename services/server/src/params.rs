@@ -216,6 +216,18 @@ pub fn rollback(
     })
 }
 
+/// How many drills ListDrills returns: 1 to 100, 0 for the default (10).
+pub fn drill_limit(limit: i32) -> Result<i64, ApiError> {
+    match limit {
+        0 => Ok(10),
+        n @ 1..=100 => Ok(i64::from(n)),
+        n => Err(invalid(
+            "limit",
+            format!("{n} is out of range: allowed 1 to 100 (0 or unset: 10)"),
+        )),
+    }
+}
+
 /// A task id.
 pub fn task_id(value: &str) -> Result<uuid::Uuid, ApiError> {
     if value.is_empty() {

@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 
+use config_backup_core::drill::DrillParams;
 use config_backup_core::engine::BackupParams;
 use config_backup_core::store::Trigger;
 use config_backup_core::{Actor, Engine};
@@ -54,6 +55,9 @@ impl ConfigBackupService {
 
 const READERS: &[Role] = &[Role::Admin, Role::Noc];
 const BACKUP: &[Role] = &[Role::Admin, Role::Noc, Role::Scheduler];
+/// A restore drill reads every secret of the site (to unseal and validate): admins, and
+/// the schedule.
+const DRILL: &[Role] = &[Role::Admin, Role::Scheduler];
 
 type RollbackStatusStream = Pin<Box<dyn Stream<Item = Result<pb::RollbackStatusResponse, Status>> + Send>>;
 
@@ -182,6 +186,35 @@ impl ConfigBackup for ConfigBackupService {
             })
         });
         Ok(Response::new(Box::pin(stream) as Self::RollbackStatusStream))
+    }
+
+    async fn verify(&self, req: Request<pb::VerifyRequest>) -> Result<Response<pb::VerifyResponse>, Status> {
+        let who = self.caller(&req, "Verify", DRILL)?;
+        let (trigger, actor) = match who.role {
+            Role::Scheduler => (Trigger::Scheduled, Actor::System),
+            _ => (Trigger::Manual, Actor::User(who.sub)),
+        };
+        let params = DrillParams {
+            trigger,
+            actor,
+            request_id: request_id(&req),
+        };
+        let drill = self.engine.drill(params).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::VerifyResponse {
+            drill: Some(convert::drill(&drill)),
+        }))
+    }
+
+    async fn list_drills(
+        &self,
+        req: Request<pb::ListDrillsRequest>,
+    ) -> Result<Response<pb::ListDrillsResponse>, Status> {
+        self.caller(&req, "ListDrills", READERS)?;
+        let limit = params::drill_limit(req.get_ref().limit)?;
+        let drills = self.engine.drills(limit).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListDrillsResponse {
+            drills: drills.iter().map(convert::drill).collect(),
+        }))
     }
 
     async fn list_sites(&self, req: Request<pb::ListSitesRequest>) -> Result<Response<pb::ListSitesResponse>, Status> {

@@ -23,54 +23,12 @@ impl Engine {
     pub async fn verify_audit_chain(&self) -> Result<crate::store::ChainReport, EngineError> {
         let mut report = self.inner.store.verify_audit_chain().await?;
         let git = self.inner.settings.git.clone();
-        let (commits, hashes, pruned) = (
-            report.commits.clone(),
-            report.hashes.clone(),
-            report.checkpoint.is_some(),
-        );
+        let check = report.clone();
         let found = blocking(move || -> Result<Vec<String>, EngineError> {
             let Some(wc) = WorkingCopy::open_existing(&git)? else {
                 return Ok(Vec::new());
             };
-            let repo = wc.repository();
-            let at: std::collections::HashMap<&str, i64> = hashes.iter().map(|(p, h)| (h.as_str(), *p)).collect();
-            let mut problems = Vec::new();
-            for c in &commits {
-                let Some(commit) = git2::Oid::from_str(&c.hash)
-                    .ok()
-                    .and_then(|id| repo.find_commit(id).ok())
-                else {
-                    problems.push(format!(
-                        "commit {}: in the audit trail but not in the backup repository",
-                        c.hash
-                    ));
-                    continue;
-                };
-                let message = commit.message().unwrap_or_default();
-                if message.lines().next().unwrap_or_default() != c.subject {
-                    problems.push(format!(
-                        "commit {}: its subject in the audit trail differs from the commit in the repository",
-                        c.hash
-                    ));
-                }
-                let Some(anchor) = repo::trailer(message, crate::store::TRAILER_AUDIT_CHAIN) else {
-                    continue;
-                };
-                match (c.position, at.get(anchor)) {
-                    (None, _) => problems.push(format!(
-                        "commit {}: recorded while the chain existed, but no link covers it (its link was deleted)",
-                        c.hash
-                    )),
-                    (Some(own), Some(named)) if *named < own => {}
-                    (Some(_), None) if pruned => {}
-                    (Some(own), _) => problems.push(format!(
-                        "commit {} (link {own}): its message names the chain head {anchor}, which is not a link \
-                         before it: the chain was rewritten",
-                        c.hash
-                    )),
-                }
-            }
-            Ok(problems)
+            Ok(anchor_problems(wc.repository(), &check))
         })
         .await??;
         report.problems.extend(found);
@@ -163,6 +121,51 @@ impl Engine {
             .ok_or_else(|| EngineError::Internal("retention cutoff out of range".to_owned()))?;
         Ok(self.inner.store.delete_audit_rows_before(cutoff).await?)
     }
+}
+
+/// Each commit row of `report` read against `repo`: it must be there with the subject the
+/// trail stored, and the chain head its message names (`Config-Backup-Audit-Chain`) must
+/// be a link before the commit's own. Each problem starts with `commit <hash>`.
+pub(crate) fn anchor_problems(repo: &git2::Repository, report: &crate::store::ChainReport) -> Vec<String> {
+    let pruned = report.checkpoint.is_some();
+    let at: std::collections::HashMap<&str, i64> = report.hashes.iter().map(|(p, h)| (h.as_str(), *p)).collect();
+    let mut problems = Vec::new();
+    for c in &report.commits {
+        let Some(commit) = git2::Oid::from_str(&c.hash)
+            .ok()
+            .and_then(|id| repo.find_commit(id).ok())
+        else {
+            problems.push(format!(
+                "commit {}: in the audit trail but not in the backup repository",
+                c.hash
+            ));
+            continue;
+        };
+        let message = commit.message().unwrap_or_default();
+        if message.lines().next().unwrap_or_default() != c.subject {
+            problems.push(format!(
+                "commit {}: its subject in the audit trail differs from the commit in the repository",
+                c.hash
+            ));
+        }
+        let Some(anchor) = repo::trailer(message, crate::store::TRAILER_AUDIT_CHAIN) else {
+            continue;
+        };
+        match (c.position, at.get(anchor)) {
+            (None, _) => problems.push(format!(
+                "commit {}: recorded while the chain existed, but no link covers it (its link was deleted)",
+                c.hash
+            )),
+            (Some(own), Some(named)) if *named < own => {}
+            (Some(_), None) if pruned => {}
+            (Some(own), _) => problems.push(format!(
+                "commit {} (link {own}): its message names the chain head {anchor}, which is not a link \
+                 before it: the chain was rewritten",
+                c.hash
+            )),
+        }
+    }
+    problems
 }
 
 /// A commit as the audit trail records it, with a row per file `info` lists (every

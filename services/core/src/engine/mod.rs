@@ -26,6 +26,7 @@ mod run;
 mod sealing;
 mod status;
 
+pub(crate) use audit::anchor_problems;
 pub use audit::audit_rows;
 pub use message::{Trailers, commit_message};
 pub use sealing::ClearHistory;
@@ -201,6 +202,8 @@ pub struct EngineStatus {
     /// The fingerprint of the key commits are signed with; none: unsigned (or another
     /// site's status).
     pub signing_key: Option<String>,
+    /// Per drilled domain: when a restore drill last proved it and the last drill's verdict.
+    pub proofs: BTreeMap<Domain, crate::store::DomainProof>,
 }
 
 /// One site of the fleet (`ListSites`).
@@ -218,6 +221,8 @@ pub struct SiteStatus {
     pub next_scheduled_at: Option<DateTime<Utc>>,
     /// What holds its lock now, if alive.
     pub running: Option<LockHolder>,
+    /// Its drilled domains' proofs, by domain.
+    pub proofs: Vec<crate::store::DomainProof>,
 }
 
 /// Told when a backup or a rollback ends (the NOC's mail). It must not fail them: it
@@ -228,6 +233,8 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
     async fn backup_finished(&self, engine: &Engine, report: &BackupReport);
     /// A rollback reached its terminal state.
     async fn rollback_finished(&self, engine: &Engine, task: &crate::store::RollbackTask);
+    /// A restore drill ended (recorded).
+    async fn drill_finished(&self, _engine: &Engine, _drill: &crate::store::DrillRecord) {}
 }
 
 /// A backup or rollback that stopped without ending: where and when.
@@ -486,6 +493,15 @@ impl Engine {
             self.inner
                 .tasks
                 .spawn(async move { o.backup_finished(&engine, &report).await });
+        }
+    }
+
+    pub(crate) fn notify_drill(&self, drill: &crate::store::DrillRecord) {
+        for o in self.observers() {
+            let (engine, drill) = (self.clone(), drill.clone());
+            self.inner
+                .tasks
+                .spawn(async move { o.drill_finished(&engine, &drill).await });
         }
     }
 

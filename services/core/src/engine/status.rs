@@ -73,6 +73,10 @@ impl Engine {
     pub async fn list_sites(&self) -> Result<Vec<SiteStatus>, EngineError> {
         let now = Utc::now();
         let me = self.lock_observer();
+        let mut proofs: BTreeMap<String, Vec<crate::store::DomainProof>> = BTreeMap::new();
+        for p in self.inner.store.domain_proofs(true).await? {
+            proofs.entry(p.site.clone()).or_default().push(p);
+        }
         Ok(self
             .inner
             .store
@@ -93,6 +97,7 @@ impl Engine {
                 SiteStatus {
                     next_scheduled_at: schedule.enabled.then(|| schedule.next_after(now)),
                     running,
+                    proofs: proofs.remove(&s.site).unwrap_or_default(),
                     site: s.site,
                     host: s.announced.host,
                     seen_at: s.announced.seen_at,
@@ -171,6 +176,12 @@ impl Engine {
             Some(r) => store.domain_errors(r.id).await?.into_iter().collect(),
             None => BTreeMap::new(),
         };
+        let proofs = store
+            .domain_proofs(false)
+            .await?
+            .into_iter()
+            .map(|p| (p.domain, p))
+            .collect();
         let mut domains = Vec::new();
         let unpushed;
         if local {
@@ -234,6 +245,7 @@ impl Engine {
             domain_errors,
             last_mail,
             signing_key: if local { self.inner.signing_key.clone() } else { None },
+            proofs,
             clear_history: if local { self.clear_history() } else { None },
         })
     }

@@ -319,6 +319,43 @@ impl WorkingCopy {
         WorkingCopy::with_signer(repo, git)
     }
 
+    /// A fresh bare clone of the remote's branch in `dir` (empty, the caller's temporary
+    /// directory), fetched over the same transport as pushes (the same key and host-key
+    /// checks): what a site restored from its remote would get. Nothing of the working
+    /// copy is read. `Ok(None)`: the remote has no such branch yet.
+    pub fn fresh_clone(git: &GitSettings, dir: &Path) -> Result<Option<(WorkingCopy, Oid)>, RepoError> {
+        let mut opts = git2::RepositoryInitOptions::new();
+        opts.bare(true).initial_head(&git.branch);
+        let repo = Repository::init_opts(dir, &opts)?;
+        {
+            let mut remote = repo.remote_anonymous(&git.remote)?;
+            let refspec = format!("+refs/heads/{b}:refs/heads/{b}", b = git.branch);
+            let session = Session::new(git);
+            remote
+                .fetch(&[&refspec], Some(&mut session.fetch_options()), None)
+                .map_err(|e| RepoError::Clone {
+                    remote: crate::remote::redact_url(&git.remote),
+                    source: git2::Error::from_str(&session.explain(&e)),
+                })?;
+        }
+        let head = match repo.refname_to_id(&format!("refs/heads/{}", git.branch)) {
+            Ok(id) => id,
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut settings = git.clone();
+        settings.working_dir = dir.to_path_buf();
+        Ok(Some((WorkingCopy::with_signer(repo, &settings)?, head)))
+    }
+
+    /// A clone made by [`WorkingCopy::fresh_clone`], opened again (for reading).
+    pub fn open_clone(git: &GitSettings, dir: &Path) -> Result<WorkingCopy, RepoError> {
+        let repo = Repository::open_bare(dir)?;
+        let mut settings = git.clone();
+        settings.working_dir = dir.to_path_buf();
+        WorkingCopy::with_signer(repo, &settings)
+    }
+
     /// The working copy over `repo`, with the signer of `CONFIG_BACKUP_SIGNING_KEY` read now.
     fn with_signer(repo: Repository, git: &GitSettings) -> Result<WorkingCopy, RepoError> {
         let signer = git
@@ -597,6 +634,7 @@ mod tests {
             connect_timeout: std::time::Duration::from_secs(5),
             transfer_timeout: std::time::Duration::from_secs(5),
             signing_key: None,
+            signing_trust_start: None,
         }
     }
 

@@ -130,13 +130,31 @@ pub struct RollbackStart {
 }
 
 #[derive(Debug, Clone)]
-struct TargetFile {
-    domain: Domain,
-    path: RepoPath,
-    content: Vec<u8>,
-    mode: u32,
+pub(crate) struct TargetFile {
+    pub(crate) domain: Domain,
+    pub(crate) path: RepoPath,
+    pub(crate) content: Vec<u8>,
+    pub(crate) mode: u32,
     /// Type, mode and owners at the target; `None` for a commit made before they were kept.
-    meta: Option<crate::metadata::FileMeta>,
+    pub(crate) meta: Option<crate::metadata::FileMeta>,
+}
+
+/// What a domain's validation command said.
+#[derive(Debug)]
+pub(crate) enum Validation {
+    /// The domain has no validation command.
+    NotConfigured,
+    /// It ran: passed or not, with its summary line and its output.
+    Ran {
+        /// Whether it passed.
+        ok: bool,
+        /// `<domain>: validation passed` or why not, with its last lines.
+        message: String,
+        /// Everything it printed.
+        output: String,
+    },
+    /// It could not be run (staging, service paths).
+    CannotRun(String),
 }
 
 #[derive(Debug, Clone)]
@@ -261,63 +279,80 @@ impl Engine {
 
     /// Runs every domain's validation command on the staged target files.
     async fn validate(&self, prepared: &Prepared) -> (bool, String, String) {
-        let settings = self.settings();
         let mut output = String::new();
         let mut messages = Vec::new();
         let mut ok = true;
         for d in &prepared.domains {
-            let Some(cmd) = settings.rollback.commands(*d).validate else {
-                messages.push(format!("{d}: no validation command configured"));
-                continue;
-            };
-            // The staged files are the real ones, secrets in clear: only the service's user
-            // may enter the directory, and it is removed when `staging` drops.
-            let staging = match tempfile::Builder::new()
-                .prefix("config-rollback-")
-                .permissions(std::fs::Permissions::from_mode(0o700))
-                .tempdir()
-            {
-                Ok(t) => t,
-                Err(e) => return (false, format!("cannot create a staging directory: {e}"), output),
-            };
-            let (dir, files, domain) = (staging.path().to_path_buf(), prepared.files.clone(), *d);
-            match blocking(move || stage_files(&dir, &files, domain)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) | Err(EngineError::Internal(e)) => return (false, e, output),
-                Err(e) => return (false, e.to_string(), output),
+            match self.validate_domain(*d, &prepared.files).await {
+                Validation::NotConfigured => messages.push(format!("{d}: no validation command configured")),
+                Validation::Ran {
+                    ok: passed,
+                    message,
+                    output: o,
+                } => {
+                    output.push_str(&o);
+                    messages.push(message);
+                    ok &= passed;
+                }
+                Validation::CannotRun(e) => return (false, e, output),
             }
-            let dir = staging.path().display().to_string();
-            let mut line = cmd.replace("{dir}", &shell_quote(&dir));
-            let service_paths = settings.rollback.commands(*d).service_paths;
-            if !service_paths.is_empty() {
-                // The checker reads the target where the service reads its files.
-                let (l, staged) = (line.clone(), staging.path().to_path_buf());
-                line = match blocking(move || crate::service_paths::sandboxed(&l, &staged, &service_paths)).await {
-                    Ok(Ok(l)) => l,
-                    Ok(Err(e)) => return (false, format!("{d}: cannot prepare the service paths: {e}"), output),
-                    Err(e) => return (false, e.to_string(), output),
-                };
-            }
-            let timeout = settings.rollback.command_timeout;
-            let vars = [
-                ("CONFIG_ROLLBACK_DIR", dir.clone()),
-                ("CONFIG_ROLLBACK_DOMAIN", d.to_string()),
-            ];
-            let r = command::run(&line, staging.path(), &vars, timeout).await;
-            output.push_str(&r.output);
-            if r.ok {
-                messages.push(format!("{d}: {}", r.summary("validation", timeout)));
-            } else {
-                // The checker's own words: the last lines it printed.
-                messages.push(format!(
-                    "{d}: {}: {}",
-                    r.summary("validation", timeout),
-                    last_lines(&r.output)
-                ));
-            }
-            ok &= r.ok;
         }
         (ok, messages.join("; "), output)
+    }
+
+    /// Runs `domain`'s validation command on its files of `files`, staged in a private
+    /// directory (at the service's own paths when configured): a rollback's first stage,
+    /// and a restore drill's last check.
+    pub(crate) async fn validate_domain(&self, d: Domain, files: &[TargetFile]) -> Validation {
+        let settings = self.settings();
+        let Some(cmd) = settings.rollback.commands(d).validate else {
+            return Validation::NotConfigured;
+        };
+        // The staged files are the real ones, secrets in clear: only the service's user
+        // may enter the directory, and it is removed when `staging` drops.
+        let staging = match tempfile::Builder::new()
+            .prefix("config-rollback-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()
+        {
+            Ok(t) => t,
+            Err(e) => return Validation::CannotRun(format!("cannot create a staging directory: {e}")),
+        };
+        let (dir, files) = (staging.path().to_path_buf(), files.to_vec());
+        match blocking(move || stage_files(&dir, &files, d)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) | Err(EngineError::Internal(e)) => return Validation::CannotRun(e),
+            Err(e) => return Validation::CannotRun(e.to_string()),
+        }
+        let dir = staging.path().display().to_string();
+        let mut line = cmd.replace("{dir}", &shell_quote(&dir));
+        let service_paths = settings.rollback.commands(d).service_paths;
+        if !service_paths.is_empty() {
+            // The checker reads the target where the service reads its files.
+            let (l, staged) = (line.clone(), staging.path().to_path_buf());
+            line = match blocking(move || crate::service_paths::sandboxed(&l, &staged, &service_paths)).await {
+                Ok(Ok(l)) => l,
+                Ok(Err(e)) => return Validation::CannotRun(format!("{d}: cannot prepare the service paths: {e}")),
+                Err(e) => return Validation::CannotRun(e.to_string()),
+            };
+        }
+        let timeout = settings.rollback.command_timeout;
+        let vars = [
+            ("CONFIG_ROLLBACK_DIR", dir.clone()),
+            ("CONFIG_ROLLBACK_DOMAIN", d.to_string()),
+        ];
+        let r = command::run(&line, staging.path(), &vars, timeout).await;
+        let message = if r.ok {
+            format!("{d}: {}", r.summary("validation", timeout))
+        } else {
+            // The checker's own words: the last lines it printed.
+            format!("{d}: {}: {}", r.summary("validation", timeout), last_lines(&r.output))
+        };
+        Validation::Ran {
+            ok: r.ok,
+            message,
+            output: r.output,
+        }
     }
 
     /// Runs one kind of command (reload or verify) for every domain.

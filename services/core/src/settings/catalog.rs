@@ -197,6 +197,14 @@ pub const VARIABLES: &[Variable] = &[
         "signing_ed25519",
     ),
     var(
+        "CONFIG_BACKUP_SIGNING_TRUST_START",
+        Server,
+        "none (a restore drill requires every commit to be signed)",
+        "a full commit hash (40 lower-case hex digits): the newest commit made before signing was on",
+        "0123456789abcdef0123456789abcdef01234567",
+        "0123456",
+    ),
+    var(
         "GIT_CONNECT_TIMEOUT_SECONDS",
         Server,
         "10",
@@ -480,6 +488,14 @@ pub const VARIABLES: &[Variable] = &[
         "a whole number 0 to 86400",
         "60",
         "5m",
+    ),
+    var(
+        "CONFIG_BACKUP_DRILL_SCHEDULE",
+        Scheduler,
+        "0 30 5 * * Sun (weekly, Sunday 05:30 UTC)",
+        "a cron expression with seconds (sec min hour day-of-month month day-of-week, UTC), or off",
+        "0 0 3 * * Sat",
+        "every sunday",
     ),
     var("LOG_FORMAT", Both, "text", "text or json", "json", "yaml"),
     var(

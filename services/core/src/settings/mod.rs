@@ -104,6 +104,9 @@ pub struct GitSettings {
     pub transfer_timeout: Duration,
     /// `CONFIG_BACKUP_SIGNING_KEY`: the ed25519 key every commit is signed with; none, unsigned.
     pub signing_key: Option<PathBuf>,
+    /// `CONFIG_BACKUP_SIGNING_TRUST_START`: the last commit a restore drill does not
+    /// require to be signed (history from before signing); none: every commit.
+    pub signing_trust_start: Option<String>,
 }
 
 /// Commands run during a rollback of one domain (from the operator's configuration).
@@ -243,6 +246,13 @@ impl Settings {
             connect_timeout: Duration::from_secs(env.number("GIT_CONNECT_TIMEOUT_SECONDS", 10u64, 1..=600)?),
             transfer_timeout: Duration::from_secs(env.number("GIT_TRANSFER_TIMEOUT_SECONDS", 60u64, 1..=3600)?),
             signing_key: env.path("CONFIG_BACKUP_SIGNING_KEY")?,
+            signing_trust_start: env.parsed("CONFIG_BACKUP_SIGNING_TRUST_START", |v| {
+                if v.len() == 40 && v.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+                    Ok(v.to_owned())
+                } else {
+                    Err("is not a full commit hash".to_owned())
+                }
+            })?,
         };
 
         let database_url = env

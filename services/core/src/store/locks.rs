@@ -12,9 +12,12 @@ pub enum LockKind {
     Backup,
     /// A rollback task.
     Rollback,
+    /// A restore drill, while it clones the remote and reads the audit trail (so the two
+    /// are seen between runs, never halfway through one).
+    Drill,
 }
 
-text_enum!(LockKind { Backup => "backup", Rollback => "rollback" });
+text_enum!(LockKind { Backup => "backup", Rollback => "rollback", Drill => "drill" });
 
 /// The holder of the engine lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +41,7 @@ impl std::fmt::Display for LockHolder {
         let what = match self.kind {
             LockKind::Backup => "backup run",
             LockKind::Rollback => "rollback task",
+            LockKind::Drill => "restore drill",
         };
         write!(
             f,

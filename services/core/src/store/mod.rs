@@ -4,7 +4,7 @@
 //!
 //! [`Store`] is the sum of a trait per concern, each in its own file with its records and
 //! its SQL: [`Runs`], [`Locks`], [`RollbackTasks`], [`AuditTrail`], [`Sites`],
-//! [`Notices`], [`Metrics`]. `backend.rs` holds the two stores and their [`Dialect`]s.
+//! [`Notices`], [`Metrics`], [`Drills`]. `backend.rs` holds the two stores and their [`Dialect`]s.
 
 use std::sync::Arc;
 
@@ -35,6 +35,7 @@ macro_rules! text_enum {
 
 mod audit;
 mod backend;
+mod drills;
 mod locks;
 mod metrics;
 mod notices;
@@ -43,11 +44,12 @@ mod runs;
 mod sites;
 
 pub use audit::{
-    AuditCommit, AuditRow, AuditTrail, ChainCommit, ChainReport, DomainSummary, HistoryCursor, HistoryQuery,
+    AuditCommit, AuditRow, AuditTrail, ChainCommit, ChainReport, DomainSummary, HistoryCursor, HistoryQuery, LiveFile,
     TRAILER_AUDIT_CHAIN,
 };
 use backend::{Dialect, micros};
 pub use backend::{PostgresStore, SqliteStore};
+pub use drills::{DomainDrill, DomainProof, DrillRecord, Drills};
 pub use locks::{LockAttempt, LockHolder, LockKind, Locks, holder_alive, hostname, instance};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use notices::{MailRecord, Notices, SecretReveal};
@@ -105,7 +107,7 @@ impl StoreError {
 /// (database-wide) and History of an explicit [`HistoryQuery::site`].
 #[async_trait]
 pub trait Store:
-    Runs + Locks + RollbackTasks + AuditTrail + Sites + Notices + Metrics + Send + Sync + std::fmt::Debug
+    Runs + Locks + RollbackTasks + AuditTrail + Sites + Notices + Metrics + Drills + Send + Sync + std::fmt::Debug
 {
     /// The backend's name ("sqlite", "postgres").
     fn backend(&self) -> &'static str;

@@ -279,6 +279,32 @@ fn figures(
         "1 when this server signs its commits (CONFIG_BACKUP_SIGNING_KEY), 0 when they are unsigned",
         ConstGauge::new(i64::from(status.signing_key.is_some())),
     );
+    // Restore drills: per configured domain, so a domain never drilled is a 0 the
+    // alert can see, not a missing series.
+    let (proven_at, drill_failed) = (
+        Family::<DomainLabel, Gauge>::default(),
+        Family::<DomainLabel, Gauge>::default(),
+    );
+    for d in engine.settings().domains.iter().map(|s| s.domain) {
+        let label = DomainLabel { domain: d.as_str() };
+        let proof = status.proofs.get(&d);
+        proven_at
+            .get_or_create(&label)
+            .set(proof.and_then(|p| p.last_proven_at).map_or(0, |t| t.timestamp()));
+        drill_failed
+            .get_or_create(&label)
+            .set(i64::from(proof.is_some_and(|p| !p.last_proven)));
+    }
+    r.register(
+        "config_backup_last_proven_restorable_timestamp_seconds",
+        "When a restore drill last proved the domain restorable from the remote (0: never)",
+        proven_at,
+    );
+    r.register(
+        "config_backup_drill_failed",
+        "1 when the domain's last restore drill failed",
+        drill_failed,
+    );
     r.register(
         "config_backup_mail_failures",
         "Mails to the NOC that could not be sent",

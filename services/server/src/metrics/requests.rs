@@ -121,6 +121,8 @@ const GRPC_METHODS: &[&str] = &[
     "/configbackup.v1.ConfigBackup/Rollback",
     "/configbackup.v1.ConfigBackup/RollbackStatus",
     "/configbackup.v1.ConfigBackup/ListSites",
+    "/configbackup.v1.ConfigBackup/Verify",
+    "/configbackup.v1.ConfigBackup/ListDrills",
     "/grpc.health.v1.Health/Check",
     "/grpc.health.v1.Health/Watch",
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",

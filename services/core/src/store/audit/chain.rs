@@ -54,6 +54,8 @@ pub struct ChainCommit {
     pub subject: String,
     /// The link that covers it.
     pub position: Option<i64>,
+    /// Its domain as stored (`None`: a value this version does not know).
+    pub domain: Option<Domain>,
 }
 
 /// Appends `value` as `len:value;` (unambiguous whatever it holds).
@@ -458,7 +460,7 @@ macro_rules! audit_chain_sql {
                     expected = Some((position, hash.clone()));
                     report.head = Some(hash);
                 }
-                let rows = sqlx::query("SELECT seq, commit_hash, commit_message FROM config_commits WHERE site = $1 ORDER BY seq")
+                let rows = sqlx::query("SELECT seq, commit_hash, commit_message, domain FROM config_commits WHERE site = $1 ORDER BY seq")
                     .bind(&self.site)
                     .fetch_all(&mut *conn)
                     .await?;
@@ -468,6 +470,7 @@ macro_rules! audit_chain_sql {
                         hash: r.try_get("commit_hash")?,
                         subject: r.try_get("commit_message")?,
                         position: covered.get(&seq).copied(),
+                        domain: r.try_get::<String, _>("domain")?.parse().ok(),
                     });
                 }
                 Ok(report)

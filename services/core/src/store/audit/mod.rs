@@ -113,6 +113,17 @@ pub struct DomainSummary {
     pub last_change_at: Option<DateTime<Utc>>,
 }
 
+/// A file of a domain as the audit trail holds it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveFile {
+    /// The path.
+    pub path: String,
+    /// The SHA-256 of its stored (sealed) form.
+    pub sha256: String,
+    /// Its type, mode and owners as recorded, if recorded.
+    pub meta: Option<String>,
+}
+
 /// Where a History page ends: rows come newest commit first, and within a commit by
 /// path, descending.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +183,10 @@ pub trait AuditTrail: Send + Sync {
     async fn domain_summary(&self, domain: Domain) -> Result<Option<DomainSummary>, StoreError>;
     /// Files the trail holds as present in the domain's last commit.
     async fn tracked_files(&self, domain: Domain) -> Result<i64, StoreError>;
+    /// The domain's files as the trail holds them now (its versions live after its last
+    /// recorded commit, deletions left out): path, SHA-256 of the stored form, and
+    /// metadata, by path.
+    async fn live_files(&self, domain: Domain) -> Result<Vec<LiveFile>, StoreError>;
     /// History rows, newest first.
     async fn history(&self, query: &HistoryQuery) -> Result<Vec<AuditRow>, StoreError>;
     /// Removes the audit trail older than `cutoff`, for every site: the commits and file
@@ -305,6 +320,25 @@ macro_rules! audit_sql {
                 .fetch_one(&self.pool)
                 .await?
                 .try_get("n")?)
+            }
+            async fn live_files(&self, domain: Domain) -> Result<Vec<LiveFile>, StoreError> {
+                sqlx::query(
+                    "SELECT config_file, file_sha256, file_meta FROM config_file_changes WHERE site = $1 AND domain = $2 \
+                     AND next_seq IS NULL AND change_type <> 'deleted' ORDER BY config_file",
+                )
+                .bind(&self.site)
+                .bind(domain.as_str())
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(LiveFile {
+                        path: r.try_get("config_file")?,
+                        sha256: r.try_get::<Option<String>, _>("file_sha256")?.unwrap_or_default(),
+                        meta: r.try_get("file_meta")?,
+                    })
+                })
+                .collect()
             }
             async fn history(&self, q: &HistoryQuery) -> Result<Vec<AuditRow>, StoreError> {
                 self.history_rows(q).await
