@@ -53,6 +53,12 @@ async fn spec_rows(db: &TestDatabase, filter: &str) -> Vec<SpecRow> {
     rows
 }
 
+async fn execute(db: &TestDatabase, sql: &str) {
+    with_pool!(db, |pool| {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    })
+}
+
 async fn count(db: &TestDatabase, sql: &str) -> i64 {
     with_pool!(db, |pool| sqlx::query_scalar::<_, i64>(sql)
         .fetch_one(&pool)
@@ -596,14 +602,58 @@ async fn retention_keeps_every_younger_row_as_it_was_and_drops_whole_months(back
     let young: Vec<SpecRow> = all.iter().filter(|r| r.8 >= cutoff).cloned().collect();
     assert!(young.len() < all.len() && !young.is_empty());
 
-    let before = store.verify_audit_chain().await.unwrap();
+    let key = config_backup_tests::signing_key(dir.path(), 0o600);
+    let signer = config_backup_core::signing::Signer::load(&key).unwrap();
+    let before = store.verify_audit_chain(Some(&signer)).await.unwrap();
     assert!(before.problems.is_empty() && before.checkpoint.is_none(), "{before:?}");
-    let removed = store.delete_audit_rows_before(cutoff).await.unwrap();
+    let removed = store.delete_audit_rows_before(cutoff, Some(&signer)).await.unwrap();
     assert!(removed > 0);
-    // The pruned prefix of the chain became a checkpoint: what is kept still verifies.
-    let after = store.verify_audit_chain().await.unwrap();
-    assert!(after.problems.is_empty(), "{after:?}");
+    // The pruned prefix of the chain became a checkpoint, signed: what is kept still
+    // verifies, and the checkpoint is proven the service's.
+    let after = store.verify_audit_chain(Some(&signer)).await.unwrap();
+    assert!(after.problems.is_empty() && after.notes.is_empty(), "{after:?}");
     assert!(after.checkpoint.is_some() && after.head == before.head, "{after:?}");
+    let unchecked = store.verify_audit_chain(None).await.unwrap();
+    assert!(
+        unchecked
+            .notes
+            .iter()
+            .any(|n| n.contains("signed, but no signing key is set")),
+        "{unchecked:?}"
+    );
+    // A checkpoint edited afterwards (here: the range it says was pruned) no longer
+    // matches its signature; nor does another key's.
+    execute(
+        &db,
+        "UPDATE config_audit_chain SET detail = detail || ' (edited)' WHERE kind = 'checkpoint'",
+    )
+    .await;
+    let edited = store.verify_audit_chain(Some(&signer)).await.unwrap();
+    assert!(
+        edited
+            .problems
+            .iter()
+            .any(|p| p.contains("the checkpoint's signature does not hold")),
+        "{edited:?}"
+    );
+    execute(
+        &db,
+        "UPDATE config_audit_chain SET detail = replace(detail, ' (edited)', '') WHERE kind = 'checkpoint'",
+    )
+    .await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let other =
+        config_backup_core::signing::Signer::load(&config_backup_tests::signing_key(other_dir.path(), 0o600)).unwrap();
+    let foreign = store.verify_audit_chain(Some(&other)).await.unwrap();
+    assert_eq!(foreign.problems.len(), 1, "{foreign:?}");
+    assert!(
+        store
+            .verify_audit_chain(Some(&signer))
+            .await
+            .unwrap()
+            .problems
+            .is_empty()
+    );
     let left = spec_rows(&db, "").await;
     assert_eq!(
         left, young,

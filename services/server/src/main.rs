@@ -182,6 +182,9 @@ async fn run(cli: Cli, env: Env) -> anyhow::Result<()> {
             for p in &report.problems {
                 println!("FAILED: {p}");
             }
+            for n in &report.notes {
+                println!("note: {n}");
+            }
             println!(
                 "{} links checked{}; head {}",
                 report.links,

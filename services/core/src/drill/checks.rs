@@ -72,6 +72,7 @@ pub(super) fn history(
     for p in &chain.problems {
         causes.push((None, format!("audit trail: {p}")));
     }
+    notes.extend(chain.notes.iter().map(|n| format!("audit trail: {n}")));
     let domain_by_commit: BTreeMap<&str, Option<Domain>> =
         chain.commits.iter().map(|c| (c.hash.as_str(), c.domain)).collect();
     for p in crate::engine::anchor_problems(repo, chain) {

@@ -150,7 +150,7 @@ impl Engine {
         let read = async {
             let (git, dir) = (settings.git.clone(), tmp.path().join("remote.git"));
             let head = blocking(move || WorkingCopy::fresh_clone(&git, &dir).map(|c| c.map(|(_, head)| head))).await?;
-            let chain = self.store().verify_audit_chain().await?;
+            let chain = self.store().verify_audit_chain(self.signer()).await?;
             let mut trail = BTreeMap::new();
             for d in &domains {
                 trail.insert(

@@ -21,7 +21,7 @@ impl Engine {
     /// the commit's own: a chain recomputed in the database after an edit, or deleted,
     /// no longer matches what git (signed, pushed) holds.
     pub async fn verify_audit_chain(&self) -> Result<crate::store::ChainReport, EngineError> {
-        let mut report = self.inner.store.verify_audit_chain().await?;
+        let mut report = self.inner.store.verify_audit_chain(self.signer()).await?;
         let git = self.inner.settings.git.clone();
         let check = report.clone();
         let found = blocking(move || -> Result<Vec<String>, EngineError> {
@@ -119,7 +119,7 @@ impl Engine {
         let cutoff = Utc::now()
             .checked_sub_months(chrono::Months::new(months))
             .ok_or_else(|| EngineError::Internal("retention cutoff out of range".to_owned()))?;
-        Ok(self.inner.store.delete_audit_rows_before(cutoff).await?)
+        Ok(self.inner.store.delete_audit_rows_before(cutoff, self.signer()).await?)
     }
 }
 

@@ -276,6 +276,9 @@ struct Inner {
     /// Told when backups and rollbacks end.
     /// The commit signing key's fingerprint, when commits are signed.
     signing_key: Option<String>,
+    /// The signing key, read at start: it signs the audit chain's checkpoints and checks
+    /// them (commits are signed by the working copy, which reads the key at each open).
+    signer: Option<crate::signing::Signer>,
     observers: std::sync::RwLock<Vec<Arc<dyn Observer>>>,
     /// The last status read, reused while the store saw no write from this process and it
     /// is younger than [`STATUS_MAX_AGE`].
@@ -335,7 +338,8 @@ impl Engine {
     pub fn new(settings: Settings, store: Arc<dyn Store>) -> Result<Engine, crate::settings::SettingsError> {
         let sealer = Arc::new(settings.sealer()?);
         // A signing key that cannot be used stops the server now, not the first backup.
-        let signing_key = settings.signer()?.map(|s| s.fingerprint());
+        let signer = settings.signer()?;
+        let signing_key = signer.as_ref().map(|s| s.fingerprint());
         // Validation with service paths needs a private mount namespace: without the
         // privilege, stop now rather than fail every rollback of the domain.
         if let Some((d, _)) = settings
@@ -360,6 +364,7 @@ impl Engine {
                 rollbacks: Default::default(),
                 observers: Default::default(),
                 signing_key,
+                signer,
                 status_cache: Default::default(),
                 maintenance: Default::default(),
                 security_warnings: Default::default(),
@@ -377,6 +382,11 @@ impl Engine {
             .lock()
             .map(|m| m.clone())
             .unwrap_or_default()
+    }
+
+    /// The signing key read at start, if commits are signed.
+    pub(crate) fn signer(&self) -> Option<&crate::signing::Signer> {
+        self.inner.signer.as_ref()
     }
 
     /// The sealer (secrets key and rules).

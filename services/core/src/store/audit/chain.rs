@@ -43,6 +43,13 @@ pub struct ChainReport {
     pub commits: Vec<ChainCommit>,
     /// Each link's position and hash, in order.
     pub hashes: Vec<(i64, String)>,
+    /// What holds but is not proven (an unsigned checkpoint).
+    pub notes: Vec<String>,
+}
+
+/// What a checkpoint's signature covers: its site, position, hash and detail.
+fn checkpoint_content(site: &str, position: i64, hash: &str, detail: &str) -> String {
+    format!("config-backup audit checkpoint v1\nsite {site}\nposition {position}\nhash {hash}\ndetail {detail}\n")
 }
 
 /// A commit row, for [`ChainReport::commits`].
@@ -310,6 +317,7 @@ macro_rules! audit_chain_sql {
             pub(in crate::store) async fn chain_prune(
                 &self,
                 conn: &mut <$db as sqlx::Database>::Connection,
+                signer: Option<&crate::signing::Signer>,
             ) -> Result<(), StoreError> {
                 let sites = sqlx::query("SELECT DISTINCT site FROM config_audit_chain")
                     .fetch_all(&mut *conn)
@@ -340,15 +348,36 @@ macro_rules! audit_chain_sql {
                         .bind(checkpoint)
                         .execute(&mut *conn)
                         .await?;
-                    sqlx::query(
+                    let detail = format!("links 1 to {checkpoint} pruned by retention");
+                    let made = sqlx::query(
                         "UPDATE config_audit_chain SET kind = 'checkpoint', commit_seq = NULL, \
-                         detail = $1 WHERE site = $2 AND position = $3 AND kind <> 'checkpoint'",
+                         detail = $1, signature = NULL WHERE site = $2 AND position = $3 AND kind <> 'checkpoint'",
                     )
-                    .bind(format!("links 1 to {checkpoint} pruned by retention"))
+                    .bind(&detail)
                     .bind(&site)
                     .bind(checkpoint)
                     .execute(&mut *conn)
-                    .await?;
+                    .await?
+                    .rows_affected();
+                    // This server signs the checkpoints it makes of its own site's chain
+                    // (another site's would need that site's key).
+                    if let (1, Some(signer), true) = (made, signer, site == self.site) {
+                        let hash: String = sqlx::query("SELECT hash FROM config_audit_chain WHERE site = $1 AND position = $2")
+                            .bind(&site)
+                            .bind(checkpoint)
+                            .fetch_one(&mut *conn)
+                            .await?
+                            .try_get("hash")?;
+                        let signature = signer
+                            .sign(checkpoint_content(&site, checkpoint, &hash, &detail).as_bytes())
+                            .map_err(StoreError::Corrupt)?;
+                        sqlx::query("UPDATE config_audit_chain SET signature = $1 WHERE site = $2 AND position = $3")
+                            .bind(signature)
+                            .bind(&site)
+                            .bind(checkpoint)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
                 }
                 Ok(())
             }
@@ -366,10 +395,13 @@ macro_rules! audit_chain_sql {
             }
 
             /// Checks the site's chain against the trail as stored.
-            pub(in crate::store) async fn verify_chain(&self) -> Result<ChainReport, StoreError> {
+            pub(in crate::store) async fn verify_chain(
+                &self,
+                signer: Option<&crate::signing::Signer>,
+            ) -> Result<ChainReport, StoreError> {
                 let mut conn = self.pool.acquire().await?;
                 let links = sqlx::query(
-                    "SELECT position, kind, commit_seq, detail, prev_hash, hash FROM config_audit_chain \
+                    "SELECT position, kind, commit_seq, detail, prev_hash, hash, signature FROM config_audit_chain \
                      WHERE site = $1 ORDER BY position",
                 )
                 .bind(&self.site)
@@ -453,7 +485,27 @@ macro_rules! audit_chain_sql {
                         "checkpoint" if expected.is_some() => report.problems.push(format!(
                             "link {position}: a checkpoint in the middle of the chain"
                         )),
-                        "checkpoint" => {}
+                        "checkpoint" => {
+                            let signature: Option<String> = l.try_get("signature")?;
+                            let content = checkpoint_content(&self.site, position, &hash, &detail);
+                            match (signature, signer) {
+                                (Some(sig), Some(signer)) => {
+                                    if let Err(why) = signer.verify(content.as_bytes(), sig.as_bytes()) {
+                                        report.problems.push(format!(
+                                            "link {position}: the checkpoint's signature does not hold ({why}): \
+                                             the checkpoint was changed since retention made it"
+                                        ));
+                                    }
+                                }
+                                (Some(_), None) => report.notes.push(format!(
+                                    "link {position}: the checkpoint is signed, but no signing key is set to check it"
+                                )),
+                                (None, _) => report.notes.push(format!(
+                                    "link {position}: the checkpoint is not signed (made without a signing key, or by \
+                                     another site's retention in a shared database)"
+                                )),
+                            }
+                        }
                         other => report.problems.push(format!("link {position}: unknown kind {other:?}")),
                     }
                     report.hashes.push((position, hash.clone()));

@@ -193,11 +193,17 @@ pub trait AuditTrail: Send + Sync {
     /// rows before it go (on PostgreSQL, whole monthly partitions, and the rows of the
     /// month the cutoff falls in), and a file still current at the first kept commit of
     /// its domain gets an "unchanged" anchor there, so every kept row of the view stays as
-    /// it was. Returns how many commits were removed.
-    async fn delete_audit_rows_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// it was. Returns how many commits were removed. The pruned prefix of this site's
+    /// chain becomes a checkpoint, signed with `signer` when given.
+    async fn delete_audit_rows_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        signer: Option<&crate::signing::Signer>,
+    ) -> Result<u64, StoreError>;
     /// Checks the site's hash chain against the audit rows as stored
     /// (`config_audit_chain`): each problem names the link, the commit and what differs.
-    async fn verify_audit_chain(&self) -> Result<ChainReport, StoreError>;
+    /// A checkpoint's signature is checked with `signer`'s key.
+    async fn verify_audit_chain(&self, signer: Option<&crate::signing::Signer>) -> Result<ChainReport, StoreError>;
     /// The hash of the site's last chain link (the head a new run's commits name).
     async fn audit_chain_head(&self) -> Result<Option<String>, StoreError>;
 }
@@ -259,8 +265,8 @@ macro_rules! audit_sql {
                 self.wrote();
                 Ok(())
             }
-            async fn verify_audit_chain(&self) -> Result<ChainReport, StoreError> {
-                self.verify_chain().await
+            async fn verify_audit_chain(&self, signer: Option<&crate::signing::Signer>) -> Result<ChainReport, StoreError> {
+                self.verify_chain(signer).await
             }
             async fn audit_chain_head(&self) -> Result<Option<String>, StoreError> {
                 self.chain_head().await
@@ -343,8 +349,12 @@ macro_rules! audit_sql {
             async fn history(&self, q: &HistoryQuery) -> Result<Vec<AuditRow>, StoreError> {
                 self.history_rows(q).await
             }
-            async fn delete_audit_rows_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-                self.remove_before(cutoff).await
+            async fn delete_audit_rows_before(
+                &self,
+                cutoff: DateTime<Utc>,
+                signer: Option<&crate::signing::Signer>,
+            ) -> Result<u64, StoreError> {
+                self.remove_before(cutoff, signer).await
             }
         }
     };

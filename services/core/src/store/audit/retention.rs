@@ -44,7 +44,11 @@ macro_rules! audit_retention_sql {
             }
             /// Retention: anchors the versions still live at the first kept commit of
             /// their domain, then removes everything older than `cutoff`.
-            pub(in crate::store) async fn remove_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+            pub(in crate::store) async fn remove_before(
+                &self,
+                cutoff: DateTime<Utc>,
+                signer: Option<&crate::signing::Signer>,
+            ) -> Result<u64, StoreError> {
                 let cutoff = micros(cutoff);
                 let mut tx = self.pool.begin().await?;
                 let live = sqlx::query(&format!(
@@ -110,7 +114,7 @@ macro_rules! audit_retention_sql {
                     qb.build().execute(&mut *tx).await?;
                 }
                 let removed = self.drop_before(&mut tx, cutoff).await?;
-                self.chain_prune(&mut tx).await?;
+                self.chain_prune(&mut tx, signer).await?;
                 tx.commit().await?;
                 self.wrote();
                 Ok(removed)
