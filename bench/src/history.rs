@@ -230,6 +230,9 @@ pub(crate) async fn history(root: &Path, cli: &Cli) -> anyhow::Result<Option<His
             .unwrap_or_default()
             .to_owned()
     };
+    // The History/Diff measurements above wrote nothing, but the history's build did:
+    // its writeback must not land on the rollback's flushes.
+    settle();
     let t = Instant::now();
     let task = c
         .rollback(req(pb::RollbackRequest {

@@ -144,6 +144,7 @@ async fn profile_rollback(root: &Path, files: usize, seed: u64, days: usize) -> 
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     backup(&e).await?;
+    settle();
     let t = Instant::now();
     let start = e
         .rollback(RollbackParams {
@@ -157,13 +158,25 @@ async fn profile_rollback(root: &Path, files: usize, seed: u64, days: usize) -> 
             allow_unsigned: false,
         })
         .await?;
+    let accepted = t.elapsed();
     let mut watch = Box::pin(e.watch_rollback(start.task.id).await?);
     let mut last = None;
     while let Some(t) = futures::StreamExt::next(&mut watch).await {
         last = Some(t);
     }
     let task = last.ok_or_else(|| anyhow::anyhow!("no task"))?;
-    eprintln!("rollback: {:.1} ms, {:?}", ms(t.elapsed()), task.state);
+    eprintln!(
+        "rollback: {:.1} ms, {:?}; accepted (plan made, task recorded) after {:.1} ms",
+        ms(t.elapsed()),
+        task.state,
+        ms(accepted)
+    );
+    if let (Some(last), Some(done)) = (task.stages.last().and_then(|s| s.finished_at), task.completed_at) {
+        eprintln!(
+            "   recording the new live state and ending: {:.1} ms",
+            (done - last).num_microseconds().unwrap_or(0) as f64 / 1000.0
+        );
+    }
     for st in &task.stages {
         let took = st
             .finished_at

@@ -159,23 +159,15 @@ pub(super) fn write_snapshot(dir: &Path, root: &Path, paths: &[(RepoPath, bool)]
         }
     }
     let saved = manifest.lines().filter(|l| l.starts_with("present ")).count();
-    // Every link, copy and the manifest are durable before the marker says so. A linked
-    // file is synced by itself: cheap when its data is already on disk (only the new link
-    // is journaled, once for all), and it has to be if it is not. Copies are flushed
-    // together, readable by the server alone (their owner and mode are in `meta`).
-    for path in &linked {
-        std::fs::File::open(path)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| format!("snapshot {}: {e}", path.display()))?;
-    }
-    for d in linked
-        .iter()
-        .filter_map(|p| p.parent())
-        .collect::<std::collections::BTreeSet<_>>()
-    {
-        std::fs::File::open(d)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| format!("snapshot {}: {e}", d.display()))?;
+    // Every link, copy and the manifest are durable before the marker says so. The links
+    // (and the linked files' data, if not on disk yet) are flushed by one `syncfs` of the
+    // snapshot's filesystem, which a hard link shares with its file: one journal commit
+    // for them all, where a `fsync` per file paid one each. Copies are flushed together,
+    // readable by the server alone (their owner and mode are in `meta`).
+    if !linked.is_empty() {
+        std::fs::File::open(dir)
+            .and_then(|d| rustix::fs::syncfs(&d).map_err(std::io::Error::from))
+            .map_err(|e| format!("snapshot {}: {e}", dir.display()))?;
     }
     if !copies.is_empty() {
         let (uid, gid) = server_owner(&Privilege::current(), dir);
@@ -207,6 +199,30 @@ pub(super) fn write_snapshot(dir: &Path, root: &Path, paths: &[(RepoPath, bool)]
         .map_err(|e| format!("snapshot manifest: {e}"))?;
     write_atomically(&dir.join("complete"), b"", 0o600).map_err(|e| format!("snapshot marker: {e}"))?;
     Ok(saved)
+}
+
+/// The snapshot of what applying will change: the target files whose live version differs
+/// from the target now, and the removals. Returns how many files were saved and the paths
+/// covered; `apply` writes nothing outside them.
+pub(super) fn snapshot_changing(
+    dir: &Path,
+    root: &Path,
+    files: &[TargetFile],
+    removals: &[(Domain, RepoPath)],
+) -> Result<(usize, std::collections::HashSet<RepoPath>), String> {
+    let names = Names::load();
+    let mut paths: Vec<(RepoPath, bool)> = Vec::new();
+    for f in files {
+        // Each path as applying will see it: a link itself, or (a target from before
+        // links were kept) the file it leads to.
+        let live = live_path(root, &f.path, f.meta.is_none())?;
+        if !read_live(&live, &names).is_some_and(|l| l.is(&f.content, f.mode, f.meta.as_ref())) {
+            paths.push((f.path.clone(), f.meta.is_none()));
+        }
+    }
+    paths.extend(removals.iter().map(|(_, p)| (p.clone(), false)));
+    let saved = write_snapshot(dir, root, &paths)?;
+    Ok((saved, paths.into_iter().map(|(p, _)| p).collect()))
 }
 
 /// Puts a snapshot back: saved files rewritten atomically with their owner, group and
@@ -287,6 +303,7 @@ pub(super) fn apply(
     root: &Path,
     files: &[TargetFile],
     removals: &[(Domain, RepoPath)],
+    saved: &std::collections::HashSet<RepoPath>,
 ) -> Result<(usize, usize), String> {
     let names = Names::load();
     let mut items: Vec<LiveWrite<'_>> = Vec::new();
@@ -294,6 +311,13 @@ pub(super) fn apply(
         let live = live_path(root, &f.path, f.meta.is_none())?;
         if read_live(&live, &names).is_some_and(|l| l.is(&f.content, f.mode, f.meta.as_ref())) {
             continue;
+        }
+        if !saved.contains(&f.path) {
+            // Changed by someone else since the snapshot: it holds no copy to revert to.
+            return Err(format!(
+                "{} changed after the snapshot was taken; nothing was written",
+                f.path
+            ));
         }
         items.push(LiveWrite {
             path: live,
@@ -344,6 +368,39 @@ mod tests {
             std::fs::read_link(root.path().join("l.conf")).unwrap(),
             Path::new("a.conf")
         );
+    }
+
+    #[test]
+    fn only_the_files_that_will_change_are_set_aside_and_nothing_else_is_written() {
+        let root = tempfile::tempdir().unwrap();
+        let snap = tempfile::tempdir().unwrap();
+        let p = |s: &str| s.parse::<RepoPath>().unwrap();
+        std::fs::write(root.path().join("same.conf"), "same").unwrap();
+        std::fs::write(root.path().join("old.conf"), "old").unwrap();
+        std::fs::set_permissions(root.path().join("same.conf"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(root.path().join("old.conf"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let target = |path: &str, content: &str| TargetFile {
+            domain: Domain::Dns,
+            path: p(path),
+            content: content.as_bytes().to_vec(),
+            mode: 0o100644,
+            meta: None,
+        };
+        let files = [target("same.conf", "same"), target("old.conf", "new")];
+        let (saved, covered) = snapshot_changing(&snap.path().join("s"), root.path(), &files, &[]).unwrap();
+        assert_eq!((saved, covered.len()), (1, 1));
+        assert!(covered.contains(&p("old.conf")));
+        // Someone edits the unchanged file between the snapshot and the writes: applying
+        // refuses before writing anything, since the snapshot could not put it back.
+        std::fs::write(root.path().join("same.conf"), "edited meanwhile").unwrap();
+        let refused = apply(root.path(), &files, &[], &covered).unwrap_err();
+        assert!(refused.contains("same.conf changed after the snapshot"), "{refused}");
+        assert_eq!(std::fs::read_to_string(root.path().join("old.conf")).unwrap(), "old");
+        std::fs::write(root.path().join("same.conf"), "same").unwrap();
+        assert_eq!(apply(root.path(), &files, &[], &covered).unwrap(), (1, 0));
+        assert_eq!(std::fs::read_to_string(root.path().join("old.conf")).unwrap(), "new");
+        restore_snapshot(&snap.path().join("s"), root.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(root.path().join("old.conf")).unwrap(), "old");
     }
 
     #[test]

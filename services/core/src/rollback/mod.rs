@@ -29,7 +29,7 @@ mod plan;
 mod progress;
 mod tasks;
 
-use files::{apply, restore_snapshot, stage_files, write_snapshot};
+use files::{apply, restore_snapshot, snapshot_changing, stage_files};
 use plan::prepare;
 use progress::Progress;
 
@@ -463,20 +463,18 @@ impl Engine {
         }
 
         progress.begin(RollbackStage::Snapshot).await;
-        // Each path as applying will see it: a link itself, or (a target from before links
-        // were kept) the file it leads to.
-        let paths: Vec<(RepoPath, bool)> = prepared
-            .files
-            .iter()
-            .map(|f| (f.path.clone(), f.meta.is_none()))
-            .chain(prepared.removals.iter().map(|(_, p)| (p.clone(), false)))
-            .collect();
-        let (dir, root) = (snapshot_dir(&settings, progress.task.id), settings.source_root.clone());
-        let saved = match progress
-            .in_stage(blocking(move || write_snapshot(&dir, &root, &paths)))
+        // Only what applying will change is set aside.
+        let (dir, root, files, removals) = (
+            snapshot_dir(&settings, progress.task.id),
+            settings.source_root.clone(),
+            prepared.files.clone(),
+            prepared.removals.clone(),
+        );
+        let (saved, covered) = match progress
+            .in_stage(blocking(move || snapshot_changing(&dir, &root, &files, &removals)))
             .await
         {
-            Ok(Ok(n)) => n,
+            Ok(Ok(x)) => x,
             Ok(Err(e)) => {
                 progress
                     .end(false, format!("snapshot failed: {e}"), String::new())
@@ -537,7 +535,7 @@ impl Engine {
             prepared.removals.clone(),
         );
         match progress
-            .in_stage(blocking(move || apply(&root, &files, &removals)))
+            .in_stage(blocking(move || apply(&root, &files, &removals, &covered)))
             .await
         {
             Ok(Ok((written, removed))) => {
