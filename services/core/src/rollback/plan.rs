@@ -69,6 +69,52 @@ fn redacted_patch(sealer: &Sealer, domain: Domain, path: &RepoPath, live: &[u8],
     sealer.redact_patch(path.as_str(), &live_s, &target_s, &text)
 }
 
+/// A file's live version, if any, and its target content.
+type TargetRead = (Option<super::files::Live>, Vec<u8>);
+
+/// Files of the target read at a time by [`read_targets`].
+const PLAN_CHUNK: usize = 256;
+
+/// Each entry's live version and its target content (checked against the manifest and
+/// unsealed), read on every core: each worker opens its own repository handle.
+fn read_targets(
+    settings: &Settings,
+    sealer: &Sealer,
+    git_dir: &Path,
+    target: Oid,
+    domain: Domain,
+    entries: &[(&RepoPath, &repo::ManifestEntry)],
+) -> Result<Vec<TargetRead>, EngineError> {
+    let internal = |e: git2::Error| EngineError::Internal(e.to_string());
+    crate::parallel::in_order(
+        entries,
+        crate::parallel::threads_for(entries.len(), 32),
+        |next| {
+            let repo = git2::Repository::open(git_dir).map_err(internal)?;
+            let tree = repo.find_commit(target).and_then(|c| c.tree()).map_err(internal)?;
+            let names = crate::metadata::Names::load();
+            let mut out = Vec::new();
+            while let Some((i, (path, entry))) = next() {
+                let blob = tree
+                    .get_path(Path::new(path.as_str()))
+                    .and_then(|e| repo.find_blob(e.id()))
+                    .map_err(|e| EngineError::Internal(format!("{path} at {target}: {e}")))?;
+                let live = live_path(&settings.source_root, path, entry.meta.is_none()).map_err(|m| {
+                    EngineError::InvalidArgument {
+                        field: "commit",
+                        message: m,
+                    }
+                })?;
+                let current = read_live(&live, &names);
+                let content = target_content(sealer, domain, path, entry, blob.content())?;
+                out.push((i, (current, content)));
+            }
+            Ok(out)
+        },
+        || EngineError::Internal("a thread reading the rollback's files panicked".to_owned()),
+    )
+}
+
 /// Resolves the target, reads its files and plans (blocking).
 pub(super) fn prepare(
     settings: &Settings,
@@ -115,10 +161,6 @@ pub(super) fn prepare(
             });
         }
     }
-    let tree = repo
-        .find_commit(target)
-        .and_then(|c| c.tree())
-        .map_err(|e| EngineError::Internal(e.to_string()))?;
     let mut files = Vec::new();
     let mut plan = Plan::default();
     // With a signing key, only this server's signed commits are applied, unless an admin
@@ -156,74 +198,68 @@ pub(super) fn prepare(
                 message: format!("domain {d} has no files at commit {}", commit.as_str()),
             });
         }
-        for (path, entry) in &manifest {
-            let blob = tree
-                .get_path(Path::new(path.as_str()))
-                .and_then(|e| repo.find_blob(e.id()))
-                .map_err(|e| EngineError::Internal(format!("{path} at {target}: {e}")))?;
-            let live = live_path(&settings.source_root, path, entry.meta.is_none()).map_err(|m| {
-                EngineError::InvalidArgument {
-                    field: "commit",
-                    message: m,
+        let entries: Vec<(&RepoPath, &repo::ManifestEntry)> = manifest.iter().collect();
+        // The target's files and the live ones are read on every core, a chunk at a time
+        // (memory holds one chunk's live files), then planned in order.
+        for chunk in entries.chunks(PLAN_CHUNK) {
+            let read = read_targets(settings, sealer, repo.path(), target, *d, chunk)?;
+            for ((path, entry), (current, content)) in chunk.iter().copied().zip(read) {
+                let link = entry.mode == crate::metadata::GIT_SYMLINK;
+                if !link {
+                    secrets.extend(sealer.secret_values(*d, path.as_str(), &content));
                 }
-            })?;
-            let current = read_live(&live, &names);
-            let content = target_content(sealer, *d, path, entry, blob.content())?;
-            let link = entry.mode == crate::metadata::GIT_SYMLINK;
-            if !link {
-                secrets.extend(sealer.secret_values(*d, path.as_str(), &content));
-            }
-            if let Some(l) = current.as_ref().filter(|l| l.mode != crate::metadata::GIT_SYMLINK) {
-                secrets.extend(sealer.secret_values(*d, path.as_str(), &l.content));
-            }
-            let action = match &current {
-                Some(l) if l.is(&content, entry.mode, entry.meta.as_ref()) => PlanAction::Unchanged,
-                _ => PlanAction::Write,
-            };
-            let metadata_changes = match (&current, &entry.meta) {
-                (Some(l), Some(m)) if action == PlanAction::Write => {
-                    let mut words = crate::metadata::describe(&l.meta, m);
-                    if link && l.content != content {
-                        words.push(crate::metadata::describe_link(&String::from_utf8_lossy(&content)));
+                if let Some(l) = current.as_ref().filter(|l| l.mode != crate::metadata::GIT_SYMLINK) {
+                    secrets.extend(sealer.secret_values(*d, path.as_str(), &l.content));
+                }
+                let action = match &current {
+                    Some(l) if l.is(&content, entry.mode, entry.meta.as_ref()) => PlanAction::Unchanged,
+                    _ => PlanAction::Write,
+                };
+                let metadata_changes = match (&current, &entry.meta) {
+                    (Some(l), Some(m)) if action == PlanAction::Write => {
+                        let mut words = crate::metadata::describe(&l.meta, m);
+                        if link && l.content != content {
+                            words.push(crate::metadata::describe_link(&String::from_utf8_lossy(&content)));
+                        }
+                        words
                     }
-                    words
+                    _ => Vec::new(),
+                };
+                if action == PlanAction::Write
+                    && let Some(m) = &entry.meta
+                    && !privilege.can_own(m.uid, m.gid)
+                {
+                    unownable.push(format!("{path} ({}:{})", m.owner, m.group));
                 }
-                _ => Vec::new(),
-            };
-            if action == PlanAction::Write
-                && let Some(m) = &entry.meta
-                && !privilege.can_own(m.uid, m.gid)
-            {
-                unownable.push(format!("{path} ({}:{})", m.owner, m.group));
+                let old = current.as_ref().map(|l| l.content.as_slice()).unwrap_or(&[]);
+                let (p, summary) = if action == PlanAction::Write && !link {
+                    let (live_s, target_s) = (
+                        sealer.seal(Some(*d), path.as_str(), old),
+                        sealer.seal(Some(*d), path.as_str(), &content),
+                    );
+                    let before = current.as_ref().map(|_| live_s.as_ref());
+                    let s = crate::summary::summarize(*d, path.as_str(), before, Some(&target_s));
+                    (redacted_patch(sealer, *d, path, old, &content), s.summary)
+                } else {
+                    (String::new(), String::new())
+                };
+                plan.files.push(PlannedFile {
+                    domain: *d,
+                    path: path.clone(),
+                    action,
+                    mode: entry.mode,
+                    patch: p,
+                    metadata_changes,
+                    summary,
+                });
+                files.push(TargetFile {
+                    domain: *d,
+                    path: path.clone(),
+                    content,
+                    mode: entry.mode,
+                    meta: entry.meta.clone(),
+                });
             }
-            let old = current.as_ref().map(|l| l.content.as_slice()).unwrap_or(&[]);
-            let (p, summary) = if action == PlanAction::Write && !link {
-                let (live_s, target_s) = (
-                    sealer.seal(Some(*d), path.as_str(), old),
-                    sealer.seal(Some(*d), path.as_str(), &content),
-                );
-                let before = current.as_ref().map(|_| live_s.as_ref());
-                let s = crate::summary::summarize(*d, path.as_str(), before, Some(&target_s));
-                (redacted_patch(sealer, *d, path, old, &content), s.summary)
-            } else {
-                (String::new(), String::new())
-            };
-            plan.files.push(PlannedFile {
-                domain: *d,
-                path: path.clone(),
-                action,
-                mode: entry.mode,
-                patch: p,
-                metadata_changes,
-                summary,
-            });
-            files.push(TargetFile {
-                domain: *d,
-                path: path.clone(),
-                content,
-                mode: entry.mode,
-                meta: entry.meta.clone(),
-            });
         }
         // Live files of the domain that the target does not have.
         let spec = settings.domain(*d).expect("checked above");
