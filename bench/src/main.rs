@@ -52,7 +52,7 @@ pub(crate) struct Cli {
     pub(crate) serve: bool,
     /// For profiling (`perf record -- config-backup-bench --profile nochange`): a first
     /// backup of the first size given, then `--profile-runs` backups of this kind (first,
-    /// nochange, warm, change or warm-change: `warm` keeps one engine, as a server does), each
+    /// nochange, full-rehash, warm, change or warm-change: `warm` keeps one engine, as a server does), each
     /// timed; no report is written.
     #[arg(long, hide = true)]
     pub(crate) profile: Option<String>,

@@ -1,4 +1,5 @@
-//! `--profile`: one kind of backup (first, nochange, warm, change, warm-change), a Diff or
+//! `--profile`: one kind of backup (first, nochange, full-rehash, warm, change,
+//! warm-change), a Diff or
 //! a rollback, repeated for a profiler (`perf record -- config-backup-bench --profile …`),
 //! each timed; no report is written.
 
@@ -48,6 +49,8 @@ pub(crate) async fn profile(root: &Path, cli: &Cli, kind: &str) -> anyhow::Resul
         let warm = kind.starts_with("warm");
         let e = match (&warm_engine, warm) {
             (Some(e), true) => e.clone(),
+            // The periodic full re-hash: every file read and hashed (the stat cache off).
+            _ if kind == "full-rehash" => engine_with(&dir, &[("CONFIG_BACKUP_FULL_REHASH_HOURS", "0")]).await?,
             _ => engine(&dir).await?,
         };
         if warm {

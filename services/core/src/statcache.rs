@@ -147,6 +147,13 @@ impl StatCache {
         self.entries.get(path).filter(|e| e.stat == *stat)
     }
 
+    /// The blob of `path`'s content when it was hashed, if that content had `sha256`
+    /// (whatever its metadata now): the same bytes make the same blob, so a file read
+    /// again (a full re-hash) needs no second hash to be compared with the tree.
+    pub fn blob_of(&self, path: &RepoPath, sha256: &str) -> Option<Oid> {
+        self.entries.get(path).filter(|e| e.sha256 == sha256).map(|e| e.blob)
+    }
+
     /// Records a file hashed at `now_ns` (nanoseconds since the epoch; skipped while its
     /// last change is too recent).
     pub fn record(&mut self, path: RepoPath, entry: Entry, now_ns: i128) {

@@ -31,6 +31,8 @@ pub(super) struct Pending<'f> {
     pub(super) committed: Option<ManifestEntry>,
     /// Its blob in the branch's tree.
     pub(super) tree_blob: Option<git2::Oid>,
+    /// The blob the stat cache holds for the committed content, if it holds one.
+    pub(super) known_blob: Option<git2::Oid>,
 }
 
 /// A file read and hashed (and staged when it changed).
@@ -79,7 +81,13 @@ fn hash_one(
         let staged = repo::stage_into(repo, &p.file.path, bytes, p.mode)?;
         (staged.id, Some(staged), None)
     } else {
-        let blob = git2::Oid::hash_object(git2::ObjectType::Blob, bytes)?;
+        // The committed content's blob, from the stat cache (the SHA-256 just computed is
+        // the committed one: the same bytes), or hashed (git's SHA-1, with its collision
+        // detection, costs more than the read and the SHA-256 together).
+        let blob = match p.known_blob {
+            Some(known) => known,
+            None => git2::Oid::hash_object(git2::ObjectType::Blob, bytes)?,
+        };
         match p.tree_blob {
             Some(tree_blob) if tree_blob != blob => {
                 let tree_sha = sha256_hex(repo.find_blob(tree_blob)?.content());

@@ -421,10 +421,12 @@ fn backup_domain(
             cache.record(file.path.clone(), hit.clone(), now_ns);
             continue;
         }
+        let committed = old.get(&file.path).cloned();
         pending.push(Pending {
             file,
             mode,
-            committed: old.get(&file.path).cloned(),
+            known_blob: committed.as_ref().and_then(|c| previous.blob_of(&file.path, &c.sha256)),
+            committed,
             tree_blob,
         });
     }
