@@ -691,7 +691,64 @@ async fn retention_keeps_every_younger_row_as_it_was_and_drops_whole_months(back
     }
 }
 
+/// Retention is database-wide: site A's server prunes site B's trail too and leaves B's
+/// checkpoint unsigned (it holds A's key, not B's); B's own server signs it at its next
+/// retention, once it checked it, and B's chain then verifies signed.
+async fn a_checkpoint_another_sites_retention_made_is_signed_by_the_sites_own_server(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::create(backend, dir.path()).await;
+    let a = store::connect(&db.url, store::DEFAULT_SITE).await.unwrap();
+    let b = a.for_site("site-b");
+    let now = Utc::now();
+    let cutoff = now.checked_sub_months(Months::new(24)).unwrap();
+    for (store, tag) in [(&a, "a"), (&b, "b")] {
+        let mut at = now.checked_sub_months(Months::new(26)).unwrap();
+        let mut n = 0;
+        while at < now {
+            n += 1;
+            let commit = format!("{tag}{n:039x}");
+            let kind = if n == 1 {
+                ChangeKind::Added
+            } else {
+                ChangeKind::Modified
+            };
+            let mut row = row_at(at, &commit, "edit", kind);
+            row.file_sha256 = Some(format!("{n:064}"));
+            store.insert_audit_rows(&[row]).await.unwrap();
+            at += Duration::days(30);
+        }
+    }
+    let keys = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(keys.path().join("a")).unwrap();
+    std::fs::create_dir_all(keys.path().join("b")).unwrap();
+    let key_a =
+        config_backup_core::signing::Signer::load(&config_backup_tests::signing_key(&keys.path().join("a"), 0o600))
+            .unwrap();
+    let key_b =
+        config_backup_core::signing::Signer::load(&config_backup_tests::signing_key(&keys.path().join("b"), 0o600))
+            .unwrap();
+    assert!(a.delete_audit_rows_before(cutoff, Some(&key_a)).await.unwrap() > 0);
+    let mine = a.verify_audit_chain(Some(&key_a)).await.unwrap();
+    assert!(
+        mine.problems.is_empty() && mine.notes.is_empty() && mine.checkpoint.is_some(),
+        "{mine:?}"
+    );
+    let theirs = b.verify_audit_chain(Some(&key_b)).await.unwrap();
+    assert!(theirs.problems.is_empty() && theirs.checkpoint.is_some(), "{theirs:?}");
+    assert!(
+        theirs.notes.iter().any(|n| n.contains("the checkpoint is not signed")),
+        "{theirs:?}"
+    );
+    // B's server's next retention (nothing left to prune) signs B's checkpoint.
+    b.delete_audit_rows_before(cutoff, Some(&key_b)).await.unwrap();
+    let signed = b.verify_audit_chain(Some(&key_b)).await.unwrap();
+    assert!(signed.problems.is_empty() && signed.notes.is_empty(), "{signed:?}");
+    // ... with B's key: A's does not verify it.
+    assert_eq!(b.verify_audit_chain(Some(&key_a)).await.unwrap().problems.len(), 1);
+}
+
 on_both_backends!(
+    a_checkpoint_another_sites_retention_made_is_signed_by_the_sites_own_server,
     the_view_has_exactly_the_spec_columns_and_types,
     a_no_change_run_stores_one_row_per_commit_and_the_view_still_lists_every_file,
     an_existing_database_is_migrated_in_place_and_loses_nothing,

@@ -349,7 +349,7 @@ macro_rules! audit_chain_sql {
                         .execute(&mut *conn)
                         .await?;
                     let detail = format!("links 1 to {checkpoint} pruned by retention");
-                    let made = sqlx::query(
+                    sqlx::query(
                         "UPDATE config_audit_chain SET kind = 'checkpoint', commit_seq = NULL, \
                          detail = $1, signature = NULL WHERE site = $2 AND position = $3 AND kind <> 'checkpoint'",
                     )
@@ -357,26 +357,54 @@ macro_rules! audit_chain_sql {
                     .bind(&site)
                     .bind(checkpoint)
                     .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                    // This server signs the checkpoints it makes of its own site's chain
-                    // (another site's would need that site's key).
-                    if let (1, Some(signer), true) = (made, signer, site == self.site) {
-                        let hash: String = sqlx::query("SELECT hash FROM config_audit_chain WHERE site = $1 AND position = $2")
-                            .bind(&site)
-                            .bind(checkpoint)
-                            .fetch_one(&mut *conn)
-                            .await?
-                            .try_get("hash")?;
-                        let signature = signer
-                            .sign(checkpoint_content(&site, checkpoint, &hash, &detail).as_bytes())
-                            .map_err(StoreError::Corrupt)?;
-                        sqlx::query("UPDATE config_audit_chain SET signature = $1 WHERE site = $2 AND position = $3")
-                            .bind(signature)
-                            .bind(&site)
-                            .bind(checkpoint)
-                            .execute(&mut *conn)
-                            .await?;
+                    .await?;
+                }
+                // This server signs its own site's checkpoint: the one it just made, or
+                // one another site's retention made unsigned (retention is
+                // database-wide), once it checked that the checkpoint is what retention
+                // writes, that the chain goes on from its hash, and that no commit row of
+                // the site older than the first covered one is left (what it stands for
+                // was pruned, not cut out of the chain).
+                if let Some(signer) = signer {
+                    let row = sqlx::query(
+                        "SELECT position, hash, detail FROM config_audit_chain \
+                         WHERE site = $1 AND kind = 'checkpoint' AND signature IS NULL",
+                    )
+                    .bind(&self.site)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    if let Some(r) = row {
+                        let (position, hash, detail): (i64, String, String) =
+                            (r.try_get("position")?, r.try_get("hash")?, r.try_get("detail")?);
+                        let next: Option<String> = sqlx::query(
+                            "SELECT prev_hash FROM config_audit_chain WHERE site = $1 AND position = $2",
+                        )
+                        .bind(&self.site)
+                        .bind(position + 1)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                        .map(|r| r.try_get("prev_hash"))
+                        .transpose()?;
+                        let uncovered: i64 = sqlx::query(
+                            "SELECT COUNT(*) AS n FROM config_commits WHERE site = $1 AND seq < \
+                             (SELECT COALESCE(MIN(commit_seq), 0) FROM config_audit_chain WHERE site = $1 AND kind = 'commit')",
+                        )
+                        .bind(&self.site)
+                        .fetch_one(&mut *conn)
+                        .await?
+                        .try_get("n")?;
+                        let expected = format!("links 1 to {position} pruned by retention");
+                        if detail == expected && next.as_ref().is_none_or(|p| *p == hash) && uncovered == 0 {
+                            let signature = signer
+                                .sign(checkpoint_content(&self.site, position, &hash, &detail).as_bytes())
+                                .map_err(StoreError::Corrupt)?;
+                            sqlx::query("UPDATE config_audit_chain SET signature = $1 WHERE site = $2 AND position = $3")
+                                .bind(signature)
+                                .bind(&self.site)
+                                .bind(position)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
                     }
                 }
                 Ok(())
