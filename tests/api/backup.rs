@@ -448,6 +448,7 @@ on_both_backends!(
     an_unknown_domain_is_invalid_argument_naming_the_field_and_allowed_values,
     patterns_that_match_nothing_are_reported_not_fatal,
     a_change_with_the_same_size_and_mtime_is_never_missed,
+    the_full_rehash_reads_every_file_finds_a_changed_secret_and_keeps_no_plain_hash_of_it,
     a_local_remote_is_repacked_and_keeps_every_commit,
     pushed_packs_hold_no_deltas,
 );
@@ -583,5 +584,60 @@ async fn a_change_with_the_same_size_and_mtime_is_never_missed(backend: Backend)
     let report = app.backup().await;
     let kea_report = report.domains.iter().find(|d| d.domain == "kea").unwrap();
     assert_eq!(kea_report.files_modified, 1, "{kea_report:?}");
+    app.stop().await;
+}
+
+/// The full re-hash (here at every run) reads every file again. A file whose clear content
+/// is what it was is known by a keyed digest of it, kept in the stat cache instead of being
+/// sealed and hashed again; a secret changed in place is found. The cache never holds the
+/// plain SHA-256 of a file's clear content, which could be checked against guesses.
+async fn the_full_rehash_reads_every_file_finds_a_changed_secret_and_keeps_no_plain_hash_of_it(backend: Backend) {
+    let mut env = TestEnv::new(backend).await;
+    env.vars.insert("CONFIG_BACKUP_FULL_REHASH_HOURS".into(), "0".into());
+    let app = env.spawn().await;
+    let clients = env.site().join("config/radius/clients.conf");
+    // Only files settled for RACY_SECS get cache entries.
+    let racy = std::time::Duration::from_secs(config_backup_core::statcache::RACY_SECS as u64);
+    config_backup_tests::wait_for("the site's files to settle", racy * 3, || {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&clients).unwrap();
+        let changed = std::time::UNIX_EPOCH
+            + std::time::Duration::new(m.mtime().max(m.ctime()) as u64, 0)
+            + std::time::Duration::from_secs(1);
+        std::future::ready(changed + racy < std::time::SystemTime::now())
+    })
+    .await;
+    app.backup().await;
+    let cache = env.working_dir().join(".git/config-backup/stat-radius");
+    let clear = std::fs::read(&clients).unwrap();
+    let plain = hex::encode(Sha256::digest(&clear));
+    let cached = std::fs::read_to_string(&cache).unwrap();
+    let line = cached
+        .lines()
+        .find(|l| l.ends_with(" config/radius/clients.conf"))
+        .unwrap_or_else(|| panic!("clients.conf is cached: {cached}"));
+    assert!(!cached.contains(&plain), "{line}");
+    assert!(
+        line.contains(" 1 config/radius/clients.conf"),
+        "marked as holding secrets: {line}"
+    );
+
+    let again = app.backup().await;
+    for d in &again.domains {
+        assert_eq!((d.files_added, d.files_modified, d.files_deleted), (0, 0, 0), "{d:?}");
+    }
+    // A secret changed in place, same length: found, sealed anew.
+    let text = String::from_utf8(clear).unwrap();
+    let at = text.find("secret").unwrap();
+    let value = text[at..]
+        .find(|c: char| c.is_ascii_alphanumeric() && !"secret".contains(c))
+        .unwrap()
+        + at;
+    let mut changed = text.into_bytes();
+    changed[value] = if changed[value] == b'x' { b'y' } else { b'x' };
+    std::fs::write(&clients, &changed).unwrap();
+    let third = app.backup().await;
+    let radius = third.domains.iter().find(|d| d.domain == "radius").unwrap();
+    assert_eq!(radius.files_modified, 1, "{radius:?}");
     app.stop().await;
 }

@@ -25,7 +25,7 @@ use crate::domain::{Domain, RepoPath};
 /// A file hashed less than this many seconds after its last change is not cached.
 pub const RACY_SECS: i64 = 2;
 
-const MAGIC: &str = "config-backup-stat-cache v2";
+const MAGIC: &str = "config-backup-stat-cache v3";
 
 /// The metadata compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,11 @@ pub struct Entry {
     pub sha256: String,
     /// Its git blob.
     pub blob: Oid,
+    /// The keyed digest of its clear content ([`crate::secrets::Sealer::clear_digest`]);
+    /// empty for a link.
+    pub clear: String,
+    /// Whether its content holds secrets.
+    pub secret: bool,
 }
 
 /// A domain's stat cache.
@@ -119,11 +124,13 @@ impl StatCache {
         }
         let mut entries = HashMap::with_capacity(count);
         for line in body.lines() {
-            let mut f = line.splitn(9, ' ');
+            let mut f = line.splitn(11, ' ');
             let mut num = || f.next()?.parse::<i128>().ok();
             let (size, mtime_ns, ctime_ns, ino, dev, exec) = (num()?, num()?, num()?, num()?, num()?, num()?);
             let sha256 = f.next()?.to_owned();
             let blob = Oid::from_str(f.next()?).ok()?;
+            let clear = f.next()?.trim_start_matches('-').to_owned();
+            let secret = f.next()? == "1";
             let path: RepoPath = f.next()?.parse().ok()?;
             let stat = FileStat {
                 size: u64::try_from(size).ok()?,
@@ -133,7 +140,16 @@ impl StatCache {
                 dev: u64::try_from(dev).ok()?,
                 exec: exec != 0,
             };
-            entries.insert(path, Entry { stat, sha256, blob });
+            entries.insert(
+                path,
+                Entry {
+                    stat,
+                    sha256,
+                    blob,
+                    clear,
+                    secret,
+                },
+            );
         }
         (entries.len() == count).then_some(StatCache {
             full_rehash_at,
@@ -147,11 +163,11 @@ impl StatCache {
         self.entries.get(path).filter(|e| e.stat == *stat)
     }
 
-    /// The blob of `path`'s content when it was hashed, if that content had `sha256`
-    /// (whatever its metadata now): the same bytes make the same blob, so a file read
-    /// again (a full re-hash) needs no second hash to be compared with the tree.
-    pub fn blob_of(&self, path: &RepoPath, sha256: &str) -> Option<Oid> {
-        self.entries.get(path).filter(|e| e.sha256 == sha256).map(|e| e.blob)
+    /// `path`'s entry whatever its metadata now, for a file read again (a full re-hash):
+    /// the same stored bytes make the same blob, and the same clear content under the same
+    /// sealing makes the same stored bytes, so it is neither sealed nor hashed twice.
+    pub fn known(&self, path: &RepoPath) -> Option<&Entry> {
+        self.entries.get(path)
     }
 
     /// Records a file hashed at `now_ns` (nanoseconds since the epoch; skipped while its
@@ -171,7 +187,7 @@ impl StatCache {
             let e = &self.entries[p];
             let s = &e.stat;
             body.push_str(&format!(
-                "{} {} {} {} {} {} {} {} {}\n",
+                "{} {} {} {} {} {} {} {} {} {} {}\n",
                 s.size,
                 s.mtime_ns,
                 s.ctime_ns,
@@ -180,6 +196,8 @@ impl StatCache {
                 u8::from(s.exec),
                 e.sha256,
                 e.blob,
+                if e.clear.is_empty() { "-" } else { &e.clear },
+                u8::from(e.secret),
                 p
             ));
         }
@@ -221,6 +239,8 @@ mod tests {
             stat: stat_of(&f),
             sha256: "ab".repeat(32),
             blob: Oid::hash_object(git2::ObjectType::Blob, b"x").unwrap(),
+            clear: "cd".repeat(32),
+            secret: true,
         };
         c.record(p.clone(), entry.clone(), later);
         let file = dir.path().join("cache/stat-dns");
@@ -247,6 +267,8 @@ mod tests {
             stat: stat_of(&f),
             sha256: String::new(),
             blob: Oid::ZERO_SHA1,
+            clear: String::new(),
+            secret: false,
         };
         c.record("a.conf".parse().unwrap(), entry, now_ns());
         assert!(c.entries.is_empty());

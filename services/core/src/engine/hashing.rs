@@ -31,8 +31,8 @@ pub(super) struct Pending<'f> {
     pub(super) committed: Option<ManifestEntry>,
     /// Its blob in the branch's tree.
     pub(super) tree_blob: Option<git2::Oid>,
-    /// The blob the stat cache holds for the committed content, if it holds one.
-    pub(super) known_blob: Option<git2::Oid>,
+    /// Its stat cache entry, whatever its metadata now, if made under this sealing.
+    pub(super) known: Option<crate::statcache::Entry>,
 }
 
 /// A file read and hashed (and staged when it changed).
@@ -47,6 +47,8 @@ pub(super) struct Hashed {
     pub(super) secret: bool,
     /// Its content's change in the service's terms, when it changed in place.
     pub(super) summary: Option<crate::summary::Summary>,
+    /// The keyed digest of its clear content (empty for a link).
+    pub(super) clear: String,
 }
 
 /// Reads, hashes and stages one file. A read error is the file's own (reported, the
@@ -59,6 +61,7 @@ fn hash_one(
 ) -> Result<std::io::Result<Hashed>, RepoError> {
     let sealed;
     let mut secret = false;
+    let mut clear = String::new();
     let (stat, bytes) = if let Some(target) = &p.file.link {
         // A symlink's content is its target text, read by the scan; it is never followed.
         (p.file.stat, target.as_bytes())
@@ -67,6 +70,26 @@ fn hash_one(
             Ok(stat) => stat,
             Err(e) => return Ok(Err(e)),
         };
+        clear = seal.sealer.clear_digest(p.file.path.as_str(), bytes);
+        // The clear content it had when the committed, tree-held version was made from it:
+        // its stored form is that version, with no sealing and no hashing again.
+        if let (Some(known), Some(committed)) = (&p.known, &p.committed)
+            && known.clear == clear
+            && known.sha256 == committed.sha256
+            && committed.mode == p.mode
+            && p.tree_blob == Some(known.blob)
+        {
+            return Ok(Ok(Hashed {
+                stat,
+                sha256: known.sha256.clone(),
+                blob: known.blob,
+                staged: None,
+                hand_edit: None,
+                secret: known.secret,
+                summary: None,
+                clear,
+            }));
+        }
         // What is stored, hashed and published is the sealed form: its secrets are keyed.
         sealed = seal.sealer.seal(Some(seal.domain), p.file.path.as_str(), bytes);
         secret = matches!(sealed, std::borrow::Cow::Owned(_));
@@ -84,8 +107,8 @@ fn hash_one(
         // The committed content's blob, from the stat cache (the SHA-256 just computed is
         // the committed one: the same bytes), or hashed (git's SHA-1, with its collision
         // detection, costs more than the read and the SHA-256 together).
-        let blob = match p.known_blob {
-            Some(known) => known,
+        let blob = match p.known.as_ref().filter(|k| k.sha256 == sha256) {
+            Some(known) => known.blob,
             None => git2::Oid::hash_object(git2::ObjectType::Blob, bytes)?,
         };
         match p.tree_blob {
@@ -119,6 +142,7 @@ fn hash_one(
         staged,
         hand_edit,
         secret,
+        clear,
     }))
 }
 

@@ -421,13 +421,15 @@ fn backup_domain(
             cache.record(file.path.clone(), hit.clone(), now_ns);
             continue;
         }
-        let committed = old.get(&file.path).cloned();
         pending.push(Pending {
             file,
             mode,
-            known_blob: committed.as_ref().and_then(|c| previous.blob_of(&file.path, &c.sha256)),
-            committed,
+            committed: old.get(&file.path).cloned(),
             tree_blob,
+            // Trusted for content only: made under this sealing (key and rules).
+            known: (previous.sealing == sealing)
+                .then(|| previous.known(&file.path).cloned())
+                .flatten(),
         });
     }
     // On every core: read, hash, and write what changed into the work tree and the objects.
@@ -475,6 +477,8 @@ fn backup_domain(
                     stat: h.stat,
                     sha256: h.sha256.clone(),
                     blob: h.blob,
+                    clear: h.clear,
+                    secret: h.secret,
                 };
                 cache.record(path.clone(), entry, now_ns);
                 new.insert(

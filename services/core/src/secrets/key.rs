@@ -56,6 +56,17 @@ impl Key {
         &self.id
     }
 
+    /// HMAC-SHA256 under the nonce key of a file's clear content, for the stat cache:
+    /// its own label first, so it never equals a nonce's input.
+    pub(super) fn content_digest(&self, path: &[u8], content: &[u8]) -> [u8; 32] {
+        let mut mac = self.nonce_mac.clone();
+        for p in [b"config-backup clear content v1".as_slice(), path, content] {
+            mac.update(&(p.len() as u64).to_be_bytes());
+            mac.update(p);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
     /// HMAC-SHA256 under the nonce key, over length-prefixed parts.
     pub(super) fn synthetic_nonce(&self, parts: &[&[u8]]) -> [u8; 24] {
         let mut mac = self.nonce_mac.clone();

@@ -212,6 +212,14 @@ impl Sealer {
         format!("{}-{}", self.keys.sealing().id(), &hex::encode(h)[..16])
     }
 
+    /// A keyed digest of a file's clear content (HMAC-SHA256 under the sealing key's nonce
+    /// subkey): the stat cache keeps it, so a file read again whose digest is the one it
+    /// had needs no sealing to know its stored form, and the cache file never holds a
+    /// hash of clear secrets that could be checked against guesses.
+    pub fn clear_digest(&self, path: &str, content: &[u8]) -> String {
+        hex::encode(self.keys.sealing().content_digest(path.as_bytes(), content))
+    }
+
     fn rules_for(&self, domain: Option<Domain>) -> &Rules {
         domain.and_then(|d| self.rules.get(&d)).unwrap_or(&self.fallback)
     }
