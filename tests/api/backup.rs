@@ -536,6 +536,21 @@ async fn a_local_remote_is_repacked_and_keeps_every_commit(backend: Backend) {
     app.stop().await;
 }
 
+/// Waits until `file`'s mtime and ctime are RACY_SECS old: the stat cache keeps an entry
+/// only for such a file.
+async fn settled(file: &std::path::Path) {
+    let racy = std::time::Duration::from_secs(config_backup_core::statcache::RACY_SECS as u64);
+    config_backup_tests::wait_for(&format!("{} to settle", file.display()), racy * 3, || {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(file).unwrap();
+        let changed = std::time::UNIX_EPOCH
+            + std::time::Duration::new(m.mtime().max(m.ctime()) as u64, 0)
+            + std::time::Duration::from_secs(1);
+        std::future::ready(changed + racy < std::time::SystemTime::now())
+    })
+    .await;
+}
+
 async fn a_change_with_the_same_size_and_mtime_is_never_missed(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
@@ -543,16 +558,7 @@ async fn a_change_with_the_same_size_and_mtime_is_never_missed(backend: Backend)
     // has settled (its mtime and ctime RACY_SECS old, the stat cache's rule), so the first
     // backup puts it in the stat cache and the second relies on it.
     let kea = env.site().join("config/kea/kea-dhcp4.conf");
-    let racy = std::time::Duration::from_secs(config_backup_core::statcache::RACY_SECS as u64);
-    config_backup_tests::wait_for("kea's file to settle", racy * 3, || {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(&kea).unwrap();
-        let changed = std::time::UNIX_EPOCH
-            + std::time::Duration::new(m.mtime().max(m.ctime()) as u64, 0)
-            + std::time::Duration::from_secs(1);
-        std::future::ready(changed + racy < std::time::SystemTime::now())
-    })
-    .await;
+    settled(&kea).await;
     app.backup().await;
     let cache = env.working_dir().join(".git/config-backup/stat-kea");
     let cached = std::fs::read_to_string(&cache).unwrap();
@@ -597,16 +603,7 @@ async fn the_full_rehash_reads_every_file_finds_a_changed_secret_and_keeps_no_pl
     let app = env.spawn().await;
     let clients = env.site().join("config/radius/clients.conf");
     // Only files settled for RACY_SECS get cache entries.
-    let racy = std::time::Duration::from_secs(config_backup_core::statcache::RACY_SECS as u64);
-    config_backup_tests::wait_for("the site's files to settle", racy * 3, || {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(&clients).unwrap();
-        let changed = std::time::UNIX_EPOCH
-            + std::time::Duration::new(m.mtime().max(m.ctime()) as u64, 0)
-            + std::time::Duration::from_secs(1);
-        std::future::ready(changed + racy < std::time::SystemTime::now())
-    })
-    .await;
+    settled(&clients).await;
     app.backup().await;
     let cache = env.working_dir().join(".git/config-backup/stat-radius");
     let clear = std::fs::read(&clients).unwrap();
