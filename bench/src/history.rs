@@ -297,6 +297,8 @@ pub(crate) async fn history(root: &Path, cli: &Cli) -> anyhow::Result<Option<His
             errors: errors.load(std::sync::atomic::Ordering::Relaxed),
         });
     }
+    eprintln!("   REST History under wrk while backups run back to back");
+    let rest_load = crate::load::rest_under_backups(&server, "domain=dns&page_size=100").await?;
     drop(server);
     Ok(Some(HistoryFigures {
         days,
@@ -326,5 +328,6 @@ pub(crate) async fn history(root: &Path, cli: &Cli) -> anyhow::Result<Option<His
             state,
         },
         throughput,
+        rest_load,
     }))
 }

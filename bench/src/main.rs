@@ -10,7 +10,9 @@
 //! `measure.rs`; they return typed figures (`results.rs`) that `report.rs` writes.
 
 mod fleet;
+mod goals;
 mod history;
+mod load;
 mod measure;
 mod profile;
 mod report;
@@ -133,6 +135,7 @@ async fn main() -> anyhow::Result<()> {
         history: None,
         fleet: None,
         elapsed_s: 0.0,
+        goals: Vec::new(),
     };
     let counts = [("S", 40usize), ("M", 4000), ("L", 40000)];
     for (name, files) in counts {
@@ -148,6 +151,16 @@ async fn main() -> anyhow::Result<()> {
         report.fleet = Some(fleet::fleet(root, &cli).await?);
     }
     report.elapsed_s = started.elapsed().as_secs_f64().round();
+    report.goals = goals::evaluate(&report);
+    for g in &report.goals {
+        eprintln!(
+            "goal: {} — {} (limit {}): {}",
+            g.goal,
+            g.measured_text(),
+            g.limit_text(),
+            g.verdict_text()
+        );
+    }
     std::fs::create_dir_all(&cli.out)?;
     std::fs::write(
         cli.out.join("benchmarks.json"),

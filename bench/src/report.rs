@@ -9,7 +9,7 @@ pub(crate) fn markdown(r: &Report) -> String {
     let m = &r.machine;
     let mut s = format!(
         "# Benchmarks\n\nOne run of `cargo run --release -p config-backup-bench` on {} ({} cores, {} GB), {}, {}; seed {}, median of {} rounds; {} s in all. \
-         Raw figures: [benchmarks.json](benchmarks.json).\n\n## Backup: the engine against the git CLI and the read+hash floor\n\n\
+         Raw figures: [benchmarks.json](benchmarks.json).\n\n{}\n## Backup: the engine against the git CLI and the read+hash floor\n\n\
          Engine: in-process; gRPC: the same through the server (its own process). No-change runs are measured with the stat cache \
          warm (files untouched since they were hashed are not read); \"full re-hash\" is the same run reading and hashing every file \
          (what the periodic full re-hash does, and `CONFIG_BACKUP_FULL_REHASH_HOURS=0`). The engine's first backup includes its push \
@@ -18,7 +18,15 @@ pub(crate) fn markdown(r: &Report) -> String {
          is the server process's, the gc being a `git` child). The git CLI's push of its first commit is shown on its own. \
          Each first backup (engine, gRPC, git CLI) starts after a `sync`, so the kernel's writeback of the generated site does not land on it.\n\n\
          | size | files | MB | floor (read+SHA-256) | engine first | engine no-change | engine no-change, full re-hash | engine 1 % | gRPC first | gRPC no-change | gRPC 1 % | git CLI first | git CLI push of first | git CLI no-change | git CLI 1 % | peak RSS, first backup (MB) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-        m.cpu, m.cores, m.memory_gb, m.git, r.date, r.seed, r.rounds, r.elapsed_s
+        m.cpu,
+        m.cores,
+        m.memory_gb,
+        m.git,
+        r.date,
+        r.seed,
+        r.rounds,
+        r.elapsed_s,
+        goals_section(r)
     );
     for (name, v) in &r.sizes {
         s.push_str(&format!(
@@ -124,6 +132,15 @@ pub(crate) fn markdown(r: &Report) -> String {
         }
     }
 
+    if let Some(l) = h_rest_load(r) {
+        s.push_str(&format!(
+            "\n## REST under load\n\n`wrk -t2 -c{} -d{}s --latency` on REST History domain=dns, page 1 ({} bytes of JSON an answer; wrk on the same cores), \
+             while a client called Backup back to back through gRPC ({} runs, {} failed): {:.0} req/s, p50 {} ms, p99 {} ms, {} errors \
+             (non-2xx answers and socket errors).\n",
+            l.connections, l.seconds, l.answer_bytes, l.backups_run, l.backups_failed, l.requests_per_s, l.p50_ms, l.p99_ms, l.errors
+        ));
+    }
+
     if let Some(fl) = &r.fleet {
         s.push_str(&format!(
             "\n## A fleet on one PostgreSQL\n\n{} sites of M (4,000 files each, their own files, repository and engine; `CONFIG_BACKUP_SITE` \
@@ -157,6 +174,19 @@ pub(crate) fn markdown(r: &Report) -> String {
         ));
     }
     s
+}
+
+/// Issue 25's goals, each beside what this run measured.
+fn goals_section(r: &Report) -> String {
+    format!(
+        "## Goals\n\nIssue 25's goals, each checked against this run's figures below (the binary prints the same; \
+         `goals` in the JSON).\n\n{}",
+        crate::goals::markdown(&r.goals)
+    )
+}
+
+fn h_rest_load(r: &Report) -> Option<&crate::results::RestLoad> {
+    r.history.as_ref()?.rest_load.as_ref()
 }
 
 /// Where the benchmark runs.

@@ -20,6 +20,8 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetFigures>,
     pub elapsed_s: f64,
+    /// Issue 25's goals against the figures above.
+    pub goals: Vec<crate::goals::Goal>,
 }
 
 /// Where it ran.
@@ -100,6 +102,25 @@ pub struct HistoryFigures {
     pub diff: DiffLatency,
     pub rollback: RollbackFigure,
     pub throughput: Vec<Throughput>,
+    /// REST History under wrk while backups run back to back; `None` without wrk.
+    pub rest_load: Option<RestLoad>,
+}
+
+/// `wrk` against REST History (domain=dns, page 1) while backups run back to back
+/// through gRPC.
+#[derive(Debug, Serialize)]
+pub struct RestLoad {
+    pub connections: usize,
+    pub seconds: u64,
+    pub requests_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Non-2xx answers and socket errors.
+    pub errors: u64,
+    /// Bytes of one answer.
+    pub answer_bytes: usize,
+    pub backups_run: u64,
+    pub backups_failed: u64,
 }
 
 /// One History query over both transports.

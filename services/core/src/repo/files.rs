@@ -17,14 +17,21 @@ pub fn stage_into(repo: &Repository, path: &RepoPath, content: &[u8], mode: u32)
         let unix = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
         write_file(&abs, content, unix, false).map_err(io_err(format!("writing {}", abs.display())))?;
     }
-    let id = repo.blob(content).map_err(|e| {
-        RepoError::Git(e).with_os_cause(repo.path(), content.len() as u64, || {
-            format!(
-                "writing the object of {path} into {}",
-                repo.path().join("objects").display()
-            )
-        })
-    })?;
+    // Through the object database's write, not `Repository::blob`: libgit2's blob from a
+    // buffer always streams into a new temporary file, even for an object the database
+    // already holds (a file put back as it was: every file a rollback writes), and unlinks
+    // it after; the write hashes first and only freshens an object it finds.
+    let id = repo
+        .odb()
+        .and_then(|odb| odb.write(git2::ObjectType::Blob, content))
+        .map_err(|e| {
+            RepoError::Git(e).with_os_cause(repo.path(), content.len() as u64, || {
+                format!(
+                    "writing the object of {path} into {}",
+                    repo.path().join("objects").display()
+                )
+            })
+        })?;
     Ok(Staged { id, len: content.len() })
 }
 
