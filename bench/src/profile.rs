@@ -44,9 +44,9 @@ pub(crate) async fn profile(root: &Path, cli: &Cli, kind: &str) -> anyhow::Resul
         if (kind == "change" || kind == "warm-change") && i > 0 {
             site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
         }
-        // `warm`, `warm-change`: one engine for every run, as a server keeps it; otherwise
-        // a new one each.
-        let warm = kind.starts_with("warm");
+        // `warm`, `warm-change` and `full-rehash`: one engine for every run, as a server
+        // keeps it (and the benchmark's own full re-hash); otherwise a new one each.
+        let warm = kind.starts_with("warm") || kind == "full-rehash";
         let e = match (&warm_engine, warm) {
             (Some(e), true) => e.clone(),
             // The periodic full re-hash: every file read and hashed (the stat cache off).
@@ -120,6 +120,22 @@ async fn profile_diff(root: &Path, files: usize, cli: &Cli) -> anyhow::Result<()
         eprintln!("diff #{i}: {:.1} ms, {} files", ms(t.elapsed()), d.files.len());
     }
     eprintln!("diff: median {:.1} ms", ms(median(times)));
+    let git: Vec<Duration> = (0..10)
+        .map(|_| {
+            time(|| {
+                run(Command::new("git").arg("-C").arg(dir.join("wc")).args([
+                    "diff",
+                    "--stat",
+                    first,
+                    last,
+                    "--",
+                    "config/unbound",
+                ]))
+            })
+            .0
+        })
+        .collect();
+    eprintln!("git diff --stat: median {:.1} ms", ms(median(git)));
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod errors;
+pub mod json;
 pub mod routes;
 
 pub mod console;
@@ -28,6 +29,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::errors::{bad_parameter, error_body, error_response};
+use crate::json::to_json;
 use crate::routes::{HEALTH_PATH, OPENAPI_PATH, ROUTES, Route};
 
 #[derive(Clone, Debug)]
@@ -235,33 +237,8 @@ fn grpc<T>(headers: &HeaderMap, msg: T) -> Result<tonic::Request<T>, Response> {
     Ok(req)
 }
 
-/// Proto3 JSON writes timestamps Z-normalised; pbjson writes `+00:00`. Every string that
-/// is exactly an RFC 3339 UTC time with `+00:00` came from a Timestamp field.
-fn z_normalize(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::String(s) => {
-            if let Some(stem) = s.strip_suffix("+00:00")
-                && stem.len() >= 19
-                && chrono::NaiveDateTime::parse_from_str(stem, "%Y-%m-%dT%H:%M:%S%.f").is_ok()
-            {
-                *s = format!("{stem}Z");
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(z_normalize),
-        serde_json::Value::Object(map) => map.values_mut().for_each(z_normalize),
-        _ => {}
-    }
-}
-
-/// A message as proto3 JSON (proto field names, Z-normalised timestamps).
-pub fn to_json<T: Serialize>(msg: &T) -> Result<serde_json::Value, serde_json::Error> {
-    let mut v = serde_json::to_value(msg)?;
-    z_normalize(&mut v);
-    Ok(v)
-}
-
 fn json_response<T: Serialize>(status: StatusCode, msg: &T) -> Response {
-    match to_json(msg).and_then(|v| serde_json::to_vec(&v)) {
+    match json::to_json_vec(msg) {
         Ok(body) => (status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot serialise a response");
@@ -636,17 +613,6 @@ mod tests {
         let items: Vec<Result<serde_json::Value, tonic::Status>> = vec![Err(tonic::Status::not_found("no task"))];
         let resp = ndjson(futures::stream::iter(items)).await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    }
-
-    #[test]
-    fn timestamps_are_z_normalised_and_nothing_else_changes() {
-        let mut v =
-            json!({"at": "2026-11-26T05:20:21.889943+00:00", "x": ["2026-11-26T05:20:21+00:00"], "m": "ends +00:00"});
-        z_normalize(&mut v);
-        assert_eq!(
-            v,
-            json!({"at": "2026-11-26T05:20:21.889943Z", "x": ["2026-11-26T05:20:21Z"], "m": "ends +00:00"})
-        );
     }
 
     #[test]

@@ -97,10 +97,20 @@ impl RepoError {
     /// disk while writing an object) with no message at all ("no error"): the cause is
     /// then taken from the filesystem holding `dir` (no space left, read-only), else from
     /// errno when it holds a write error (call this right after the failing call), and
-    /// `context` says what was being written where. Other errors are returned as they are.
+    /// `context` says what was being written where. An OS error libgit2 did describe
+    /// ("failed to write out file: No space left on device") gets the same context, with
+    /// its words as the cause. Other errors are returned as they are.
     pub(crate) fn with_os_cause(self, dir: &Path, needed: u64, context: impl FnOnce() -> String) -> RepoError {
         let errno = std::io::Error::last_os_error();
         match self {
+            RepoError::Git(e)
+                if e.class() == git2::ErrorClass::Os && !e.message().is_empty() && e.message() != "no error" =>
+            {
+                RepoError::Io {
+                    context: context(),
+                    source: std::io::Error::other(e.message().to_owned()),
+                }
+            }
             RepoError::Git(e) if e.message().is_empty() || e.message() == "no error" => {
                 const WRITE_ERRORS: [i32; 7] = [
                     libc::ENOSPC,
@@ -562,7 +572,15 @@ impl WorkingCopy {
 /// Pack files are mapped in windows of 8 MiB, at most 32 MiB at once (libgit2 maps up to
 /// 8 GiB by default, and every mapped page read counts in the server's resident memory:
 /// once a large site's objects are packed, a run reads its trees from all over the pack).
+///
+/// Objects read are not hashed again to check their names (libgit2's "strict hash
+/// verification", which the git CLI does not do either): its collision-detecting SHA-1
+/// over every blob read was a quarter of a Diff and of a rollback's planning. What is
+/// restored or vouched for is checked where it matters, end to end, by SHA-256 against
+/// the commit's manifest (a rollback's every target file, a drill's every file); a
+/// corrupted object's zlib stream still fails its checksum when it is inflated.
 pub fn tune_libgit2() {
+    git2::opts::strict_hash_verification(false);
     // SAFETY: these store integers in libgit2's global options, read when objects are
     // cached and packs mapped; called before (and independently of) any repository use.
     #[allow(unsafe_code)]

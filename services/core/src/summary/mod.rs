@@ -269,9 +269,12 @@ fn secretish(name: &str) -> bool {
 
 /// Compares two versions' items and tells the difference.
 fn compare(old: &[Item<'_>], new: &[Item<'_>]) -> Summary {
-    type Index<'i> = std::collections::HashMap<(&'static str, &'i str, &'i str), Vec<&'i str>>;
+    // foldhash, not SipHash: a blocklist is tens of thousands of keys, and hashing them
+    // was a fifth of a Diff's summaries.
+    type Index<'i> =
+        std::collections::HashMap<(&'static str, &'i str, &'i str), Vec<&'i str>, foldhash::fast::RandomState>;
     fn index<'i>(items: &'i [Item<'_>]) -> Index<'i> {
-        let mut m: Index<'i> = std::collections::HashMap::with_capacity(items.len());
+        let mut m: Index<'i> = Index::with_capacity_and_hasher(items.len(), Default::default());
         for i in items {
             m.entry((i.kind, &*i.scope, &*i.key)).or_default().push(&*i.value);
         }
