@@ -141,6 +141,8 @@ pub(crate) fn markdown(r: &Report) -> String {
         ));
     }
 
+    let ab = "\n## Hand-run A/B measurements\n\nOne change against the commit before it, with the profile each was found with: \
+              [benchmarks-ab.md](benchmarks-ab.md).\n";
     if let Some(fl) = &r.fleet {
         s.push_str(&format!(
             "\n## A fleet on one PostgreSQL\n\n{} sites of M (4,000 files each, their own files, repository and engine; `CONFIG_BACKUP_SITE` \
@@ -173,6 +175,7 @@ pub(crate) fn markdown(r: &Report) -> String {
             fl.alone.build_s
         ));
     }
+    s.push_str(ab);
     s
 }
 
