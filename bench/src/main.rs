@@ -92,6 +92,8 @@ impl Scratch {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    // As the server does: the measured server is this binary (`--serve`).
+    config_backup_core::parallel::limit_malloc_arenas();
     let cli = Cli::parse();
     if cli.serve {
         let settings =

@@ -3,6 +3,24 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+/// Caps glibc's malloc arenas at two. glibc gives threads arenas of their own (up to eight
+/// per core), and the scan and hashing threads each run starts fill theirs with read
+/// buffers and per-file records; memory freed in an arena stays resident. A first backup
+/// of 40,000 files held 252 MB for a heap whose live peak was 44 MB (heaptrack), and
+/// 163 MB with two arenas. Called first thing in `main`, before threads start.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt sets one of glibc's allocator parameters; M_ARENA_MAX only bounds
+        // how many arenas threads may create from now on.
+        #[allow(unsafe_code)]
+        let set = unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+        if set != 1 {
+            tracing::debug!("could not limit malloc's arenas");
+        }
+    }
+}
+
 /// One worker's results, each with its item's index.
 type Tagged<R, E> = Result<Vec<(usize, R)>, E>;
 

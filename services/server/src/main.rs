@@ -92,6 +92,7 @@ fn sample_site() -> std::path::PathBuf {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    config_backup_core::parallel::limit_malloc_arenas();
     let cli = Cli::parse();
     // The environment is read once, here; every setting comes from this snapshot.
     let mut env = Env::from_process();
