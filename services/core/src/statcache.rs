@@ -163,6 +163,18 @@ impl StatCache {
         self.entries.get(path).filter(|e| e.stat == *stat)
     }
 
+    /// Takes out the entry for `path` if its metadata is still `stat`: a file the next
+    /// cache carries over unchanged, moved rather than copied.
+    pub fn take_fresh(&mut self, path: &RepoPath, stat: &FileStat) -> Option<Entry> {
+        self.fresh(path, stat)?;
+        self.entries.remove(path)
+    }
+
+    /// Whether no entry is left (every one was taken over).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// `path`'s entry whatever its metadata now, for a file read again (a full re-hash):
     /// the same stored bytes make the same blob, and the same clear content under the same
     /// sealing makes the same stored bytes, so it is neither sealed nor hashed twice.

@@ -25,6 +25,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// A file of a domain that must be read this run.
 pub(super) struct Pending<'f> {
+    /// The domain it belongs to (its sealing rules are the domain's).
+    pub(super) domain: Domain,
     pub(super) file: &'f sources::SourceFile,
     pub(super) mode: u32,
     /// Its entry in the branch's manifest.
@@ -55,7 +57,7 @@ pub(super) struct Hashed {
 /// backed-up version kept); a write error fails the domain.
 fn hash_one(
     repo: &git2::Repository,
-    seal: &SealContext<'_>,
+    sealer: &Sealer,
     p: &Pending<'_>,
     bytes: &mut Vec<u8>,
 ) -> Result<std::io::Result<Hashed>, RepoError> {
@@ -70,7 +72,7 @@ fn hash_one(
             Ok(stat) => stat,
             Err(e) => return Ok(Err(e)),
         };
-        clear = seal.sealer.clear_digest(p.file.path.as_str(), bytes);
+        clear = sealer.clear_digest(p.file.path.as_str(), bytes);
         // The clear content it had when the committed, tree-held version was made from it:
         // its stored form is that version, with no sealing and no hashing again.
         if let (Some(known), Some(committed)) = (&p.known, &p.committed)
@@ -91,7 +93,7 @@ fn hash_one(
             }));
         }
         // What is stored, hashed and published is the sealed form: its secrets are keyed.
-        sealed = seal.sealer.seal(Some(seal.domain), p.file.path.as_str(), bytes);
+        sealed = sealer.seal(Some(p.domain), p.file.path.as_str(), bytes);
         secret = matches!(sealed, std::borrow::Cow::Owned(_));
         (stat, sealed.as_ref())
     };
@@ -126,7 +128,7 @@ fn hash_one(
         (Some(_), true, Some(old), true) => {
             let old = repo.find_blob(old)?;
             Some(crate::summary::summarize(
-                seal.domain,
+                p.domain,
                 p.file.path.as_str(),
                 Some(old.content()),
                 Some(bytes),
@@ -146,47 +148,43 @@ fn hash_one(
     }))
 }
 
-/// Seals the files of one domain.
-#[derive(Clone, Copy)]
-pub(super) struct SealContext<'a> {
-    pub(super) sealer: &'a Sealer,
-    pub(super) domain: Domain,
-}
+/// What reading one pending file gave: its hash (or its own read error), or a write
+/// error that fails its domain.
+pub(super) type FileResult = Result<std::io::Result<Hashed>, RepoError>;
 
-/// A pending file's index and what reading it gave.
-type Numbered = (usize, std::io::Result<Hashed>);
-
-/// [`hash_one`] for every pending file, on as many threads as there are cores (each with
-/// its own handle on the repository), results in the files' order.
+/// [`hash_one`] for every pending file of every domain, in one pool of as many threads as
+/// there are cores (each with its own handle on the repository), results in the files'
+/// order. One pool for the whole run: the domains' files share the cores instead of
+/// each domain starting (and draining) its own. A write error is the file's result, so
+/// the other domains' files are still read.
 pub(super) fn hash_and_stage(
     wc: &WorkingCopy,
-    seal: SealContext<'_>,
-    pending: &[Pending<'_>],
-) -> Result<Vec<std::io::Result<Hashed>>, EngineError> {
+    sealer: &Sealer,
+    pending: &[&Pending<'_>],
+) -> Result<Vec<FileResult>, EngineError> {
     let threads = crate::parallel::threads_for(pending.len(), 32);
     if threads <= 1 {
         let mut buf = Vec::new();
         return Ok(pending
             .iter()
-            .map(|p| hash_one(wc.repository(), &seal, p, &mut buf))
-            .collect::<Result<_, _>>()?);
+            .map(|p| hash_one(wc.repository(), sealer, p, &mut buf))
+            .collect());
     }
     let git_dir = wc.repository().path().to_path_buf();
-    let hashed = crate::parallel::in_order(
+    crate::parallel::in_order(
         pending,
         threads,
-        |next| -> Result<Vec<Numbered>, RepoError> {
-            let repo = git2::Repository::open(&git_dir)?;
+        |next| -> Result<Vec<(usize, FileResult)>, EngineError> {
+            let repo = git2::Repository::open(&git_dir).map_err(RepoError::from)?;
             // One read buffer per thread: a buffer per file, freed between files of mixed
             // sizes, fragments the heap on a large site.
             let mut buf = Vec::new();
             let mut out = Vec::new();
             while let Some((i, p)) = next() {
-                out.push((i, hash_one(&repo, &seal, p, &mut buf)?));
+                out.push((i, hash_one(&repo, sealer, p, &mut buf)));
             }
             Ok(out)
         },
-        || git2::Error::from_str("a hashing thread panicked").into(),
-    )?;
-    Ok(hashed)
+        || EngineError::Internal("a hashing thread panicked".into()),
+    )
 }

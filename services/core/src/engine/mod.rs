@@ -20,6 +20,7 @@ use crate::settings::{DomainSpec, Settings};
 use crate::sources;
 use crate::statcache::{self, FileStat, StatCache};
 mod audit;
+mod domains;
 mod hashing;
 mod message;
 mod run;

@@ -1,10 +1,10 @@
 //! A run: for each domain, scan, hash (and seal), stage and commit; then push and
 //! record. The blocking part runs on the blocking pool.
 
-use super::hashing::{Pending, SealContext, hash_and_stage};
-use super::message::{Trailers, commit_message};
+use super::domains::{self, RunContext};
+use super::hashing::hash_and_stage;
 use super::*;
-use crate::secrets::Sealer;
+use std::time::Duration;
 use tracing::Instrument;
 
 impl Engine {
@@ -232,33 +232,90 @@ fn git_phase(
     drop(sync_span);
     let t1 = Instant::now();
     let mut claimed: BTreeMap<RepoPath, Domain> = BTreeMap::new();
-    let mut domains = Vec::new();
-    // Every domain's globs are walked at once (the walk only reads the file system; the
-    // claims between domains are settled in order below).
-    let scans: Vec<std::io::Result<sources::Scan>> = std::thread::scope(|s| {
+    // Every domain's globs are walked at once, each with its stat cache loaded beside it
+    // (the walk only reads the file system; the claims between domains are settled in
+    // order below).
+    let git_dir = wc.repository().path().to_path_buf();
+    let scanned: Vec<(std::io::Result<sources::Scan>, StatCache)> = std::thread::scope(|s| {
         let walks: Vec<_> = specs
             .iter()
-            .map(|spec| s.spawn(|| sources::scan(&settings.source_root, &spec.patterns)))
+            .map(|spec| {
+                let cache_file = statcache::path(&git_dir, spec.domain);
+                s.spawn(move || {
+                    (
+                        sources::scan(&settings.source_root, &spec.patterns),
+                        StatCache::load(&cache_file),
+                    )
+                })
+            })
             .collect();
         walks
             .into_iter()
             .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(std::io::Error::other("the scan thread panicked")))
+                w.join().unwrap_or_else(|_| {
+                    (
+                        Err(std::io::Error::other("the scan thread panicked")),
+                        StatCache::default(),
+                    )
+                })
             })
             .collect()
     });
-    for (spec, scan) in specs.iter().zip(scans) {
+    let (scans, caches): (Vec<_>, Vec<_>) = scanned.into_iter().unzip();
+    // In domain order: claims, and what each domain must read.
+    let mut prepared = Vec::with_capacity(specs.len());
+    for ((spec, scan), previous) in specs.iter().zip(&scans).zip(caches) {
+        let _span = tracing::info_span!("domain", domain = %spec.domain).entered();
+        prepared.push(match scan {
+            Ok(scan) => domains::prepare(&wc, settings, spec, scan, previous, &mut claimed, ctx),
+            Err(e) => Err(EngineError::Internal(format!(
+                "reading {}: {e}",
+                settings.source_root.display()
+            ))),
+        });
+    }
+    // Every domain's files in one pool.
+    let pool_started = Instant::now();
+    let all: Vec<&hashing::Pending<'_>> = prepared
+        .iter()
+        .filter_map(|p| p.as_ref().ok())
+        .flat_map(|p| p.pending.iter())
+        .collect();
+    let hashed = hash_and_stage(&wc, ctx.sealer, &all);
+    let pool = pool_started.elapsed();
+    let total_read = all.len().max(1) as u32;
+    drop(all);
+    let mut hashed = match hashed {
+        Ok(h) => h.into_iter(),
+        Err(e) => {
+            // Only a panicking hashing thread: no domain can be committed.
+            let _ = wc.reset_to_head();
+            let _ = wc.restore_work_tree();
+            return Err(e);
+        }
+    };
+    // In domain order again: each domain's commit.
+    let mut domains = Vec::with_capacity(specs.len());
+    let mut failed = false;
+    for (spec, prepared) in specs.iter().zip(prepared) {
         let _span = tracing::info_span!("domain", domain = %spec.domain).entered();
         let began = Instant::now();
-        let mut report = match backup_domain(&wc, settings, spec, scan, &mut claimed, ctx) {
+        let (result, own) = match prepared {
+            Ok(p) => {
+                let (took, n) = (p.took, p.pending.len());
+                let results: Vec<_> = hashed.by_ref().take(n).collect();
+                // Its share of the pool, by the files it read.
+                let share = pool * (n as u32) / total_read;
+                (domains::finish(&wc, p, results.into_iter(), ctx), took + share)
+            }
+            Err(e) => (Err(e), Duration::ZERO),
+        };
+        let mut report = match result {
             Ok(r) => r,
             Err(e) => {
+                failed = true;
                 tracing::error!(run_id = %run_id, domain = %spec.domain, error = %e, "domain backup failed");
                 let _ = wc.reset_to_head();
-                if let Err(e) = wc.restore_work_tree() {
-                    tracing::warn!(error = %e, "could not restore the work tree after the failed domain; the next run tries again");
-                }
                 DomainReport {
                     domain: Some(spec.domain),
                     error: Some(e.to_string()),
@@ -266,8 +323,16 @@ fn git_phase(
                 }
             }
         };
-        report.duration = began.elapsed();
+        report.duration = own + began.elapsed();
         domains.push(report);
+    }
+    // The work tree is a convenience copy: every domain's files were written into it
+    // before the first commit, so after a failed domain it is put back to HEAD once, with
+    // the later domains' commits in it.
+    if (failed || moved_between_domains(&domains))
+        && let Err(e) = wc.restore_work_tree()
+    {
+        tracing::warn!(error = %e, "could not restore the work tree after the failed domain; the next run tries again");
     }
     if domains.iter().all(|d| d.error.is_none()) {
         wc.mark_clean();
@@ -298,6 +363,22 @@ fn git_phase(
 }
 
 use repo::Rewrites as Rewritten;
+
+/// Whether a path one domain deleted was written by another this run (a file that moved
+/// between domains' patterns): the deleting commit removed the other's work-tree copy.
+fn moved_between_domains(domains: &[DomainReport]) -> bool {
+    let deleted: std::collections::HashSet<&RepoPath> = domains
+        .iter()
+        .flat_map(|d| d.changes.iter())
+        .filter(|c| c.kind == ChangeKind::Deleted)
+        .map(|c| &c.path)
+        .collect();
+    !deleted.is_empty()
+        && domains
+            .iter()
+            .flat_map(|d| d.changes.iter())
+            .any(|c| c.kind != ChangeKind::Deleted && deleted.contains(&c.path))
+}
 
 fn push(wc: &WorkingCopy) -> (PushReport, Rewritten) {
     let result = wc.push();
@@ -332,272 +413,4 @@ fn push(wc: &WorkingCopy) -> (PushReport, Rewritten) {
             (report(outcome, Some(e.to_string()), None), Vec::new())
         }
     }
-}
-
-/// What every domain commit of one run shares.
-struct RunContext<'a> {
-    sealer: &'a Sealer,
-    manifests: &'a repo::ManifestCache,
-    told: &'a std::sync::Mutex<std::collections::HashMap<git2::Oid, repo::Summaries>>,
-    run_id: Uuid,
-    actor: &'a Actor,
-    date: String,
-    title: &'a CommitTitle,
-    /// The audit chain's head when the run started, named in each commit's trailer.
-    audit_chain: Option<String>,
-}
-
-fn backup_domain(
-    wc: &WorkingCopy,
-    settings: &Settings,
-    spec: &DomainSpec,
-    scan: std::io::Result<sources::Scan>,
-    claimed: &mut BTreeMap<RepoPath, Domain>,
-    ctx: &RunContext<'_>,
-) -> Result<DomainReport, EngineError> {
-    let (run_id, actor, date, title) = (ctx.run_id, ctx.actor, ctx.date.as_str(), ctx.title);
-    let domain = spec.domain;
-    let head = wc.head()?;
-    // The previous manifest: as this process committed it when HEAD still holds those
-    // blobs, else read from HEAD's tree.
-    let head_tree = wc.head_tree()?;
-    let head_blobs = head_tree
-        .as_ref()
-        .map(|t| repo::manifest_blob_ids(t, domain))
-        .unwrap_or_default();
-    let cached = ctx.manifests.get(domain, head_blobs);
-    let old: std::sync::Arc<Manifest> = match &cached {
-        Some(m) => m.clone(),
-        None => std::sync::Arc::new(wc.manifest_at(head, domain)?),
-    };
-    let mut head_files = head_tree.map(|t| repo::TreeFiles::new(wc.repository(), t));
-    // The stat cache: files untouched since they were last hashed are not read, unless a
-    // full re-hash is due.
-    let cache_file = statcache::path(wc.repository().path(), domain);
-    let now = Utc::now();
-    let now_unix = now.timestamp();
-    let now_ns = i128::from(now.timestamp_nanos_opt().unwrap_or(i64::MAX));
-    let previous = StatCache::load(&cache_file);
-    let interval = i64::try_from(settings.full_rehash_interval.as_secs()).unwrap_or(i64::MAX);
-    // Entries made under another secrets key or other rules vouch for another sealed form:
-    // every file is read and sealed again (a key rotation's re-seal commit).
-    let sealing = ctx.sealer.fingerprint(domain);
-    let full_rehash =
-        interval == 0 || now_unix.saturating_sub(previous.full_rehash_at) >= interval || previous.sealing != sealing;
-    let mut cache = StatCache::new(if full_rehash { now_unix } else { previous.full_rehash_at }, &sealing);
-    let mut old = old;
-    let scan = scan.map_err(|e| EngineError::Internal(format!("reading {}: {e}", settings.source_root.display())))?;
-    let mut warnings = scan.warnings.clone();
-    let mut security = Vec::new();
-    let mut told_here: repo::Summaries = BTreeMap::new();
-    let mut new = Manifest::new();
-    let mut contents = BTreeMap::new();
-    // In order: claims, and files the stat cache vouches for; the rest must be read.
-    let mut pending = Vec::new();
-    for file in &scan.files {
-        if let Some(owner) = claimed.get(&file.path) {
-            warnings.push(format!("{}: skipped, it belongs to domain {owner}", file.path));
-            continue;
-        }
-        claimed.insert(file.path.clone(), domain);
-        let mode = file.git_mode();
-        let tree_blob = head_files.as_mut().and_then(|f| f.get(&file.path)).map(|(id, _)| id);
-        if !full_rehash
-            && let Some(hit) = previous.fresh(&file.path, &file.stat)
-            && let Some(committed) = old.get(&file.path)
-            && committed.sha256 == hit.sha256
-            && committed.mode == mode
-            && tree_blob == Some(hit.blob)
-        {
-            // Untouched since it was hashed, and the branch still holds that content; the
-            // metadata is this run's (the scan's lstat).
-            new.insert(
-                file.path.clone(),
-                ManifestEntry {
-                    meta: Some(file.meta.clone()),
-                    ..committed.clone()
-                },
-            );
-            cache.record(file.path.clone(), hit.clone(), now_ns);
-            continue;
-        }
-        pending.push(Pending {
-            file,
-            mode,
-            committed: old.get(&file.path).cloned(),
-            tree_blob,
-            // Trusted for content only: made under this sealing (key and rules).
-            known: (previous.sealing == sealing)
-                .then(|| previous.known(&file.path).cloned())
-                .flatten(),
-        });
-    }
-    // On every core: read, hash, and write what changed into the work tree and the objects.
-    let seal = SealContext {
-        sealer: ctx.sealer,
-        domain,
-    };
-    let results = hash_and_stage(wc, seal, &pending)?;
-    // In order again: the domain's new manifest, its staged files and the cache.
-    let read = pending.len();
-    for (p, result) in pending.iter().zip(results) {
-        let path = &p.file.path;
-        match result {
-            Ok(h) => {
-                if let Some(tree_sha) = h.hand_edit {
-                    // The tree is the truth: the manifest entry matched but the tree held other
-                    // content (someone committed on the remote); that content's hash is the old
-                    // one and the live file was written again.
-                    warnings.push(format!(
-                        "{path}: the repository held a hand edit; the live file replaces it"
-                    ));
-                    if let Some(o) = std::sync::Arc::make_mut(&mut old).get_mut(path) {
-                        o.sha256 = tree_sha;
-                    }
-                }
-                if let Some(staged) = h.staged {
-                    contents.insert(path.clone(), staged);
-                }
-                if let Some(summary) = h.summary {
-                    told_here.insert(path.clone(), summary);
-                }
-                let before = old.get(path).and_then(|o| o.meta.as_ref());
-                if h.secret
-                    && let Some(before) = before.filter(|b| crate::metadata::widens_access(Some(b), &p.file.meta))
-                {
-                    let words = crate::metadata::describe(before, &p.file.meta).join(", ");
-                    let warning = format!(
-                        "SECURITY: {path} holds secrets and is now open to group or others ({words}, {}:{})",
-                        p.file.meta.owner, p.file.meta.group
-                    );
-                    tracing::warn!(run_id = %run_id, domain = %domain, file = %path, change = %words, "a file holding secrets was opened to group or others");
-                    security.push(warning);
-                }
-                let entry = statcache::Entry {
-                    stat: h.stat,
-                    sha256: h.sha256.clone(),
-                    blob: h.blob,
-                    clear: h.clear,
-                    secret: h.secret,
-                };
-                cache.record(path.clone(), entry, now_ns);
-                new.insert(
-                    path.clone(),
-                    ManifestEntry {
-                        sha256: h.sha256,
-                        mode: p.mode,
-                        meta: Some(p.file.meta.clone()),
-                    },
-                );
-            }
-            Err(e) => {
-                warnings.push(format!("{path}: cannot read ({e}); the backed-up version is kept"));
-                if let Some(o) = old.get(path) {
-                    new.insert(path.clone(), o.clone());
-                }
-            }
-        }
-    }
-    for (path, entry) in old.iter() {
-        if !new.contains_key(path) && !claimed.contains_key(path) && scan.may_have_missed(path) {
-            warnings.push(format!(
-                "{path}: not found in an unreadable directory; the backed-up version is kept"
-            ));
-            new.insert(path.clone(), entry.clone());
-        }
-    }
-    let mut records = repo::compare(&old, &new);
-    // Each changed file in its service's terms, from the stored forms: the branch's blob
-    // before, the staged (or, for a change of mode alone, the same) blob after.
-    let blobs: BTreeMap<RepoPath, (Option<git2::Oid>, Option<git2::Oid>)> = records
-        .iter()
-        .filter(|r| r.kind != ChangeKind::Unchanged)
-        .map(|r| {
-            let before = head_files.as_mut().and_then(|f| f.get(&r.path)).map(|(id, _)| id);
-            let after = contents.get(&r.path).map(|s| s.id).or(before);
-            (r.path.clone(), (before, after))
-        })
-        .collect();
-    repo::summarize_changes(
-        wc.repository(),
-        domain,
-        &mut records,
-        |p| blobs.get(p).and_then(|b| b.0),
-        |p| blobs.get(p).and_then(|b| b.1),
-        |p| told_here.get(p).cloned(),
-    );
-    let deleted: Vec<RepoPath> = records
-        .iter()
-        .filter(|r| r.kind == ChangeKind::Deleted)
-        .map(|r| r.path.clone())
-        .collect();
-    let message = commit_message(
-        date,
-        domain,
-        &records,
-        title,
-        &Trailers {
-            run_id,
-            actor,
-            sealed_with: ctx.sealer.keys().sealing().id(),
-            audit_chain: ctx.audit_chain.as_deref(),
-        },
-    );
-    let same_as_parent = cached.is_some() && *old == new;
-    let commit = wc.commit_domain(domain, &new, &contents, &deleted, &message, same_as_parent)?;
-    let committed = wc
-        .repository()
-        .find_commit(commit)
-        .and_then(|c| c.tree())
-        .map(|t| repo::manifest_blob_ids(&t, domain))
-        .unwrap_or_default();
-    ctx.manifests.put(domain, committed, std::sync::Arc::new(new));
-    if let Ok(mut told) = ctx.told.lock() {
-        // Bounded: commits a recording never took (a stopped run) are read again then.
-        if told.len() > 64 {
-            told.clear();
-        }
-        let summaries: repo::Summaries = records
-            .iter()
-            .filter(|r| r.kind != ChangeKind::Unchanged)
-            .map(|r| (r.path.clone(), r.summary.clone()))
-            .collect();
-        told.insert(commit, summaries);
-    }
-    // When every file was a hit, the cache on disk is already this one.
-    if cache != previous
-        && let Err(e) = cache.save(&cache_file)
-    {
-        tracing::warn!(file = %cache_file.display(), error = %e, "could not save the stat cache; the next run reads every file");
-        let _ = std::fs::remove_file(&cache_file);
-    }
-    let changes: Vec<FileRecord> = records
-        .iter()
-        .filter(|r| r.kind != ChangeKind::Unchanged)
-        .cloned()
-        .collect();
-    let unchanged = records.len() - changes.len();
-    tracing::info!(
-        run_id = %run_id,
-        domain = %domain,
-        commit = %commit,
-        changed = changes.len(),
-        unchanged,
-        read,
-        full_rehash,
-        "domain committed"
-    );
-    Ok(DomainReport {
-        domain: Some(domain),
-        commit: Some(commit.into()),
-        message,
-        previous: head.map(CommitHash::from),
-        changes,
-        unchanged,
-        unmatched: scan.unmatched,
-        warnings,
-        security_warnings: security,
-        error: None,
-        duration: Default::default(),
-    })
 }

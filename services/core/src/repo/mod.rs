@@ -31,7 +31,7 @@ pub use files::stage_into;
 use files::write_work_file;
 pub use manifest::{ManifestBlobs, ManifestCache, TreeFiles, manifest_blob_ids, manifest_path};
 use manifest::{read_manifest, render_manifest, render_meta};
-pub use records::{FileRecord, Manifest, ManifestEntry, Staged, compare, summarize_changes};
+pub use records::{FileRecord, Manifest, ManifestEntry, Staged, changes, compare, summarize_changes};
 
 pub use crate::domain::METADATA_DIR;
 /// The commit trailer naming the domain.

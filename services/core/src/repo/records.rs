@@ -108,34 +108,58 @@ pub fn summarize_changes(
 
 /// Compares two manifests, in path order.
 pub fn compare(old: &Manifest, new: &Manifest) -> Vec<FileRecord> {
-    let mut out = Vec::with_capacity(new.len().max(old.len()));
-    for (path, n) in new {
-        let kind = match old.get(path) {
-            None => ChangeKind::Added,
-            Some(o) if o.differs(n) => ChangeKind::Modified,
-            Some(_) => ChangeKind::Unchanged,
+    merge(old, new, true).0
+}
+
+/// [`compare`]'s changed files only (added, modified, deleted), and how many were
+/// unchanged: a run over thousands of untouched files copies none of their entries.
+pub fn changes(old: &Manifest, new: &Manifest) -> (Vec<FileRecord>, usize) {
+    merge(old, new, false)
+}
+
+/// Both manifests walked side by side in path order (each is sorted): no lookups, no sort.
+fn merge(old: &Manifest, new: &Manifest, keep_unchanged: bool) -> (Vec<FileRecord>, usize) {
+    use std::cmp::Ordering;
+    let record = |path: &RepoPath, kind, o: Option<&ManifestEntry>, n: Option<&ManifestEntry>| FileRecord {
+        path: path.clone(),
+        kind,
+        old: o.cloned(),
+        new: n.cloned(),
+        summary: Default::default(),
+    };
+    let mut out = Vec::with_capacity(if keep_unchanged { new.len().max(old.len()) } else { 0 });
+    let mut unchanged = 0;
+    let (mut o, mut n) = (old.iter().peekable(), new.iter().peekable());
+    loop {
+        let order = match (o.peek(), n.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((op, _)), Some((np, _))) => op.cmp(np),
         };
-        out.push(FileRecord {
-            path: path.clone(),
-            kind,
-            old: old.get(path).cloned(),
-            new: Some(n.clone()),
-            summary: Default::default(),
-        });
-    }
-    for (path, o) in old {
-        if !new.contains_key(path) {
-            out.push(FileRecord {
-                path: path.clone(),
-                kind: ChangeKind::Deleted,
-                old: Some(o.clone()),
-                new: None,
-                summary: Default::default(),
-            });
+        match order {
+            Ordering::Less => {
+                let (path, entry) = o.next().expect("peeked");
+                out.push(record(path, ChangeKind::Deleted, Some(entry), None));
+            }
+            Ordering::Greater => {
+                let (path, entry) = n.next().expect("peeked");
+                out.push(record(path, ChangeKind::Added, None, Some(entry)));
+            }
+            Ordering::Equal => {
+                let ((path, before), (_, after)) = (o.next().expect("peeked"), n.next().expect("peeked"));
+                if before.differs(after) {
+                    out.push(record(path, ChangeKind::Modified, Some(before), Some(after)));
+                } else {
+                    unchanged += 1;
+                    if keep_unchanged {
+                        out.push(record(path, ChangeKind::Unchanged, Some(before), Some(after)));
+                    }
+                }
+            }
         }
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out
+    (out, unchanged)
 }
 
 #[cfg(test)]
@@ -196,5 +220,12 @@ mod tests {
                 ("u".into(), ChangeKind::Unchanged)
             ]
         );
+        // The changes alone: the same records without the unchanged ones, and their count.
+        let (changed, unchanged) = changes(&old, &new);
+        let all: Vec<FileRecord> = compare(&old, &new)
+            .into_iter()
+            .filter(|r| r.kind != ChangeKind::Unchanged)
+            .collect();
+        assert_eq!((changed, unchanged), (all, 2));
     }
 }
