@@ -747,7 +747,32 @@ async fn a_checkpoint_another_sites_retention_made_is_signed_by_the_sites_own_se
     assert_eq!(b.verify_audit_chain(Some(&key_a)).await.unwrap().problems.len(), 1);
 }
 
+/// A first backup whose commits hold more rows than one audit batch (8,192) is recorded
+/// over several transactions, a domain's commit never split: every file has its row, and
+/// the hash chain links every commit.
+async fn a_first_backup_larger_than_an_audit_batch_records_every_file_and_a_whole_chain(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    // dns alone passes the batch's rows: gateway and dns make the first batch, radius and
+    // kea the second.
+    env.add_zone_files(9000);
+    let app = env.spawn().await;
+    let report = app.backup().await;
+    let files: u64 = report.domains.iter().map(|d| d.files_added as u64).sum();
+    assert!(files > 9000, "{files} files added");
+    assert_eq!(
+        count(&env.db, "SELECT COUNT(*) FROM config_file_changes").await as u64,
+        files,
+        "one row per file"
+    );
+    assert_eq!(count(&env.db, "SELECT COUNT(*) FROM config_commits").await, 4);
+    let chain = app.engine.verify_audit_chain().await.unwrap();
+    assert!(chain.problems.is_empty(), "{chain:?}");
+    assert_eq!(chain.links, 4, "{chain:?}");
+    app.stop().await;
+}
+
 on_both_backends!(
+    a_first_backup_larger_than_an_audit_batch_records_every_file_and_a_whole_chain,
     a_checkpoint_another_sites_retention_made_is_signed_by_the_sites_own_server,
     the_view_has_exactly_the_spec_columns_and_types,
     a_no_change_run_stores_one_row_per_commit_and_the_view_still_lists_every_file,

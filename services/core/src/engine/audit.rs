@@ -59,30 +59,39 @@ impl Engine {
         }
         // Oldest first. Commits that follow the trail (the usual case: this run's) are
         // recorded from their changed files alone, read without parsing an unchanged
-        // manifest; a batch at a time.
+        // manifest; a batch at a time, of at most FOLLOW_BATCH commits and, past the first
+        // commit, about AUDIT_BATCH_ROWS rows (a first backup's commits hold every file: at
+        // L, a batch of all four was the run's peak of memory).
         let mut queue: std::collections::VecDeque<git2::Oid> = missing.into_iter().rev().collect();
         let mut recorded = 0;
         while !queue.is_empty() {
             let git = self.inner.settings.git.clone();
             let batch: Vec<git2::Oid> = queue.iter().take(FOLLOW_BATCH).copied().collect();
             let told = self.inner.told.clone();
-            let commits = blocking(move || -> Result<Vec<AuditCommit>, EngineError> {
+            let (commits, foreign) = blocking(move || -> Result<(Vec<AuditCommit>, bool), EngineError> {
                 let wc = WorkingCopy::open(&git)?;
-                let mut out = Vec::new();
+                let (mut out, mut rows) = (Vec::new(), 0);
                 for id in batch {
+                    if rows >= AUDIT_BATCH_ROWS {
+                        break;
+                    }
                     let known = told.lock().ok().and_then(|mut t| t.remove(&id));
                     match wc.commit_changes(id, known.as_ref())? {
-                        Some(info) => out.push(audit_commit(&info)),
-                        None => break,
+                        Some(info) => {
+                            let commit = audit_commit(&info);
+                            rows += commit.files.len();
+                            out.push(commit);
+                        }
+                        None => return Ok((out, true)),
                     }
                 }
-                Ok(out)
+                Ok((out, false))
             })
             .await??;
             let n = self.inner.store.record_following(&commits).await?;
             queue.drain(..n);
             recorded += n;
-            if n < FOLLOW_BATCH {
+            if foreign || n < commits.len() || commits.is_empty() {
                 break;
             }
         }

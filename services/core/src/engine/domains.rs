@@ -310,7 +310,12 @@ pub(super) fn finish(
         if told.len() > 64 {
             told.clear();
         }
-        let summaries: repo::Summaries = records.iter().map(|r| (r.path.clone(), r.summary.clone())).collect();
+        // Files changed in place only: one added or removed whole is told again unread.
+        let summaries: repo::Summaries = records
+            .iter()
+            .filter(|r| r.kind == ChangeKind::Modified)
+            .map(|r| (r.path.clone(), r.summary.clone()))
+            .collect();
         told.insert(commit, summaries);
     }
     // When every entry was taken over unread, the cache on disk is already this one.

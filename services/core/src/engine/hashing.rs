@@ -55,12 +55,7 @@ pub(super) struct Hashed {
 
 /// Reads, hashes and stages one file. A read error is the file's own (reported, the
 /// backed-up version kept); a write error fails the domain.
-fn hash_one(
-    repo: &git2::Repository,
-    sealer: &Sealer,
-    p: &Pending<'_>,
-    bytes: &mut Vec<u8>,
-) -> Result<std::io::Result<Hashed>, RepoError> {
+fn hash_one(repo: &git2::Repository, sealer: &Sealer, p: &Pending<'_>, bytes: &mut Vec<u8>) -> FileResult {
     let sealed;
     let mut secret = false;
     let mut clear = String::new();
@@ -81,7 +76,7 @@ fn hash_one(
             && committed.mode == p.mode
             && p.tree_blob == Some(known.blob)
         {
-            return Ok(Ok(Hashed {
+            return Ok(Ok(Box::new(Hashed {
                 stat,
                 sha256: known.sha256.clone(),
                 blob: known.blob,
@@ -90,7 +85,7 @@ fn hash_one(
                 secret: known.secret,
                 summary: None,
                 clear,
-            }));
+            })));
         }
         // What is stored, hashed and published is the sealed form: its secrets are keyed.
         sealed = sealer.seal(Some(p.domain), p.file.path.as_str(), bytes);
@@ -136,7 +131,7 @@ fn hash_one(
         }
         _ => None,
     };
-    Ok(Ok(Hashed {
+    Ok(Ok(Box::new(Hashed {
         stat,
         sha256,
         blob,
@@ -145,12 +140,13 @@ fn hash_one(
         hand_edit,
         secret,
         clear,
-    }))
+    })))
 }
 
 /// What reading one pending file gave: its hash (or its own read error), or a write
-/// error that fails its domain.
-pub(super) type FileResult = Result<std::io::Result<Hashed>, RepoError>;
+/// error that fails its domain. Boxed: a run holds one per file read until its domain is
+/// committed (40,000 at once in a first backup of L), most of them small.
+pub(super) type FileResult = Result<std::io::Result<Box<Hashed>>, RepoError>;
 
 /// [`hash_one`] for every pending file of every domain, in one pool of as many threads as
 /// there are cores (each with its own handle on the repository), results in the files'

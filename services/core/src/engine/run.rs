@@ -326,6 +326,15 @@ fn git_phase(
         report.duration = own + began.elapsed();
         domains.push(report);
     }
+    // What the domains were read from is not needed past their commits (at L, tens of MB
+    // held through the push otherwise).
+    drop(hashed);
+    drop(scans);
+    // A run over many files leaves tens of MB free but resident; handed back before the
+    // push and the audit trail's recording add their own.
+    if total_read >= TRIM_AFTER_FILES {
+        crate::parallel::release_free_memory();
+    }
     // The work tree is a convenience copy: every domain's files were written into it
     // before the first commit, so after a failed domain it is put back to HEAD once, with
     // the later domains' commits in it.
@@ -363,6 +372,10 @@ fn git_phase(
 }
 
 use repo::Rewrites as Rewritten;
+
+/// Files read in a run past which its free memory is handed back (a first backup, a full
+/// re-hash of a large site); a run of a few changed files skips the heap walk.
+const TRIM_AFTER_FILES: u32 = 4096;
 
 /// Whether a path one domain deleted was written by another this run (a file that moved
 /// between domains' patterns): the deleting commit removed the other's work-tree copy.

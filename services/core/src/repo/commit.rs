@@ -264,9 +264,16 @@ impl WorkingCopy {
         known: Option<&Summaries>,
     ) -> Result<(), RepoError> {
         if let Some(known) = known {
-            // Told when the commit was made: nothing to read again.
+            // Told when the commit was made: nothing to read again. A file added or removed
+            // whole is told without reading it, so it is not kept among the told.
             for f in files.iter_mut().filter(|f| f.kind != ChangeKind::Unchanged) {
-                f.summary = known.get(&f.path).cloned().unwrap_or_default();
+                f.summary = match known.get(&f.path) {
+                    Some(s) => s.clone(),
+                    None if f.old.is_none() || f.new.is_none() => {
+                        crate::summary::whole(f.path.as_str(), f.new.is_some())
+                    }
+                    None => Default::default(),
+                };
             }
             return Ok(());
         }
