@@ -1,4 +1,5 @@
-//! A run: for each domain, scan, hash (and seal), stage and commit; then push and
+//! A run: every domain scanned at once, prepared in order, its files read, sealed,
+//! hashed and staged in one pool for the whole run, committed in order; then push and
 //! record. The blocking part runs on the blocking pool.
 
 use super::domains::{self, RunContext};
