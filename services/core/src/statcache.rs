@@ -163,10 +163,9 @@ impl StatCache {
         self.entries.get(path).filter(|e| e.stat == *stat)
     }
 
-    /// Takes out the entry for `path` if its metadata is still `stat`: a file the next
-    /// cache carries over unchanged, moved rather than copied.
-    pub fn take_fresh(&mut self, path: &RepoPath, stat: &FileStat) -> Option<Entry> {
-        self.fresh(path, stat)?;
+    /// Takes out `path`'s entry (one [`StatCache::fresh`] vouched for): the next cache
+    /// carries it over, moved rather than copied.
+    pub fn take(&mut self, path: &RepoPath) -> Option<Entry> {
         self.entries.remove(path)
     }
 

@@ -122,7 +122,7 @@ pub(super) fn prepare<'s, 'r>(
                     ..committed.clone()
                 },
             );
-            if let Some(hit) = previous.take_fresh(&file.path, &file.stat) {
+            if let Some(hit) = previous.take(&file.path) {
                 cache.record(file.path.clone(), hit, now_ns);
             }
             continue;

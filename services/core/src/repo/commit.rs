@@ -335,10 +335,7 @@ impl WorkingCopy {
         } else {
             let new = read_manifest(&self.repo, &tree, domain)?;
             let old = self.manifest_at(parent, domain)?;
-            let mut files: Vec<FileRecord> = compare(&old, &new)
-                .into_iter()
-                .filter(|f| f.kind != ChangeKind::Unchanged)
-                .collect();
+            let (mut files, _) = changes(&old, &new);
             self.summarize(domain, parent, &tree, &mut files, known)?;
             files
         };
