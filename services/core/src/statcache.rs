@@ -13,12 +13,11 @@
 //! One file per domain in the git directory of the working copy, written atomically and
 //! checked by its own SHA-256 when read: a torn or edited cache is ignored, never trusted.
 
-use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use git2::Oid;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::domain::{Domain, RepoPath};
 
@@ -26,6 +25,16 @@ use crate::domain::{Domain, RepoPath};
 pub const RACY_SECS: i64 = 2;
 
 const MAGIC: &str = "config-backup-stat-cache v3";
+
+/// A SHA-256 or HMAC-SHA256, as bytes: a large site's cache holds two per file, and as
+/// hex strings they were most of its memory.
+pub type Digest256 = [u8; 32];
+
+/// Whether `hex` (lower-case, as manifests hold it) is `digest`.
+pub fn hex_is(hex: &str, digest: &Digest256) -> bool {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(hex, &mut bytes).is_ok() && bytes == *digest
+}
 
 /// The metadata compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,18 +72,24 @@ impl FileStat {
 pub struct Entry {
     /// Its metadata when hashed.
     pub stat: FileStat,
-    /// Its content's SHA-256 (hex).
-    pub sha256: String,
+    /// Its stored content's SHA-256.
+    pub sha256: Digest256,
     /// Its git blob.
     pub blob: Oid,
     /// The keyed digest of its clear content ([`crate::secrets::Sealer::clear_digest`]);
-    /// empty for a link.
-    pub clear: String,
+    /// none for a link.
+    pub clear: Option<Digest256>,
     /// Whether its content holds secrets.
     pub secret: bool,
 }
 
-/// A domain's stat cache.
+/// A domain's stat cache as the last run left it: looked up by path, and taken apart by
+/// the run that follows (each entry it vouches for moves into the [`NextCache`]).
+///
+/// Invariant: `entries` is sorted by path with no path twice (the file is written so,
+/// and one that is not is damaged), so a lookup is a binary search. Sorted vectors
+/// rather than hash maps: a site of 40,000 files holds this and the next cache at once,
+/// and a map's spare buckets were a third of their size.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct StatCache {
     /// When every file of the domain was last read and hashed (Unix seconds).
@@ -82,7 +97,10 @@ pub struct StatCache {
     /// What sealing depended on when the entries were made ([`crate::secrets::Sealer::fingerprint`]):
     /// entries made under another key or other rules are not trusted.
     pub sealing: String,
-    entries: HashMap<RepoPath, Entry>,
+    /// By path; `None` once taken.
+    entries: Vec<(RepoPath, Option<Entry>)>,
+    /// Entries not taken yet.
+    left: usize,
 }
 
 /// Where a domain's cache lives.
@@ -91,15 +109,6 @@ pub fn path(git_dir: &Path, domain: Domain) -> PathBuf {
 }
 
 impl StatCache {
-    /// An empty cache whose last full re-hash was at `full_rehash_at`.
-    pub fn new(full_rehash_at: i64, sealing: &str) -> StatCache {
-        StatCache {
-            full_rehash_at,
-            sealing: sealing.to_owned(),
-            entries: HashMap::new(),
-        }
-    }
-
     /// Reads the cache; empty (a full re-hash) when missing, damaged or of another version.
     pub fn load(file: &Path) -> StatCache {
         match std::fs::read_to_string(file) {
@@ -122,16 +131,27 @@ impl StatCache {
         if hex::encode(Sha256::digest(body.as_bytes())) != sum {
             return None;
         }
-        let mut entries = HashMap::with_capacity(count);
+        let digest = |s: &str| -> Option<Digest256> {
+            let mut d = [0u8; 32];
+            hex::decode_to_slice(s, &mut d).ok()?;
+            Some(d)
+        };
+        let mut entries: Vec<(RepoPath, Option<Entry>)> = Vec::with_capacity(count);
         for line in body.lines() {
             let mut f = line.splitn(11, ' ');
             let mut num = || f.next()?.parse::<i128>().ok();
             let (size, mtime_ns, ctime_ns, ino, dev, exec) = (num()?, num()?, num()?, num()?, num()?, num()?);
-            let sha256 = f.next()?.to_owned();
+            let sha256 = digest(f.next()?)?;
             let blob = Oid::from_str(f.next()?).ok()?;
-            let clear = f.next()?.trim_start_matches('-').to_owned();
+            let clear = match f.next()? {
+                "-" => None,
+                hex => Some(digest(hex)?),
+            };
             let secret = f.next()? == "1";
             let path: RepoPath = f.next()?.parse().ok()?;
+            if entries.last().is_some_and(|(last, _)| *last >= path) {
+                return None;
+            }
             let stat = FileStat {
                 size: u64::try_from(size).ok()?,
                 mtime_ns,
@@ -140,77 +160,117 @@ impl StatCache {
                 dev: u64::try_from(dev).ok()?,
                 exec: exec != 0,
             };
-            entries.insert(
+            entries.push((
                 path,
-                Entry {
+                Some(Entry {
                     stat,
                     sha256,
                     blob,
                     clear,
                     secret,
-                },
-            );
+                }),
+            ));
         }
         (entries.len() == count).then_some(StatCache {
             full_rehash_at,
             sealing,
+            left: entries.len(),
             entries,
         })
     }
 
+    fn slot(&self, path: &RepoPath) -> Option<usize> {
+        self.entries.binary_search_by(|(p, _)| p.cmp(path)).ok()
+    }
+
     /// The entry for `path` if its metadata is still `stat`.
     pub fn fresh(&self, path: &RepoPath, stat: &FileStat) -> Option<&Entry> {
-        self.entries.get(path).filter(|e| e.stat == *stat)
+        self.known(path).filter(|e| e.stat == *stat)
     }
 
     /// Takes out `path`'s entry (one [`StatCache::fresh`] vouched for): the next cache
     /// carries it over, moved rather than copied.
     pub fn take(&mut self, path: &RepoPath) -> Option<Entry> {
-        self.entries.remove(path)
+        let i = self.slot(path)?;
+        let entry = self.entries[i].1.take();
+        self.left -= usize::from(entry.is_some());
+        entry
     }
 
     /// Whether no entry is left (every one was taken over).
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.left == 0
     }
 
     /// `path`'s entry whatever its metadata now, for a file read again (a full re-hash):
     /// the same stored bytes make the same blob, and the same clear content under the same
     /// sealing makes the same stored bytes, so it is neither sealed nor hashed twice.
     pub fn known(&self, path: &RepoPath) -> Option<&Entry> {
-        self.entries.get(path)
+        self.entries[self.slot(path)?].1.as_ref()
     }
+}
 
-    /// Records a file hashed at `now_ns` (nanoseconds since the epoch; skipped while its
-    /// last change is too recent).
-    pub fn record(&mut self, path: RepoPath, entry: Entry, now_ns: i128) {
-        if entry.stat.settled(now_ns) {
-            self.entries.insert(path, entry);
+/// The cache a run makes: entries recorded in any order, written sorted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct NextCache {
+    /// When every file of the domain was last read and hashed (Unix seconds).
+    pub full_rehash_at: i64,
+    /// See [`StatCache::sealing`].
+    pub sealing: String,
+    entries: Vec<(RepoPath, Entry)>,
+}
+
+impl NextCache {
+    /// An empty cache whose last full re-hash was at `full_rehash_at`, with room for
+    /// `files` entries.
+    pub fn new(full_rehash_at: i64, sealing: &str, files: usize) -> NextCache {
+        NextCache {
+            full_rehash_at,
+            sealing: sealing.to_owned(),
+            entries: Vec::with_capacity(files),
         }
     }
 
-    /// Writes the cache atomically.
-    pub fn save(&self, file: &Path) -> std::io::Result<()> {
-        let mut paths: Vec<&RepoPath> = self.entries.keys().collect();
-        paths.sort();
+    /// Records a file hashed at `now_ns` (nanoseconds since the epoch; skipped while its
+    /// last change is too recent). A path is recorded once per run.
+    pub fn record(&mut self, path: RepoPath, entry: Entry, now_ns: i128) {
+        if entry.stat.settled(now_ns) {
+            self.entries.push((path, entry));
+        }
+    }
+
+    /// Whether it holds what `previous` held, untouched: nothing recorded but entries
+    /// taken over from it, all of them, under the same full re-hash time and sealing.
+    pub fn same_as(&self, previous: &StatCache) -> bool {
+        previous.is_empty()
+            && self.entries.len() == previous.entries.len()
+            && self.full_rehash_at == previous.full_rehash_at
+            && self.sealing == previous.sealing
+    }
+
+    /// Writes the cache atomically, sorted by path.
+    pub fn save(&mut self, file: &Path) -> std::io::Result<()> {
+        self.entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.entries.dedup_by(|a, b| a.0 == b.0);
         let mut body = String::with_capacity(self.entries.len() * 180);
-        for p in paths {
-            let e = &self.entries[p];
+        for (p, e) in &self.entries {
+            use std::fmt::Write;
             let s = &e.stat;
-            body.push_str(&format!(
-                "{} {} {} {} {} {} {} {} {} {} {}\n",
+            let _ = writeln!(
+                body,
+                "{} {} {} {} {} {} {} {} {} {} {}",
                 s.size,
                 s.mtime_ns,
                 s.ctime_ns,
                 s.ino,
                 s.dev,
                 u8::from(s.exec),
-                e.sha256,
+                hex::encode(e.sha256),
                 e.blob,
-                if e.clear.is_empty() { "-" } else { &e.clear },
+                e.clear.map_or_else(|| "-".to_owned(), hex::encode),
                 u8::from(e.secret),
                 p
-            ));
+            );
         }
         let sum = hex::encode(Sha256::digest(body.as_bytes()));
         let text = format!(
@@ -244,13 +304,13 @@ mod tests {
         let f = dir.path().join("a.conf");
         std::fs::write(&f, "x").unwrap();
         let later = now_ns() + 10_000_000_000;
-        let mut c = StatCache::new(1234, "k-r");
+        let mut c = NextCache::new(1234, "k-r", 1);
         let p: RepoPath = "dir/a b.conf".parse().unwrap();
         let entry = Entry {
             stat: stat_of(&f),
-            sha256: "ab".repeat(32),
+            sha256: [0xab; 32],
             blob: Oid::hash_object(git2::ObjectType::Blob, b"x").unwrap(),
-            clear: "cd".repeat(32),
+            clear: Some([0xcd; 32]),
             secret: true,
         };
         c.record(p.clone(), entry.clone(), later);
@@ -269,16 +329,67 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_taken_over_whole_is_the_same_and_one_out_of_order_is_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.conf");
+        std::fs::write(&f, "x").unwrap();
+        let later = now_ns() + 10_000_000_000;
+        let entry = |n: u8| Entry {
+            stat: stat_of(&f),
+            sha256: [n; 32],
+            blob: Oid::ZERO_SHA1,
+            clear: (n % 2 == 0).then_some([n; 32]),
+            secret: false,
+        };
+        // Recorded out of order, saved sorted.
+        let mut next = NextCache::new(7, "k-r", 3);
+        for (p, n) in [("b/z.conf", 1), ("a.conf", 2), ("b/a.conf", 3)] {
+            next.record(p.parse().unwrap(), entry(n), later);
+        }
+        let file = dir.path().join("stat-dns");
+        next.save(&file).unwrap();
+        let mut loaded = StatCache::load(&file);
+        assert_eq!(loaded.known(&"b/a.conf".parse().unwrap()), Some(&entry(3)));
+        assert_eq!(loaded.known(&"b/b.conf".parse().unwrap()), None);
+
+        let mut again = NextCache::new(7, "k-r", 3);
+        for p in ["a.conf", "b/a.conf"] {
+            let p: RepoPath = p.parse().unwrap();
+            let e = loaded.take(&p).unwrap();
+            again.record(p, e, later);
+        }
+        assert!(!loaded.is_empty() && !again.same_as(&loaded), "one entry is left");
+        let p: RepoPath = "b/z.conf".parse().unwrap();
+        again.record(p.clone(), loaded.take(&p).unwrap(), later);
+        assert!(loaded.is_empty() && again.same_as(&loaded));
+        assert_eq!(loaded.take(&p), None, "taken once");
+        assert!(!NextCache::new(8, "k-r", 0).same_as(&StatCache::load(&file)));
+
+        // A file whose lines are out of order (or a path twice) is not trusted.
+        let text = std::fs::read_to_string(&file).unwrap();
+        let (header, body) = text.split_once('\n').unwrap();
+        let mut lines: Vec<&str> = body.lines().collect();
+        lines.swap(0, 1);
+        let body = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+        let header = header.replace(
+            header.split_whitespace().nth(4).unwrap(),
+            &hex::encode(Sha256::digest(body.as_bytes())),
+        );
+        std::fs::write(&file, format!("{header}\n{body}")).unwrap();
+        assert_eq!(StatCache::load(&file), StatCache::default());
+    }
+
+    #[test]
     fn a_file_changed_within_the_racy_window_is_not_cached() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("a.conf");
         std::fs::write(&f, "x").unwrap();
-        let mut c = StatCache::default();
+        let mut c = NextCache::default();
         let entry = Entry {
             stat: stat_of(&f),
-            sha256: String::new(),
+            sha256: [0; 32],
             blob: Oid::ZERO_SHA1,
-            clear: String::new(),
+            clear: None,
             secret: false,
         };
         c.record("a.conf".parse().unwrap(), entry, now_ns());

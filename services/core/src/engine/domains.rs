@@ -38,9 +38,11 @@ pub(super) struct Prepared<'s, 'r> {
     old: Arc<Manifest>,
     cached: bool,
     head_files: Option<repo::TreeFiles<'r>>,
-    /// The cache as loaded, less the entries taken over into `cache`.
-    previous: StatCache,
-    cache: StatCache,
+    /// The next stat cache so far; `same_cache` while it is the loaded one, all of it
+    /// taken over (the loaded one is dropped once prepared: a large site's four caches
+    /// would otherwise be held twice until the end of the run).
+    cache: NextCache,
+    same_cache: bool,
     cache_file: std::path::PathBuf,
     full_rehash: bool,
     now_ns: i128,
@@ -92,7 +94,11 @@ pub(super) fn prepare<'s, 'r>(
     let sealing = ctx.sealer.fingerprint(domain);
     let same_sealing = previous.sealing == sealing;
     let full_rehash = interval == 0 || now_unix.saturating_sub(previous.full_rehash_at) >= interval || !same_sealing;
-    let mut cache = StatCache::new(if full_rehash { now_unix } else { previous.full_rehash_at }, &sealing);
+    let mut cache = NextCache::new(
+        if full_rehash { now_unix } else { previous.full_rehash_at },
+        &sealing,
+        scan.files.len(),
+    );
     let mut warnings = scan.warnings.clone();
     let mut new = Manifest::new();
     // In order: claims, and files the stat cache vouches for; the rest must be read.
@@ -109,7 +115,7 @@ pub(super) fn prepare<'s, 'r>(
         if !full_rehash
             && let Some(hit) = previous.fresh(&file.path, &file.stat)
             && let Some(committed) = committed
-            && committed.sha256 == hit.sha256
+            && statcache::hex_is(&committed.sha256, &hit.sha256)
             && committed.mode == mode
             && tree_blob == Some(hit.blob)
         {
@@ -149,14 +155,16 @@ pub(super) fn prepare<'s, 'r>(
             new.insert(path.clone(), entry.clone());
         }
     }
+    let same_cache = cache.same_as(&previous);
+    drop(previous);
     Ok(Prepared {
         domain,
         scan,
         old,
         cached: cached.is_some(),
         head_files,
-        previous,
         cache,
+        same_cache,
         cache_file: statcache::path(wc.repository().path(), domain),
         full_rehash,
         now_ns,
@@ -181,8 +189,8 @@ pub(super) fn finish(
         mut old,
         cached,
         mut head_files,
-        previous,
         mut cache,
+        same_cache,
         cache_file,
         full_rehash,
         now_ns,
@@ -235,7 +243,7 @@ pub(super) fn finish(
                 }
                 let entry = statcache::Entry {
                     stat: h.stat,
-                    sha256: h.sha256.clone(),
+                    sha256: h.sha256,
                     blob: h.blob,
                     clear: h.clear,
                     secret: h.secret,
@@ -245,7 +253,7 @@ pub(super) fn finish(
                 new.insert(
                     path.clone(),
                     ManifestEntry {
-                        sha256: h.sha256,
+                        sha256: hex::encode(h.sha256),
                         mode: p.mode,
                         meta: Some(p.file.meta.clone()),
                     },
@@ -319,10 +327,7 @@ pub(super) fn finish(
         told.insert(commit, summaries);
     }
     // When every entry was taken over unread, the cache on disk is already this one.
-    let same_cache = !cache_changed
-        && previous.is_empty()
-        && cache.full_rehash_at == previous.full_rehash_at
-        && cache.sealing == previous.sealing;
+    let same_cache = same_cache && !cache_changed;
     if !same_cache && let Err(e) = cache.save(&cache_file) {
         tracing::warn!(file = %cache_file.display(), error = %e, "could not save the stat cache; the next run reads every file");
         let _ = std::fs::remove_file(&cache_file);

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::secrets::Sealer;
+use crate::statcache::{Digest256, hex_is};
 
 /// Reads a file into `buf` (replacing its content) and returns its metadata taken before
 /// the read: a write after it moves the mtime and ctime, so the cache entry made from the
@@ -19,8 +20,8 @@ fn read_with_stat(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<
     Ok(FileStat::of(&meta))
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+fn sha256(bytes: &[u8]) -> Digest256 {
+    Sha256::digest(bytes).into()
 }
 
 /// A file of a domain that must be read this run.
@@ -40,7 +41,7 @@ pub(super) struct Pending<'f> {
 /// A file read and hashed (and staged when it changed).
 pub(super) struct Hashed {
     pub(super) stat: FileStat,
-    pub(super) sha256: String,
+    pub(super) sha256: Digest256,
     pub(super) blob: git2::Oid,
     pub(super) staged: Option<repo::Staged>,
     /// The SHA-256 of the tree's content when it differed from an unchanged manifest entry.
@@ -49,8 +50,8 @@ pub(super) struct Hashed {
     pub(super) secret: bool,
     /// Its content's change in the service's terms, when it changed in place.
     pub(super) summary: Option<crate::summary::Summary>,
-    /// The keyed digest of its clear content (empty for a link).
-    pub(super) clear: String,
+    /// The keyed digest of its clear content (none for a link).
+    pub(super) clear: Option<Digest256>,
 }
 
 /// Reads, hashes and stages one file. A read error is the file's own (reported, the
@@ -58,7 +59,7 @@ pub(super) struct Hashed {
 fn hash_one(repo: &git2::Repository, sealer: &Sealer, p: &Pending<'_>, bytes: &mut Vec<u8>) -> FileResult {
     let sealed;
     let mut secret = false;
-    let mut clear = String::new();
+    let mut clear = None;
     let (stat, bytes) = if let Some(target) = &p.file.link {
         // A symlink's content is its target text, read by the scan; it is never followed.
         (p.file.stat, target.as_bytes())
@@ -67,18 +68,18 @@ fn hash_one(repo: &git2::Repository, sealer: &Sealer, p: &Pending<'_>, bytes: &m
             Ok(stat) => stat,
             Err(e) => return Ok(Err(e)),
         };
-        clear = sealer.clear_digest(p.file.path.as_str(), bytes);
+        clear = Some(sealer.clear_digest(p.file.path.as_str(), bytes));
         // The clear content it had when the committed, tree-held version was made from it:
         // its stored form is that version, with no sealing and no hashing again.
         if let (Some(known), Some(committed)) = (&p.known, &p.committed)
             && known.clear == clear
-            && known.sha256 == committed.sha256
+            && hex_is(&committed.sha256, &known.sha256)
             && committed.mode == p.mode
             && p.tree_blob == Some(known.blob)
         {
             return Ok(Ok(Box::new(Hashed {
                 stat,
-                sha256: known.sha256.clone(),
+                sha256: known.sha256,
                 blob: known.blob,
                 staged: None,
                 hand_edit: None,
@@ -92,11 +93,11 @@ fn hash_one(repo: &git2::Repository, sealer: &Sealer, p: &Pending<'_>, bytes: &m
         secret = matches!(sealed, std::borrow::Cow::Owned(_));
         (stat, sealed.as_ref())
     };
-    let sha256 = sha256_hex(bytes);
+    let sha256 = sha256(bytes);
     let unchanged = p
         .committed
         .as_ref()
-        .is_some_and(|c| c.sha256 == sha256 && c.mode == p.mode);
+        .is_some_and(|c| hex_is(&c.sha256, &sha256) && c.mode == p.mode);
     let (blob, staged, hand_edit) = if !unchanged {
         let staged = repo::stage_into(repo, &p.file.path, bytes, p.mode)?;
         (staged.id, Some(staged), None)
@@ -110,7 +111,7 @@ fn hash_one(repo: &git2::Repository, sealer: &Sealer, p: &Pending<'_>, bytes: &m
         };
         match p.tree_blob {
             Some(tree_blob) if tree_blob != blob => {
-                let tree_sha = sha256_hex(repo.find_blob(tree_blob)?.content());
+                let tree_sha = hex::encode(self::sha256(repo.find_blob(tree_blob)?.content()));
                 let staged = repo::stage_into(repo, &p.file.path, bytes, p.mode)?;
                 (blob, Some(staged), Some(tree_sha))
             }

@@ -18,7 +18,7 @@ use crate::error::{EngineError, blocking};
 use crate::repo::{self, CommitInfo, FileRecord, Manifest, ManifestEntry, RepoError, WorkingCopy};
 use crate::settings::{DomainSpec, Settings};
 use crate::sources;
-use crate::statcache::{self, FileStat, StatCache};
+use crate::statcache::{self, FileStat, NextCache, StatCache};
 mod audit;
 mod domains;
 mod hashing;

@@ -216,8 +216,8 @@ impl Sealer {
     /// subkey): the stat cache keeps it, so a file read again whose digest is the one it
     /// had needs no sealing to know its stored form, and the cache file never holds a
     /// hash of clear secrets that could be checked against guesses.
-    pub fn clear_digest(&self, path: &str, content: &[u8]) -> String {
-        hex::encode(self.keys.sealing().content_digest(path.as_bytes(), content))
+    pub fn clear_digest(&self, path: &str, content: &[u8]) -> [u8; 32] {
+        self.keys.sealing().content_digest(path.as_bytes(), content)
     }
 
     fn rules_for(&self, domain: Option<Domain>) -> &Rules {
