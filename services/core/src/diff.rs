@@ -397,19 +397,18 @@ fn make_patches<'a>(
     while let Some((i, (idx, fd))) = next() {
         let patch = match git2::Patch::from_diff(diff, *idx).map_err(git)? {
             Some(patch) if !fd.binary && !patch.delta().flags().is_binary() => {
-                let old = blob(repo, patch.delta().old_file().id())?;
-                let new = blob(repo, patch.delta().new_file().id())?;
-                let present = |id: Oid, b: &[u8]| -> Option<Vec<u8>> { (!id.is_zero()).then(|| b.to_vec()) };
+                let (old_id, new_id) = (patch.delta().old_file().id(), patch.delta().new_file().id());
+                let (old_blob, new_blob) = (blob(repo, old_id)?, blob(repo, new_id)?);
+                let (old_side, new_side) = (
+                    old_blob.as_ref().map(|b| b.content()),
+                    new_blob.as_ref().map(|b| b.content()),
+                );
+                let (old, new) = (old_side.unwrap_or_default(), new_side.unwrap_or_default());
                 let summary = match fd.domain {
-                    Some(d) => crate::summary::summarize(
-                        d,
-                        &fd.path,
-                        present(patch.delta().old_file().id(), &old).as_deref(),
-                        present(patch.delta().new_file().id(), &new).as_deref(),
-                    ),
+                    Some(d) => crate::summary::summarize(d, &fd.path, old_side, new_side),
                     None => Default::default(),
                 };
-                match view(sealer, fd, &old, &new, q.reveal_secrets)? {
+                match view(sealer, fd, old, new, q.reveal_secrets)? {
                     View::Sealed => Some(Patch {
                         additions: 0,
                         deletions: 0,
@@ -420,7 +419,7 @@ fn make_patches<'a>(
                     }),
                     View::AsStored => Some(Patch {
                         summary,
-                        ..render(patch, sealer, fd, (&old, &new), q, &mut budget)?
+                        ..render(patch, sealer, fd, (old, new), q, &mut budget)?
                     }),
                     View::Buffers(o, n) => {
                         let path = Path::new(&fd.path);
@@ -439,11 +438,12 @@ fn make_patches<'a>(
     Ok(out)
 }
 
-fn blob(repo: &Repository, id: Oid) -> Result<Vec<u8>, EngineError> {
+/// A side's blob, read in place (none for the side a file is added or removed on).
+fn blob(repo: &Repository, id: Oid) -> Result<Option<git2::Blob<'_>>, EngineError> {
     if id.is_zero() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    Ok(repo.find_blob(id).map_err(git)?.content().to_vec())
+    repo.find_blob(id).map(Some).map_err(git)
 }
 
 /// What a reader is shown of a file's two versions.
