@@ -338,7 +338,7 @@ mod tests {
             stat: stat_of(&f),
             sha256: [n; 32],
             blob: Oid::ZERO_SHA1,
-            clear: (n % 2 == 0).then_some([n; 32]),
+            clear: n.is_multiple_of(2).then_some([n; 32]),
             secret: false,
         };
         // Recorded out of order, saved sorted.
