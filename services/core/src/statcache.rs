@@ -32,8 +32,8 @@ pub type Digest256 = [u8; 32];
 
 /// Whether `hex` (lower-case, as manifests hold it) is `digest`.
 pub fn hex_is(hex: &str, digest: &Digest256) -> bool {
-    let mut bytes = [0u8; 32];
-    hex::decode_to_slice(hex, &mut bytes).is_ok() && bytes == *digest
+    let mut text = [0u8; 64];
+    hex::encode_to_slice(digest, &mut text).is_ok() && hex.as_bytes() == text
 }
 
 /// The metadata compared.

@@ -155,14 +155,17 @@ impl<'r> TreeFiles<'r> {
         let tree = if dir.is_empty() {
             &self.root
         } else {
-            let (repo, root) = (self.repo, &self.root);
-            self.dirs
-                .entry(dir.to_owned())
-                .or_insert_with(|| {
-                    let e = root.get_path(Path::new(dir)).ok()?;
-                    repo.find_tree(e.id()).ok()
-                })
-                .as_ref()?
+            // Looked up before it is inserted: most lookups hit, and an entry would copy
+            // the directory's name for each.
+            if !self.dirs.contains_key(dir) {
+                let tree = self
+                    .root
+                    .get_path(Path::new(dir))
+                    .ok()
+                    .and_then(|e| self.repo.find_tree(e.id()).ok());
+                self.dirs.insert(dir.to_owned(), tree);
+            }
+            self.dirs.get(dir)?.as_ref()?
         };
         let e = tree.get_name(name)?;
         (e.kind() == Some(git2::ObjectType::Blob)).then(|| (e.id(), e.filemode() as u32))
