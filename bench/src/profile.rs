@@ -28,7 +28,7 @@ pub(crate) async fn profile(root: &Path, cli: &Cli, kind: &str) -> anyhow::Resul
     let mut next = files;
     let mut warm_engine: Option<config_backup_core::Engine> = None;
     if kind == "rollback" {
-        return profile_rollback(root, files, cli.seed, cli.history_days).await;
+        return profile_rollback(root, files, cli.seed, cli.history_days, cli.profile_runs).await;
     }
     if kind == "diff" {
         return profile_diff(root, files, cli).await;
@@ -139,35 +139,53 @@ async fn profile_diff(root: &Path, files: usize, cli: &Cli) -> anyhow::Result<()
     Ok(())
 }
 
-/// A rollback of one domain to its first commit after `--history-days` days of changes, with the
-/// time of each stage.
-async fn profile_rollback(root: &Path, files: usize, seed: u64, days: usize) -> anyhow::Result<()> {
-    use config_backup_core::rollback::{DomainChoice, RollbackParams};
+/// Rollbacks of one domain after `--history-days` days of changes, with the time of each
+/// stage: to its first commit, then `runs - 1` more, back and forth between that commit and
+/// the domain's last one before the first rollback.
+async fn profile_rollback(root: &Path, files: usize, seed: u64, days: usize, runs: usize) -> anyhow::Result<()> {
     let dir = new_dir(root, "rollback");
     let mut paths = site::generate(&dir.join("site"), files, seed)?;
     let mut rng = site::Rng::new(seed ^ 0xbeef);
     let mut next = files;
     let e = engine(&dir).await?;
+    let kea_commit = |r: &config_backup_core::engine::BackupReport| {
+        r.domains
+            .iter()
+            .find(|d| d.domain == Some(config_backup_core::Domain::Kea))
+            .and_then(|d| d.commit.as_ref().map(|c| c.to_string()))
+            .ok_or_else(|| anyhow::anyhow!("no kea commit"))
+    };
     let first = e
         .backup(BackupParams::new(Trigger::Manual, Actor::User("bench".into()), vec![]))
         .await?;
-    let kea = first
-        .domains
-        .iter()
-        .find(|d| d.domain == Some(config_backup_core::Domain::Kea))
-        .and_then(|d| d.commit.clone())
-        .ok_or_else(|| anyhow::anyhow!("no kea commit"))?;
+    let old = kea_commit(&first)?;
     for _ in 1..days {
         site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
         backup(&e).await?;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    backup(&e).await?;
-    settle();
+    let last = e
+        .backup(BackupParams::new(Trigger::Manual, Actor::User("bench".into()), vec![]))
+        .await?;
+    let new = kea_commit(&last)?;
+    for i in 0..runs.max(1) {
+        let target = if i % 2 == 0 { &old } else { &new };
+        // The stat cache trusts only files settled for two seconds: wait as a day would.
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(2100)).await;
+        }
+        settle();
+        rollback_once(&e, target).await?;
+    }
+    Ok(())
+}
+
+async fn rollback_once(e: &config_backup_core::Engine, target: &str) -> anyhow::Result<()> {
+    use config_backup_core::rollback::{DomainChoice, RollbackParams};
     let t = Instant::now();
     let start = e
         .rollback(RollbackParams {
-            commit: kea.to_string().parse()?,
+            commit: target.parse()?,
             domain: DomainChoice::OfCommit,
             dry_run: false,
             remove_extra: false,
@@ -185,7 +203,8 @@ async fn profile_rollback(root: &Path, files: usize, seed: u64, days: usize) -> 
     }
     let task = last.ok_or_else(|| anyhow::anyhow!("no task"))?;
     eprintln!(
-        "rollback: {:.1} ms, {:?}; accepted (plan made, task recorded) after {:.1} ms",
+        "rollback to {}: {:.1} ms, {:?}; accepted (plan made, task recorded) after {:.1} ms",
+        &target[..7],
         ms(t.elapsed()),
         task.state,
         ms(accepted)

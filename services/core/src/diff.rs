@@ -395,10 +395,13 @@ fn make_patches<'a>(
     let mut budget = q.limits.total_bytes;
     let mut out = Vec::new();
     while let Some((i, (idx, fd))) = next() {
-        let patch = match git2::Patch::from_diff(diff, *idx).map_err(git)? {
+        let Some(delta) = diff.get_delta(*idx) else {
+            out.push((i, None));
+            continue;
+        };
+        let (old_blob, new_blob) = (blob(repo, delta.old_file().id())?, blob(repo, delta.new_file().id())?);
+        let patch = match patch_of(diff, *idx, &delta, old_blob.as_ref(), new_blob.as_ref())? {
             Some(patch) if !fd.binary && !patch.delta().flags().is_binary() => {
-                let (old_id, new_id) = (patch.delta().old_file().id(), patch.delta().new_file().id());
-                let (old_blob, new_blob) = (blob(repo, old_id)?, blob(repo, new_id)?);
                 let (old_side, new_side) = (
                     old_blob.as_ref().map(|b| b.content()),
                     new_blob.as_ref().map(|b| b.content()),
@@ -436,6 +439,30 @@ fn make_patches<'a>(
         out.push((i, patch));
     }
     Ok(out)
+}
+
+/// The patch of the diff's `idx`-th file, whose blobs the caller has read. A patch made from
+/// the tree diff reads both blobs itself (libgit2 caches no blob), and the summary and
+/// the redaction read them again: one file's two versions were inflated twice. A patch
+/// made from the blobs in hand is the same text when both sides are plain files (mode
+/// 100644: the mode a patch from blobs gives each side). A file added, removed, made
+/// executable or a link keeps the patch from the tree diff, for its mode lines.
+fn patch_of<'b>(
+    diff: &git2::Diff<'b>,
+    idx: usize,
+    delta: &git2::DiffDelta<'_>,
+    old: Option<&'b git2::Blob<'_>>,
+    new: Option<&'b git2::Blob<'_>>,
+) -> Result<Option<git2::Patch<'b>>, EngineError> {
+    let plain = |f: git2::DiffFile<'_>| f.mode() == git2::FileMode::Blob;
+    match (old, new) {
+        (Some(old), Some(new)) if plain(delta.old_file()) && plain(delta.new_file()) => {
+            git2::Patch::from_blobs(old, delta.old_file().path(), new, delta.new_file().path(), None)
+                .map(Some)
+                .map_err(git)
+        }
+        _ => git2::Patch::from_diff(diff, idx).map_err(git),
+    }
 }
 
 /// A side's blob, read in place (none for the side a file is added or removed on).
@@ -529,6 +556,109 @@ fn render(
 
 #[cfg(test)]
 mod tests {
+    use git2::{FileMode, Repository};
+
+    /// A commit of `files` (name, content, mode).
+    fn commit(repo: &Repository, files: &[(&str, &[u8], FileMode)]) -> git2::Oid {
+        let mut tree = repo.treebuilder(None).unwrap();
+        for (name, content, mode) in files {
+            tree.insert(name, repo.blob(content).unwrap(), i32::from(*mode))
+                .unwrap();
+        }
+        let tree = repo.find_tree(tree.write().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.org").unwrap();
+        repo.commit(None, &sig, &sig, "c", &tree, &[]).unwrap()
+    }
+
+    #[test]
+    fn a_patch_from_the_blobs_in_hand_is_the_tree_diffs_patch() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let text = |n: usize, edit: &str| -> Vec<u8> {
+            (0..n)
+                .map(|i| {
+                    if i == n / 2 {
+                        format!("{edit}\n")
+                    } else {
+                        format!("line {i}\n")
+                    }
+                })
+                .collect::<String>()
+                .into_bytes()
+        };
+        let (a1, a2) = (text(40, "old"), text(40, "new"));
+        let b1 = b"no newline at the end".to_vec();
+        let b2 = b"no newline at the end, changed".to_vec();
+        let (bin1, bin2) = (b"\0\x01binary".to_vec(), b"\0\x02binary".to_vec());
+        let c1 = commit(
+            &repo,
+            &[
+                ("a.conf", &a1, FileMode::Blob),
+                ("b.conf", &b1, FileMode::Blob),
+                ("bin", &bin1, FileMode::Blob),
+                ("exec.sh", &a1, FileMode::BlobExecutable),
+                ("gone.conf", &a1, FileMode::Blob),
+                ("made-exec.sh", &a1, FileMode::Blob),
+                ("link", b"a.conf", FileMode::Link),
+                ("same.conf", &a1, FileMode::Blob),
+            ],
+        );
+        let c2 = commit(
+            &repo,
+            &[
+                ("a.conf", &a2, FileMode::Blob),
+                ("b.conf", &b2, FileMode::Blob),
+                ("bin", &bin2, FileMode::Blob),
+                ("exec.sh", &a2, FileMode::BlobExecutable),
+                ("made-exec.sh", &a2, FileMode::BlobExecutable),
+                ("new.conf", &a2, FileMode::Blob),
+                ("link", b"b.conf", FileMode::Link),
+                ("same.conf", &a1, FileMode::Blob),
+            ],
+        );
+        let tree = |c| repo.find_commit(c).unwrap().tree().unwrap();
+        let diff = repo.diff_tree_to_tree(Some(&tree(c1)), Some(&tree(c2)), None).unwrap();
+        assert_eq!(diff.deltas().len(), 8, "every kind of change is in the diff");
+        let mut from_blobs = 0;
+        for idx in 0..diff.deltas().len() {
+            let delta = diff.get_delta(idx).unwrap();
+            let (old, new) = (
+                super::blob(&repo, delta.old_file().id()).unwrap(),
+                super::blob(&repo, delta.new_file().id()).unwrap(),
+            );
+            let ours = super::patch_of(&diff, idx, &delta, old.as_ref(), new.as_ref()).unwrap();
+            let theirs = git2::Patch::from_diff(&diff, idx).unwrap();
+            from_blobs += usize::from(
+                old.is_some()
+                    && new.is_some()
+                    && delta.old_file().mode() == FileMode::Blob
+                    && delta.new_file().mode() == FileMode::Blob,
+            );
+            let path = delta.new_file().path().unwrap().display().to_string();
+            match (ours, theirs) {
+                (Some(mut ours), Some(mut theirs)) => {
+                    assert_eq!(
+                        ours.delta().flags().is_binary(),
+                        theirs.delta().flags().is_binary(),
+                        "{path}"
+                    );
+                    if ours.delta().flags().is_binary() {
+                        continue;
+                    }
+                    assert_eq!(ours.line_stats().unwrap(), theirs.line_stats().unwrap(), "{path}");
+                    assert_eq!(
+                        String::from_utf8_lossy(&ours.to_buf().unwrap()),
+                        String::from_utf8_lossy(&theirs.to_buf().unwrap()),
+                        "{path}"
+                    );
+                }
+                (Some(ours), None) => assert!(ours.delta().flags().is_binary(), "{path}: the tree diff made no patch"),
+                (None, theirs) => assert!(theirs.is_none(), "{path}"),
+            }
+        }
+        assert_eq!(from_blobs, 3, "a.conf, b.conf and bin are made from the blobs in hand");
+    }
+
     #[test]
     fn cut_respects_char_boundaries() {
         assert_eq!(super::cut("héllo", 2), "h");

@@ -426,11 +426,21 @@ fn attribute_words(old: &str, new: &str) -> Option<String> {
 /// Text without `#` comments (outside double quotes), line by line.
 fn uncommented(text: &str) -> impl Iterator<Item = &str> {
     text.lines().map(|l| {
+        let bytes = l.as_bytes();
+        // Most lines hold no `#`, and most that do hold no quote before it: a search for
+        // the byte, not a walk of every character (a fifth of a Diff's summaries).
+        let Some(hash) = memchr::memchr(b'#', bytes) else {
+            return l.trim();
+        };
+        if memchr::memchr(b'"', &bytes[..hash]).is_none() {
+            return l[..hash].trim();
+        }
+        // `"` and `#` are ASCII: the index of either is a character boundary.
         let mut quoted = false;
-        for (i, c) in l.char_indices() {
+        for (i, c) in bytes.iter().enumerate() {
             match c {
-                '"' => quoted = !quoted,
-                '#' if !quoted => return l[..i].trim(),
+                b'"' => quoted = !quoted,
+                b'#' if !quoted => return l[..i].trim(),
                 _ => {}
             }
         }

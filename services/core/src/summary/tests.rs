@@ -247,3 +247,42 @@ proptest! {
         let _ = kea::items(&s);
     }
 }
+
+/// What `uncommented` did before it searched for bytes: the reference.
+fn walked(l: &str) -> &str {
+    let mut quoted = false;
+    for (i, c) in l.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '#' if !quoted => return l[..i].trim(),
+            _ => {}
+        }
+    }
+    l.trim()
+}
+
+#[test]
+fn comments_are_cut_where_a_character_walk_cuts_them() {
+    let text = "  server:\n\
+        \tverbosity: 1 # how much\n\
+        local-data: \"a.example. TXT 'x#y'\" # the tag\n\
+        local-data: \"b.example. TXT \\\"#\\\"\"\n\
+        # a whole comment line\n\
+        name: \"é#ü\" ## two\n\
+        unbalanced: \"open # not a comment\n\
+        plain: déjà vu\n\
+        #\n\
+        \"\"#\n";
+    let expected: Vec<&str> = text.lines().map(walked).collect();
+    assert_eq!(super::uncommented(text).collect::<Vec<_>>(), expected);
+    assert_eq!(expected[2], "local-data: \"a.example. TXT 'x#y'\"");
+    assert_eq!(expected[6], "unbalanced: \"open # not a comment");
+}
+
+proptest! {
+    #[test]
+    fn comments_are_cut_where_a_character_walk_cuts_them_in_any_text(text in "[a-z#\" \t\né:]{0,200}") {
+        let expected: Vec<&str> = text.lines().map(walked).collect();
+        prop_assert_eq!(super::uncommented(&text).collect::<Vec<_>>(), expected);
+    }
+}
