@@ -269,29 +269,9 @@ fn secretish(name: &str) -> bool {
 
 /// Compares two versions' items and tells the difference.
 fn compare(old: &[Item<'_>], new: &[Item<'_>]) -> Summary {
-    // foldhash, not SipHash: a blocklist is tens of thousands of keys, and hashing them
-    // was a fifth of a Diff's summaries.
-    type Index<'i> =
-        std::collections::HashMap<(&'static str, &'i str, &'i str), Vec<&'i str>, foldhash::fast::RandomState>;
-    fn index<'i>(items: &'i [Item<'_>]) -> Index<'i> {
-        let mut m: Index<'i> = Index::with_capacity_and_hasher(items.len(), Default::default());
-        for i in items {
-            m.entry((i.kind, &*i.scope, &*i.key)).or_default().push(&*i.value);
-        }
-        m
-    }
-    let (a, b) = (index(old), index(new));
     // Per (kind, scope): counts, and the named entries with their words.
     let mut groups: BTreeMap<(&'static str, &str), (Change, Vec<String>)> = BTreeMap::new();
-    let empty = Vec::new();
-    // Only the keys whose entries differ: most of a large file is the same in both.
-    let differing = a
-        .iter()
-        .filter(|(k, o)| b.get(*k).is_none_or(|n| n != *o))
-        .map(|(k, _)| *k)
-        .chain(b.keys().filter(|k| !a.contains_key(*k)).copied());
-    for key @ (kind, scope, name) in differing {
-        let (o, n) = (a.get(&key).unwrap_or(&empty), b.get(&key).unwrap_or(&empty));
+    each_differing(&sorted(old), &sorted(new), |(kind, scope, name), o, n| {
         let g = groups.entry((kind, scope)).or_insert_with(|| {
             (
                 Change {
@@ -334,11 +314,11 @@ fn compare(old: &[Item<'_>], new: &[Item<'_>]) -> Summary {
                 }
             }
         }
-    }
+    });
     let mut changes = Vec::new();
     let mut phrases = Vec::new();
     for ((kind, scope), (c, mut named)) in groups {
-        // Keys came in hash order: the words are put in a stable one.
+        // In the words' own order, not their keys'.
         named.sort();
         if c.added == 0 && c.removed == 0 && c.changed == 0 {
             continue;
@@ -378,6 +358,55 @@ fn compare(old: &[Item<'_>], new: &[Item<'_>]) -> Summary {
         summary.push_str(p);
     }
     Summary { summary, changes }
+}
+
+/// A side's items by key: (kind, scope, key) and value.
+type Keyed<'i> = ((&'static str, &'i str, &'i str), &'i str);
+
+/// Items sorted by key, each key's values in file order (a stable sort): two versions
+/// are compared by walking both at once. A sorted vector rather than a map of each key's
+/// values: a blocklist is tens of thousands of keys, and a map made one allocation per
+/// key (and hashed each key twice).
+fn sorted<'i>(items: &'i [Item<'_>]) -> Vec<Keyed<'i>> {
+    let mut v: Vec<Keyed<'i>> = items
+        .iter()
+        .map(|i| ((i.kind, &*i.scope, &*i.key), &*i.value))
+        .collect();
+    v.sort_by(|x, y| x.0.cmp(&y.0));
+    v
+}
+
+/// Calls `f` with each key whose values differ between `a` and `b` (both [`sorted`]),
+/// in key order, with its values on each side in file order; most of a large file is the
+/// same in both, and is passed over.
+fn each_differing<'i>(
+    a: &[Keyed<'i>],
+    b: &[Keyed<'i>],
+    mut f: impl FnMut((&'static str, &'i str, &'i str), &[&'i str], &[&'i str]),
+) {
+    let (mut o, mut n): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    loop {
+        let key = match (a.get(i), b.get(j)) {
+            (None, None) => break,
+            (Some(x), None) => x.0,
+            (None, Some(y)) => y.0,
+            (Some(x), Some(y)) => x.0.min(y.0),
+        };
+        o.clear();
+        n.clear();
+        while let Some(&(_, v)) = a.get(i).filter(|e| e.0 == key) {
+            o.push(v);
+            i += 1;
+        }
+        while let Some(&(_, v)) = b.get(j).filter(|e| e.0 == key) {
+            n.push(v);
+            j += 1;
+        }
+        if o != n {
+            f(key, &o, &n);
+        }
+    }
 }
 
 fn plural(kind: &str, n: u32) -> String {

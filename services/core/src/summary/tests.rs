@@ -286,3 +286,59 @@ proptest! {
         prop_assert_eq!(super::uncommented(&text).collect::<Vec<_>>(), expected);
     }
 }
+
+/// What `compare` did before it walked sorted items, the reference: each side's values
+/// by key in a map; the keys whose values differ, with their values.
+#[allow(clippy::type_complexity)]
+fn differing_by_map<'i>(
+    old: &'i [Item<'_>],
+    new: &'i [Item<'_>],
+) -> BTreeMap<(&'static str, &'i str, &'i str), (Vec<&'i str>, Vec<&'i str>)> {
+    use std::collections::HashMap;
+    let index = |items: &'i [Item<'_>]| {
+        let mut m: HashMap<(&'static str, &'i str, &'i str), Vec<&'i str>> = HashMap::new();
+        for i in items {
+            m.entry((i.kind, &*i.scope, &*i.key)).or_default().push(&*i.value);
+        }
+        m
+    };
+    let (a, b) = (index(old), index(new));
+    a.keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| {
+            (
+                *k,
+                (
+                    a.get(k).cloned().unwrap_or_default(),
+                    b.get(k).cloned().unwrap_or_default(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn arb_items() -> impl Strategy<Value = Vec<(usize, usize, usize, usize)>> {
+    proptest::collection::vec((0..4usize, 0..2usize, 0..6usize, 0..4usize), 0..40)
+}
+
+fn make_items(spec: &[(usize, usize, usize, usize)]) -> Vec<Item<'static>> {
+    const KINDS: [&str; 4] = ["local-zone", "option", "client", "rule"];
+    const SCOPES: [&str; 2] = ["", "server"];
+    const KEYS: [&str; 6] = ["a", "b", "c", "nas-01", "secret", "num-threads"];
+    const VALUES: [&str; 4] = ["", "1", "x = 1\ny = 2", "x = 1\ny = 3"];
+    spec.iter()
+        .map(|&(k, s, key, v)| Item::new(KINDS[k], SCOPES[s], KEYS[key], VALUES[v]))
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn the_sorted_walk_finds_the_keys_a_map_found_in_key_order(old in arb_items(), new in arb_items()) {
+        let (old, new) = (make_items(&old), make_items(&new));
+        let mut walked = Vec::new();
+        each_differing(&sorted(&old), &sorted(&new), |k, o, n| walked.push((k, (o.to_vec(), n.to_vec()))));
+        let expected: Vec<_> = differing_by_map(&old, &new).into_iter().collect();
+        prop_assert_eq!(walked, expected);
+    }
+}
