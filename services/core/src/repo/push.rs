@@ -278,12 +278,12 @@ impl WorkingCopy {
 mod tests {
     use super::*;
 
-    /// A commit of an empty tree on `parents`, one second after the last.
+    /// A commit of an empty tree on `parents`, every one in the same second.
     fn commit(repo: &git2::Repository, n: i64, parents: &[Oid]) -> Oid {
         let tree = repo
             .find_tree(repo.treebuilder(None).unwrap().write().unwrap())
             .unwrap();
-        // Every commit in the same second, as one run's commits are.
+        // As one run's commits are.
         let sig = git2::Signature::new("t", "t@example.org", &git2::Time::new(1_700_000_000, 0)).unwrap();
         let parents: Vec<git2::Commit<'_>> = parents.iter().map(|p| repo.find_commit(*p).unwrap()).collect();
         let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
