@@ -144,6 +144,8 @@ pub(crate) async fn history(root: &Path, cli: &Cli) -> anyhow::Result<Option<His
     }
     if cli.history_from.is_some() {
         eprintln!("{}", serde_json::to_string_pretty(&measure)?);
+        let rest_load = crate::load::rest_under_backups(&server, "domain=dns&page_size=100").await?;
+        eprintln!("REST under back-to-back backups: {rest_load:?}");
         return Ok(None);
     }
     // git log equivalents on the same repository.

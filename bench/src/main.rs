@@ -65,8 +65,9 @@ pub(crate) struct Cli {
     /// afterwards (`sqlite3 …/history/audit.db`); its path is printed.
     #[arg(long)]
     pub(crate) keep: bool,
-    /// Internal: measure History only, on the `history` directory an earlier `--keep` run
-    /// left (no build, no report written), to compare History code on the same trail.
+    /// Internal: measure History and REST under load only, on the `history` directory an
+    /// earlier `--keep` run left (no build, no report written), to compare History code on
+    /// the same trail.
     #[arg(long, hide = true)]
     pub(crate) history_from: Option<PathBuf>,
     /// Internal: measure the fleet only, on the scratch directory an earlier `--keep` run

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use config_backup_proto::v1 as pb;
 use config_backup_server::auth::Role;
-use config_backup_tests::{Backend, TestApp, TestEnv, with_token};
+use config_backup_tests::{Backend, TestApp, TestEnv, wait_for, with_token};
 
 async fn history(app: &TestApp, req: pb::HistoryRequest) -> Result<pb::HistoryResponse, tonic::Status> {
     app.client()
@@ -237,7 +237,74 @@ async fn bad_history_parameters_are_invalid_argument_naming_the_field(backend: B
     app.stop().await;
 }
 
+/// The files of the newest page of changes, through gRPC and through REST (each answered
+/// twice: the second from the pages and JSON kept, when nothing changed).
+async fn newest_files(app: &TestApp) -> Vec<String> {
+    let req = pb::HistoryRequest {
+        page_size: 50,
+        ..Default::default()
+    };
+    let grpc = history(app, req.clone()).await.unwrap();
+    assert_eq!(history(app, req).await.unwrap(), grpc, "asked again, the same page");
+    let files: Vec<String> = grpc.entries.iter().map(|e| e.file.clone()).collect();
+    let url = app.url("/api/v1/backups/config/history?page_size=50");
+    let bearer = format!("Bearer {}", config_backup_tests::token(Role::Noc));
+    for _ in 0..2 {
+        let rest: serde_json::Value = reqwest::Client::new()
+            .get(&url)
+            .header("authorization", &bearer)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rest_files: Vec<&str> = rest["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["file"].as_str().unwrap())
+            .collect();
+        assert_eq!(rest_files, files, "REST shows what gRPC shows");
+    }
+    files
+}
+
+/// History pages are read once for many callers, but never hide a change: this server's
+/// own backup shows at once, even on a page it has just served, and a replica's (same
+/// database) within `HISTORY_MAX_AGE`.
+async fn history_shows_this_servers_backup_at_once_and_a_replicas_within_a_second(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let a = env.spawn().await;
+    let b = env.spawn().await;
+    a.backup().await;
+    let first = newest_files(&a).await;
+    assert_eq!(first.len(), 10, "{first:?}");
+
+    let kea = "config/kea/kea-dhcp4.conf";
+    std::fs::write(env.site().join(kea), "{ \"run\": \"own\" }\n").unwrap();
+    a.backup().await;
+    let own = newest_files(&a).await;
+    assert_eq!(own.len(), 11, "this server's backup at once: {own:?}");
+    assert_eq!(own[0], kea);
+
+    let dns = "config/unbound/unbound.conf.d/sinkhole.conf";
+    std::fs::write(env.site().join(dns), "server: # replica\n").unwrap();
+    b.backup().await;
+    let max = config_backup_core::engine::HISTORY_MAX_AGE + std::time::Duration::from_millis(500);
+    wait_for("the replica's backup in this server's History", max, || async {
+        newest_files(&a).await.first().map(String::as_str) == Some(dns)
+    })
+    .await;
+    assert_eq!(newest_files(&a).await.len(), 12);
+    a.stop().await;
+    b.stop().await;
+}
+
 on_both_backends!(
+    history_shows_this_servers_backup_at_once_and_a_replicas_within_a_second,
     pages_have_no_gaps_or_duplicates_even_while_backups_run,
     history_filters_by_domain_path_time_and_change_type,
     bad_history_parameters_are_invalid_argument_naming_the_field,

@@ -395,7 +395,8 @@ fn make_patches<'a>(
     let mut budget = q.limits.total_bytes;
     let mut out = Vec::new();
     while let Some((i, (idx, fd))) = next() {
-        let Some(delta) = diff.get_delta(*idx) else {
+        // A file the tree diff already knows is binary gets no patch: its blobs are not read.
+        let Some(delta) = diff.get_delta(*idx).filter(|_| !fd.binary) else {
             out.push((i, None));
             continue;
         };

@@ -114,7 +114,9 @@ impl FileMeta {
 
     /// Reads [`FileMeta::record`]'s form.
     pub fn from_record(text: &str) -> Option<FileMeta> {
-        FileMeta::parse_line(&format!("{text} x")).map(|(_, m)| m)
+        let mut fields = text.splitn(4, ' ');
+        let fields = [fields.next()?, fields.next()?, fields.next()?, fields.next()?];
+        meta_of(fields, &mut |name| Arc::from(name))
     }
 
     /// Appends the metadata file's line of `path` (no temporary strings: a large site
@@ -131,11 +133,6 @@ impl FileMeta {
             self.uid,
             self.gid
         );
-    }
-
-    fn parse_line(line: &str) -> Option<(RepoPath, FileMeta)> {
-        let (path, meta) = parse_fields(line, &mut Interner::default())?;
-        Some((path.parse().ok()?, meta))
     }
 }
 
@@ -157,22 +154,25 @@ impl Interner {
 /// A metadata line's fields and its path, not yet checked as a [`RepoPath`].
 pub(crate) fn parse_fields<'l>(line: &'l str, names: &mut Interner) -> Option<(&'l str, FileMeta)> {
     let mut parts = line.splitn(5, ' ');
-    let mode = u32::from_str_radix(parts.next()?, 8).ok().filter(|m| *m <= 0o7777)?;
-    let kind = FileType::parse(parts.next()?)?;
-    let (owner, group) = parts.next()?.split_once(':')?;
-    let (uid, gid) = parts.next()?.split_once(':')?;
+    let fields = [parts.next()?, parts.next()?, parts.next()?, parts.next()?];
     let path = parts.next()?;
-    Some((
-        path,
-        FileMeta {
-            kind,
-            mode,
-            uid: uid.parse().ok()?,
-            gid: gid.parse().ok()?,
-            owner: names.get(owner),
-            group: names.get(group),
-        },
-    ))
+    Some((path, meta_of(fields, &mut |name| names.get(name))?))
+}
+
+/// The metadata of a line's first four fields (mode, type, owner:group, uid:gid), with
+/// `name` making the shared form of a user or group name.
+fn meta_of(fields: [&str; 4], name: &mut dyn FnMut(&str) -> Arc<str>) -> Option<FileMeta> {
+    let [mode, kind, names, ids] = fields;
+    let (owner, group) = names.split_once(':')?;
+    let (uid, gid) = ids.split_once(':')?;
+    Some(FileMeta {
+        kind: FileType::parse(kind)?,
+        mode: u32::from_str_radix(mode, 8).ok().filter(|m| *m <= 0o7777)?,
+        uid: uid.parse().ok()?,
+        gid: gid.parse().ok()?,
+        owner: name(owner),
+        group: name(group),
+    })
 }
 
 /// Reads a metadata file line by line, calling `each` with the path text and the
@@ -373,6 +373,32 @@ mod tests {
             gid,
             owner: if uid == 0 { "root".into() } else { "freerad".into() },
             group: if gid == 0 { "root".into() } else { "freerad".into() },
+        }
+    }
+
+    #[test]
+    fn an_audit_record_reads_back_as_written_and_a_malformed_one_is_none() {
+        for m in [
+            meta(0o600, 101, 101),
+            meta(0o4755, 0, 0),
+            FileMeta {
+                kind: FileType::Symlink,
+                ..meta(0o777, 0, 101)
+            },
+        ] {
+            assert_eq!(FileMeta::from_record(&m.record()), Some(m.clone()), "{}", m.record());
+        }
+        for bad in [
+            "",
+            "0600 file freerad:freerad",
+            "0600 file freerad 101:101",
+            "0600 file freerad:freerad 101",
+            "0600 file freerad:freerad 101:x",
+            "10000 file root:root 0:0",
+            "0600 pipe root:root 0:0",
+            "0600 file root:root 0:0 extra",
+        ] {
+            assert_eq!(FileMeta::from_record(bad), None, "{bad:?}");
         }
     }
 

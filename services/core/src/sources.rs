@@ -116,17 +116,7 @@ pub fn scan(root: &Path, patterns: &[String]) -> std::io::Result<Scan> {
                     .push(format!("{rel}: skipped, it leads outside the source root"));
                 continue;
             }
-            match consider(&names, &abs, rel) {
-                Ok(Some(file)) => {
-                    found.entry(file.path.clone()).or_insert(file);
-                }
-                Ok(None) => {}
-                Err(Skip::Warn(w)) => out.warnings.push(w),
-                Err(Skip::Unreadable(w)) => {
-                    out.warnings.push(w);
-                    complete = false;
-                }
-            }
+            complete &= keep(consider(&names, &abs, rel), &mut found, &mut out.warnings);
         } else {
             let prefix = components[..literal].join("/");
             let start = if prefix.is_empty() {
@@ -166,17 +156,7 @@ pub fn scan(root: &Path, patterns: &[String]) -> std::io::Result<Scan> {
                     if !matcher.is_match(rel) {
                         return;
                     }
-                    match consider_entry(&names, entry, &abs, rel) {
-                        Ok(Some(file)) => {
-                            found.entry(file.path.clone()).or_insert(file);
-                        }
-                        Ok(None) => {}
-                        Err(Skip::Warn(w)) => out.warnings.push(w),
-                        Err(Skip::Unreadable(w)) => {
-                            out.warnings.push(w);
-                            complete = false;
-                        }
-                    }
+                    complete &= keep(consider_entry(&names, entry, &abs, rel), &mut found, &mut out.warnings);
                 }),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
@@ -206,6 +186,31 @@ enum Skip {
     Warn(String),
     /// The file exists but cannot be examined: it must not count as deleted.
     Unreadable(String),
+}
+
+/// Takes what `consider` made of one path: the file into `found` (the first pattern to
+/// match a path keeps it), a warning into `warnings`. False when the path exists but could
+/// not be examined, so the pattern's list is incomplete.
+fn keep(
+    considered: Result<Option<SourceFile>, Skip>,
+    found: &mut BTreeMap<RepoPath, SourceFile>,
+    warnings: &mut Vec<String>,
+) -> bool {
+    match considered {
+        Ok(Some(file)) => {
+            found.entry(file.path.clone()).or_insert(file);
+            true
+        }
+        Ok(None) => true,
+        Err(Skip::Warn(w)) => {
+            warnings.push(w);
+            true
+        }
+        Err(Skip::Unreadable(w)) => {
+            warnings.push(w);
+            false
+        }
+    }
 }
 
 /// One step of [`walk`].

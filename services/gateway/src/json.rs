@@ -58,11 +58,10 @@ fn z_normalize_text(text: Vec<u8>) -> Vec<u8> {
     let mut out: Option<Vec<u8>> = None;
     let mut copied = 0;
     let mut from = 0;
-    while let Some(at) = text[from..].iter().position(|b| *b == b'+').map(|p| from + p) {
-        from = at + 1;
-        if !text[at..].starts_with(SUFFIX) {
-            continue;
-        }
+    let suffix = memchr::memmem::Finder::new(SUFFIX);
+    while let Some(at) = suffix.find(&text[from..]).map(|p| from + p) {
+        // No match overlaps another: the suffix holds one `+`, at its start.
+        from = at + SUFFIX.len();
         let window = at.saturating_sub(LONGEST + 1);
         let Some(open) = text[window..at].iter().rposition(|b| *b == b'"').map(|p| window + p) else {
             continue;
@@ -75,7 +74,6 @@ fn z_normalize_text(text: Vec<u8>) -> Vec<u8> {
             out.extend_from_slice(&text[copied..at]);
             out.extend_from_slice(b"Z\"");
             copied = at + SUFFIX.len();
-            from = copied;
         }
     }
     match out {

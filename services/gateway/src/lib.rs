@@ -10,10 +10,12 @@
 
 pub mod errors;
 pub mod json;
+pub mod memo;
 pub mod routes;
 
 pub mod console;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -36,6 +38,8 @@ use crate::routes::{HEALTH_PATH, OPENAPI_PATH, ROUTES, Route};
 struct Gateway {
     client: ConfigBackupClient<GrpcService>,
     health: tonic_health::pb::health_client::HealthClient<GrpcService>,
+    /// The JSON of the last History pages, for a page polled again unchanged.
+    history_json: Arc<memo::JsonMemo<pb::HistoryResponse>>,
 }
 
 /// The gRPC service the shim calls: the server's own service stack, in process (the same
@@ -120,6 +124,7 @@ pub fn router(grpc: GrpcService, origins: Vec<axum::http::HeaderValue>) -> Route
         // A first backup of a large site reports every file: allow big answers.
         client: ConfigBackupClient::new(grpc.clone()).max_decoding_message_size(256 << 20),
         health: tonic_health::pb::health_client::HealthClient::new(grpc),
+        history_json: Default::default(),
     };
     Router::new()
         .route(route("Backup").path, post(run))
@@ -238,8 +243,13 @@ fn grpc<T>(headers: &HeaderMap, msg: T) -> Result<tonic::Request<T>, Response> {
 }
 
 fn json_response<T: Serialize>(status: StatusCode, msg: &T) -> Response {
-    match json::to_json_vec(msg) {
-        Ok(body) => (status, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+    json_body(status, json::to_json_vec(msg))
+}
+
+/// An answer's serialised JSON, or the error of serialising it.
+fn json_body(status: StatusCode, body: Result<impl Into<axum::body::Body>, serde_json::Error>) -> Response {
+    match body {
+        Ok(body) => (status, [(header::CONTENT_TYPE, "application/json")], body.into()).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot serialise a response");
             error_response(&tonic::Status::internal("cannot serialise the response"))
@@ -427,7 +437,10 @@ async fn history(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryP
         site: p.text("site"),
     };
     let req = tri!(grpc(&headers, msg));
-    answer(g.client.history(req).await, StatusCode::OK)
+    match g.client.history(req).await {
+        Ok(r) => json_body(StatusCode::OK, g.history_json.json(r.into_inner())),
+        Err(s) => error_response(&s),
+    }
 }
 
 async fn diff(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryPairs) -> Response {

@@ -286,7 +286,7 @@ pub fn history_entry(r: &config_backup_core::store::AuditRow) -> pb::HistoryEntr
     );
     pb::HistoryEntry {
         id: r.id.to_string(),
-        backup_date: r.backup_date.format("%Y-%m-%d").to_string(),
+        backup_date: r.backup_date.to_string(),
         backed_up_at: Some(timestamp(r.backed_up_at)),
         file: r.config_file.clone(),
         commit_hash: r.commit_hash.clone(),

@@ -118,10 +118,12 @@ impl ConfigBackup for ConfigBackupService {
         let page = query.limit as usize;
         let mut fetch = query.clone();
         fetch.limit += 1;
-        let mut rows = self.engine.history(&fetch).await.map_err(ApiError::from)?;
+        let rows = self.engine.history(&fetch).await.map_err(ApiError::from)?;
+        // One row more than the page was asked for: whether there is a next page.
+        let shown = &rows[..rows.len().min(page)];
         let next_page_token = if rows.len() > page {
-            rows.truncate(page);
-            rows.last()
+            shown
+                .last()
                 .map(|r| {
                     let cursor = config_backup_core::store::HistoryCursor {
                         seq: r.seq,
@@ -134,7 +136,7 @@ impl ConfigBackup for ConfigBackupService {
             String::new()
         };
         Ok(Response::new(pb::HistoryResponse {
-            entries: rows.iter().map(convert::history_entry).collect(),
+            entries: shown.iter().map(convert::history_entry).collect(),
             next_page_token,
             clear_secrets_notice: self.engine.clear_history().map(|c| c.notice()).unwrap_or_default(),
         }))

@@ -22,6 +22,7 @@ use crate::statcache::{self, FileStat, NextCache, StatCache};
 mod audit;
 mod domains;
 mod hashing;
+mod history;
 mod message;
 mod run;
 mod sealing;
@@ -29,14 +30,15 @@ mod status;
 
 pub(crate) use audit::anchor_problems;
 pub use audit::audit_rows;
+pub use history::HISTORY_MAX_AGE;
 pub use message::{Trailers, commit_message};
 pub use sealing::ClearHistory;
 use status::CachedStatus;
 pub use status::STATUS_MAX_AGE;
 
 use crate::store::{
-    AuditCommit, AuditRow, DomainSummary, HistoryQuery, LockAttempt, LockHolder, LockKind, PushOutcome, RunOutcome,
-    RunRecord, Store, Trigger,
+    AuditCommit, AuditRow, DomainSummary, LockAttempt, LockHolder, LockKind, PushOutcome, RunOutcome, RunRecord, Store,
+    Trigger,
 };
 
 /// What to back up and on whose behalf.
@@ -284,6 +286,8 @@ struct Inner {
     /// The last status read, reused while the store saw no write from this process and it
     /// is younger than [`STATUS_MAX_AGE`].
     status_cache: tokio::sync::Mutex<Option<CachedStatus>>,
+    /// The History pages read lately, reused while current (see [`history`]).
+    history_cache: history::HistoryCache,
     /// `git gc --auto` after runs, off their critical path.
     maintenance: crate::maintenance::Maintenance,
     /// Rollbacks running (or just ended) in this process, for their subscribers.
@@ -367,6 +371,7 @@ impl Engine {
                 signing_key,
                 signer,
                 status_cache: Default::default(),
+                history_cache: Default::default(),
                 maintenance: Default::default(),
                 security_warnings: Default::default(),
                 manifests: Default::default(),
@@ -667,16 +672,6 @@ impl Engine {
             self.notify_backup(report);
         }
         result
-    }
-
-    /// History rows from the audit trail, newest first. Another site's
-    /// ([`HistoryQuery::site`]) must have announced itself: a mistyped name is NotFound,
-    /// not an empty trail.
-    pub async fn history(&self, query: &HistoryQuery) -> Result<Vec<AuditRow>, EngineError> {
-        if let Some(site) = query.site.as_deref().filter(|s| *s != self.site()) {
-            self.known_site(site).await?;
-        }
-        Ok(self.inner.store.history(query).await?)
     }
 
     /// The difference between two commits, secrets redacted. With `reveal_secrets` (the
