@@ -110,7 +110,12 @@ async fn profile_diff(root: &Path, files: usize, cli: &Cli) -> anyhow::Result<()
                     commit2: last.parse()?,
                     domain: Some(config_backup_core::Domain::Dns),
                     path: None,
-                    limits: DiffLimits::default(),
+                    // Another cap each time: a Diff asked again is the kept answer, and
+                    // this profiles the making of one.
+                    limits: DiffLimits {
+                        per_file_bytes: DiffLimits::default().per_file_bytes + i,
+                        ..DiffLimits::default()
+                    },
                     reveal_secrets: false,
                 },
                 &Actor::User("bench".into()),

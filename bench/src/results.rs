@@ -127,6 +127,10 @@ pub struct RestLoad {
 #[derive(Debug, Serialize)]
 pub struct QueryLatency {
     pub query: String,
+    /// gRPC, the page read from the trail: each call made after the page kept expired
+    /// (`HISTORY_MAX_AGE`), median of 3. The p50/p99 below are of calls repeated
+    /// back to back, which the pages kept answer.
+    pub grpc_read_ms: f64,
     pub grpc_p50_ms: f64,
     pub grpc_p99_ms: f64,
     pub rest_p50_ms: f64,
@@ -147,6 +151,8 @@ pub struct GitLogLatency {
 /// Diff of a domain's first and last commit, and `git diff --stat`.
 #[derive(Debug, Serialize)]
 pub struct DiffLatency {
+    /// gRPC, the first call: the one that makes the diff (later calls get the answer kept).
+    pub grpc_first_ms: f64,
     pub grpc_p50_ms: f64,
     pub grpc_p99_ms: f64,
     pub rest_p50_ms: f64,

@@ -395,7 +395,26 @@ async fn no_secret_reaches_the_remote_the_audit_trail_mail_logs_or_any_answer_an
     )
     .await;
     assert_eq!(status, 403, "{body}");
+    // The same Diff without reveal first: answers are kept, but never across the flag.
+    let redacted = pb::DiffRequest {
+        reveal_secrets: false,
+        ..reveal.clone()
+    };
+    let hidden = client
+        .diff(with_token(redacted.clone(), Role::Admin))
+        .await
+        .unwrap()
+        .into_inner();
     let shown = client.diff(with_token(reveal, Role::Admin)).await.unwrap().into_inner();
+    let hidden_again = client
+        .diff(with_token(redacted, Role::Admin))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(hidden_again, hidden, "asked again, the same redacted answer");
+    for secret in all_secrets() {
+        assert!(!format!("{hidden:?}").contains(secret), "{secret} shown without reveal");
+    }
     let clients = shown.files.iter().find(|f| f.path == CLIENTS).unwrap();
     assert!(
         clients.patch.contains(&format!("+    secret = {NEW_BNG01}")),

@@ -130,12 +130,24 @@ fn cut(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// Compares two commits.
-pub fn diff(wc: &WorkingCopy, sealer: &Sealer, q: &DiffQuery) -> Result<DiffResult, EngineError> {
-    let repo = wc.repository();
-    let c1 = resolve(repo, &q.commit1, "commit1")?;
-    let c2 = resolve(repo, &q.commit2, "commit2")?;
-    diff_oids(wc, sealer, Some(c1), c2, q)
+/// The query's two commits, resolved (see [`resolve`]).
+pub fn resolve_pair(repo: &Repository, q: &DiffQuery) -> Result<(Oid, Oid), EngineError> {
+    Ok((
+        resolve(repo, &q.commit1, "commit1")?,
+        resolve(repo, &q.commit2, "commit2")?,
+    ))
+}
+
+/// Compares two commits, resolved from the query's ([`resolve_pair`]): its filters, caps
+/// and `reveal_secrets` apply.
+pub fn diff_between(
+    wc: &WorkingCopy,
+    sealer: &Sealer,
+    commit1: Oid,
+    commit2: Oid,
+    q: &DiffQuery,
+) -> Result<DiffResult, EngineError> {
+    diff_oids(wc, sealer, Some(commit1), commit2, q)
 }
 
 /// What one commit changed against its first parent (or against nothing, for the first).

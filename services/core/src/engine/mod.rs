@@ -20,6 +20,7 @@ use crate::settings::{DomainSpec, Settings};
 use crate::sources;
 use crate::statcache::{self, FileStat, NextCache, StatCache};
 mod audit;
+mod diffs;
 mod domains;
 mod hashing;
 mod history;
@@ -288,6 +289,8 @@ struct Inner {
     status_cache: tokio::sync::Mutex<Option<CachedStatus>>,
     /// The History pages read lately, reused while current (see [`history`]).
     history_cache: history::HistoryCache,
+    /// The Diffs made lately (see [`diffs`]).
+    diffs: diffs::DiffCache,
     /// `git gc --auto` after runs, off their critical path.
     maintenance: crate::maintenance::Maintenance,
     /// Rollbacks running (or just ended) in this process, for their subscribers.
@@ -372,6 +375,7 @@ impl Engine {
                 signer,
                 status_cache: Default::default(),
                 history_cache: Default::default(),
+                diffs: Default::default(),
                 maintenance: Default::default(),
                 security_warnings: Default::default(),
                 manifests: Default::default(),
@@ -672,41 +676,6 @@ impl Engine {
             self.notify_backup(report);
         }
         result
-    }
-
-    /// The difference between two commits, secrets redacted. With `reveal_secrets` (the
-    /// caller checked that `actor` may), secrets are shown in clear and the call is
-    /// recorded in the audit trail first: no reveal goes unrecorded.
-    pub async fn diff(&self, query: DiffQuery, actor: &Actor) -> Result<DiffResult, EngineError> {
-        let git = self.inner.settings.git.clone();
-        let sealer = self.inner.sealer.clone();
-        let reveal = query.reveal_secrets;
-        let (domain, path) = (query.domain, query.path.clone());
-        let result = blocking(move || -> Result<DiffResult, EngineError> {
-            let wc = WorkingCopy::open_existing(&git)?
-                .ok_or_else(|| EngineError::NotFound("the backup repository has no commit yet".to_owned()))?;
-            crate::diff::diff(&wc, &sealer, &query)
-        })
-        .await??;
-        if reveal {
-            let record = crate::store::SecretReveal {
-                id: Uuid::now_v7(),
-                revealed_at: Utc::now(),
-                revealed_by: actor.as_audit().to_owned(),
-                commit1: result.commit1.to_string(),
-                commit2: result.commit2.to_string(),
-                domain,
-                path: path.map(|p| p.to_string()),
-            };
-            self.inner.store.record_secret_reveal(&record).await?;
-            tracing::warn!(
-                by = %record.revealed_by,
-                commit1 = %record.commit1,
-                commit2 = %record.commit2,
-                "secrets revealed in a diff (recorded in the audit trail)"
-            );
-        }
-        Ok(result)
     }
 
     /// Whether the branch has any commit yet.
