@@ -560,6 +560,21 @@ async fn retention_keeps_every_younger_row_as_it_was_and_drops_whole_months(back
     let mut at = now.checked_sub_months(Months::new(30)).unwrap();
     let mut n = 0;
     let mut late_added = false;
+    // History's pages are kept while the trail's generation stands still: every write to
+    // the trail moves it, a lock (a write to another table) does not.
+    let trail = store.trail_generation();
+    let lock = store::LockHolder {
+        kind: store::LockKind::Backup,
+        id: Uuid::new_v4(),
+        host: "here".into(),
+        pid: 1,
+        instance: "test".into(),
+        acquired_at: now,
+    };
+    let writes = store.write_generation();
+    store.try_lock(&lock, std::time::Duration::from_secs(60)).await.unwrap();
+    assert!(store.write_generation() > writes, "a lock is a write");
+    assert_eq!(store.trail_generation(), trail, "a lock changes no History row");
     while at < now {
         n += 1;
         let commit = format!("{n:040x}");
@@ -606,8 +621,11 @@ async fn retention_keeps_every_younger_row_as_it_was_and_drops_whole_months(back
     let signer = config_backup_core::signing::Signer::load(&key).unwrap();
     let before = store.verify_audit_chain(Some(&signer)).await.unwrap();
     assert!(before.problems.is_empty() && before.checkpoint.is_none(), "{before:?}");
+    let recorded = store.trail_generation();
+    assert!(recorded > trail, "recording moves the trail's generation");
     let removed = store.delete_audit_rows_before(cutoff, Some(&signer)).await.unwrap();
     assert!(removed > 0);
+    assert!(store.trail_generation() > recorded, "retention moves it too");
     // The pruned prefix of the chain became a checkpoint, signed: what is kept still
     // verifies, and the checkpoint is proven the service's.
     let after = store.verify_audit_chain(Some(&signer)).await.unwrap();

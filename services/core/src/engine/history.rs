@@ -1,12 +1,14 @@
 //! History: pages of the audit trail, each read once and shared by every caller that asks
 //! for the same page while it is current.
 //!
-//! Invariant: a page is current while this process has committed no write to the store
-//! since it was read ([`Store::write_generation`]) and it is younger than
-//! [`HISTORY_MAX_AGE`]. Every change this process makes shows in the next History call;
-//! one made by another process sharing the database (a replica, another site's server)
-//! shows within [`HISTORY_MAX_AGE`], as for Status. A read that fails is not kept: the
-//! next caller reads again. The pages kept hold at most [`CACHED_ROWS`] rows in all.
+//! Invariant: a page is current while this process has committed no write to the
+//! trail's commits and files since it was read ([`Store::trail_generation`]: recording,
+//! retention, rewritten hashes; a lock or a run's record changes no History row) and it
+//! is younger than [`HISTORY_MAX_AGE`]. Every change this process makes shows in the next
+//! History call; one made by another process sharing the database (a replica, another
+//! site's server) shows within [`HISTORY_MAX_AGE`], as for Status. A read that fails is
+//! not kept: the next caller reads again. The pages kept hold at most [`CACHED_ROWS`]
+//! rows in all.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -80,7 +82,7 @@ impl Engine {
         }
         // The generation is taken before the read: a write that lands during it moves the
         // generation, and the next caller reads again.
-        let generation = self.inner.store.write_generation();
+        let generation = self.inner.store.trail_generation();
         let read = || async { Ok::<_, EngineError>(Arc::from(self.inner.store.history(query).await?)) };
         match self.inner.history_cache.page(query, generation) {
             Some(page) => Ok(page.rows.get_or_try_init(read).await?.clone()),

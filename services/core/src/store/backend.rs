@@ -66,6 +66,8 @@ macro_rules! store {
             pub(in crate::store) pool: $pool,
             pub(in crate::store) site: String,
             writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+            /// The writes among them that changed the audit trail's commits and files.
+            trail_writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
             /// Months whose partitions exist (PostgreSQL).
             pub(in crate::store) months: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<chrono::NaiveDate>>>,
         }
@@ -76,12 +78,20 @@ macro_rules! store {
                     pool,
                     site: site.to_owned(),
                     writes: Default::default(),
+                    trail_writes: Default::default(),
                     months: Default::default(),
                 }
             }
             /// Counts a committed write (see [`Store::write_generation`]).
             pub(in crate::store) fn wrote(&self) {
                 self.writes.fetch_add(1, std::sync::atomic::Ordering::Release);
+            }
+            /// Counts a committed write that changed the trail's commits or files (see
+            /// [`Store::trail_generation`]); it is a write too.
+            pub(in crate::store) fn wrote_trail(&self) {
+                self.trail_writes
+                    .fetch_add(1, std::sync::atomic::Ordering::Release);
+                self.wrote();
             }
             /// The pool, for tests and maintenance.
             pub fn pool(&self) -> &$pool {
@@ -101,11 +111,15 @@ macro_rules! store {
                 Arc::new($store {
                     site: site.to_owned(),
                     writes: Default::default(),
+                    trail_writes: Default::default(),
                     ..self.clone()
                 })
             }
             fn write_generation(&self) -> u64 {
                 self.writes.load(std::sync::atomic::Ordering::Acquire)
+            }
+            fn trail_generation(&self) -> u64 {
+                self.trail_writes.load(std::sync::atomic::Ordering::Acquire)
             }
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;

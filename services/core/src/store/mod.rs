@@ -118,6 +118,11 @@ pub trait Store:
     /// Grows with every write this process committed: what it read before is stale when
     /// this has moved (writes by other processes sharing the database are not counted).
     fn write_generation(&self) -> u64;
+    /// Grows with every write this process committed to the audit trail's commits and
+    /// files (recording, retention, rewritten hashes): what History read before is stale
+    /// when this has moved. Like [`Store::write_generation`], other processes' writes are
+    /// not counted.
+    fn trail_generation(&self) -> u64;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -262,7 +262,7 @@ macro_rules! audit_sql {
                     }
                 }
                 tx.commit().await?;
-                self.wrote();
+                self.wrote_trail();
                 Ok(())
             }
             async fn verify_audit_chain(&self, signer: Option<&crate::signing::Signer>) -> Result<ChainReport, StoreError> {

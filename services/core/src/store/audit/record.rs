@@ -145,7 +145,7 @@ macro_rules! audit_record_sql {
                     self.chain_commit(&mut tx, seq).await?;
                 }
                 tx.commit().await?;
-                self.wrote();
+                self.wrote_trail();
                 Ok(())
             }
             /// Whether a commit follows the trail: the domain's last recorded commit holds
@@ -194,7 +194,7 @@ macro_rules! audit_record_sql {
                 }
                 if recorded > 0 {
                     tx.commit().await?;
-                    self.wrote();
+                    self.wrote_trail();
                 }
                 Ok(recorded)
             }

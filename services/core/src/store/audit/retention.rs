@@ -116,7 +116,7 @@ macro_rules! audit_retention_sql {
                 let removed = self.drop_before(&mut tx, cutoff).await?;
                 self.chain_prune(&mut tx, signer).await?;
                 tx.commit().await?;
-                self.wrote();
+                self.wrote_trail();
                 Ok(removed)
             }
         }
