@@ -5,8 +5,8 @@
 //! manifests and metadata), the query's filters and caps, and this process's sealing
 //! rules (fixed for its life), so a kept answer is exact for as long as it is kept. A
 //! diff with `reveal_secrets` is never kept: plaintext secrets do not outlive their call.
-//! The answers kept hold at most [`CACHED_PATCH_BYTES`] of patch text and
-//! [`CACHED_DIFFS`] answers; a failed diff is not kept.
+//! The answers kept weigh at most [`CACHED_BYTES`] in all (an answer heavier than that is
+//! not kept) and number at most [`CACHED_DIFFS`]; a failed diff is not kept.
 
 use std::collections::VecDeque;
 
@@ -19,8 +19,25 @@ use crate::domain::RepoPath;
 /// At most this many answers are kept (oldest dropped first).
 pub const CACHED_DIFFS: usize = 16;
 
-/// At most this much patch text, in all answers kept.
-pub const CACHED_PATCH_BYTES: usize = 16 << 20;
+/// At most this much, in all answers kept, by [`weight`].
+pub const CACHED_BYTES: usize = 32 << 20;
+
+/// About what an answer holds in memory: each file's path, patch and words, and the
+/// fixed part of its record. A diff of many files with no patch (a first commit against
+/// a late one at a large site) weighs by its files, not only by its patches.
+fn weight(r: &DiffResult) -> usize {
+    r.files
+        .iter()
+        .map(|f| {
+            std::mem::size_of::<crate::diff::FileDiff>()
+                + f.path.len()
+                + f.patch.len()
+                + f.summary.summary.len()
+                + f.summary.changes.len() * 64
+                + f.metadata_changes.iter().map(|w| w.len() + 24).sum::<usize>()
+        })
+        .sum()
+}
 
 /// What one answer is made of: the resolved commits (a prefix may resolve to another
 /// commit once more commits exist), the filters and the caps.
@@ -93,18 +110,14 @@ impl DiffCache {
         }
     }
 
-    /// Drops the oldest answers beyond the caps (answers still being made count nothing).
+    /// Drops the oldest answers beyond the caps (answers still being made weigh nothing).
     fn trim(&self) {
         let mut made = self.lock();
-        let bytes = |m: &Made| {
-            m.result
-                .get()
-                .map_or(0, |r| r.files.iter().map(|f| f.patch.len()).sum::<usize>())
-        };
-        let mut held: usize = made.iter().map(|m| bytes(m)).sum();
-        while made.len() > CACHED_DIFFS || held > CACHED_PATCH_BYTES {
+        let weighs = |m: &Made| m.result.get().map_or(0, |r| weight(r));
+        let mut held: usize = made.iter().map(|m| weighs(m)).sum();
+        while made.len() > CACHED_DIFFS || held > CACHED_BYTES {
             let Some(old) = made.pop_front() else { break };
-            held -= bytes(&old);
+            held -= weighs(&old);
         }
     }
 }
@@ -232,16 +245,18 @@ mod tests {
             cache.get_or_make(key(n * 2), || Ok(result(10))).unwrap();
         }
         assert_eq!(cache.lock().len(), CACHED_DIFFS);
-        let big = CACHED_PATCH_BYTES / 3 + 1;
+        let big = CACHED_BYTES / 3 + 1;
         for n in 100..103 {
             cache.get_or_make(key(n), || Ok(result(big))).unwrap();
         }
-        let held: usize = cache
-            .lock()
-            .iter()
-            .map(|m| m.result.get().unwrap().files[0].patch.len())
-            .sum();
-        assert!(held <= CACHED_PATCH_BYTES, "{held}");
+        let held: usize = cache.lock().iter().map(|m| weight(m.result.get().unwrap())).sum();
+        assert!(held <= CACHED_BYTES, "{held}");
         assert!(cache.lock().iter().any(|m| m.key == key(102)), "the newest is kept");
+        // Many files without a patch weigh by their files.
+        let mut wide = result(0);
+        wide.files = vec![wide.files[0].clone(); CACHED_BYTES / 100];
+        let wide = cache.get_or_make(key(200), || Ok(wide)).unwrap();
+        assert!(weight(&wide) > CACHED_BYTES);
+        assert!(!cache.lock().iter().any(|m| m.key == key(200)), "too heavy to keep");
     }
 }
