@@ -139,6 +139,21 @@ mod tests {
             .count()
     }
 
+    /// Two commits in two packs, in a repository whose `gc.autoPackLimit` is 1.
+    fn two_packs_over_the_limit(dir: &Path) {
+        git(dir, &["config", "gc.autoPackLimit", "1"], "");
+        let who = ["-c", "user.name=t", "-c", "user.email=t@example.net"];
+        for message in ["one", "two"] {
+            git(
+                dir,
+                &[&who[..], &["commit", "-q", "--allow-empty", "-m", message]].concat(),
+                "",
+            );
+            git(dir, &["repack", "-q"], "");
+        }
+        assert_eq!(packs(dir), 2);
+    }
+
     #[test]
     fn gc_is_wanted_past_gits_own_limits_and_not_below() {
         let dir = tempfile::tempdir().unwrap();
@@ -165,17 +180,7 @@ mod tests {
         assert!(!wants_gc(dir), "gc.auto=0 turns it off");
         git(dir, &["config", "--unset", "gc.auto"], "");
         // Packs: more than gc.autoPackLimit, a kept one not counted.
-        git(dir, &["config", "gc.autoPackLimit", "1"], "");
-        let who = ["-c", "user.name=t", "-c", "user.email=t@example.net"];
-        for message in ["one", "two"] {
-            git(
-                dir,
-                &[&who[..], &["commit", "-q", "--allow-empty", "-m", message]].concat(),
-                "",
-            );
-            git(dir, &["repack", "-q"], "");
-        }
-        assert_eq!(packs(dir), 2);
+        two_packs_over_the_limit(dir);
         assert!(wants_gc(dir), "2 packs, the limit 1");
         let pack = std::fs::read_dir(dir.join(".git/objects/pack"))
             .unwrap()
@@ -193,19 +198,8 @@ mod tests {
         let m = Maintenance::default();
         let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
         for dir in &dirs {
-            let dir = dir.path();
-            git(dir, &["init", "-q"], "");
-            git(dir, &["config", "gc.autoPackLimit", "1"], "");
-            for message in ["one", "two"] {
-                let who = ["-c", "user.name=t", "-c", "user.email=t@example.net"];
-                git(
-                    dir,
-                    &[&who[..], &["commit", "-q", "--allow-empty", "-m", message]].concat(),
-                    "",
-                );
-                git(dir, &["repack", "-q"], "");
-            }
-            assert_eq!(packs(dir), 2);
+            git(dir.path(), &["init", "-q"], "");
+            two_packs_over_the_limit(dir.path());
         }
         m.request([dirs[0].path().to_path_buf()]);
         m.request([dirs[1].path().to_path_buf()]);
