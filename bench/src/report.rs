@@ -14,9 +14,9 @@ pub(crate) fn markdown(r: &Report) -> String {
          warm (files untouched since they were hashed are not read); \"full re-hash\" is the same run reading and hashing every file \
          (what the periodic full re-hash does, and `CONFIG_BACKUP_FULL_REHASH_HOURS=0`); its rounds alternate with the floor's, \
          at least 5 of each, so the two share the machine's load. The engine's first backup includes its push \
-         (objects sent whole: no delta search, see the README); the `git gc --auto` that may follow a run runs on a thread of its own \
-         once the run is recorded and is not counted (the benchmark waits for it before measuring anything else; the server's peak RSS \
-         is the server process's, the gc being a `git` child). The git CLI's push of its first commit is shown on its own. \
+         (objects sent whole: no delta search, see the README); the housekeeping that may follow a run (`git gc --auto`, \
+         `git repack --geometric=2`) runs on a thread of its own once the run is recorded and is not counted (the benchmark waits \
+         for it before measuring anything else; the server's peak RSS is the server process's, the git commands being its children). The git CLI's push of its first commit is shown on its own. \
          Each first backup (engine, gRPC, git CLI) starts after a `sync`, so the kernel's writeback of the generated site does not land on it.\n\n\
          | size | files | MB | floor (read+SHA-256) | engine first | engine no-change | engine no-change, full re-hash | engine 1 % | gRPC first | gRPC no-change | gRPC 1 % | git CLI first | git CLI push of first | git CLI no-change | git CLI 1 % | peak RSS, first backup (MB) | peak RSS, no-change and 1 % (MB) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         m.cpu,

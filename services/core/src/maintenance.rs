@@ -1,15 +1,24 @@
-//! Housekeeping of the repositories, off the run's critical path: `git gc --auto` on the
-//! working copy and on a remote that is a local directory, on a thread of its own, after
-//! a run has recorded its result (git itself runs its auto-gc detached for the same
-//! reason). A repack of a first backup's objects takes longer than the backup; nobody
-//! waiting for the backup should wait for it.
+//! Housekeeping of the repositories, off the run's critical path: the working copy and a
+//! remote that is a local directory are compacted on a thread of its own, after a run has
+//! recorded its result (git itself runs its auto-gc detached for the same reason). A
+//! repack of a first backup's objects takes longer than the backup; nobody waiting for
+//! the backup should wait for it.
+//!
+//! Invariant: housekeeping rewrites no more than the new objects ask for. Past git's own
+//! limits (`gc.auto` loose objects, `gc.autoPackLimit` packs), loose objects are packed
+//! (`git gc --auto`, its repack of everything turned off) and small packs are rolled up
+//! geometrically (`git repack --geometric=2`, as `git maintenance` does): each pack is
+//! left at least twice the objects of all smaller ones together, so a pack is rewritten
+//! only when the newer ones have grown to half its size, and the number of packs stays
+//! logarithmic. A full repack of the history (what `gc --auto` does past the pack limit)
+//! cost seconds of CPU every 50 pushes to a local remote and grew with the history.
 //!
 //! Safe to overlap the next run: git repacks with concurrent writers by design (new packs
-//! are written aside and renamed; only loose objects already packed, and unreachable ones
-//! weeks old, are removed), and one `gc.pid` per repository keeps two gcs apart.
+//! are written aside and renamed; only objects already packed elsewhere are removed), and
+//! one `gc.pid` per repository keeps two gcs apart.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 /// One maintenance thread at a time; repositories asked for while it works are done
@@ -26,7 +35,7 @@ struct State {
 }
 
 impl Maintenance {
-    /// Asks for `git gc --auto` in each directory, on the maintenance thread.
+    /// Asks for housekeeping of each repository directory, on the maintenance thread.
     pub fn request(&self, dirs: impl IntoIterator<Item = PathBuf>) {
         let (lock, _) = &*self.shared;
         let mut state = lock.lock().unwrap_or_else(PoisonError::into_inner);
@@ -70,37 +79,88 @@ fn work(shared: &(Mutex<State>, Condvar)) {
             std::mem::take(&mut state.pending)
         };
         for dir in batch {
-            if wants_gc(&dir) {
-                crate::repo::gc_auto(&dir);
-            }
+            keep_compact(&dir);
         }
     }
 }
 
-/// Whether `git gc --auto` would find work in `dir`, by git's own two tests and its
-/// settings (`gc.auto`, default 6,700 loose objects, estimated from `objects/17` as git
-/// does; `gc.autoPackLimit`, default 50 packs not kept): most runs add a few objects and
-/// one pack, and starting git twice a run to learn that was a fifth of a small site's
-/// no-change run. When in doubt (a repository git2 cannot open), git decides.
-fn wants_gc(dir: &std::path::Path) -> bool {
+/// Packs `dir`'s loose objects and rolls up its small packs, each only past git's limit.
+fn keep_compact(dir: &Path) {
+    if too_many_loose(dir) {
+        run_git(
+            dir,
+            &[
+                "-c",
+                "gc.autoDetach=false",
+                "-c",
+                "gc.autoPackLimit=0",
+                "gc",
+                "--auto",
+                "--quiet",
+            ],
+        );
+    }
+    // Packing the loose objects made one pack more.
+    if too_many_packs(dir) {
+        run_git(dir, &["repack", "-d", "-l", "-q", "--geometric=2"]);
+    }
+}
+
+/// `git -C dir args` when the git CLI is installed, waited for; never fails (a failure is
+/// logged, and the next run asks again).
+fn run_git(dir: &Path, args: &[&str]) {
+    match std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => tracing::warn!(
+            dir = %dir.display(),
+            command = %args.join(" "),
+            stderr = %String::from_utf8_lossy(&out.stderr),
+            "git housekeeping failed"
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::debug!("no git CLI: the repositories are not compacted");
+        }
+        Err(e) => tracing::warn!(error = %e, "git housekeeping could not run"),
+    }
+}
+
+/// A setting of `dir`'s repository, or git's default.
+fn setting(repo: &git2::Repository, name: &str, default: i64) -> i64 {
+    repo.config().and_then(|c| c.get_i64(name)).unwrap_or(default)
+}
+
+/// Whether `dir` has more loose objects than `gc.auto` (default 6,700; 0 turns it off),
+/// estimated from `objects/17` as git does: most runs add a few objects, and starting
+/// git twice a run to learn that was a fifth of a small site's no-change run. When in
+/// doubt (a repository git2 cannot open), git decides.
+fn too_many_loose(dir: &Path) -> bool {
     let Ok(repo) = git2::Repository::open(dir) else {
         return true;
     };
-    let setting = |name: &str, default: i64| repo.config().and_then(|c| c.get_i64(name)).unwrap_or(default);
-    let (loose_limit, pack_limit) = (setting("gc.auto", 6700), setting("gc.autoPackLimit", 50));
-    if loose_limit <= 0 {
-        // gc.auto=0 turns automatic gc off altogether.
-        return false;
-    }
-    let objects = repo.path().join("objects");
-    let loose = std::fs::read_dir(objects.join("17")).map_or(0, |d| {
+    let limit = setting(&repo, "gc.auto", 6700);
+    let loose = std::fs::read_dir(repo.path().join("objects/17")).map_or(0, |d| {
         d.filter_map(Result::ok).filter(|e| e.file_name().len() == 38).count() as i64
     });
-    if loose > (loose_limit + 255) / 256 {
-        return true;
+    limit > 0 && loose > (limit + 255) / 256
+}
+
+/// Whether `dir` has more packs not kept (no `.keep`) than `gc.autoPackLimit` (default
+/// 50; 0 turns it off, as does `gc.auto=0`). Each push to a local remote leaves a pack.
+fn too_many_packs(dir: &Path) -> bool {
+    let Ok(repo) = git2::Repository::open(dir) else {
+        return false;
+    };
+    let limit = setting(&repo, "gc.autoPackLimit", 50);
+    if limit <= 0 || setting(&repo, "gc.auto", 6700) <= 0 {
+        return false;
     }
-    let pack_dir = objects.join("pack");
-    let packs = std::fs::read_dir(&pack_dir).map_or(0, |d| {
+    let packs = std::fs::read_dir(repo.path().join("objects/pack")).map_or(0, |d| {
         d.filter_map(Result::ok)
             .filter(|e| {
                 let p = e.path();
@@ -108,7 +168,7 @@ fn wants_gc(dir: &std::path::Path) -> bool {
             })
             .count() as i64
     });
-    pack_limit > 0 && packs > pack_limit
+    packs > limit
 }
 
 #[cfg(test)]
@@ -139,11 +199,12 @@ mod tests {
             .count()
     }
 
-    /// Two commits in two packs, in a repository whose `gc.autoPackLimit` is 1.
-    fn two_packs_over_the_limit(dir: &Path) {
-        git(dir, &["config", "gc.autoPackLimit", "1"], "");
+    /// Three commits in three packs (of 2, 1 and 1 objects: small enough to be rolled
+    /// up into one), in a repository whose `gc.autoPackLimit` is 2.
+    fn packs_over_the_limit(dir: &Path) {
+        git(dir, &["config", "gc.autoPackLimit", "2"], "");
         let who = ["-c", "user.name=t", "-c", "user.email=t@example.net"];
-        for message in ["one", "two"] {
+        for message in ["one", "two", "three"] {
             git(
                 dir,
                 &[&who[..], &["commit", "-q", "--allow-empty", "-m", message]].concat(),
@@ -151,15 +212,15 @@ mod tests {
             );
             git(dir, &["repack", "-q"], "");
         }
-        assert_eq!(packs(dir), 2);
+        assert_eq!(packs(dir), 3);
     }
 
     #[test]
-    fn gc_is_wanted_past_gits_own_limits_and_not_below() {
+    fn housekeeping_is_wanted_past_gits_own_limits_and_not_below() {
         let dir = tempfile::tempdir().unwrap();
         let dir = dir.path();
         git(dir, &["init", "-q"], "");
-        assert!(!wants_gc(dir), "a new repository");
+        assert!(!too_many_loose(dir) && !too_many_packs(dir), "a new repository");
         // Loose objects: git counts `objects/17` and scales by 256.
         let repo = git2::Repository::open(dir).unwrap();
         let mut in_17 = 0;
@@ -173,22 +234,72 @@ mod tests {
             }
         }
         git(dir, &["config", "gc.auto", "256"], "");
-        assert!(wants_gc(dir), "2 loose objects in 17/ is more than 256 / 256");
+        assert!(too_many_loose(dir), "2 loose objects in 17/ is more than 256 / 256");
         git(dir, &["config", "gc.auto", "512"], "");
-        assert!(!wants_gc(dir), "and not more than 512 / 256");
+        assert!(!too_many_loose(dir), "and not more than 512 / 256");
         git(dir, &["config", "gc.auto", "0"], "");
-        assert!(!wants_gc(dir), "gc.auto=0 turns it off");
+        assert!(!too_many_loose(dir), "gc.auto=0 turns it off");
         git(dir, &["config", "--unset", "gc.auto"], "");
         // Packs: more than gc.autoPackLimit, a kept one not counted.
-        two_packs_over_the_limit(dir);
-        assert!(wants_gc(dir), "2 packs, the limit 1");
+        packs_over_the_limit(dir);
+        assert!(too_many_packs(dir), "3 packs, the limit 2");
+        git(dir, &["config", "gc.auto", "0"], "");
+        assert!(!too_many_packs(dir), "gc.auto=0 turns it all off");
+        git(dir, &["config", "--unset", "gc.auto"], "");
         let pack = std::fs::read_dir(dir.join(".git/objects/pack"))
             .unwrap()
             .map(|e| e.unwrap().path())
             .find(|p| p.extension().is_some_and(|x| x == "pack"))
             .unwrap();
         std::fs::write(pack.with_extension("keep"), "").unwrap();
-        assert!(!wants_gc(dir), "one of them kept");
+        assert!(!too_many_packs(dir), "one of them kept");
+    }
+
+    /// Past the pack limit, the small packs are rolled up into one and the large pack of
+    /// the history is left as it was (not rewritten): a push's pack does not cost a
+    /// rewrite of everything before it.
+    #[test]
+    fn small_packs_past_the_limit_are_rolled_up_and_the_history_pack_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        git(dir, &["init", "-q"], "");
+        let who = ["-c", "user.name=t", "-c", "user.email=t@example.net"];
+        for i in 0..200 {
+            std::fs::write(dir.join(format!("f{i}")), format!("file {i}\n")).unwrap();
+        }
+        git(dir, &["add", "-A"], "");
+        git(dir, &[&who[..], &["commit", "-q", "-m", "history"]].concat(), "");
+        git(dir, &["repack", "-q"], "");
+        let history_pack = std::fs::read_dir(dir.join(".git/objects/pack"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "pack"))
+            .unwrap();
+        // Packs are written once, aside, then renamed: a rewrite is a new file. (git
+        // touches a pack's time to keep it fresh, so the time is no witness.)
+        use std::os::unix::fs::MetadataExt;
+        let written = std::fs::metadata(&history_pack).unwrap().ino();
+        git(dir, &["config", "gc.autoPackLimit", "3"], "");
+        for i in 0..3 {
+            std::fs::write(dir.join("f0"), format!("change {i}\n")).unwrap();
+            git(dir, &[&who[..], &["commit", "-q", "-am", "change"]].concat(), "");
+            git(dir, &["repack", "-q"], "");
+        }
+        assert_eq!(packs(dir), 4);
+        let objects = |dir: &Path| git(dir, &["rev-list", "--objects", "--all"], "").lines().count();
+        let before = objects(dir);
+
+        keep_compact(dir);
+
+        assert_eq!(packs(dir), 2, "the three small packs rolled up into one");
+        assert_eq!(
+            std::fs::metadata(&history_pack).unwrap().ino(),
+            written,
+            "the history's pack was rewritten"
+        );
+        assert_eq!(objects(dir), before);
+        git(dir, &["fsck", "--no-progress"], "");
+        assert!(!too_many_packs(dir));
     }
 
     /// Two repositories asked for back to back (the second while the thread works on
@@ -199,7 +310,7 @@ mod tests {
         let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
         for dir in &dirs {
             git(dir.path(), &["init", "-q"], "");
-            two_packs_over_the_limit(dir.path());
+            packs_over_the_limit(dir.path());
         }
         m.request([dirs[0].path().to_path_buf()]);
         m.request([dirs[1].path().to_path_buf()]);

@@ -291,7 +291,7 @@ struct Inner {
     history_cache: history::HistoryCache,
     /// The Diffs made lately (see [`diffs`]).
     diffs: diffs::DiffCache,
-    /// `git gc --auto` after runs, off their critical path.
+    /// Housekeeping of the repositories after runs, off their critical path.
     maintenance: crate::maintenance::Maintenance,
     /// Rollbacks running (or just ended) in this process, for their subscribers.
     rollbacks:

@@ -202,7 +202,7 @@ struct GitPhase {
     push: PushReport,
     /// Commits rebased onto the remote: (old, new, new parent).
     rewritten: Rewritten,
-    /// Repositories to `git gc --auto` once the run is recorded.
+    /// Repositories to keep compact once the run is recorded ([`crate::maintenance`]).
     maintenance: Vec<std::path::PathBuf>,
 }
 

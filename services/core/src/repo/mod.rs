@@ -543,8 +543,8 @@ impl WorkingCopy {
         Ok(())
     }
 
-    /// The repositories to keep compact with `git gc --auto` when the git CLI is present
-    /// (it packs loose objects only when there are many; libgit2 has no gc): the working
+    /// The repositories to keep compact when the git CLI is present (loose objects packed,
+    /// small packs rolled up, each only past git's limits; libgit2 has no gc): the working
     /// copy, and a remote that is a local directory (the embedded default): every push
     /// into it leaves a pack, and nothing else would ever repack it (a remote reached over
     /// SSH runs its own `gc --auto` after each push). See [`crate::maintenance`].
@@ -610,29 +610,6 @@ pub fn git_mode(executable: bool) -> u32 {
 /// Octal text of a git mode ("100644").
 pub fn mode_text(mode: u32) -> String {
     format!("{mode:o}")
-}
-
-/// `git gc --auto` in `dir` when the git CLI is installed, waited for; never fails (a
-/// failure is logged).
-pub(crate) fn gc_auto(dir: &Path) {
-    match std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"])
-        .stdin(std::process::Stdio::null())
-        .output()
-    {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => tracing::warn!(
-            dir = %dir.display(),
-            stderr = %String::from_utf8_lossy(&out.stderr),
-            "git gc --auto failed"
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::debug!("no git CLI: loose objects are not packed");
-        }
-        Err(e) => tracing::warn!(error = %e, "git gc --auto could not run"),
-    }
 }
 
 #[cfg(test)]

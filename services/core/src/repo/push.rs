@@ -57,7 +57,7 @@ impl WorkingCopy {
     /// at about a third of a first backup's time and most of its memory. Deltas between
     /// versions of a file, the ones that pay, are made where the history lives: by the
     /// remote's repack (`git gc --auto` after a push, by receive-pack or, for a local
-    /// remote, by [`crate::maintenance`]).
+    /// remote, the geometric roll-ups of [`crate::maintenance`]).
     ///
     /// libgit2 (1.9, `packbuilder_config`) reads `pack.deltaCacheSize` both as the delta
     /// cache's size and as the size above which an object is never deltified; 1 byte sets
