@@ -101,7 +101,7 @@ async fn profile_diff(root: &Path, files: usize, cli: &Cli) -> anyhow::Result<()
         anyhow::bail!("no dns commits");
     };
     let mut times = Vec::new();
-    for i in 0..10 {
+    for i in 0..cli.profile_runs.max(10) {
         let t = Instant::now();
         let d = e
             .diff(
