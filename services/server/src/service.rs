@@ -2,10 +2,11 @@
 //! they, validate the request, call the engine, convert the answer.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use config_backup_core::drill::DrillParams;
 use config_backup_core::engine::BackupParams;
-use config_backup_core::store::Trigger;
+use config_backup_core::store::{AuditRow, Trigger};
 use config_backup_core::{Actor, Engine};
 use config_backup_proto::v1 as pb;
 use config_backup_proto::v1::config_backup_server::ConfigBackup;
@@ -13,21 +14,31 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::ApiError;
+use crate::answers::PageMemo;
 use crate::auth::{AuthError, Caller, Role};
 use crate::refusals::{CallContext, Refusal, Refusals};
 use crate::{convert, params};
+
+/// A History page's entries and its next page token, as answered.
+type HistoryPage = (Vec<pb::HistoryEntry>, String);
 
 /// The service.
 #[derive(Debug, Clone)]
 pub struct ConfigBackupService {
     engine: Engine,
     refusals: Refusals,
+    /// History answers made from the pages the engine keeps ([`crate::answers`]).
+    history_answers: Arc<PageMemo<AuditRow, HistoryPage>>,
 }
 
 impl ConfigBackupService {
     /// A service over the engine, counting its refusals in `refusals`.
     pub fn new(engine: Engine, refusals: Refusals) -> Self {
-        ConfigBackupService { engine, refusals }
+        ConfigBackupService {
+            engine,
+            refusals,
+            history_answers: Arc::default(),
+        }
     }
 
     /// The caller the auth interceptor attached, checked against the allowed roles; a
@@ -119,24 +130,27 @@ impl ConfigBackup for ConfigBackupService {
         let mut fetch = query.clone();
         fetch.limit += 1;
         let rows = self.engine.history(&fetch).await.map_err(ApiError::from)?;
-        // One row more than the page was asked for: whether there is a next page.
-        let shown = &rows[..rows.len().min(page)];
-        let next_page_token = if rows.len() > page {
-            shown
-                .last()
-                .map(|r| {
-                    let cursor = config_backup_core::store::HistoryCursor {
-                        seq: r.seq,
-                        config_file: r.config_file.clone(),
-                    };
-                    params::page_token(&cursor, &fingerprint)
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let (entries, next_page_token) = self.history_answers.get_or_make(&rows, page, &fingerprint, || {
+            // One row more than the page was asked for: whether there is a next page.
+            let shown = &rows[..rows.len().min(page)];
+            let next_page_token = if rows.len() > page {
+                shown
+                    .last()
+                    .map(|r| {
+                        let cursor = config_backup_core::store::HistoryCursor {
+                            seq: r.seq,
+                            config_file: r.config_file.clone(),
+                        };
+                        params::page_token(&cursor, &fingerprint)
+                    })
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            (shown.iter().map(convert::history_entry).collect(), next_page_token)
+        });
         Ok(Response::new(pb::HistoryResponse {
-            entries: shown.iter().map(convert::history_entry).collect(),
+            entries,
             next_page_token,
             clear_secrets_notice: self.engine.clear_history().map(|c| c.notice()).unwrap_or_default(),
         }))
