@@ -192,11 +192,17 @@ mod tests {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    fn packs(dir: &Path) -> usize {
+    /// The pack files of `dir`'s repository.
+    fn pack_files(dir: &Path) -> Vec<std::path::PathBuf> {
         std::fs::read_dir(dir.join(".git/objects/pack"))
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "pack"))
-            .count()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pack"))
+            .collect()
+    }
+
+    fn packs(dir: &Path) -> usize {
+        pack_files(dir).len()
     }
 
     /// Three commits in three packs (of 2, 1 and 1 objects: small enough to be rolled
@@ -246,11 +252,7 @@ mod tests {
         git(dir, &["config", "gc.auto", "0"], "");
         assert!(!too_many_packs(dir), "gc.auto=0 turns it all off");
         git(dir, &["config", "--unset", "gc.auto"], "");
-        let pack = std::fs::read_dir(dir.join(".git/objects/pack"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|x| x == "pack"))
-            .unwrap();
+        let pack = pack_files(dir).remove(0);
         std::fs::write(pack.with_extension("keep"), "").unwrap();
         assert!(!too_many_packs(dir), "one of them kept");
     }
@@ -270,11 +272,7 @@ mod tests {
         git(dir, &["add", "-A"], "");
         git(dir, &[&who[..], &["commit", "-q", "-m", "history"]].concat(), "");
         git(dir, &["repack", "-q"], "");
-        let history_pack = std::fs::read_dir(dir.join(".git/objects/pack"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|x| x == "pack"))
-            .unwrap();
+        let history_pack = pack_files(dir).remove(0);
         // Packs are written once, aside, then renamed: a rewrite is a new file. (git
         // touches a pack's time to keep it fresh, so the time is no witness.)
         use std::os::unix::fs::MetadataExt;
