@@ -12,6 +12,7 @@ pub mod errors;
 pub mod json;
 pub mod memo;
 pub mod routes;
+pub mod wire;
 
 pub mod console;
 use std::collections::HashMap;
@@ -38,7 +39,11 @@ use crate::routes::{HEALTH_PATH, OPENAPI_PATH, ROUTES, Route};
 struct Gateway {
     client: ConfigBackupClient<GrpcService>,
     health: tonic_health::pb::health_client::HealthClient<GrpcService>,
-    /// The JSON of the last History pages, for a page polled again unchanged.
+    /// The same service, for calls whose answers stay as the bytes it sent
+    /// ([`wire::WireAnswer`]).
+    wire: tonic::client::Grpc<GrpcService>,
+    /// The JSON of the last History pages, by their bytes, for a page polled again
+    /// unchanged.
     history_json: Arc<memo::JsonMemo<pb::HistoryResponse>>,
 }
 
@@ -123,7 +128,8 @@ pub fn router(grpc: GrpcService, origins: Vec<axum::http::HeaderValue>) -> Route
     let state = Gateway {
         // A first backup of a large site reports every file: allow big answers.
         client: ConfigBackupClient::new(grpc.clone()).max_decoding_message_size(256 << 20),
-        health: tonic_health::pb::health_client::HealthClient::new(grpc),
+        health: tonic_health::pb::health_client::HealthClient::new(grpc.clone()),
+        wire: tonic::client::Grpc::new(grpc).max_decoding_message_size(256 << 20),
         history_json: Default::default(),
     };
     Router::new()
@@ -436,9 +442,20 @@ async fn history(State(mut g): State<Gateway>, headers: HeaderMap, query: QueryP
         page_token: p.text("page_token"),
         site: p.text("site"),
     };
-    let req = tri!(grpc(&headers, msg));
-    match g.client.history(req).await {
-        Ok(r) => json_body(StatusCode::OK, g.history_json.json(r.into_inner())),
+    let mut req = tri!(grpc(&headers, msg));
+    // As the generated client does; the answer stays as its bytes, for the memo.
+    req.extensions_mut()
+        .insert(tonic::GrpcMethod::new("configbackup.v1.ConfigBackup", "History"));
+    let Ok(()) = g.wire.ready().await;
+    let path = axum::http::uri::PathAndQuery::from_static("/configbackup.v1.ConfigBackup/History");
+    match g.wire.unary(req, path, wire::WireAnswer::default()).await {
+        Ok(r) => match g.history_json.json(r.into_inner()) {
+            Ok(body) => json_body(StatusCode::OK, Ok::<_, serde_json::Error>(body)),
+            Err(e) => {
+                tracing::error!(error = ?e, "cannot turn a History answer into JSON");
+                error_response(&tonic::Status::internal("cannot serialise the response"))
+            }
+        },
         Err(s) => error_response(&s),
     }
 }
