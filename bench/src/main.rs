@@ -26,6 +26,10 @@ use std::time::Instant;
 
 use clap::Parser;
 
+/// mimalloc, set up by `allocator::return_freed_memory_at_once` (see that module).
+#[global_allocator]
+static ALLOCATOR: config_backup_server::allocator::MiMalloc = config_backup_server::allocator::MiMalloc;
+
 #[derive(Parser)]
 pub(crate) struct Cli {
     /// Sizes to run: S, M, L (files: 40, 4,000, 40,000).
@@ -94,6 +98,7 @@ impl Scratch {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     // As the server does: the measured server is this binary (`--serve`).
+    config_backup_server::allocator::return_freed_memory_at_once();
     config_backup_core::parallel::limit_malloc_arenas();
     let cli = Cli::parse();
     if cli.serve {

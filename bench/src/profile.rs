@@ -1,7 +1,7 @@
 //! `--profile`: one kind of backup (first, nochange, full-rehash, warm, change,
 //! warm-change), a Diff or
 //! a rollback, repeated for a profiler (`perf record -- config-backup-bench --profile …`),
-//! each timed; no report is written.
+//! each timed; or the server's peak RSS (`server-rss`); no report is written.
 
 use std::path::Path;
 use std::process::Command;
@@ -32,6 +32,9 @@ pub(crate) async fn profile(root: &Path, cli: &Cli, kind: &str) -> anyhow::Resul
     }
     if kind == "diff" {
         return profile_diff(root, files, cli).await;
+    }
+    if kind == "server-rss" {
+        return profile_server_rss(root, files, cli).await;
     }
     for i in 0..=cli.profile_runs {
         let dir = if kind == "first" || i == 0 {
@@ -70,6 +73,31 @@ pub(crate) async fn profile(root: &Path, cli: &Cli, kind: &str) -> anyhow::Resul
     }
     if kind != "first" {
         eprintln!("remote: {:.1} MB", du(&root.join("p0").join("remote.git")));
+    }
+    Ok(())
+}
+
+/// The server's peak RSS (VmHWM) after its first backup of a new site, then after
+/// `--profile-runs` no-change and as many 1 % backups: the benchmark's RSS figures alone.
+async fn profile_server_rss(root: &Path, files: usize, cli: &Cli) -> anyhow::Result<()> {
+    use config_backup_proto::v1 as pb;
+    let dir = new_dir(root, "rss");
+    let mut paths = site::generate(&dir.join("site"), files, cli.seed)?;
+    let (mut rng, mut next) = (site::Rng::new(cli.seed ^ 0xdead), files);
+    let server = Server::start(&dir).await;
+    let mut c = server.client().await;
+    let t = Instant::now();
+    c.backup(req(pb::BackupRequest::default())).await?;
+    eprintln!(
+        "first: {:.1} ms, peak RSS {:.0} MB",
+        ms(t.elapsed()),
+        server.peak_rss_mb()
+    );
+    for i in 0..cli.profile_runs {
+        c.backup(req(pb::BackupRequest::default())).await?;
+        site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
+        c.backup(req(pb::BackupRequest::default())).await?;
+        eprintln!("no-change and 1 % #{i}: peak RSS {:.0} MB", server.peak_rss_mb());
     }
     Ok(())
 }

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 /// per core), and the scan and hashing threads each run starts fill theirs with read
 /// buffers and per-file records; memory freed in an arena stays resident. A first backup
 /// of 40,000 files held 252 MB for a heap whose live peak was 44 MB (heaptrack), and
-/// 163 MB with two arenas. Called first thing in `main`, before threads start.
+/// 163 MB with two arenas. Called first thing in `main`, before threads start. In a
+/// binary whose global allocator is another (the server's is mimalloc), this bounds only
+/// what C libraries (libgit2) allocate through malloc.
 pub fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -1,6 +1,7 @@
 //! The config-backup server: the `configbackup.v1.ConfigBackup` gRPC service over the
 //! backup engine, bearer-JWT auth, health and reflection. The only crate that knows tonic.
 
+pub mod allocator;
 pub mod answers;
 pub mod auth;
 pub mod config;

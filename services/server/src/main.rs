@@ -5,6 +5,10 @@ use config_backup_core::settings::Env;
 use config_backup_server::auth::{self, Role, Secret};
 use config_backup_server::{Application, ServerSettings, telemetry};
 
+/// mimalloc, set up by `allocator::return_freed_memory_at_once` (see that module).
+#[global_allocator]
+static ALLOCATOR: config_backup_server::allocator::MiMalloc = config_backup_server::allocator::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,
@@ -92,6 +96,7 @@ fn sample_site() -> std::path::PathBuf {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    config_backup_server::allocator::return_freed_memory_at_once();
     config_backup_core::parallel::limit_malloc_arenas();
     let cli = Cli::parse();
     // The environment is read once, here; every setting comes from this snapshot.
@@ -257,4 +262,16 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {},
     }
     tracing::info!("shutdown requested");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_servers_allocations_are_mimallocs() {
+        let b = Box::new([7u8; 64]);
+        // SAFETY: asks whether an address lies in mimalloc's heap; nothing is written.
+        #[allow(unsafe_code)]
+        let ours = unsafe { libmimalloc_sys::mi_is_in_heap_region(b.as_ptr().cast()) };
+        assert!(ours);
+    }
 }
