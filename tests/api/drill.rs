@@ -174,8 +174,10 @@ async fn a_commit_rewritten_and_force_pushed_on_the_remote_is_caught_naming_the_
     let app = env.spawn().await;
     app.backup().await;
     std::fs::write(env.site().join("config/kea/kea-dhcp4.conf"), "{}\n").unwrap();
-    let recorded = app.backup().await.domains[3].commit_hash.clone();
-    assert!(proven(domain(&drill(&app).await, "kea")));
+    let run = app.backup().await;
+    let recorded = run.domains[3].commit_hash.clone();
+    let first = drill(&app).await;
+    assert!(proven(domain(&first, "kea")), "{first:?}\nthe run: {run:?}");
 
     // Someone with push access rewrites the last kea commit (same message and trailers,
     // another file) and force-pushes it.

@@ -161,6 +161,15 @@ impl SqliteStore {
         Ok(SqliteStore::new(pool, site))
     }
 
+    /// A write transaction: `BEGIN IMMEDIATE`, which takes SQLite's write lock at once and
+    /// waits for it (the busy timeout). A deferred `BEGIN` whose first statement reads
+    /// holds a snapshot, and if another connection writes before its first write, SQLite
+    /// fails that write with `SQLITE_BUSY` at once, without waiting: a run's audit
+    /// records were lost that way when a mail or drill record landed in between.
+    pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// SQLite keeps one table: nothing to create.
     pub(super) async fn ensure_month(&self, _month: chrono::NaiveDate) -> Result<(), StoreError> {
         let _ = &self.months;
@@ -178,6 +187,11 @@ impl SqliteStore {
 }
 
 impl PostgresStore {
+    /// A write transaction: PostgreSQL's row locks need no more than `BEGIN`.
+    pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
     /// Connects to PostgreSQL and migrates (sqlx serialises concurrent migrators).
     pub async fn connect(url: &str, site: &str) -> Result<Self, StoreError> {
         // Generic plans: every statement is prepared once per connection and planned once.
@@ -267,5 +281,48 @@ impl PostgresStore {
             }
         }
         Ok(removed + self.delete_rows_before(tx, cutoff).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write transaction that read first is not failed by a write another connection
+    /// tries in the meantime: that write waits for it (as a run's audit records and a
+    /// mail or drill record do).
+    #[tokio::test]
+    async fn a_write_transaction_that_read_first_is_not_failed_by_another_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+        let store = SqliteStore::connect(&url, "default").await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+
+        let mut tx = store.begin_write().await.unwrap();
+        sqlx::query("SELECT count(*) FROM t").fetch_one(&mut *tx).await.unwrap();
+        let (done, mut other_done) = tokio::sync::oneshot::channel();
+        let pool = store.pool.clone();
+        let other = tokio::spawn(async move {
+            let r = sqlx::query("INSERT INTO t VALUES (2)").execute(&pool).await;
+            let _ = done.send(());
+            r
+        });
+        // Time for the other write to land, were it let through (a deferred BEGIN lets
+        // it, and the transaction's own write then fails with SQLITE_BUSY at once).
+        let landed = tokio::time::timeout(Duration::from_millis(300), &mut other_done)
+            .await
+            .is_ok();
+        assert!(!landed, "another connection wrote inside the write transaction");
+        sqlx::query("INSERT INTO t VALUES (1)").execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+        other.await.unwrap().unwrap();
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY rowid")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, [1, 2], "the transaction's write first, then the other's");
     }
 }

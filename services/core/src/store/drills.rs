@@ -112,7 +112,7 @@ macro_rules! drills_sql {
         #[async_trait]
         impl Drills for $store {
             async fn record_drill(&self, d: &DrillRecord) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let finished = micros(d.finished_at);
                 sqlx::query(
                     "INSERT INTO config_restore_drills (id, site, started_at, finished_at, trigger_kind, requested_by, \

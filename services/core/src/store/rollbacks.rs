@@ -167,7 +167,7 @@ macro_rules! rollbacks_sql {
         #[async_trait]
         impl RollbackTasks for $store {
             async fn insert_rollback_task(&self, task: &RollbackTask) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO config_rollback_tasks (id, domains, target_hash, state, requested_by, reason, \
                      requested_at, completed_at, duration_seconds, error, revert_succeeded, warnings, snapshot_commit, host, site, \
@@ -215,7 +215,7 @@ macro_rules! rollbacks_sql {
                 Ok(())
             }
             async fn save_rollback_task(&self, task: &RollbackTask, release: Option<Uuid>) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "UPDATE config_rollback_tasks SET state = $1, completed_at = $2, duration_seconds = $3, error = $4, \
                      revert_succeeded = $5, warnings = $6, snapshot_commit = $7 WHERE id = $8",

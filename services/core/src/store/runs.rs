@@ -278,7 +278,7 @@ macro_rules! runs_sql {
                 rows.iter().map(Self::run_from_row).collect()
             }
             async fn record_domain_errors(&self, run_id: Uuid, errors: &[(Domain, String)]) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 for (domain, error) in errors {
                     sqlx::query("INSERT INTO config_backup_domain_errors (run_id, domain, error) VALUES ($1, $2, $3)")
                         .bind(run_id)

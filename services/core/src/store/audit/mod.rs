@@ -241,7 +241,7 @@ macro_rules! audit_sql {
                 self.record_commits(commits).await
             }
             async fn rewrite_commits(&self, moves: &[(String, String, String)]) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 for (old, new, parent) in moves {
                     let rows = sqlx::query("SELECT seq, previous_hash FROM config_commits WHERE commit_hash = $1 AND site = $2")
                         .bind(old)

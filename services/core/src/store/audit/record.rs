@@ -105,7 +105,7 @@ macro_rules! audit_record_sql {
                 for m in months {
                     self.ensure_month(m).await?;
                 }
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 for c in commits {
                     let seq = self.insert_commit(&mut tx, c).await?;
                     let files = &c.files[..];
@@ -181,7 +181,7 @@ macro_rules! audit_record_sql {
                 for m in months {
                     self.ensure_month(m).await?;
                 }
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let mut recorded = 0;
                 for c in commits {
                     if !self.follows(&mut tx, c).await? {

@@ -50,7 +50,7 @@ macro_rules! audit_retention_sql {
                 signer: Option<&crate::signing::Signer>,
             ) -> Result<u64, StoreError> {
                 let cutoff = micros(cutoff);
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let live = sqlx::query(&format!(
                     "SELECT v.seq AS vseq, v.site AS site, v.domain AS domain, v.config_file AS config_file, \
                      v.file_key AS file_key, v.file_sha256 AS file_sha256, v.file_meta AS file_meta, v.next_seq AS next_seq, \
