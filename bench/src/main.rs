@@ -59,7 +59,8 @@ pub(crate) struct Cli {
     /// For profiling (`perf record -- config-backup-bench --profile nochange`): a first
     /// backup of the first size given, then `--profile-runs` backups of this kind (first,
     /// nochange, full-rehash, warm, change or warm-change: `warm` keeps one engine, as a server does), each
-    /// timed; no report is written.
+    /// timed; or rollbacks (`rollback`, or `server-rollback` through a server), Diffs
+    /// (`diff`) or the server's peak RSS (`server-rss`); no report is written.
     #[arg(long, hide = true)]
     pub(crate) profile: Option<String>,
     /// With --profile: how many measured backups (default 10).

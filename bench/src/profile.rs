@@ -1,6 +1,6 @@
 //! `--profile`: one kind of backup (first, nochange, full-rehash, warm, change,
 //! warm-change), a Diff or
-//! a rollback, repeated for a profiler (`perf record -- config-backup-bench --profile …`),
+//! a rollback (in process, or through a server), repeated for a profiler (`perf record -- config-backup-bench --profile …`),
 //! each timed; or the server's peak RSS (`server-rss`); no report is written.
 
 use std::path::Path;
@@ -27,8 +27,9 @@ pub(crate) async fn profile(root: &Path, cli: &Cli, kind: &str) -> anyhow::Resul
     let mut rng = site::Rng::new(cli.seed ^ 0xdead);
     let mut next = files;
     let mut warm_engine: Option<config_backup_core::Engine> = None;
-    if kind == "rollback" {
-        return profile_rollback(root, files, cli.seed, cli.history_days, cli.profile_runs).await;
+    if kind == "rollback" || kind == "server-rollback" {
+        let through = kind == "server-rollback";
+        return profile_rollback(root, files, cli.seed, cli.history_days, cli.profile_runs, through).await;
     }
     if kind == "diff" {
         return profile_diff(root, files, cli).await;
@@ -174,8 +175,17 @@ async fn profile_diff(root: &Path, files: usize, cli: &Cli) -> anyhow::Result<()
 
 /// Rollbacks of one domain after `--history-days` days of changes, with the time of each
 /// stage: to its first commit, then `runs - 1` more, back and forth between that commit and
-/// the domain's last one before the first rollback.
-async fn profile_rollback(root: &Path, files: usize, seed: u64, days: usize, runs: usize) -> anyhow::Result<()> {
+/// the domain's last one before the first rollback. `through_server`: as the report
+/// measures it, through a server started on the history afterwards (its own process), the
+/// first to the domain's commit of the middle day.
+async fn profile_rollback(
+    root: &Path,
+    files: usize,
+    seed: u64,
+    days: usize,
+    runs: usize,
+    through_server: bool,
+) -> anyhow::Result<()> {
     let dir = new_dir(root, "rollback");
     let mut paths = site::generate(&dir.join("site"), files, seed)?;
     let mut rng = site::Rng::new(seed ^ 0xbeef);
@@ -191,16 +201,31 @@ async fn profile_rollback(root: &Path, files: usize, seed: u64, days: usize, run
     let first = e
         .backup(BackupParams::new(Trigger::Manual, Actor::User("bench".into()), vec![]))
         .await?;
-    let old = kea_commit(&first)?;
-    for _ in 1..days {
+    let mut old = kea_commit(&first)?;
+    for day in 1..days {
         site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
-        backup(&e).await?;
+        let r = e
+            .backup(BackupParams::new(Trigger::Manual, Actor::User("bench".into()), vec![]))
+            .await?;
+        if through_server && day == days / 2 {
+            old = kea_commit(&r)?;
+        }
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let last = e
         .backup(BackupParams::new(Trigger::Manual, Actor::User("bench".into()), vec![]))
         .await?;
     let new = kea_commit(&last)?;
+    enum Via {
+        Engine(config_backup_core::Engine),
+        Server(Server),
+    }
+    let via = if through_server {
+        drop(e);
+        Via::Server(Server::start(&dir).await)
+    } else {
+        Via::Engine(e)
+    };
     for i in 0..runs.max(1) {
         let target = if i % 2 == 0 { &old } else { &new };
         // The stat cache trusts only files settled for two seconds: wait as a day would.
@@ -208,8 +233,68 @@ async fn profile_rollback(root: &Path, files: usize, seed: u64, days: usize, run
             tokio::time::sleep(Duration::from_millis(2100)).await;
         }
         settle();
-        rollback_once(&e, target).await?;
+        match &via {
+            Via::Server(server) => rollback_through(server, target).await?,
+            Via::Engine(e) => rollback_once(e, target).await?,
+        }
     }
+    Ok(())
+}
+
+/// One rollback through the server's gRPC API, timed from the request to the end of
+/// its status stream, as the report times it; then the server's own stage times.
+async fn rollback_through(server: &Server, target: &str) -> anyhow::Result<()> {
+    use config_backup_proto::v1 as pb;
+    let mut c = server.client().await;
+    let t = Instant::now();
+    let task = c
+        .rollback(req(pb::RollbackRequest {
+            commit: target.to_owned(),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner()
+        .task
+        .ok_or_else(|| anyhow::anyhow!("no task"))?;
+    let accepted = t.elapsed();
+    let mut stream = c
+        .rollback_status(req(pb::RollbackStatusRequest { task_id: task.task_id }))
+        .await?
+        .into_inner();
+    let mut last = None;
+    while let Some(m) = stream.message().await? {
+        last = m.task;
+    }
+    let task = last.ok_or_else(|| anyhow::anyhow!("no task"))?;
+    eprintln!(
+        "rollback to {} through the server: {:.1} ms, {}; accepted after {:.1} ms",
+        &target[..7],
+        ms(t.elapsed()),
+        task.state().as_str_name(),
+        ms(accepted)
+    );
+    macro_rules! at {
+        ($ts:expr) => {
+            $ts.as_ref()
+                .map(|t| t.seconds as f64 * 1e3 + f64::from(t.nanos) / 1e6)
+        };
+    }
+    let mut end = at!(task.requested_at);
+    for st in &task.stages {
+        let (from, to) = (at!(st.started_at), at!(st.finished_at));
+        eprintln!(
+            "   {}: {:?} ms after the previous, {:?} ms {}",
+            st.state().as_str_name(),
+            from.zip(end).map(|(a, b)| a - b),
+            to.zip(from).map(|(a, b)| a - b),
+            st.message
+        );
+        end = to;
+    }
+    eprintln!(
+        "   recording the new live state and ending: {:?} ms",
+        at!(task.completed_at).zip(end).map(|(a, b)| a - b)
+    );
     Ok(())
 }
 

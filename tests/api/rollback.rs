@@ -167,6 +167,24 @@ async fn a_successful_rollback_restores_content_and_modes_and_records_it(backend
         "the snapshot: {subjects:?}"
     );
     assert!(last.duration_seconds > 0.0);
+
+    // The snapshot (the live files set aside) goes once the end is recorded.
+    let rollbacks = std::path::PathBuf::from(&env.lookup()["CONFIG_BACKUP_DATA_DIR"]).join("rollback");
+    let snapshot = rollbacks.join(&task.task_id);
+    config_backup_tests::wait_for_blocking("the snapshot's removal", Duration::from_secs(10), || !snapshot.exists());
+    // A server stopped between recording the end and removing it leaves it behind: the
+    // next start removes it, and leaves alone a directory that is no ended task's.
+    let stray = rollbacks.join(uuid::Uuid::new_v4().to_string());
+    for dir in [&snapshot, &stray] {
+        std::fs::create_dir_all(dir.join("files/scripts")).unwrap();
+        std::fs::write(dir.join("files/scripts/secret.conf"), "secret").unwrap();
+    }
+    app.stop().await;
+    let app = env.spawn().await;
+    config_backup_tests::wait_for_blocking("the left snapshot's removal at start", Duration::from_secs(30), || {
+        !snapshot.exists()
+    });
+    assert!(stray.exists(), "a directory of no ended task is left alone");
     app.stop().await;
 }
 

@@ -52,7 +52,50 @@ pub fn space(path: &Path) -> Option<(u64, u64)> {
 
 /// Writes a file atomically: a temporary file beside it, fsync, chmod, rename.
 pub fn write_atomically(abs: &Path, content: &[u8], unix_mode: u32) -> std::io::Result<()> {
-    write_file(abs, content, unix_mode, true)
+    let dir = abs.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".cb-tmp-").tempfile_in(dir)?;
+    tmp.write_all(content)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(unix_mode))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(abs).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Puts `content` at `abs` for the backup's work tree, the one place not held to this
+/// module's invariant: a regular file already there (with no other link) is overwritten
+/// in place, keeping its inode and blocks; a missing one is created. No temporary, no
+/// rename, no flush: allocating an inode for each temporary and freeing the replaced
+/// one (a discard each, on a filesystem mounted with `discard`) was a fifth of a
+/// rollback's recording run. A write cut short leaves the file torn; the work tree is a
+/// convenience copy, and the repository repairs it from HEAD
+/// ([`crate::repo::WorkingCopy`]'s clean mark is removed before the first such write).
+/// Anything else at `abs` (a link, a directory) is replaced by a new file.
+pub(crate) fn overwrite_work_file(abs: &Path, content: &[u8], unix_mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let open = |options: &mut std::fs::OpenOptions| options.custom_flags(libc::O_NOFOLLOW).open(abs);
+    let mut file = match std::fs::symlink_metadata(abs) {
+        Ok(m) if m.is_file() && m.nlink() == 1 => {
+            let f = open(std::fs::OpenOptions::new().write(true))?;
+            if m.permissions().mode() & 0o7777 != unix_mode {
+                f.set_permissions(std::fs::Permissions::from_mode(unix_mode))?;
+            }
+            f
+        }
+        found => {
+            match found {
+                Ok(m) if m.is_dir() => std::fs::remove_dir_all(abs)?,
+                Ok(_) => std::fs::remove_file(abs)?,
+                Err(_) => std::fs::create_dir_all(abs.parent().unwrap_or(Path::new(".")))?,
+            }
+            let f = open(std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600))?;
+            f.set_permissions(std::fs::Permissions::from_mode(unix_mode))?;
+            f
+        }
+    };
+    file.write_all(content)?;
+    file.set_len(content.len() as u64)
 }
 
 /// One path to write: a file with its content, or, when `meta` says so, a symlink whose
@@ -163,17 +206,41 @@ pub fn write_live_atomically(items: &[LiveWrite<'_>]) -> Result<(), (PathBuf, st
     Ok(())
 }
 
-/// A temporary file beside the target, chmod, rename; `durable` adds an fsync first.
-pub(crate) fn write_file(abs: &Path, content: &[u8], unix_mode: u32, durable: bool) -> std::io::Result<()> {
-    let dir = abs.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".cb-tmp-").tempfile_in(dir)?;
-    tmp.write_all(content)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(unix_mode))?;
-    if durable {
-        tmp.as_file().sync_all()?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn a_work_file_is_overwritten_in_place_and_a_link_or_directory_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a/b.conf");
+        // Missing, with its directory: created, with the mode asked.
+        overwrite_work_file(&file, b"first, longer content\n", 0o755).unwrap();
+        let before = std::fs::metadata(&file).unwrap();
+        assert_eq!(before.mode() & 0o7777, 0o755);
+        // There: the same inode, the content shorter (the rest cut), the mode changed.
+        overwrite_work_file(&file, b"second\n", 0o644).unwrap();
+        let after = std::fs::metadata(&file).unwrap();
+        assert_eq!(after.ino(), before.ino(), "written in place");
+        assert_eq!(std::fs::read(&file).unwrap(), b"second\n");
+        assert_eq!(after.mode() & 0o7777, 0o644);
+        // A link is replaced, never followed; so is a file with another link.
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, "untouched").unwrap();
+        let link = dir.path().join("a/link.conf");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        overwrite_work_file(&link, b"a file now\n", 0o644).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_file());
+        let linked = dir.path().join("a/linked.conf");
+        std::fs::hard_link(&outside, &linked).unwrap();
+        overwrite_work_file(&linked, b"its own now\n", 0o644).unwrap();
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "untouched");
+        assert_eq!(std::fs::read(&linked).unwrap(), b"its own now\n");
+        // A directory is replaced.
+        let was_dir = dir.path().join("a/d");
+        std::fs::create_dir_all(was_dir.join("inner")).unwrap();
+        overwrite_work_file(&was_dir, b"x", 0o644).unwrap();
+        assert_eq!(std::fs::read(&was_dir).unwrap(), b"x");
     }
-    tmp.persist(abs).map_err(|e| e.error)?;
-    Ok(())
 }

@@ -159,6 +159,10 @@ pub(super) fn hash_and_stage(
     sealer: &Sealer,
     pending: &[&Pending<'_>],
 ) -> Result<Vec<FileResult>, EngineError> {
+    // A file read may be staged: written into the work tree, in place.
+    if !pending.is_empty() {
+        wc.unmark_clean()?;
+    }
     let threads = crate::parallel::threads_for(pending.len(), 32);
     if threads <= 1 {
         let mut buf = Vec::new();

@@ -165,6 +165,7 @@ impl WorkingCopy {
         {
             return Ok(self.write_commit(true, &sig, &sig, message, &p.tree()?, &parents)?);
         }
+        self.unmark_clean()?;
         let workdir = self
             .repo
             .workdir()

@@ -1,7 +1,7 @@
 //! Staging content into the work tree and the object database (links as links).
 
 use super::*;
-use crate::fs::{write_file, write_link};
+use crate::fs::{overwrite_work_file, write_link};
 
 /// [`WorkingCopy::stage_file`] through any handle on the working copy's repository (each
 /// hashing thread opens its own: a `Repository` is not shared between threads).
@@ -10,12 +10,12 @@ pub fn stage_into(repo: &Repository, path: &RepoPath, content: &[u8], mode: u32)
         .workdir()
         .ok_or_else(|| git2::Error::from_str("bare working copy"))?;
     let abs = workdir.join(path.as_str());
-    // The work tree is a convenience copy; the objects are what count.
+    // The work tree is a convenience copy, written in place; the objects are what count.
     if mode == crate::metadata::GIT_SYMLINK {
         write_link(&abs, content).map_err(io_err(format!("writing {}", abs.display())))?;
     } else {
         let unix = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
-        write_file(&abs, content, unix, false).map_err(io_err(format!("writing {}", abs.display())))?;
+        overwrite_work_file(&abs, content, unix).map_err(io_err(format!("writing {}", abs.display())))?;
     }
     // Through the object database's write, not `Repository::blob`: libgit2's blob from a
     // buffer always streams into a new temporary file, even for an object the database
@@ -38,5 +38,5 @@ pub fn stage_into(repo: &Repository, path: &RepoPath, content: &[u8], mode: u32)
 pub(super) fn write_work_file(workdir: &Path, rel: &str, content: &[u8], git_mode: u32) -> Result<(), RepoError> {
     let abs = workdir.join(rel);
     let unix = if git_mode & 0o111 != 0 { 0o755 } else { 0o644 };
-    write_file(&abs, content, unix, false).map_err(io_err(format!("writing {}", abs.display())))
+    overwrite_work_file(&abs, content, unix).map_err(io_err(format!("writing {}", abs.display())))
 }

@@ -462,6 +462,11 @@ impl WorkingCopy {
                     tracing::warn!(dir = %self.git.working_dir.display(), "working copy drifted from HEAD; resetting it");
                     self.repo.reset(head.as_object(), git2::ResetType::Hard, None)?;
                 }
+                if opened {
+                    // No mark: the last run may have stopped while writing the work tree in
+                    // place (a torn or stray file); it is put back to HEAD.
+                    self.restore_work_tree()?;
+                }
             }
             None => {
                 if !index.is_empty() {
@@ -489,6 +494,21 @@ impl WorkingCopy {
         {
             tracing::debug!(error = %e, "could not write the clean-index mark; the next run checks the index");
             let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    /// Called before a run's first write into the work tree, which is made in place
+    /// ([`crate::fs::overwrite_work_file`]): the clean mark goes first, so a run stopped
+    /// from here on leaves the next one to check the index and put the work tree back to
+    /// HEAD ([`WorkingCopy::reset_opened_to_head`]). [`WorkingCopy::mark_clean`] marks it
+    /// again at the run's end.
+    pub fn unmark_clean(&self) -> Result<(), RepoError> {
+        let path = self.clean_mark_path();
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io_err(format!("removing {}", path.display()))(e))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -678,5 +698,45 @@ mod tests {
             "the in-memory staging of a failed step is dropped"
         );
         assert!(staged(&wc, "kept"));
+    }
+
+    #[test]
+    fn a_work_tree_a_stopped_run_was_writing_in_place_is_put_back_by_the_next_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = settings(dir.path());
+        ensure_bare_remote(Path::new(&git.remote), &git.branch).unwrap();
+        let wc = WorkingCopy::open(&git).unwrap();
+        let kept = "config/kept.conf".parse::<RepoPath>().unwrap();
+        let staged = wc.stage_file(&kept, b"committed\n", 0o100644).unwrap();
+        {
+            let repo = wc.repository();
+            let mut index = repo.index().unwrap();
+            let mut entry = index_entry(kept.as_str(), 0o100644, staged.len);
+            entry.id = staged.id;
+            index.add(&entry).unwrap();
+            index.write().unwrap();
+            let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+            let sig = Signature::now("test", "test@example.org").unwrap();
+            repo.commit(Some("HEAD"), &sig, &sig, "first", &tree, &[]).unwrap();
+        }
+        wc.mark_clean();
+        // The next run unmarks, then is killed halfway through writing a file in place,
+        // after creating another.
+        wc.unmark_clean().unwrap();
+        let workdir = dir.path().join("wc");
+        std::fs::write(workdir.join("config/kept.conf"), "comm").unwrap();
+        std::fs::write(workdir.join("config/new.conf"), "new\n").unwrap();
+        drop(wc);
+
+        let wc = WorkingCopy::open(&git).unwrap();
+        wc.reset_opened_to_head().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(workdir.join("config/kept.conf")).unwrap(),
+            "committed\n"
+        );
+        assert!(
+            !workdir.join("config/new.conf").exists(),
+            "a file HEAD lacks is removed"
+        );
     }
 }

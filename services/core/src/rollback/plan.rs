@@ -58,25 +58,87 @@ fn target_content(
 /// The diff from a live file to its target as a reader may see it: both sides sealed
 /// with today's key and rules, then every sealed value redacted.
 fn redacted_patch(sealer: &Sealer, domain: Domain, path: &RepoPath, live: &[u8], target: &[u8]) -> String {
-    let (live_s, target_s) = (
-        sealer.seal(Some(domain), path.as_str(), live),
-        sealer.seal(Some(domain), path.as_str(), target),
-    );
-    if secrets::is_sealed_file(&live_s) || secrets::is_sealed_file(&target_s) {
-        return format!("Sealed file {path} differs (its content is a secret)\n");
-    }
-    let text = patch(path.as_str(), &live_s, &target_s);
-    sealer.redact_patch(path.as_str(), &live_s, &target_s, &text)
+    redacted_patch_of_sealed(
+        sealer,
+        path,
+        &sealer.seal(Some(domain), path.as_str(), live),
+        &sealer.seal(Some(domain), path.as_str(), target),
+    )
 }
 
-/// A file's live version, if any, and its target content.
-type TargetRead = (Option<super::files::Live>, Vec<u8>);
+/// [`redacted_patch`] of both sides already sealed.
+fn redacted_patch_of_sealed(sealer: &Sealer, path: &RepoPath, live_s: &[u8], target_s: &[u8]) -> String {
+    if secrets::is_sealed_file(live_s) || secrets::is_sealed_file(target_s) {
+        return format!("Sealed file {path} differs (its content is a secret)\n");
+    }
+    let text = patch(path.as_str(), live_s, target_s);
+    sealer.redact_patch(path.as_str(), live_s, target_s, &text)
+}
+
+/// A target file read and compared with its live version, on a worker thread.
+struct TargetRead {
+    /// Its live version, if any.
+    current: Option<super::files::Live>,
+    /// Its target content, unsealed.
+    content: Vec<u8>,
+    /// The secret values of both (scrubbed from anything the task says).
+    secrets: Vec<String>,
+    action: PlanAction,
+    /// For a file to write: its redacted diff and its change in the service's terms.
+    patch: String,
+    summary: String,
+}
+
+impl TargetRead {
+    /// Compares the two versions and, for a file to write, makes its diff and summary.
+    fn plan(
+        sealer: &Sealer,
+        domain: Domain,
+        path: &RepoPath,
+        entry: &repo::ManifestEntry,
+        current: Option<super::files::Live>,
+        content: Vec<u8>,
+    ) -> TargetRead {
+        let link = entry.mode == crate::metadata::GIT_SYMLINK;
+        let mut secrets = Vec::new();
+        if !link {
+            secrets.extend(sealer.secret_values(domain, path.as_str(), &content));
+        }
+        if let Some(l) = current.as_ref().filter(|l| l.mode != crate::metadata::GIT_SYMLINK) {
+            secrets.extend(sealer.secret_values(domain, path.as_str(), &l.content));
+        }
+        let action = match &current {
+            Some(l) if l.is(&content, entry.mode, entry.meta.as_ref()) => PlanAction::Unchanged,
+            _ => PlanAction::Write,
+        };
+        let (patch, summary) = if action == PlanAction::Write && !link {
+            let old = current.as_ref().map(|l| l.content.as_slice()).unwrap_or(&[]);
+            let (live_s, target_s) = (
+                sealer.seal(Some(domain), path.as_str(), old),
+                sealer.seal(Some(domain), path.as_str(), &content),
+            );
+            let before = current.as_ref().map(|_| live_s.as_ref());
+            let s = crate::summary::summarize(domain, path.as_str(), before, Some(&target_s));
+            (redacted_patch_of_sealed(sealer, path, &live_s, &target_s), s.summary)
+        } else {
+            (String::new(), String::new())
+        };
+        TargetRead {
+            current,
+            content,
+            secrets,
+            action,
+            patch,
+            summary,
+        }
+    }
+}
 
 /// Files of the target read at a time by [`read_targets`].
 const PLAN_CHUNK: usize = 256;
 
 /// Each entry's live version and its target content (checked against the manifest and
-/// unsealed), read on every core: each worker opens its own repository handle.
+/// unsealed), read and compared on every core: each worker opens its own repository handle.
 fn read_targets(
     settings: &Settings,
     sealer: &Sealer,
@@ -107,7 +169,7 @@ fn read_targets(
                 })?;
                 let current = read_live(&live, &names);
                 let content = target_content(sealer, domain, path, entry, blob.content())?;
-                out.push((i, (current, content)));
+                out.push((i, TargetRead::plan(sealer, domain, path, entry, current, content)));
             }
             Ok(out)
         },
@@ -203,18 +265,17 @@ pub(super) fn prepare(
         // (memory holds one chunk's live files), then planned in order.
         for chunk in entries.chunks(PLAN_CHUNK) {
             let read = read_targets(settings, sealer, repo.path(), target, *d, chunk)?;
-            for ((path, entry), (current, content)) in chunk.iter().copied().zip(read) {
+            for ((path, entry), read) in chunk.iter().copied().zip(read) {
                 let link = entry.mode == crate::metadata::GIT_SYMLINK;
-                if !link {
-                    secrets.extend(sealer.secret_values(*d, path.as_str(), &content));
-                }
-                if let Some(l) = current.as_ref().filter(|l| l.mode != crate::metadata::GIT_SYMLINK) {
-                    secrets.extend(sealer.secret_values(*d, path.as_str(), &l.content));
-                }
-                let action = match &current {
-                    Some(l) if l.is(&content, entry.mode, entry.meta.as_ref()) => PlanAction::Unchanged,
-                    _ => PlanAction::Write,
-                };
+                let TargetRead {
+                    current,
+                    content,
+                    secrets: found,
+                    action,
+                    patch: p,
+                    summary,
+                } = read;
+                secrets.extend(found);
                 let metadata_changes = match (&current, &entry.meta) {
                     (Some(l), Some(m)) if action == PlanAction::Write => {
                         let mut words = crate::metadata::describe(&l.meta, m);
@@ -231,18 +292,6 @@ pub(super) fn prepare(
                 {
                     unownable.push(format!("{path} ({}:{})", m.owner, m.group));
                 }
-                let old = current.as_ref().map(|l| l.content.as_slice()).unwrap_or(&[]);
-                let (p, summary) = if action == PlanAction::Write && !link {
-                    let (live_s, target_s) = (
-                        sealer.seal(Some(*d), path.as_str(), old),
-                        sealer.seal(Some(*d), path.as_str(), &content),
-                    );
-                    let before = current.as_ref().map(|_| live_s.as_ref());
-                    let s = crate::summary::summarize(*d, path.as_str(), before, Some(&target_s));
-                    (redacted_patch(sealer, *d, path, old, &content), s.summary)
-                } else {
-                    (String::new(), String::new())
-                };
                 plan.files.push(PlannedFile {
                     domain: *d,
                     path: path.clone(),

@@ -142,6 +142,31 @@ impl Engine {
             self.notify_rollback(&progress.task);
             recovered += 1;
         }
+        self.remove_ended_snapshots().await?;
         Ok(recovered)
+    }
+
+    /// The snapshots of rollbacks whose end is recorded: a rollback removes its own just
+    /// after, so one is left only by a server stopped in between.
+    async fn remove_ended_snapshots(&self) -> Result<(), EngineError> {
+        let root = self.settings().data_dir.join("rollback");
+        let names = blocking(move || {
+            std::fs::read_dir(root)
+                .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .await?;
+        for id in names.iter().filter_map(|n| n.to_str()?.parse::<Uuid>().ok()) {
+            if self.live_rollback(id).is_none()
+                && self
+                    .store()
+                    .rollback_task(id)
+                    .await?
+                    .is_some_and(|t| t.completed_at.is_some())
+            {
+                self.remove_snapshot(id).await;
+            }
+        }
+        Ok(())
     }
 }
