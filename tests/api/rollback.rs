@@ -117,6 +117,16 @@ async fn a_successful_rollback_restores_content_and_modes_and_records_it(backend
     )
     .await
     .unwrap();
+    let planned = resp
+        .plan
+        .as_ref()
+        .and_then(|p| p.files.iter().find(|f| f.path == "scripts/gateway/rgz-main.nft"))
+        .map(|f| f.summary.clone())
+        .unwrap();
+    assert!(
+        planned.contains("chain input added"),
+        "told in nftables' terms: {planned}"
+    );
     let task = resp.task.unwrap();
     assert_eq!(task.domains, ["gateway"], "the commit's own domain");
     assert_eq!(task.target_hash, gw_target);
@@ -167,6 +177,25 @@ async fn a_successful_rollback_restores_content_and_modes_and_records_it(backend
         "the snapshot: {subjects:?}"
     );
     assert!(last.duration_seconds > 0.0);
+    // The rollback commit tells the change as the plan did (the recording run takes the
+    // plan's summary for the same pair of versions).
+    let recorded = app
+        .client()
+        .history(with_token(
+            pb::HistoryRequest {
+                path: "scripts/gateway/rgz-main.nft".into(),
+                page_size: 1,
+                ..Default::default()
+            },
+            Role::Noc,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries
+        .remove(0);
+    assert!(recorded.commit_message.starts_with("config rollback "), "{recorded:?}");
+    assert_eq!(recorded.summary, planned);
 
     // The snapshot (the live files set aside) goes once the end is recorded.
     let rollbacks = std::path::PathBuf::from(&env.lookup()["CONFIG_BACKUP_DATA_DIR"]).join("rollback");

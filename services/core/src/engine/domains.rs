@@ -22,6 +22,8 @@ pub(super) struct RunContext<'a> {
     pub(super) sealer: &'a crate::secrets::Sealer,
     pub(super) manifests: &'a repo::ManifestCache,
     pub(super) told: &'a std::sync::Mutex<std::collections::HashMap<git2::Oid, repo::Summaries>>,
+    /// Changes the caller already told (a rollback's plan).
+    pub(super) summaries: &'a crate::summary::KnownSummaries,
     pub(super) run_id: Uuid,
     pub(super) actor: &'a Actor,
     pub(super) date: String,

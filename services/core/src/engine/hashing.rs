@@ -56,7 +56,13 @@ pub(super) struct Hashed {
 
 /// Reads, hashes and stages one file. A read error is the file's own (reported, the
 /// backed-up version kept); a write error fails the domain.
-fn hash_one(repo: &git2::Repository, sealer: &Sealer, p: &Pending<'_>, bytes: &mut Vec<u8>) -> FileResult {
+fn hash_one(
+    repo: &git2::Repository,
+    sealer: &Sealer,
+    known: &crate::summary::KnownSummaries,
+    p: &Pending<'_>,
+    bytes: &mut Vec<u8>,
+) -> FileResult {
     let sealed;
     let mut secret = false;
     let mut clear = None;
@@ -119,8 +125,12 @@ fn hash_one(repo: &git2::Repository, sealer: &Sealer, p: &Pending<'_>, bytes: &m
         }
     };
     // A file changed in place is told in its service's terms here, on the hashing thread,
-    // which holds the new stored form (the old one is the branch's blob).
+    // which holds the new stored form (the old one is the branch's blob), unless the
+    // caller told this very change already.
     let summary = match (&staged, p.committed.is_some(), p.tree_blob, p.file.link.is_none()) {
+        (Some(_), true, Some(old), true) if let Some(s) = known.get(p.file.path.as_str(), old, &sha256) => {
+            Some(s.clone())
+        }
         (Some(_), true, Some(old), true) => {
             let old = repo.find_blob(old)?;
             Some(crate::summary::summarize(
@@ -157,6 +167,7 @@ pub(super) type FileResult = Result<std::io::Result<Box<Hashed>>, RepoError>;
 pub(super) fn hash_and_stage(
     wc: &WorkingCopy,
     sealer: &Sealer,
+    known: &crate::summary::KnownSummaries,
     pending: &[&Pending<'_>],
 ) -> Result<Vec<FileResult>, EngineError> {
     // A file read may be staged: written into the work tree, in place.
@@ -168,7 +179,7 @@ pub(super) fn hash_and_stage(
         let mut buf = Vec::new();
         return Ok(pending
             .iter()
-            .map(|p| hash_one(wc.repository(), sealer, p, &mut buf))
+            .map(|p| hash_one(wc.repository(), sealer, known, p, &mut buf))
             .collect());
     }
     let git_dir = wc.repository().path().to_path_buf();
@@ -182,7 +193,7 @@ pub(super) fn hash_and_stage(
             let mut buf = Vec::new();
             let mut out = Vec::new();
             while let Some((i, p)) = next() {
-                out.push((i, hash_one(&repo, sealer, p, &mut buf)));
+                out.push((i, hash_one(&repo, sealer, known, p, &mut buf)));
             }
             Ok(out)
         },

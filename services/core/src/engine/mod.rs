@@ -53,6 +53,8 @@ pub struct BackupParams {
     pub domains: Vec<String>,
     /// The request id of the call that asked for it, kept in the run's record.
     pub request_id: Option<String>,
+    /// Changes already told (a rollback's plan), taken for the same pairs of versions.
+    pub summaries: std::sync::Arc<crate::summary::KnownSummaries>,
 }
 
 impl BackupParams {
@@ -63,7 +65,14 @@ impl BackupParams {
             actor,
             domains,
             request_id: None,
+            summaries: Default::default(),
         }
+    }
+
+    /// The same, taking the changes `summaries` tells instead of telling them again.
+    pub fn with_summaries(mut self, summaries: std::sync::Arc<crate::summary::KnownSummaries>) -> BackupParams {
+        self.summaries = summaries;
+        self
     }
 
     /// The same, recording the call's request id.

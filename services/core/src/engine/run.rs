@@ -54,6 +54,7 @@ impl Engine {
         let sealer = self.inner.sealer.clone();
         let manifests = self.inner.manifests.clone();
         let told = self.inner.told.clone();
+        let summaries = params.summaries.clone();
         let actor = params.actor.clone();
         // A rollback's own commits leave housekeeping to the next backup: it would only
         // delay putting the last good configuration back.
@@ -64,6 +65,7 @@ impl Engine {
                 sealer: &sealer,
                 manifests: &manifests,
                 told: &told,
+                summaries: &summaries,
                 run_id,
                 actor: &actor,
                 date: started_at.format("%Y-%m-%d").to_string(),
@@ -282,7 +284,7 @@ fn git_phase(
         .filter_map(|p| p.as_ref().ok())
         .flat_map(|p| p.pending.iter())
         .collect();
-    let hashed = hash_and_stage(&wc, ctx.sealer, &all);
+    let hashed = hash_and_stage(&wc, ctx.sealer, ctx.summaries, &all);
     let pool = pool_started.elapsed();
     let total_read = all.len().max(1) as u32;
     drop(all);

@@ -166,6 +166,8 @@ struct Prepared {
     plan: Plan,
     /// The secret values of the target and live files: scrubbed from command output.
     secrets: Vec<String>,
+    /// The change the plan told for each file it writes, for the recording run to take.
+    summaries: std::sync::Arc<crate::summary::KnownSummaries>,
 }
 
 /// The last few non-empty lines of a command's output, bounded: what a failure says.
@@ -409,7 +411,8 @@ impl Engine {
                     Actor::User(progress.task.requested_by.to_string()),
                     Vec::new(),
                 )
-                .with_request_id(progress.task.request_id.clone());
+                .with_request_id(progress.task.request_id.clone())
+                .with_summaries(prepared.summaries.clone());
                 match self.backup_inner(Uuid::new_v4(), params, specs, title).await {
                     Ok(r) if r.run.commits > 0 => {}
                     Ok(r) => progress.task.warnings.push(format!(

@@ -4,6 +4,8 @@
 use super::files::{live_path, read_live};
 use super::*;
 use crate::secrets::{self, Sealer};
+use crate::statcache::Digest256;
+use sha2::Digest;
 
 pub(super) const PATCH_CAP: usize = 64 * 1024;
 
@@ -87,6 +89,9 @@ struct TargetRead {
     /// For a file to write: its redacted diff and its change in the service's terms.
     patch: String,
     summary: String,
+    /// For a file changed in place: the live stored (sealed) form's blob id, the target
+    /// one's SHA-256 and the change between them, for the recording run.
+    told: Option<(Oid, Digest256, crate::summary::Summary)>,
 }
 
 impl TargetRead {
@@ -111,7 +116,7 @@ impl TargetRead {
             Some(l) if l.is(&content, entry.mode, entry.meta.as_ref()) => PlanAction::Unchanged,
             _ => PlanAction::Write,
         };
-        let (patch, summary) = if action == PlanAction::Write && !link {
+        let (patch, summary, told) = if action == PlanAction::Write && !link {
             let old = current.as_ref().map(|l| l.content.as_slice()).unwrap_or(&[]);
             let (live_s, target_s) = (
                 sealer.seal(Some(domain), path.as_str(), old),
@@ -119,9 +124,17 @@ impl TargetRead {
             );
             let before = current.as_ref().map(|_| live_s.as_ref());
             let s = crate::summary::summarize(domain, path.as_str(), before, Some(&target_s));
-            (redacted_patch_of_sealed(sealer, path, &live_s, &target_s), s.summary)
+            let told = current.as_ref().and_then(|_| {
+                let blob = Oid::hash_object(git2::ObjectType::Blob, &live_s).ok()?;
+                Some((blob, sha2::Sha256::digest(&target_s).into(), s.clone()))
+            });
+            (
+                redacted_patch_of_sealed(sealer, path, &live_s, &target_s),
+                s.summary,
+                told,
+            )
         } else {
-            (String::new(), String::new())
+            (String::new(), String::new(), None)
         };
         TargetRead {
             current,
@@ -130,6 +143,7 @@ impl TargetRead {
             action,
             patch,
             summary,
+            told,
         }
     }
 }
@@ -250,6 +264,7 @@ pub(super) fn prepare(
     let mut unownable = Vec::new();
     let mut removals = Vec::new();
     let mut secrets = Vec::new();
+    let mut summaries = crate::summary::KnownSummaries::default();
     for d in &domains {
         let manifest = wc
             .manifest_at(Some(target), *d)
@@ -274,8 +289,12 @@ pub(super) fn prepare(
                     action,
                     patch: p,
                     summary,
+                    told,
                 } = read;
                 secrets.extend(found);
+                if let Some((old, new, s)) = told {
+                    summaries.insert(path.as_str(), old, new, s);
+                }
                 let metadata_changes = match (&current, &entry.meta) {
                     (Some(l), Some(m)) if action == PlanAction::Write => {
                         let mut words = crate::metadata::describe(&l.meta, m);
@@ -357,5 +376,6 @@ pub(super) fn prepare(
         removals,
         plan,
         secrets,
+        summaries: std::sync::Arc::new(summaries),
     })
 }

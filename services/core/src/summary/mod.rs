@@ -17,9 +17,12 @@ use std::rc::Rc;
 use crate::domain::Domain;
 
 mod kea;
+mod known;
 mod nft;
 mod radius;
 mod unbound;
+
+pub use known::KnownSummaries;
 
 /// One kind of change within one scope: `{kind: "rule", scope: "inet filter input", added: 2}`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
