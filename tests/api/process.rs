@@ -231,9 +231,10 @@ async fn sigterm_lets_a_running_backup_finish_and_exits_zero() {
     assert_eq!(outcomes, ["success", "success"]);
 }
 
-/// kill -9 during a backup, restart without starting another run: Status says the run
-/// was interrupted (where and when), not that it is running.
-async fn a_killed_run_is_reported_interrupted_not_running_after_a_restart(backend: Backend) {
+/// kill -9 during a backup, once it writes into the work tree; restart without starting
+/// another run: Status says the run was interrupted (where and when), not that it is
+/// running. The next run puts the work tree back to HEAD.
+async fn a_killed_run_is_reported_interrupted_after_a_restart_and_its_work_tree_put_back(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let vars: Vec<(String, String)> = env.lookup().into_iter().collect();
     let (mut child, client) = serving_with_a_slow_backup_ahead(&env, &vars).await;
@@ -260,6 +261,18 @@ async fn a_killed_run_is_reported_interrupted_not_running_after_a_restart(backen
         }
     })
     .await;
+    // Killed once it writes the new files into the work tree.
+    let zones = env.working_dir().join("config/unbound/unbound.conf.d");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_dir(&zones)
+        .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("zone-"))))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backup wrote nothing into the work tree"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     let pid = child.id();
     let killed = Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
     assert!(killed.success());
@@ -303,6 +316,23 @@ async fn a_killed_run_is_reported_interrupted_not_running_after_a_restart(backen
         .unwrap();
     assert!(text.contains("\nconfig_backup_running 0\n"), "{text}");
     assert!(text.contains("\nconfig_backup_interrupted 1\n"), "{text}");
+    // The killed run may have written some of the new files into the work tree (in
+    // place: one perhaps cut short) without committing them. They leave the site now, so
+    // no later run writes them again: only the repair of the work tree removes them.
+    let written = std::fs::read_dir(&zones)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("zone-"))
+                .count()
+        })
+        .unwrap_or(0);
+    for i in 0..3000 {
+        std::fs::remove_file(
+            env.site()
+                .join(format!("config/unbound/unbound.conf.d/zone-{i:05}.conf")),
+        )
+        .unwrap();
+    }
     // The next backup takes the lock over, records the run as interrupted, and succeeds.
     let report = client
         .backup(with_token(pb::BackupRequest::default(), Role::Admin))
@@ -318,11 +348,24 @@ async fn a_killed_run_is_reported_interrupted_not_running_after_a_restart(backen
         .unwrap()
         .into_inner();
     assert!(st.interrupted.is_empty() && st.running.is_empty(), "{st:?}");
+    // The work tree is HEAD's again: nothing the killed run wrote is left in it.
+    let status = Command::new("git")
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .arg("-C")
+        .arg(env.working_dir())
+        .args(["status", "--porcelain", "--untracked-files=all"])
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success() && status.stdout.is_empty(),
+        "the killed run had written {written} zone files into the work tree; git status: {}",
+        String::from_utf8_lossy(&status.stdout)
+    );
     sigterm(&child);
     assert!(wait_exit(&mut child).success());
 }
 
-on_both_backends!(a_killed_run_is_reported_interrupted_not_running_after_a_restart);
+on_both_backends!(a_killed_run_is_reported_interrupted_after_a_restart_and_its_work_tree_put_back);
 
 /// `config-backup-server config`: the effective configuration, defaults included, for the
 /// runbook; no secret in it; a bad setting stops it naming the variable.
