@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use config_backup_core::statcache::RACY_SECS;
 use sha2::{Digest, Sha256};
 
 use crate::site;
@@ -43,6 +44,17 @@ pub(crate) fn run(cmd: &mut Command) {
 /// the kernel's writeback of it does not land on whichever measurement comes next.
 pub(crate) fn settle() {
     run(&mut Command::new("sync"));
+}
+
+/// Waits until what was written into a site at `last_write` is older than the stat
+/// cache's racy window ([`RACY_SECS`]): the next run reads those files one last time and
+/// the cache vouches for them from then on, as a daily run meets files changed hours
+/// before. A run within the window reads them again, every time.
+pub(crate) fn wait_settled(last_write: Instant) {
+    let window = Duration::from_secs(RACY_SECS.unsigned_abs()) + Duration::from_millis(100);
+    if let Some(left) = window.checked_sub(last_write.elapsed()) {
+        std::thread::sleep(left);
+    }
 }
 
 pub(crate) fn new_dir(root: &Path, name: &str) -> PathBuf {

@@ -37,6 +37,9 @@ pub(crate) async fn profile(root: &Path, cli: &Cli, kind: &str) -> anyhow::Resul
     if kind == "server-rss" {
         return profile_server_rss(root, files, cli).await;
     }
+    if kind == "server-nochange" {
+        return profile_server_nochange(root, files, cli).await;
+    }
     for i in 0..=cli.profile_runs {
         let dir = if kind == "first" || i == 0 {
             let dir = new_dir(root, &format!("p{i}"));
@@ -100,6 +103,35 @@ async fn profile_server_rss(root: &Path, files: usize, cli: &Cli) -> anyhow::Res
         c.backup(req(pb::BackupRequest::default())).await?;
         eprintln!("no-change and 1 % #{i}: peak RSS {:.0} MB", server.peak_rss_mb());
     }
+    Ok(())
+}
+
+/// No-change backups through the server, back to back after a first backup and one
+/// unmeasured run: each call's time at the client beside the server's own account of the
+/// run (`duration_seconds`), what the benchmark's gRPC no-change figure compares.
+async fn profile_server_nochange(root: &Path, files: usize, cli: &Cli) -> anyhow::Result<()> {
+    use config_backup_proto::v1 as pb;
+    let dir = new_dir(root, "nochange");
+    site::generate(&dir.join("site"), files, cli.seed)?;
+    let written = Instant::now();
+    let server = Server::start(&dir).await;
+    let mut c = server.client().await;
+    c.backup(req(pb::BackupRequest::default())).await?;
+    wait_settled(written);
+    c.backup(req(pb::BackupRequest::default())).await?;
+    let mut times = Vec::new();
+    for i in 0..cli.profile_runs {
+        let t = Instant::now();
+        let r = c.backup(req(pb::BackupRequest::default())).await?.into_inner();
+        let t = t.elapsed();
+        let run = r.report.map(|r| r.duration_seconds * 1e3).unwrap_or(f64::NAN);
+        eprintln!(
+            "server no-change #{i}: {:.2} ms at the client, {run:.2} ms the run",
+            ms(t)
+        );
+        times.push(t);
+    }
+    eprintln!("server no-change: median {:.2} ms", ms(median(times)));
     Ok(())
 }
 

@@ -11,9 +11,9 @@ pub(crate) fn markdown(r: &Report) -> String {
         "# Benchmarks\n\nOne run of `cargo run --release -p config-backup-bench` on {} ({} cores, {} GB), {}, {}; seed {}, median of {} rounds; {} s in all. \
          Raw figures: [benchmarks.json](benchmarks.json).\n\n{}\n## Backup: the engine against the git CLI and the read+hash floor\n\n\
          Engine: in-process; gRPC: the same through the server (its own process). No-change runs, the engine's and the server's alike, are \
-         measured warm, as a daily run meets them: after one unmeasured run, at least 5 back to back, with the stat cache warm (files \
-         untouched since they were hashed are not read; a server's first run after its start, and a run right after files changed, \
-         read more); \"full re-hash\" is the same run reading and hashing every file \
+         measured warm, as a daily run meets them: after one unmeasured run, made once the site's last change is older than the stat \
+         cache's racy window (2 s), at least 5 back to back, with the stat cache warm (files untouched since they were hashed are not \
+         read; a server's first run after its start, and a run within 2 s of a change, read more); \"full re-hash\" is the same run reading and hashing every file \
          (what the periodic full re-hash does, and `CONFIG_BACKUP_FULL_REHASH_HOURS=0`); its rounds alternate with the floor's, \
          at least 5 of each, so the two share the machine's load. The engine's first backup includes its push \
          (objects sent whole: no delta search, see the README); the housekeeping that may follow a run (`git gc --auto`, \

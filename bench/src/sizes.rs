@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use config_backup_proto::v1 as pb;
 
-use crate::measure::{floor, git_cli, median, ms, new_dir, run, settle, time};
+use crate::measure::{floor, git_cli, median, ms, new_dir, run, settle, time, wait_settled};
 use crate::results::{SealingFigures, SizeFigures};
 use crate::runners::{Server, backup, backup_timed, engine, engine_sealing, engine_with, phases, req};
 use crate::{Cli, site};
@@ -18,6 +18,7 @@ pub(crate) async fn measure(root: &Path, cli: &Cli, name: &str, files: usize) ->
     eprintln!("== {name}: {files} files");
     let dir = new_dir(root, name);
     let mut paths = site::generate(&dir.join("site"), files, cli.seed)?;
+    let mut last_write = Instant::now();
     let mut rng = site::Rng::new(cli.seed ^ 0xdead);
     let mut next = files;
     let bytes = site::bytes(&dir.join("site"));
@@ -32,8 +33,9 @@ pub(crate) async fn measure(root: &Path, cli: &Cli, name: &str, files: usize) ->
     let e = engine(&dir).await?;
     settle();
     let first = backup(&e).await?;
-    // The site was written just before the first backup, too recently for the stat cache
-    // to trust; one unmeasured run reads it all again and fills the cache.
+    // The site may have been written too recently for the stat cache to trust; one
+    // unmeasured run, once it is settled, reads it all again and fills the cache.
+    wait_settled(last_write);
     backup(&e).await?;
     let none_runs = {
         let mut v = Vec::new();
@@ -47,6 +49,7 @@ pub(crate) async fn measure(root: &Path, cli: &Cli, name: &str, files: usize) ->
     let mut change = Vec::new();
     for _ in 0..rounds {
         site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
+        last_write = Instant::now();
         change.push(backup(&e).await?);
     }
     let change = median(change);
@@ -72,6 +75,7 @@ pub(crate) async fn measure(root: &Path, cli: &Cli, name: &str, files: usize) ->
     let mut g_change = Vec::new();
     for _ in 0..rounds {
         site::mutate(&dir.join("site"), &mut paths, &mut rng, &mut next)?;
+        last_write = Instant::now();
         g_change.push(git_cli(&dir.join("site"), &wt));
         // Keep the engine's repo in step (its own change backup is measured above).
         backup(&e).await?;
@@ -96,9 +100,13 @@ pub(crate) async fn measure(root: &Path, cli: &Cli, name: &str, files: usize) ->
     // server's first run after its start loads the stat cache and opens the repository;
     // a daily run meets a server long started) and back to back, not each right after a
     // 1 % change (whose files, written a moment before, are too recent for the stat cache
-    // to trust and are read again: a daily run meets files changed hours before).
+    // to trust and are read again: a daily run meets files changed hours before). The
+    // unmeasured call waits until the last change is settled: otherwise every call read
+    // the last rounds' changed files again (at S a run of the rounds above takes less
+    // than the stat cache's racy window).
     let server = Server::start(&dir).await;
     let mut c = server.client().await;
+    wait_settled(last_write);
     c.backup(req(pb::BackupRequest::default())).await?;
     let mut grpc_none = Vec::new();
     for _ in 0..rounds.max(5) {
