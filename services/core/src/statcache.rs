@@ -12,6 +12,12 @@
 //!
 //! One file per domain in the git directory of the working copy, written atomically and
 //! checked by its own SHA-256 when read: a torn or edited cache is ignored, never trusted.
+//!
+//! A process keeps the caches it wrote in memory ([`KeptCaches`]): the next run takes its
+//! domain's cache from there instead of reading and parsing the file, but only while the
+//! file on disk is the very one it was kept with (same device, inode, size, mtime and
+//! ctime, as for the files the cache vouches for). Any other file, or none, is read as
+//! before: the file stays the truth.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -101,6 +107,9 @@ pub struct StatCache {
     entries: Vec<(RepoPath, Option<Entry>)>,
     /// Entries not taken yet.
     left: usize,
+    /// The slot last looked up: a run asks for its files in path order, each up to three
+    /// times, so the next lookup is most often that slot or the one after it.
+    cursor: std::cell::Cell<usize>,
 }
 
 /// Where a domain's cache lives.
@@ -176,11 +185,18 @@ impl StatCache {
             sealing,
             left: entries.len(),
             entries,
+            cursor: Default::default(),
         })
     }
 
     fn slot(&self, path: &RepoPath) -> Option<usize> {
-        self.entries.binary_search_by(|(p, _)| p.cmp(path)).ok()
+        let at = self.cursor.get();
+        let near = [at, at + 1]
+            .into_iter()
+            .find(|&i| self.entries.get(i).is_some_and(|(p, _)| p == path));
+        let slot = near.or_else(|| self.entries.binary_search_by(|(p, _)| p.cmp(path)).ok())?;
+        self.cursor.set(slot);
+        Some(slot)
     }
 
     /// The entry for `path` if its metadata is still `stat`.
@@ -207,6 +223,45 @@ impl StatCache {
     /// sealing makes the same stored bytes, so it is neither sealed nor hashed twice.
     pub fn known(&self, path: &RepoPath) -> Option<&Entry> {
         self.entries[self.slot(path)?].1.as_ref()
+    }
+}
+
+/// The stat caches this process wrote (or found already on disk), one per domain, each
+/// with the metadata of the file it was written to. See the module's documentation.
+#[derive(Debug, Default)]
+pub struct KeptCaches(std::sync::Mutex<std::collections::HashMap<Domain, (FileStat, StatCache)>>);
+
+impl KeptCaches {
+    /// `domain`'s cache: the one kept, while `file` is still the file it was kept with;
+    /// otherwise read from `file` ([`StatCache::load`]). Either way nothing stays kept for
+    /// the domain until the run keeps its next cache.
+    pub fn take_or_load(&self, domain: Domain, file: &Path) -> StatCache {
+        let kept = self.0.lock().ok().and_then(|mut m| m.remove(&domain));
+        match kept {
+            Some((kept_as, cache)) if std::fs::symlink_metadata(file).is_ok_and(|m| FileStat::of(&m) == kept_as) => {
+                cache
+            }
+            _ => StatCache::load(file),
+        }
+    }
+
+    /// Keeps `cache` as what `file` holds now: call it right after saving `cache` to
+    /// `file`, or when `file` already holds it. Nothing is kept when `file` cannot be read.
+    pub fn keep(&self, domain: Domain, file: &Path, cache: NextCache) {
+        let Ok(meta) = std::fs::symlink_metadata(file) else {
+            return;
+        };
+        let cache = cache.into_stat_cache();
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(domain, (FileStat::of(&meta), cache));
+        }
+    }
+
+    /// Forgets every cache kept: the next run reads each from its file.
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.0.lock() {
+            map.clear();
+        }
     }
 }
 
@@ -248,10 +303,28 @@ impl NextCache {
             && self.sealing == previous.sealing
     }
 
-    /// Writes the cache atomically, sorted by path.
-    pub fn save(&mut self, file: &Path) -> std::io::Result<()> {
+    /// Sorted by path, each path once (a run records a path once).
+    fn sort(&mut self) {
         self.entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         self.entries.dedup_by(|a, b| a.0 == b.0);
+    }
+
+    /// As the next run would read it back from its file.
+    pub fn into_stat_cache(mut self) -> StatCache {
+        self.sort();
+        let entries: Vec<(RepoPath, Option<Entry>)> = self.entries.into_iter().map(|(p, e)| (p, Some(e))).collect();
+        StatCache {
+            full_rehash_at: self.full_rehash_at,
+            sealing: self.sealing,
+            left: entries.len(),
+            entries,
+            cursor: Default::default(),
+        }
+    }
+
+    /// Writes the cache atomically, sorted by path.
+    pub fn save(&mut self, file: &Path) -> std::io::Result<()> {
+        self.sort();
         let mut body = String::with_capacity(self.entries.len() * 180);
         for (p, e) in &self.entries {
             use std::fmt::Write;
@@ -296,6 +369,90 @@ mod tests {
 
     fn stat_of(path: &Path) -> FileStat {
         FileStat::of(&std::fs::metadata(path).unwrap())
+    }
+
+    #[test]
+    fn a_kept_cache_is_taken_only_while_its_file_is_the_one_it_was_kept_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.conf");
+        std::fs::write(&f, "x").unwrap();
+        let later = now_ns() + 10_000_000_000;
+        let entry = Entry {
+            stat: stat_of(&f),
+            sha256: [0xab; 32],
+            blob: Oid::hash_object(git2::ObjectType::Blob, b"x").unwrap(),
+            clear: None,
+            secret: false,
+        };
+        let cache = |at: i64, paths: &[&str]| {
+            let mut c = NextCache::new(at, "k-r", paths.len());
+            for p in paths {
+                c.record(p.parse().unwrap(), entry.clone(), later);
+            }
+            c
+        };
+        let file = dir.path().join("cache/stat-dns");
+        cache(1, &["on-disk.conf"]).save(&file).unwrap();
+        let kept = KeptCaches::default();
+        // Kept as what the file holds (here another cache than the file's, to tell them
+        // apart): taken from memory, once.
+        kept.keep(Domain::Dns, &file, cache(2, &["b.conf", "a.conf"]));
+        let taken = kept.take_or_load(Domain::Dns, &file);
+        assert_eq!(taken.full_rehash_at, 2);
+        let p = |s: &str| s.parse::<RepoPath>().unwrap();
+        // Sorted as a loaded cache is, and found in any order.
+        assert!(taken.known(&p("b.conf")).is_some() && taken.known(&p("a.conf")).is_some());
+        assert!(taken.known(&p("on-disk.conf")).is_none());
+        assert_eq!(kept.take_or_load(Domain::Dns, &file).full_rehash_at, 1);
+        // Another file written in its place (a new inode): the file is read.
+        kept.keep(Domain::Dns, &file, cache(2, &["a.conf"]));
+        cache(3, &["on-disk.conf"]).save(&file).unwrap();
+        let read = kept.take_or_load(Domain::Dns, &file);
+        assert_eq!(read.full_rehash_at, 3);
+        assert!(read.known(&p("on-disk.conf")).is_some());
+        // The file edited in place (same inode, another size): the file is read; none: empty.
+        kept.keep(Domain::Dns, &file, cache(2, &["a.conf"]));
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, format!("{text}\n")).unwrap();
+        assert_eq!(
+            kept.take_or_load(Domain::Dns, &file).full_rehash_at,
+            0,
+            "a damaged file reads as empty"
+        );
+        kept.keep(Domain::Dns, &file, cache(2, &["a.conf"]));
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(kept.take_or_load(Domain::Dns, &file), StatCache::default());
+    }
+
+    #[test]
+    fn lookups_in_any_order_find_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.conf");
+        std::fs::write(&f, "x").unwrap();
+        let mut c = NextCache::new(1, "k-r", 50);
+        let paths: Vec<RepoPath> = (0..50).map(|i| format!("d/f{i:02}.conf").parse().unwrap()).collect();
+        for (i, p) in paths.iter().enumerate().rev() {
+            let mut e = Entry {
+                stat: stat_of(&f),
+                sha256: [0; 32],
+                blob: Oid::ZERO_SHA1,
+                clear: None,
+                secret: false,
+            };
+            e.sha256[0] = i as u8;
+            c.record(p.clone(), e, now_ns() + 10_000_000_000);
+        }
+        let cache = c.into_stat_cache();
+        let order = (0..50).chain((0..50).rev()).chain((0..50).map(|i| (i * 7) % 50));
+        for i in order {
+            assert_eq!(
+                cache.known(&paths[i]).map(|e| e.sha256[0]),
+                Some(i as u8),
+                "{}",
+                paths[i]
+            );
+        }
+        assert!(cache.known(&"d/f99.conf".parse().unwrap()).is_none());
     }
 
     #[test]

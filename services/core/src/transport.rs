@@ -153,10 +153,11 @@ impl Session {
         cb
     }
 
-    /// Fetch options with these callbacks.
+    /// Fetch options with these callbacks. `FETCH_HEAD` is not written: nothing reads it,
+    /// and writing it (a lock file, renamed) cost two new inodes a run.
     pub fn fetch_options(&self) -> FetchOptions<'static> {
         let mut opts = FetchOptions::new();
-        opts.remote_callbacks(self.callbacks());
+        opts.remote_callbacks(self.callbacks()).update_fetchhead(false);
         opts
     }
 }

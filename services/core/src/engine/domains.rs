@@ -21,6 +21,7 @@ use super::*;
 pub(super) struct RunContext<'a> {
     pub(super) sealer: &'a crate::secrets::Sealer,
     pub(super) manifests: &'a repo::ManifestCache,
+    pub(super) stat_caches: &'a crate::statcache::KeptCaches,
     pub(super) told: &'a std::sync::Mutex<std::collections::HashMap<git2::Oid, repo::Summaries>>,
     /// Changes the caller already told (a rollback's plan).
     pub(super) summaries: &'a crate::summary::KnownSummaries,
@@ -31,6 +32,10 @@ pub(super) struct RunContext<'a> {
     /// The audit chain's head when the run started, named in each commit's trailer.
     pub(super) audit_chain: Option<String>,
 }
+
+/// A domain's run that read this many files or more (a first backup, a full re-hash of a
+/// large site) keeps no stat cache in memory for the next run (see [`finish`]).
+const KEEP_CACHE_BELOW_READ: usize = 4096;
 
 /// A domain ready for its files to be read.
 pub(super) struct Prepared<'s, 'r> {
@@ -102,18 +107,28 @@ pub(super) fn prepare<'s, 'r>(
         scan.files.len(),
     );
     let mut warnings = scan.warnings.clone();
-    let mut new = Manifest::new();
+    // The files the stat cache vouches for, in path order: the new manifest is built from
+    // them at once.
+    let mut vouched: Vec<(RepoPath, ManifestEntry)> = Vec::with_capacity(scan.files.len());
     // In order: claims, and files the stat cache vouches for; the rest must be read.
     let mut pending = Vec::new();
+    // The scan's files are in path order, as the manifest is: its entries are met walking
+    // both together, not looked up.
+    let mut old_entries = old.iter().peekable();
     for file in &scan.files {
-        if let Some(owner) = claimed.get(&file.path) {
-            warnings.push(format!("{}: skipped, it belongs to domain {owner}", file.path));
-            continue;
+        match claimed.entry(file.path.clone()) {
+            std::collections::btree_map::Entry::Occupied(owner) => {
+                warnings.push(format!("{}: skipped, it belongs to domain {}", file.path, owner.get()));
+                continue;
+            }
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(domain);
+            }
         }
-        claimed.insert(file.path.clone(), domain);
         let mode = file.git_mode();
         let tree_blob = head_files.as_mut().and_then(|f| f.get(&file.path)).map(|(id, _)| id);
-        let committed = old.get(&file.path);
+        while old_entries.next_if(|(p, _)| *p < &file.path).is_some() {}
+        let committed = old_entries.peek().filter(|(p, _)| *p == &file.path).map(|(_, e)| *e);
         if !full_rehash
             && let Some(hit) = previous.fresh(&file.path, &file.stat)
             && let Some(committed) = committed
@@ -123,13 +138,14 @@ pub(super) fn prepare<'s, 'r>(
         {
             // Untouched since it was hashed, and the branch still holds that content; the
             // metadata is this run's (the scan's lstat).
-            new.insert(
+            vouched.push((
                 file.path.clone(),
                 ManifestEntry {
+                    sha256: committed.sha256.clone(),
+                    mode: committed.mode,
                     meta: Some(file.meta.clone()),
-                    ..committed.clone()
                 },
-            );
+            ));
             if let Some(hit) = previous.take(&file.path) {
                 cache.record(file.path.clone(), hit, now_ns);
             }
@@ -145,6 +161,8 @@ pub(super) fn prepare<'s, 'r>(
             known: same_sealing.then(|| previous.known(&file.path).cloned()).flatten(),
         });
     }
+    drop(old_entries);
+    let mut new: Manifest = vouched.into_iter().collect();
     // A committed file not found because its directory could not be read is kept as it
     // was, unless another domain claimed it this run (claims so far: this domain's and
     // the earlier ones').
@@ -330,9 +348,19 @@ pub(super) fn finish(
     }
     // When every entry was taken over unread, the cache on disk is already this one.
     let same_cache = same_cache && !cache_changed;
-    if !same_cache && let Err(e) = cache.save(&cache_file) {
-        tracing::warn!(file = %cache_file.display(), error = %e, "could not save the stat cache; the next run reads every file");
-        let _ = std::fs::remove_file(&cache_file);
+    let on_disk = same_cache
+        || match cache.save(&cache_file) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(file = %cache_file.display(), error = %e, "could not save the stat cache; the next run reads every file");
+                let _ = std::fs::remove_file(&cache_file);
+                false
+            }
+        };
+    // A run that read many files (a first backup, a full re-hash) keeps none: its peak
+    // memory stays what it was, and the next run reads the file.
+    if on_disk && read < KEEP_CACHE_BELOW_READ {
+        ctx.stat_caches.keep(domain, &cache_file, cache);
     }
     tracing::info!(
         run_id = %run_id,

@@ -307,6 +307,8 @@ struct Inner {
         std::sync::Mutex<std::collections::HashMap<Uuid, tokio::sync::watch::Sender<crate::store::RollbackTask>>>,
     /// The manifests this process last committed (see [`repo::ManifestCache`]).
     manifests: Arc<repo::ManifestCache>,
+    /// The stat caches this process last wrote (see [`statcache::KeptCaches`]).
+    stat_caches: Arc<statcache::KeptCaches>,
     /// The summaries of the commits this process made and has not recorded yet: the
     /// audit trail takes them instead of reading and parsing the files again.
     told: Arc<std::sync::Mutex<std::collections::HashMap<git2::Oid, repo::Summaries>>>,
@@ -388,6 +390,7 @@ impl Engine {
                 maintenance: Default::default(),
                 security_warnings: Default::default(),
                 manifests: Default::default(),
+                stat_caches: Default::default(),
                 told: Default::default(),
             }),
         })

@@ -53,6 +53,7 @@ impl Engine {
         let settings = self.inner.settings.clone();
         let sealer = self.inner.sealer.clone();
         let manifests = self.inner.manifests.clone();
+        let stat_caches = self.inner.stat_caches.clone();
         let told = self.inner.told.clone();
         let summaries = params.summaries.clone();
         let actor = params.actor.clone();
@@ -64,6 +65,7 @@ impl Engine {
             let ctx = RunContext {
                 sealer: &sealer,
                 manifests: &manifests,
+                stat_caches: &stat_caches,
                 told: &told,
                 summaries: &summaries,
                 run_id,
@@ -244,10 +246,11 @@ fn git_phase(
             .iter()
             .map(|spec| {
                 let cache_file = statcache::path(&git_dir, spec.domain);
+                let kept = ctx.stat_caches;
                 s.spawn(move || {
                     (
                         sources::scan(&settings.source_root, &spec.patterns),
-                        StatCache::load(&cache_file),
+                        kept.take_or_load(spec.domain, &cache_file),
                     )
                 })
             })
