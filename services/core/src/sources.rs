@@ -3,7 +3,6 @@
 //! it). A symlink a pattern matches is a file of its own: kept as a link with its target
 //! text, never followed, wherever it points.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -84,7 +83,8 @@ fn is_meta(component: &str) -> bool {
 pub fn scan(root: &Path, patterns: &[String]) -> std::io::Result<Scan> {
     let root = root.canonicalize()?;
     let names = Names::load();
-    let mut found: BTreeMap<RepoPath, SourceFile> = BTreeMap::new();
+    // In the order found; sorted by path at the end, the first pattern's file kept.
+    let mut found: Vec<SourceFile> = Vec::new();
     let mut out = Scan::default();
 
     for pattern in patterns {
@@ -116,7 +116,7 @@ pub fn scan(root: &Path, patterns: &[String]) -> std::io::Result<Scan> {
                     .push(format!("{rel}: skipped, it leads outside the source root"));
                 continue;
             }
-            complete &= keep(consider(&names, &abs, rel), &mut found, &mut out.warnings);
+            complete &= keep(consider(&names, abs, rel), &mut found, &mut out.warnings);
         } else {
             let prefix = components[..literal].join("/");
             let start = if prefix.is_empty() {
@@ -145,18 +145,21 @@ pub fn scan(root: &Path, patterns: &[String]) -> std::io::Result<Scan> {
                         }
                     };
                     let abs = entry.path();
-                    let Ok(rel) = abs.strip_prefix(&root) else {
+                    let Some(rel) = relative(&abs, &root) else {
                         return;
                     };
-                    let Some(rel) = rel.to_str() else {
-                        out.warnings
-                            .push(format!("{}: skipped, the name is not UTF-8", rel.display()));
+                    let Ok(rel) = std::str::from_utf8(rel) else {
+                        out.warnings.push(format!(
+                            "{}: skipped, the name is not UTF-8",
+                            String::from_utf8_lossy(rel)
+                        ));
                         return;
                     };
                     if !matcher.is_match(rel) {
                         return;
                     }
-                    complete &= keep(consider_entry(&names, entry, &abs, rel), &mut found, &mut out.warnings);
+                    let rel = rel.to_owned();
+                    complete &= keep(consider_entry(&names, entry, abs, &rel), &mut found, &mut out.warnings);
                 }),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
@@ -172,13 +175,29 @@ pub fn scan(root: &Path, patterns: &[String]) -> std::io::Result<Scan> {
             out.unmatched.push(pattern.clone());
         }
     }
-    out.files = found.into_values().collect();
+    // A stable sort: of one path found twice, the first pattern's stays first.
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found.dedup_by(|later, first| later.path == first.path);
+    out.files = found;
     Ok(out)
 }
 
+/// `abs` relative to `root`, which it starts with (the walk joined it): byte for byte,
+/// not component by component.
+fn relative<'a>(abs: &'a Path, root: &Path) -> Option<&'a [u8]> {
+    use std::os::unix::ffi::OsStrExt;
+    let (a, r) = (abs.as_os_str().as_bytes(), root.as_os_str().as_bytes());
+    let rest = a.strip_prefix(r)?;
+    if r.ends_with(b"/") {
+        Some(rest)
+    } else {
+        rest.strip_prefix(b"/")
+    }
+}
+
 /// A pattern whose files were all found by an earlier pattern still matched.
-fn patterns_already_matched(found: &BTreeMap<RepoPath, SourceFile>, matcher: &GlobMatcher) -> bool {
-    found.keys().any(|p| matcher.is_match(p.as_str()))
+fn patterns_already_matched(found: &[SourceFile], matcher: &GlobMatcher) -> bool {
+    found.iter().any(|f| matcher.is_match(f.path.as_str()))
 }
 
 enum Skip {
@@ -189,16 +208,12 @@ enum Skip {
 }
 
 /// Takes what `consider` made of one path: the file into `found` (the first pattern to
-/// match a path keeps it), a warning into `warnings`. False when the path exists but could
-/// not be examined, so the pattern's list is incomplete.
-fn keep(
-    considered: Result<Option<SourceFile>, Skip>,
-    found: &mut BTreeMap<RepoPath, SourceFile>,
-    warnings: &mut Vec<String>,
-) -> bool {
+/// match a path keeps it, once `scan` sorts them), a warning into `warnings`. False when
+/// the path exists but could not be examined, so the pattern's list is incomplete.
+fn keep(considered: Result<Option<SourceFile>, Skip>, found: &mut Vec<SourceFile>, warnings: &mut Vec<String>) -> bool {
     match considered {
         Ok(Some(file)) => {
-            found.entry(file.path.clone()).or_insert(file);
+            found.push(file);
             true
         }
         Ok(None) => true,
@@ -248,13 +263,15 @@ fn walk_dir(dir: &Path, depth: usize, visit: &mut dyn FnMut(Step<'_>)) {
     };
     let mut entries = Vec::new();
     for entry in read {
-        match entry.and_then(|e| Ok((e.file_type()?, e))) {
+        match entry.and_then(|e| Ok((e.file_type()?, e.file_name(), e))) {
             Ok(e) => entries.push(e),
             Err(e) => visit(Step::Unreadable(dir, e)),
         }
     }
-    entries.sort_unstable_by_key(|(_, e)| e.file_name());
-    for (kind, entry) in &entries {
+    // Each name taken once: a sort by a key made anew for every comparison allocated it
+    // n log n times.
+    entries.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+    for (kind, _, entry) in &entries {
         if kind.is_dir() {
             walk_dir(&entry.path(), depth - 1, visit);
         } else {
@@ -264,7 +281,12 @@ fn walk_dir(dir: &Path, depth: usize, visit: &mut dyn FnMut(Step<'_>)) {
 }
 
 /// [`consider`] for an entry a walk found: its metadata read relative to its directory.
-fn consider_entry(names: &Names, entry: &std::fs::DirEntry, abs: &Path, rel: &str) -> Result<Option<SourceFile>, Skip> {
+fn consider_entry(
+    names: &Names,
+    entry: &std::fs::DirEntry,
+    abs: PathBuf,
+    rel: &str,
+) -> Result<Option<SourceFile>, Skip> {
     match entry.metadata() {
         Ok(meta) => consider_meta(names, meta, abs, rel),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -273,8 +295,8 @@ fn consider_entry(names: &Names, entry: &std::fs::DirEntry, abs: &Path, rel: &st
 }
 
 /// Checks one candidate: a regular file, or a symlink (kept as a link).
-fn consider(names: &Names, abs: &Path, rel: &str) -> Result<Option<SourceFile>, Skip> {
-    match std::fs::symlink_metadata(abs) {
+fn consider(names: &Names, abs: PathBuf, rel: &str) -> Result<Option<SourceFile>, Skip> {
+    match std::fs::symlink_metadata(&abs) {
         Ok(meta) => consider_meta(names, meta, abs, rel),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Skip::Unreadable(format!("{rel}: cannot read: {e}"))),
@@ -282,9 +304,9 @@ fn consider(names: &Names, abs: &Path, rel: &str) -> Result<Option<SourceFile>, 
 }
 
 /// [`consider`] with the candidate's metadata (`lstat`) already read.
-fn consider_meta(names: &Names, meta: std::fs::Metadata, abs: &Path, rel: &str) -> Result<Option<SourceFile>, Skip> {
+fn consider_meta(names: &Names, meta: std::fs::Metadata, abs: PathBuf, rel: &str) -> Result<Option<SourceFile>, Skip> {
     let link = if meta.file_type().is_symlink() {
-        match std::fs::read_link(abs) {
+        match std::fs::read_link(&abs) {
             Ok(t) => match t.into_os_string().into_string() {
                 Ok(t) => Some(t),
                 Err(_) => return Err(Skip::Warn(format!("{rel}: skipped, the link's target is not UTF-8"))),
@@ -306,7 +328,7 @@ fn consider_meta(names: &Names, meta: std::fs::Metadata, abs: &Path, rel: &str) 
     }
     Ok(Some(SourceFile {
         path,
-        abs: abs.to_path_buf(),
+        abs,
         executable: link.is_none() && meta.permissions().mode() & 0o111 != 0,
         stat: crate::statcache::FileStat::of(&meta),
         meta: FileMeta::of(&meta, names),
@@ -354,6 +376,32 @@ mod tests {
             ]
         );
         assert!(s.unmatched.is_empty());
+    }
+
+    #[test]
+    fn a_file_matched_by_several_patterns_is_listed_once_and_no_such_pattern_is_unmatched() {
+        let t = tree();
+        let s = scan(
+            t.path(),
+            &[
+                "scripts/gateway/b.nft".into(),
+                "scripts/**/*.nft".into(),
+                "config/unbound/unbound.conf".into(),
+                "scripts/gateway/*.nft".into(),
+                "scripts/gateway/a.nft".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            paths(&s),
+            [
+                "config/unbound/unbound.conf",
+                "scripts/gateway/a.nft",
+                "scripts/gateway/b.nft"
+            ]
+        );
+        assert!(s.unmatched.is_empty(), "{:?}", s.unmatched);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     }
 
     #[test]
