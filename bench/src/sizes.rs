@@ -111,8 +111,13 @@ pub(crate) async fn measure(root: &Path, cli: &Cli, name: &str, files: usize) ->
     let mut grpc_none = Vec::new();
     for _ in 0..rounds.max(5) {
         let t = Instant::now();
-        c.backup(req(pb::BackupRequest::default())).await?;
+        let r = c.backup(req(pb::BackupRequest::default())).await?.into_inner();
         grpc_none.push(t.elapsed());
+        let run = r.report.map_or(f64::NAN, |r| r.duration_seconds * 1e3);
+        eprintln!(
+            "{name}: gRPC no-change {:.2} ms, the server's run {run:.2} ms",
+            ms(t.elapsed())
+        );
     }
     let mut grpc_change = Vec::new();
     for _ in 0..rounds {
