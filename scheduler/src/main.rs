@@ -70,11 +70,14 @@ async fn run(cli: Cli, env: &config_backup_core::settings::Env) -> anyhow::Resul
             std::process::ExitCode::SUCCESS
         });
     }
+    // From here on SIGTERM and SIGINT stop the scheduler cleanly, also while the catch-up's
+    // call is still waiting for its answer (the server finishes the run either way).
+    let mut stop = std::pin::pin!(shutdown());
     let Some(mut sched) = jobs(&settings).await? else {
         tracing::info!(
             "CONFIG_BACKUP_ENABLED=false and CONFIG_BACKUP_DRILL_SCHEDULE=off: nothing is scheduled; idling until stopped"
         );
-        shutdown().await;
+        stop.await;
         return Ok(std::process::ExitCode::SUCCESS);
     };
     if !settings.schedule.enabled {
@@ -89,19 +92,29 @@ async fn run(cli: Cli, env: &config_backup_core::settings::Env) -> anyhow::Resul
         "scheduler started (UTC)"
     );
     // Catch up a run missed while the machine was down (the server skips it otherwise).
-    if settings.schedule.enabled {
-        let _ = catch_up(&settings, chrono::Utc::now()).await;
+    let stopped = settings.schedule.enabled
+        && tokio::select! {
+            _ = catch_up(&settings, chrono::Utc::now()) => false,
+            () = &mut stop => true,
+        };
+    if !stopped {
+        stop.await;
     }
-    shutdown().await;
     sched.shutdown().await?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-async fn shutdown() {
+/// Resolves at SIGTERM or SIGINT. Both handlers are in place when this returns, before
+/// the future is first polled: a signal that comes before then is not the default's
+/// (the process killed, exit status 143).
+fn shutdown() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = tokio::signal::ctrl_c() => {},
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
     }
 }

@@ -87,6 +87,49 @@ async fn once_makes_a_backup_and_prints_a_readable_report() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_catch_up_waits_for_the_server_stops_the_scheduler_cleanly() {
+    // A server that takes the connection and never answers: the catch-up's call waits.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("scheduler.log");
+    let mut child = KillOnDrop(
+        scheduler(&addr, &[])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    logged(&log, "scheduler started").await;
+    let (_held, _) = tokio::time::timeout(Duration::from_secs(30), silent.accept())
+        .await
+        .expect("the catch-up to call the server")
+        .unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.0.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let began = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "the scheduler did not stop within 10 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        status.success(),
+        "stopped by SIGTERM during the catch-up: {status} (killed by the signal, not stopped)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_start_a_missed_backup_is_caught_up_and_a_recent_one_is_not() {
     let env = TestEnv::new(Backend::Sqlite).await;
     let app = env.spawn().await;
