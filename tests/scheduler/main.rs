@@ -30,6 +30,17 @@ fn scheduler(addr: &str, extra: &[(String, String)]) -> Command {
     cmd
 }
 
+/// Sends SIGTERM to the scheduler.
+fn sigterm(child: &std::process::Child) {
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
 /// Waits until the scheduler's log (its stderr) says `needle`.
 async fn logged(log: &Path, needle: &str) {
     wait_for(
@@ -105,13 +116,7 @@ async fn sigterm_while_the_catch_up_waits_for_the_server_stops_the_scheduler_cle
         .await
         .expect("the catch-up to call the server")
         .unwrap();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.0.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child.0);
     let began = Instant::now();
     let status = loop {
         if let Some(status) = child.0.try_wait().unwrap() {
@@ -147,13 +152,7 @@ async fn at_start_a_missed_backup_is_caught_up_and_a_recent_one_is_not() {
     })
     .await;
     assert_eq!(first.trigger, pb::RunTrigger::Scheduled as i32);
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.0.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child.0);
     assert!(child.0.wait().unwrap().success());
 
     // Now the last success is after the last scheduled time: a new start runs nothing.
@@ -171,13 +170,7 @@ async fn at_start_a_missed_backup_is_caught_up_and_a_recent_one_is_not() {
         first.run_id,
         "no second backup"
     );
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.0.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child.0);
     assert!(child.0.wait().unwrap().success());
     app.stop().await;
 }
@@ -292,13 +285,7 @@ async fn a_disabled_schedule_idles_and_says_so() {
     logged(&log, "idling until stopped").await;
     assert!(child.0.try_wait().unwrap().is_none(), "it stays up");
     assert!(status(&app).await.last_run.is_none(), "and runs nothing");
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.0.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child.0);
     assert!(child.0.wait().unwrap().success());
     assert!(
         std::fs::read_to_string(&log)
