@@ -30,6 +30,17 @@ fn scheduler(addr: &str, extra: &[(String, String)]) -> Command {
     cmd
 }
 
+/// The scheduler as a daemon, its log (stderr) in `log`.
+fn daemon(addr: &str, extra: &[(String, String)], log: &Path) -> KillOnDrop {
+    KillOnDrop(
+        scheduler(addr, extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 /// Sends SIGTERM to the scheduler.
 fn sigterm(child: &std::process::Child) {
     assert!(
@@ -104,13 +115,7 @@ async fn sigterm_while_the_catch_up_waits_for_the_server_stops_the_scheduler_cle
     let addr = silent.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("scheduler.log");
-    let mut child = KillOnDrop(
-        scheduler(&addr, &[])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = daemon(&addr, &[], &log);
     logged(&log, "scheduler started").await;
     let (_held, _) = tokio::time::timeout(Duration::from_secs(30), silent.accept())
         .await
@@ -157,13 +162,7 @@ async fn at_start_a_missed_backup_is_caught_up_and_a_recent_one_is_not() {
 
     // Now the last success is after the last scheduled time: a new start runs nothing.
     let log = env.dir.path().join("scheduler.log");
-    let mut child = KillOnDrop(
-        scheduler(&addr, &[])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = daemon(&addr, &[], &log);
     logged(&log, "no catch-up needed").await;
     assert_eq!(
         status(&app).await.last_run.unwrap().run_id,
@@ -269,18 +268,13 @@ async fn a_disabled_schedule_idles_and_says_so() {
     let env = TestEnv::new(Backend::Sqlite).await;
     let app = env.spawn().await;
     let log = env.dir.path().join("scheduler.log");
-    let mut child = KillOnDrop(
-        scheduler(
-            &app.addr.to_string(),
-            &[
-                ("CONFIG_BACKUP_ENABLED".into(), "false".into()),
-                ("CONFIG_BACKUP_DRILL_SCHEDULE".into(), "off".into()),
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap(),
+    let mut child = daemon(
+        &app.addr.to_string(),
+        &[
+            ("CONFIG_BACKUP_ENABLED".into(), "false".into()),
+            ("CONFIG_BACKUP_DRILL_SCHEDULE".into(), "off".into()),
+        ],
+        &log,
     );
     logged(&log, "idling until stopped").await;
     assert!(child.0.try_wait().unwrap().is_none(), "it stays up");
@@ -318,18 +312,13 @@ async fn the_restore_drill_runs_on_its_schedule_and_drill_once_prints_it() {
 
     // The daemon runs it on CONFIG_BACKUP_DRILL_SCHEDULE, backups off.
     let log = env.dir.path().join("scheduler.log");
-    let _child = KillOnDrop(
-        scheduler(
-            &app.addr.to_string(),
-            &[
-                ("CONFIG_BACKUP_ENABLED".into(), "false".into()),
-                ("CONFIG_BACKUP_DRILL_SCHEDULE".into(), "*/2 * * * * *".into()),
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap(),
+    let _child = daemon(
+        &app.addr.to_string(),
+        &[
+            ("CONFIG_BACKUP_ENABLED".into(), "false".into()),
+            ("CONFIG_BACKUP_DRILL_SCHEDULE".into(), "*/2 * * * * *".into()),
+        ],
+        &log,
     );
     logged(&log, "the restore drill stays on").await;
     logged(&log, "scheduled restore drill done").await;
