@@ -35,25 +35,36 @@ impl Engine {
         Ok(report)
     }
 
-    /// Inserts audit rows for commits on the branch that the audit trail lacks.
-    pub(super) async fn record_unrecorded_commits(&self) -> Result<usize, EngineError> {
+    /// Inserts audit rows for commits on the branch that the audit trail lacks. `opened`
+    /// is the run's own working copy, when it has one: reading the commits back takes no
+    /// second open (its config, refs and signing key read again).
+    pub(super) async fn record_unrecorded_commits(&self, opened: Option<WorkingCopy>) -> Result<usize, EngineError> {
         let git = self.inner.settings.git.clone();
         // The walk stops at the newest commit on record (normally this run's parent):
         // a run walks its own commits, not the branch's history.
         let newest = self.inner.store.newest_commit().await?;
-        let candidates = blocking(move || -> Result<Vec<git2::Oid>, EngineError> {
-            let wc = WorkingCopy::open(&git)?;
+        let (wc, candidates) = blocking(move || -> Result<(WorkingCopy, Vec<git2::Oid>), EngineError> {
+            let wc = match opened {
+                Some(wc) => wc,
+                None => WorkingCopy::open(&git)?,
+            };
             let newest = newest.and_then(|h| git2::Oid::from_str(&h).ok());
-            Ok(wc.unrecorded_commits(|id| Some(id) == newest, RECOVERY_LIMIT)?)
+            let candidates = wc.unrecorded_commits(|id| Some(id) == newest, RECOVERY_LIMIT)?;
+            Ok((wc, candidates))
         })
         .await??;
-        let mut missing = Vec::new();
-        for id in candidates {
-            if self.inner.store.commit_recorded(&id.to_string()).await? {
-                break;
-            }
-            missing.push(id);
-        }
+        // Newest first: every commit up to the first one on record, asked in one query.
+        let hashes: Vec<String> = candidates.iter().map(|id| id.to_string()).collect();
+        let recorded = match hashes.is_empty() {
+            true => Default::default(),
+            false => self.inner.store.recorded_commits(&hashes).await?,
+        };
+        let missing: Vec<git2::Oid> = candidates
+            .into_iter()
+            .zip(&hashes)
+            .take_while(|(_, hash)| !recorded.contains(*hash))
+            .map(|(id, _)| id)
+            .collect();
         if missing.is_empty() {
             return Ok(0);
         }
@@ -64,13 +75,18 @@ impl Engine {
         // L, a batch of all four was the run's peak of memory).
         let mut queue: std::collections::VecDeque<git2::Oid> = missing.into_iter().rev().collect();
         let mut recorded = 0;
+        let mut wc = Some(wc);
         while !queue.is_empty() {
             let git = self.inner.settings.git.clone();
             let batch: Vec<git2::Oid> = queue.iter().take(FOLLOW_BATCH).copied().collect();
             let told = self.inner.told.clone();
-            let (commits, foreign) = blocking(move || -> Result<(Vec<AuditCommit>, bool), EngineError> {
-                let wc = WorkingCopy::open(&git)?;
-                let (mut out, mut rows) = (Vec::new(), 0);
+            let opened = wc.take();
+            let (back, commits, foreign) = blocking(move || -> Result<_, EngineError> {
+                let wc = match opened {
+                    Some(wc) => wc,
+                    None => WorkingCopy::open(&git)?,
+                };
+                let (mut out, mut rows, mut foreign) = (Vec::new(), 0, false);
                 for id in batch {
                     if rows >= AUDIT_BATCH_ROWS {
                         break;
@@ -82,12 +98,16 @@ impl Engine {
                             rows += commit.files.len();
                             out.push(commit);
                         }
-                        None => return Ok((out, true)),
+                        None => {
+                            foreign = true;
+                            break;
+                        }
                     }
                 }
-                Ok((out, false))
+                Ok((wc, out, foreign))
             })
             .await??;
+            wc = Some(back);
             let n = self.inner.store.record_following(&commits).await?;
             queue.drain(..n);
             recorded += n;
@@ -95,6 +115,7 @@ impl Engine {
                 break;
             }
         }
+        drop(wc);
         // The rest (after a gap, a foreign commit, retention): every file, in batches of
         // about AUDIT_BATCH_ROWS rows: memory stays bounded on a large site, and a stop
         // between batches leaves the newest commits unrecorded, which is what the walk

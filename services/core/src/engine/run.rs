@@ -79,9 +79,11 @@ impl Engine {
         .await?;
 
         let mut maintenance = Vec::new();
+        let mut opened = None;
         let (domains, push, error) = match git_phase {
             Ok(g) => {
                 maintenance = g.maintenance;
+                opened = Some(g.wc);
                 (timings.sync, timings.domains, timings.push) = g.times;
                 if !g.rewritten.is_empty() {
                     let moves: Vec<(String, String, String)> = g
@@ -109,7 +111,7 @@ impl Engine {
         // run that was interrupted between its commit and its record.
         let audit_started = Instant::now();
         let recorded = self
-            .record_unrecorded_commits()
+            .record_unrecorded_commits(opened)
             .instrument(tracing::info_span!("audit"))
             .await;
         timings.audit = audit_started.elapsed();
@@ -208,6 +210,8 @@ struct GitPhase {
     rewritten: Rewritten,
     /// Repositories to keep compact once the run is recorded ([`crate::maintenance`]).
     maintenance: Vec<std::path::PathBuf>,
+    /// The working copy, open, for the audit trail to read the run's commits back.
+    wc: WorkingCopy,
 }
 
 /// The blocking part of a run: every domain's commit, then the push.
@@ -374,6 +378,7 @@ fn git_phase(
         push,
         rewritten,
         maintenance,
+        wc,
     })
 }
 

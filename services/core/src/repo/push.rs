@@ -156,6 +156,40 @@ impl WorkingCopy {
         Ok(Some(map))
     }
 
+    /// Sends the branch to the remote. `Ok(false)`: the remote refused it as not a
+    /// fast-forward (it holds commits we lack), and nothing was sent.
+    fn send_branch(&self, session: &Session, branch_ref: &str) -> Result<bool, PushError> {
+        let transport = |e: git2::Error| PushError::Transport {
+            remote: crate::remote::redact_url(&self.git.remote),
+            message: session.explain(&e),
+        };
+        let mut remote = self.repo.find_remote("origin").map_err(transport)?;
+        let rejected: RefCell<Option<(String, String)>> = RefCell::new(None);
+        {
+            let mut callbacks = session.callbacks();
+            callbacks.push_update_reference(|refname, status| {
+                if let Some(reason) = status {
+                    *rejected.borrow_mut() = Some((refname.to_owned(), reason.to_owned()));
+                }
+                Ok(())
+            });
+            if let Err(e) = self.push_without_delta_search() {
+                tracing::warn!(error = %e, "could not turn the push's delta search off; pushing with libgit2's default");
+            }
+            let mut opts = git2::PushOptions::new();
+            opts.remote_callbacks(callbacks);
+            match remote.push(&[format!("{branch_ref}:{branch_ref}")], Some(&mut opts)) {
+                Err(e) if e.code() == ErrorCode::NotFastForward => return Ok(false),
+                Err(e) => return Err(transport(e)),
+                Ok(()) => {}
+            }
+        }
+        match rejected.into_inner() {
+            Some((refname, reason)) => Err(PushError::Rejected { refname, reason }),
+            None => Ok(true),
+        }
+    }
+
     /// Brings the remote's commits in: fetches the branch; when the remote has commits we
     /// lack, fast-forwards to them (nothing of ours unpushed) or rebases our unpushed
     /// commits on top (when they apply cleanly). Conflicts: [`PushError::Diverged`], and
@@ -197,8 +231,12 @@ impl WorkingCopy {
         }
     }
 
-    /// Pushes the branch after [`WorkingCopy::sync`], checks the per-reference result and
-    /// reads the remote branch back. Never forces.
+    /// Pushes the branch, checks the per-reference result and reads the remote branch
+    /// back. Never forces. The run brought the remote's commits in before committing
+    /// ([`WorkingCopy::sync`]), so the branch is sent at once: only when the remote
+    /// refuses it as not a fast-forward (someone pushed since) are its commits brought
+    /// in again and the branch sent once more. A fetch saved on every run is a
+    /// connection saved (an SSH handshake, on a remote reached over SSH).
     pub fn push(&self) -> Result<Option<PushResult>, PushError> {
         let session = Session::new(&self.git);
         let remote_name = crate::remote::redact_url(&self.git.remote);
@@ -210,37 +248,26 @@ impl WorkingCopy {
         if self.head().map_err(|e| PushError::Local(e.to_string()))?.is_none() {
             return Ok(None);
         }
+        let branch_ref = format!("refs/heads/{}", self.git.branch);
+        let mut synced = SyncResult::default();
+        if !self.send_branch(&session, &branch_ref)? {
+            synced = self.sync_with(&session)?;
+            if !self.send_branch(&session, &branch_ref)? {
+                return Err(PushError::Rejected {
+                    refname: branch_ref,
+                    reason: "not a fast-forward: the remote moved again while we pushed".to_owned(),
+                });
+            }
+        }
         let SyncResult {
             rewritten,
             foreign_commits,
-        } = self.sync_with(&session)?;
+        } = synced;
         let head = self
             .head()
             .map_err(|e| PushError::Local(e.to_string()))?
             .ok_or_else(|| PushError::Local("no head".into()))?;
-        let branch_ref = format!("refs/heads/{}", self.git.branch);
         let mut remote = self.repo.find_remote("origin").map_err(transport)?;
-        let rejected: RefCell<Option<(String, String)>> = RefCell::new(None);
-        {
-            let mut callbacks = session.callbacks();
-            callbacks.push_update_reference(|refname, status| {
-                if let Some(reason) = status {
-                    *rejected.borrow_mut() = Some((refname.to_owned(), reason.to_owned()));
-                }
-                Ok(())
-            });
-            if let Err(e) = self.push_without_delta_search() {
-                tracing::warn!(error = %e, "could not turn the push's delta search off; pushing with libgit2's default");
-            }
-            let mut opts = git2::PushOptions::new();
-            opts.remote_callbacks(callbacks);
-            remote
-                .push(&[format!("{branch_ref}:{branch_ref}")], Some(&mut opts))
-                .map_err(transport)?;
-        }
-        if let Some((refname, reason)) = rejected.into_inner() {
-            return Err(PushError::Rejected { refname, reason });
-        }
         // Read the remote branch back.
         let remote_head = {
             let conn = remote
@@ -258,14 +285,18 @@ impl WorkingCopy {
                 local: head.to_string(),
             });
         }
-        self.repo
-            .reference(
-                &format!("refs/remotes/origin/{}", self.git.branch),
-                head,
-                true,
-                "push verified",
-            )
-            .map_err(local)?;
+        // libgit2 moves the remote-tracking branch after a push it made; written again only
+        // where it did not (a lock file, a rename and a reflog line saved on every run).
+        if self.tracking_head().map_err(|e| PushError::Local(e.to_string()))? != Some(head) {
+            self.repo
+                .reference(
+                    &format!("refs/remotes/origin/{}", self.git.branch),
+                    head,
+                    true,
+                    "push verified",
+                )
+                .map_err(local)?;
+        }
         Ok(Some(PushResult {
             remote_head: head,
             rewritten,
@@ -289,6 +320,54 @@ mod tests {
         let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
         repo.commit(None, &sig, &sig, &format!("c{n}"), &tree, &parents)
             .unwrap()
+    }
+
+    /// A commit on `parent` (or the branch's first) whose tree is `parent`'s with `file`
+    /// added, written in `repo` without moving any reference.
+    fn commit_adding(repo: &git2::Repository, parent: Option<Oid>, file: &str, message: &str) -> Oid {
+        let parent = parent.map(|p| repo.find_commit(p).unwrap());
+        let base = parent.as_ref().map(|p| p.tree().unwrap());
+        let mut tree = repo.treebuilder(base.as_ref()).unwrap();
+        let blob = repo.blob(format!("{file}\n").as_bytes()).unwrap();
+        tree.insert(file, blob, 0o100644).unwrap();
+        let tree = repo.find_tree(tree.write().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.org").unwrap();
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        repo.commit(None, &sig, &sig, message, &tree, &parents).unwrap()
+    }
+
+    #[test]
+    fn a_remote_that_moved_after_the_runs_sync_keeps_its_commit_and_gets_ours_on_top() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = super::super::tests::settings(dir.path());
+        ensure_bare_remote(std::path::Path::new(&git.remote), &git.branch).unwrap();
+        let wc = WorkingCopy::open(&git).unwrap();
+        let branch = format!("refs/heads/{}", git.branch);
+        let first = commit_adding(wc.repository(), None, "first.conf", "first");
+        wc.repository().reference(&branch, first, true, "test").unwrap();
+        assert_eq!(wc.push().unwrap().unwrap().remote_head, first);
+        // The run synced; then, before its push, someone pushes a commit of their own.
+        let remote = git2::Repository::open_bare(&git.remote).unwrap();
+        let theirs = commit_adding(&remote, Some(first), "theirs.conf", "theirs");
+        remote.reference(&branch, theirs, true, "someone else").unwrap();
+        let ours = commit_adding(wc.repository(), Some(first), "ours.conf", "ours");
+        wc.repository().reference(&branch, ours, true, "test").unwrap();
+
+        // The branch is refused as not a fast-forward, their commit brought in, ours
+        // rebased on top of it and sent again: nothing of theirs is overwritten.
+        let pushed = wc.push().unwrap().unwrap();
+        assert_eq!(pushed.foreign_commits, 1);
+        assert_eq!(pushed.rewritten.len(), 1);
+        let (old, new, parent) = pushed.rewritten[0];
+        assert_eq!((old, parent), (ours, theirs));
+        assert_eq!(pushed.remote_head, new);
+        let head = remote.find_reference(&branch).unwrap().target().unwrap();
+        assert_eq!(head, new);
+        let tree = remote.find_commit(head).unwrap().tree().unwrap();
+        for file in ["first.conf", "theirs.conf", "ours.conf"] {
+            assert!(tree.get_name(file).is_some(), "{file} is on the remote");
+        }
+        assert_eq!(wc.unpushed().unwrap(), 0);
     }
 
     #[test]

@@ -177,8 +177,16 @@ pub trait AuditTrail: Send + Sync {
     async fn rewrite_commits(&self, moves: &[(String, String, String)]) -> Result<(), StoreError>;
     /// The site's most recently recorded commit.
     async fn newest_commit(&self) -> Result<Option<String>, StoreError>;
-    /// Whether any audit row names this commit.
-    async fn commit_recorded(&self, commit_hash: &str) -> Result<bool, StoreError>;
+    /// Which of these commits the audit trail records, in one query.
+    async fn recorded_commits(&self, commit_hashes: &[String])
+    -> Result<std::collections::HashSet<String>, StoreError>;
+    /// Whether the audit trail records this commit.
+    async fn commit_recorded(&self, commit_hash: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .recorded_commits(std::slice::from_ref(&commit_hash.to_owned()))
+            .await?
+            .contains(commit_hash))
+    }
     /// A domain's last commit and change.
     async fn domain_summary(&self, domain: Domain) -> Result<Option<DomainSummary>, StoreError>;
     /// Files the trail holds as present in the domain's last commit.
@@ -278,13 +286,22 @@ macro_rules! audit_sql {
                     .await?;
                 Ok(row.map(|r| r.try_get("commit_hash")).transpose()?)
             }
-            async fn commit_recorded(&self, commit_hash: &str) -> Result<bool, StoreError> {
-                let row = sqlx::query("SELECT 1 AS one FROM config_commits WHERE commit_hash = $1 AND site = $2 LIMIT 1")
-                    .bind(commit_hash)
-                    .bind(&self.site)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                Ok(row.is_some())
+            async fn recorded_commits(&self, commit_hashes: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
+                let mut found = std::collections::HashSet::new();
+                // Within every backend's limit on bound parameters.
+                for chunk in commit_hashes.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT DISTINCT commit_hash FROM config_commits WHERE site = ");
+                    qb.push_bind(&self.site).push(" AND commit_hash IN (");
+                    let mut list = qb.separated(", ");
+                    for hash in chunk {
+                        list.push_bind(hash);
+                    }
+                    qb.push(")");
+                    for row in qb.build().fetch_all(&self.pool).await? {
+                        found.insert(row.try_get("commit_hash")?);
+                    }
+                }
+                Ok(found)
             }
             async fn domain_summary(&self, domain: Domain) -> Result<Option<DomainSummary>, StoreError> {
                 let last = sqlx::query(
