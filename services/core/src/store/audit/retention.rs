@@ -42,6 +42,36 @@ macro_rules! audit_retention_sql {
                 }
                 Ok(removed)
             }
+            /// Whether retention has anything to do: a commit of any site older than
+            /// `cutoff` (file rows and legacy ids are never older than their commit), or,
+            /// when this server signs, its site's checkpoint left unsigned by another
+            /// site's retention (the checkpoint is the site's first link). Two reads
+            /// along indexes; on a day with nothing to prune, a run takes no write
+            /// transaction for retention and leaves the pages kept for History valid.
+            async fn retention_due(&self, cutoff: DateTime<Utc>, signing: bool) -> Result<bool, StoreError> {
+                let old = sqlx::query("SELECT 1 AS one FROM config_commits WHERE backed_up_at < $1 LIMIT 1")
+                    .bind(cutoff)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if old.is_some() {
+                    return Ok(true);
+                }
+                if !signing {
+                    return Ok(false);
+                }
+                let first = sqlx::query(
+                    "SELECT kind, signature FROM config_audit_chain WHERE site = $1 ORDER BY position LIMIT 1",
+                )
+                .bind(&self.site)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(match first {
+                    Some(r) => {
+                        r.try_get::<String, _>("kind")? == "checkpoint" && r.try_get::<Option<String>, _>("signature")?.is_none()
+                    }
+                    None => false,
+                })
+            }
             /// Retention: anchors the versions still live at the first kept commit of
             /// their domain, then removes everything older than `cutoff`.
             pub(in crate::store) async fn remove_before(
@@ -50,6 +80,9 @@ macro_rules! audit_retention_sql {
                 signer: Option<&crate::signing::Signer>,
             ) -> Result<u64, StoreError> {
                 let cutoff = micros(cutoff);
+                if !self.retention_due(cutoff, signer.is_some()).await? {
+                    return Ok(0);
+                }
                 let mut tx = self.begin_write().await?;
                 let live = sqlx::query(&format!(
                     "SELECT v.seq AS vseq, v.site AS site, v.domain AS domain, v.config_file AS config_file, \
