@@ -336,6 +336,18 @@ fn git_phase(
         report.duration = own + began.elapsed();
         domains.push(report);
     }
+    // The branch moves once, to the last domain's commit. Should that fail (a writer
+    // moved it, the disk is full), this run's commits stay off the branch: each domain
+    // that made one failed, and its live files are committed by the next run.
+    if let Err(e) = wc.publish_commits() {
+        tracing::error!(run_id = %run_id, error = %e, "could not move the branch to this run's commits");
+        failed = true;
+        for d in domains.iter_mut().filter(|d| d.error.is_none()) {
+            d.error = Some(format!("moving the branch to this run's commits: {e}"));
+            d.commit = None;
+        }
+        let _ = wc.reset_to_head();
+    }
     // What the domains were read from is not needed past their commits (at L, tens of MB
     // held through the push otherwise).
     drop(hashed);

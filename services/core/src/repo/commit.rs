@@ -34,39 +34,37 @@ pub struct CommitInfo {
 impl WorkingCopy {
     /// Writes a commit, signed when a signing key is configured (an SSH signature in its
     /// `gpgsig` header, as `git commit -S` with `gpg.format=ssh` writes it), and with
-    /// `update_head` moves the branch HEAD names to it.
+    /// `on_tip` makes it this working copy's tip: the branch moves to it at
+    /// [`WorkingCopy::publish_commits`].
     pub(super) fn write_commit(
         &self,
-        update_head: bool,
+        on_tip: bool,
         author: &Signature<'_>,
         committer: &Signature<'_>,
         message: &str,
         tree: &git2::Tree<'_>,
         parents: &[&Commit<'_>],
     ) -> Result<Oid, git2::Error> {
-        let Some(signer) = &self.signer else {
-            let update = update_head.then_some("HEAD");
-            return self.repo.commit(update, author, committer, message, tree, parents);
+        let id = match &self.signer {
+            None => self.repo.commit(None, author, committer, message, tree, parents)?,
+            Some(signer) => {
+                let content = self
+                    .repo
+                    .commit_create_buffer(author, committer, message, tree, parents)?;
+                let content = content
+                    .as_str()
+                    .map_err(|_| git2::Error::from_str("the commit's content is not UTF-8"))?;
+                let signature = signer.sign(content.as_bytes()).map_err(|e| git2::Error::from_str(&e))?;
+                self.repo.commit_signed(content, &signature, None)?
+            }
         };
-        let content = self
-            .repo
-            .commit_create_buffer(author, committer, message, tree, parents)?;
-        let content = content
-            .as_str()
-            .map_err(|_| git2::Error::from_str("the commit's content is not UTF-8"))?;
-        let signature = signer.sign(content.as_bytes()).map_err(|e| git2::Error::from_str(&e))?;
-        let id = self.repo.commit_signed(content, &signature, None)?;
-        if update_head {
-            // HEAD names the branch (it may not exist yet: the first commit creates it).
-            let head = self.repo.find_reference("HEAD")?;
-            let branch = head
-                .symbolic_target()
-                .map_err(|_| git2::Error::from_str("HEAD's target is not UTF-8"))?
-                .unwrap_or("HEAD")
-                .to_owned();
-            let summary = message.lines().next().unwrap_or_default();
-            self.repo
-                .reference(&branch, id, true, &format!("commit (signed): {summary}"))?;
+        if on_tip {
+            // The branch's commit when the first unpublished one was made: its parent.
+            let base = match self.tip.get() {
+                Some((_, base)) => base,
+                None => parents.first().map(|p| p.id()),
+            };
+            self.tip.set(Some((id, base)));
         }
         Ok(id)
     }

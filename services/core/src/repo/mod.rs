@@ -211,11 +211,23 @@ pub enum PushError {
 }
 
 /// The working copy, open for one run.
+///
+/// Invariant: the domain commits it makes go on its *tip*, not on the branch, until
+/// [`WorkingCopy::publish_commits`] moves the branch to them in one reference update
+/// (one lock file, one rename, one reflog line for a run's four commits, instead of one
+/// of each per commit). Until then [`WorkingCopy::head`] is the tip, so each commit's
+/// parent, and a failed domain's reset, are what they were; everything that reads or
+/// moves the branch itself (a reset, a checkout, the push) publishes first. Commits not
+/// published when a process stops are unreferenced: the branch is where it was, and the
+/// next run commits the live files again.
 pub struct WorkingCopy {
     repo: Repository,
     git: GitSettings,
     /// Signs every commit made here, when `CONFIG_BACKUP_SIGNING_KEY` is set.
     signer: Option<crate::signing::Signer>,
+    /// The last commit made and not yet on the branch, and the branch's commit when the
+    /// first of them was made (None: the branch was unborn).
+    tip: std::cell::Cell<Option<(Oid, Option<Oid>)>>,
 }
 
 impl std::fmt::Debug for WorkingCopy {
@@ -378,6 +390,7 @@ impl WorkingCopy {
             repo,
             git: git.clone(),
             signer,
+            tip: Default::default(),
         })
     }
 
@@ -440,6 +453,8 @@ impl WorkingCopy {
     }
 
     fn reset(&self, opened: bool) -> Result<(), RepoError> {
+        // The branch is what a reset puts the index back to (a hard reset moves it).
+        self.publish_commits()?;
         let head = self.head_commit()?;
         // The index file is byte for byte the one a run left matching this HEAD.
         let marked = head
@@ -532,12 +547,38 @@ impl WorkingCopy {
         Some(sum)
     }
 
-    /// The branch head, if there is one.
+    /// Moves the branch to the commits made since the last call, in one reference
+    /// update, if the branch is still where it was when the first of them was made (a
+    /// writer that moved it meanwhile is not overwritten: the commits stay unreferenced
+    /// and the error says so). Either way the tip is the branch's head afterwards.
+    pub fn publish_commits(&self) -> Result<(), RepoError> {
+        let Some((tip, base)) = self.tip.take() else {
+            return Ok(());
+        };
+        // HEAD names the branch (it may not exist yet: the first commit creates it).
+        let head = self.repo.find_reference("HEAD")?;
+        let branch = head
+            .symbolic_target()
+            .map_err(|_| git2::Error::from_str("HEAD's target is not UTF-8"))?
+            .unwrap_or("HEAD")
+            .to_owned();
+        let why = "backup: this run's commits";
+        match base {
+            Some(base) => self.repo.reference_matching(&branch, tip, true, base, why)?,
+            None => self.repo.reference(&branch, tip, false, why)?,
+        };
+        Ok(())
+    }
+
+    /// The branch head, if there is one (the tip of the commits not yet published).
     pub fn head(&self) -> Result<Option<Oid>, RepoError> {
         Ok(self.head_commit()?.map(|c| c.id()))
     }
 
     fn head_commit(&self) -> Result<Option<Commit<'_>>, RepoError> {
+        if let Some((tip, _)) = self.tip.get() {
+            return Ok(Some(self.repo.find_commit(tip)?));
+        }
         match self.repo.head() {
             Ok(h) => Ok(Some(h.peel_to_commit()?)),
             Err(e) if e.code() == ErrorCode::UnbornBranch || e.code() == ErrorCode::NotFound => Ok(None),
@@ -554,6 +595,7 @@ impl WorkingCopy {
     /// HEAD does not have removed (a full disk leaves a partly written file behind). The
     /// objects it wrote are unreferenced and left to `git gc`.
     pub fn restore_work_tree(&self) -> Result<(), RepoError> {
+        self.publish_commits()?;
         if self.head()?.is_none() {
             return Ok(());
         }
@@ -694,6 +736,40 @@ mod tests {
             let path = unsafe { git2::opts::get_search_path(level) }.unwrap();
             assert!(path.as_bytes().is_empty(), "{level:?} is searched in {path:?}");
         }
+    }
+
+    #[test]
+    fn a_runs_commits_reach_the_branch_in_one_update_and_never_over_a_branch_moved_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = settings(dir.path());
+        ensure_bare_remote(Path::new(&git.remote), &git.branch).unwrap();
+        let wc = WorkingCopy::open(&git).unwrap();
+        let repo = wc.repository();
+        let branch = format!("refs/heads/{}", git.branch);
+        let sig = Signature::now("test", "test@example.org").unwrap();
+        let empty = repo
+            .find_tree(repo.treebuilder(None).unwrap().write().unwrap())
+            .unwrap();
+        let on_branch = || repo.refname_to_id(&branch).ok();
+
+        // Two commits, as two domains make them: each on the one before, the branch unborn.
+        let a = wc.write_commit(true, &sig, &sig, "a", &empty, &[]).unwrap();
+        let a_commit = repo.find_commit(a).unwrap();
+        let b = wc.write_commit(true, &sig, &sig, "b", &empty, &[&a_commit]).unwrap();
+        assert_eq!(wc.head().unwrap(), Some(b), "the working copy's head is its tip");
+        assert_eq!(on_branch(), None, "the branch moves only when published");
+        wc.publish_commits().unwrap();
+        assert_eq!(on_branch(), Some(b));
+        assert_eq!(repo.reflog(&branch).unwrap().len(), 1, "one update for both");
+
+        // A third, while someone else moves the branch: theirs is kept, ours stays off it.
+        let b_commit = repo.find_commit(b).unwrap();
+        let c = wc.write_commit(true, &sig, &sig, "c", &empty, &[&b_commit]).unwrap();
+        repo.reference(&branch, a, true, "someone else").unwrap();
+        assert!(wc.publish_commits().is_err());
+        assert_eq!(on_branch(), Some(a), "a branch moved meanwhile is not overwritten");
+        assert_eq!(wc.head().unwrap(), Some(a), "the tip is dropped with the failure");
+        assert_ne!(on_branch(), Some(c));
     }
 
     /// Whether the working copy's (in-memory) index holds `path`.

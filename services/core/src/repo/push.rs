@@ -245,6 +245,7 @@ impl WorkingCopy {
             message: session.explain(&e),
         };
         let local = |e: git2::Error| PushError::Local(e.message().to_owned());
+        self.publish_commits().map_err(|e| PushError::Local(e.to_string()))?;
         if self.head().map_err(|e| PushError::Local(e.to_string()))?.is_none() {
             return Ok(None);
         }
