@@ -288,6 +288,7 @@ async fn modified_new_deleted_and_mode_changed_files_land_in_their_domain_commit
 async fn a_backup_while_another_replica_holds_the_lock_is_aborted_naming_the_run(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
+    assert_eq!(app.backup().await.outcome, pb::RunOutcome::Success as i32);
     let other = LockHolder {
         kind: LockKind::Backup,
         id: uuid::Uuid::new_v4(),
@@ -309,8 +310,18 @@ async fn a_backup_while_another_replica_holds_the_lock_is_aborted_naming_the_run
     assert_eq!(err.code(), tonic::Code::Aborted);
     assert!(err.message().contains(&other.id.to_string()), "{}", err.message());
     assert!(err.message().contains("replica-2"), "{}", err.message());
+    // A run's end recorded with another holder's id leaves the replica's lock alone.
+    let mut last = store.last_run().await.unwrap().expect("the first backup's run");
+    last.error = Some("recorded again".into());
+    store.finish_run(&last, Some(uuid::Uuid::new_v4())).await.unwrap();
+    let (holder, _) = store.lock_holder().await.unwrap().expect("still held");
+    assert_eq!(holder.id, other.id);
     store.release_lock(other.id).await.unwrap();
     assert_eq!(app.backup().await.outcome, pb::RunOutcome::Success as i32);
+    // The run's end and the lock's release are one transaction: both are done when it answers.
+    assert!(store.lock_holder().await.unwrap().is_none(), "the lock is released");
+    let run = store.last_run().await.unwrap().unwrap();
+    assert!(run.finished_at.is_some(), "{run:?}");
     app.stop().await;
 }
 

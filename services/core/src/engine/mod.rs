@@ -323,6 +323,8 @@ pub struct EngineLock {
     store: Arc<dyn Store>,
     id: Uuid,
     heartbeat: tokio::task::JoinHandle<()>,
+    /// Released already, in the transaction that recorded its holder's end.
+    released: std::sync::atomic::AtomicBool,
 }
 
 impl EngineLock {
@@ -336,9 +338,20 @@ impl EngineLock {
         self.heartbeat.abort();
     }
 
+    /// Notes that the lock was released in the transaction that recorded its holder's
+    /// end ([`crate::store::Runs::finish_run`]): [`EngineLock::release`] has nothing
+    /// left to write.
+    pub(crate) fn released_with_record(&self) {
+        self.heartbeat.abort();
+        self.released.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Releases the lock.
     pub async fn release(self) {
         self.heartbeat.abort();
+        if self.released.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         if let Err(e) = self.store.release_lock(self.id).await {
             tracing::error!(error = %e, id = %self.id, "could not release the engine lock; it expires by itself");
         }
@@ -627,7 +640,12 @@ impl Engine {
                 }
             }
         });
-        Ok(EngineLock { store, id, heartbeat })
+        Ok(EngineLock {
+            store,
+            id,
+            heartbeat,
+            released: Default::default(),
+        })
     }
 
     /// The last successful backup's start, if any.
@@ -679,7 +697,7 @@ impl Engine {
         let run_id = Uuid::new_v4();
         let lock = self.lock(LockKind::Backup, run_id).await?;
         let result = tracing::Instrument::instrument(
-            self.backup_inner(run_id, params, specs, CommitTitle::Backup),
+            self.backup_inner(run_id, params, specs, CommitTitle::Backup, Some(&lock)),
             tracing::info_span!("backup", run_id = %run_id),
         )
         .await;

@@ -9,13 +9,16 @@ use std::time::Duration;
 use tracing::Instrument;
 
 impl Engine {
-    /// A run, with the engine lock already held by the caller.
+    /// A run, with the engine lock already held by the caller. `release`: the lock the
+    /// run's end releases, in the transaction that records the end (a rollback's
+    /// recording run passes none: the rollback holds its lock past it).
     pub(crate) async fn backup_inner(
         &self,
         run_id: Uuid,
         params: BackupParams,
         specs: Vec<DomainSpec>,
         title: CommitTitle,
+        release: Option<&EngineLock>,
     ) -> Result<BackupReport, EngineError> {
         let store = &self.inner.store;
         let started = Instant::now();
@@ -166,15 +169,23 @@ impl Engine {
         run.push_outcome = Some(push.outcome);
         run.push_error = push.error.clone();
         run.unpushed_commits = push.unpushed as i64;
-        run.finished_at = Some(Utc::now());
-        store.update_run(&run).await?;
-        // Housekeeping once the run is on record, on its own thread: a repack can take
-        // longer than the backup it follows.
-        self.inner.maintenance.request(maintenance);
-
+        // Retention under the lock, before the end is on record.
         if let Err(e) = self.apply_retention().await {
             tracing::warn!(error = %e, "retention of audit rows failed; it is tried again after the next run");
         }
+        run.finished_at = Some(Utc::now());
+        match release {
+            Some(lock) => {
+                // The end on record and the lock released in one transaction: whoever
+                // sees the run's end can start the next one at once.
+                store.finish_run(&run, Some(lock.id())).await?;
+                lock.released_with_record();
+            }
+            None => store.update_run(&run).await?,
+        }
+        // Housekeeping once the run is on record, on its own thread: a repack can take
+        // longer than the backup it follows.
+        self.inner.maintenance.request(maintenance);
         timings.finish = finish_started.elapsed();
         tracing::info!(
             run_id = %run_id,

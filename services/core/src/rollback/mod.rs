@@ -413,7 +413,7 @@ impl Engine {
                 )
                 .with_request_id(progress.task.request_id.clone())
                 .with_summaries(prepared.summaries.clone());
-                match self.backup_inner(Uuid::new_v4(), params, specs, title).await {
+                match self.backup_inner(Uuid::new_v4(), params, specs, title, None).await {
                     Ok(r) if r.run.commits > 0 => {}
                     Ok(r) => progress.task.warnings.push(format!(
                         "the rollback commit failed: {}",
@@ -507,7 +507,7 @@ impl Engine {
         )
         .with_request_id(progress.task.request_id.clone());
         match progress
-            .in_stage(self.backup_inner(Uuid::new_v4(), params, specs, CommitTitle::Backup))
+            .in_stage(self.backup_inner(Uuid::new_v4(), params, specs, CommitTitle::Backup, None))
             .await
         {
             Ok(r) if r.run.commits > 0 => {

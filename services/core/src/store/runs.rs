@@ -103,6 +103,9 @@ pub trait Runs: Send + Sync {
     async fn insert_run(&self, run: &RunRecord) -> Result<(), StoreError>;
     /// Updates a run's outcome and counts.
     async fn update_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+    /// Records a run's end ([`Runs::update_run`]) and, in the same transaction, releases
+    /// the engine lock held under `release` (if this site's lock is still its).
+    async fn finish_run(&self, run: &RunRecord, release: Option<Uuid>) -> Result<(), StoreError>;
     /// A run by id.
     async fn run(&self, id: Uuid) -> Result<Option<RunRecord>, StoreError>;
     /// Marks every run still `running`, other than `except`, as interrupted.
@@ -139,6 +142,11 @@ macro_rules! bind_outcome {
             .bind($run.commits)
     };
 }
+
+/// A run's end: outcome, counts and push (binds: [`bind_outcome`], then id and site).
+const UPDATE_RUN: &str = "UPDATE config_backup_runs SET finished_at = $1, outcome = $2, error = $3, \
+     push_outcome = $4, push_error = $5, unpushed_commits = $6, files_added = $7, files_modified = $8, \
+     files_deleted = $9, files_unchanged = $10, commits = $11 WHERE id = $12 AND site = $13";
 
 macro_rules! runs_sql {
     ($store:ident, $db:ty) => {
@@ -198,16 +206,31 @@ macro_rules! runs_sql {
                 Ok(())
             }
             async fn update_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-                let query = sqlx::query(
-                    "UPDATE config_backup_runs SET finished_at = $1, outcome = $2, error = $3, push_outcome = $4, \
-                     push_error = $5, unpushed_commits = $6, files_added = $7, files_modified = $8, \
-                     files_deleted = $9, files_unchanged = $10, commits = $11 WHERE id = $12 AND site = $13",
-                );
+                let query = sqlx::query(UPDATE_RUN);
                 bind_outcome!(query, run)
                     .bind(run.id)
                     .bind(&self.site)
                     .execute(&self.pool)
                     .await?;
+                self.wrote();
+                Ok(())
+            }
+            async fn finish_run(&self, run: &RunRecord, release: Option<Uuid>) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                let query = sqlx::query(UPDATE_RUN);
+                bind_outcome!(query, run)
+                    .bind(run.id)
+                    .bind(&self.site)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(id) = release {
+                    sqlx::query("DELETE FROM engine_lock WHERE name = $1 AND holder_id = $2")
+                        .bind(&self.site)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
                 self.wrote();
                 Ok(())
             }
