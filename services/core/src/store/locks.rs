@@ -131,6 +131,20 @@ macro_rules! locks_sql {
                 };
                 Ok((holder, row.try_get("heartbeat_at")?))
             }
+            /// Deletes this site's lock row if it is held under `id`, within the caller's
+            /// transaction (a holder's end and its release are one).
+            pub(in crate::store) async fn delete_lock(
+                &self,
+                conn: &mut <$db as sqlx::Database>::Connection,
+                id: Uuid,
+            ) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM engine_lock WHERE name = $1 AND holder_id = $2")
+                    .bind(&self.site)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
             pub(in crate::store) async fn current_lock(&self) -> Result<Option<(LockHolder, DateTime<Utc>)>, StoreError> {
                 let row = sqlx::query(
                     "SELECT holder_kind, holder_id, host, pid, instance, acquired_at, heartbeat_at FROM engine_lock WHERE name = $1",

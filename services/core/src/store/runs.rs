@@ -224,11 +224,7 @@ macro_rules! runs_sql {
                     .execute(&mut *tx)
                     .await?;
                 if let Some(id) = release {
-                    sqlx::query("DELETE FROM engine_lock WHERE name = $1 AND holder_id = $2")
-                        .bind(&self.site)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
+                    self.delete_lock(&mut tx, id).await?;
                 }
                 tx.commit().await?;
                 self.wrote();
