@@ -86,7 +86,7 @@ impl Engine {
         let (domains, push, error) = match git_phase {
             Ok(g) => {
                 maintenance = g.maintenance;
-                opened = Some(g.wc);
+                opened = g.wc;
                 (timings.sync, timings.domains, timings.push) = g.times;
                 if !g.rewritten.is_empty() {
                     let moves: Vec<(String, String, String)> = g
@@ -221,8 +221,10 @@ struct GitPhase {
     rewritten: Rewritten,
     /// Repositories to keep compact once the run is recorded ([`crate::maintenance`]).
     maintenance: Vec<std::path::PathBuf>,
-    /// The working copy, open, for the audit trail to read the run's commits back.
-    wc: WorkingCopy,
+    /// The working copy, open, for the audit trail to read the run's commits back; none
+    /// after a run that read many files, whose caches (objects, mapped packs) are let
+    /// go before the audit trail's batches add their own.
+    wc: Option<WorkingCopy>,
 }
 
 /// The blocking part of a run: every domain's commit, then the push.
@@ -401,7 +403,7 @@ fn git_phase(
         push,
         rewritten,
         maintenance,
-        wc,
+        wc: (total_read < TRIM_AFTER_FILES).then_some(wc),
     })
 }
 
