@@ -131,18 +131,23 @@ macro_rules! locks_sql {
                 };
                 Ok((holder, row.try_get("heartbeat_at")?))
             }
-            /// Deletes this site's lock row if it is held under `id`, within the caller's
-            /// transaction (a holder's end and its release are one).
-            pub(in crate::store) async fn delete_lock(
+            /// Commits a transaction that records a lock holder's end, releasing the lock
+            /// held under `release` (if this site's lock is still its) in it: whoever sees
+            /// the end can take the lock at once.
+            pub(in crate::store) async fn commit_releasing(
                 &self,
-                conn: &mut <$db as sqlx::Database>::Connection,
-                id: Uuid,
+                mut tx: sqlx::Transaction<'static, $db>,
+                release: Option<Uuid>,
             ) -> Result<(), StoreError> {
-                sqlx::query("DELETE FROM engine_lock WHERE name = $1 AND holder_id = $2")
-                    .bind(&self.site)
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
+                if let Some(id) = release {
+                    sqlx::query("DELETE FROM engine_lock WHERE name = $1 AND holder_id = $2")
+                        .bind(&self.site)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                self.wrote();
                 Ok(())
             }
             pub(in crate::store) async fn current_lock(&self) -> Result<Option<(LockHolder, DateTime<Utc>)>, StoreError> {

@@ -258,12 +258,7 @@ macro_rules! rollbacks_sql {
                 .bind(task.id)
                 .execute(&mut *tx)
                 .await?;
-                if let Some(id) = release {
-                    self.delete_lock(&mut tx, id).await?;
-                }
-                tx.commit().await?;
-                self.wrote();
-                Ok(())
+                self.commit_releasing(tx, release).await
             }
             async fn rollback_task(&self, id: Uuid) -> Result<Option<RollbackTask>, StoreError> {
                 let Some(row) = sqlx::query("SELECT * FROM config_rollback_tasks WHERE id = $1 AND site = $2")

@@ -223,12 +223,7 @@ macro_rules! runs_sql {
                     .bind(&self.site)
                     .execute(&mut *tx)
                     .await?;
-                if let Some(id) = release {
-                    self.delete_lock(&mut tx, id).await?;
-                }
-                tx.commit().await?;
-                self.wrote();
-                Ok(())
+                self.commit_releasing(tx, release).await
             }
             async fn run(&self, id: Uuid) -> Result<Option<RunRecord>, StoreError> {
                 let row = sqlx::query(&format!(
