@@ -257,6 +257,16 @@ impl KeptCaches {
         }
     }
 
+    /// How many files the caches kept for `domains` hold; `None` when one of them is not
+    /// kept (a first run, or one after a failure).
+    pub fn kept_files(&self, domains: impl IntoIterator<Item = Domain>) -> Option<usize> {
+        let map = self.0.lock().ok()?;
+        domains
+            .into_iter()
+            .map(|d| map.get(&d).map(|(_, cache)| cache.entries.len()))
+            .sum()
+    }
+
     /// Forgets every cache kept: the next run reads each from its file.
     pub fn clear(&self) {
         if let Ok(mut map) = self.0.lock() {

@@ -254,36 +254,41 @@ fn git_phase(
     drop(sync_span);
     let t1 = Instant::now();
     let mut claimed: BTreeMap<RepoPath, Domain> = BTreeMap::new();
-    // Every domain's globs are walked at once, each with its stat cache loaded beside it
-    // (the walk only reads the file system; the claims between domains are settled in
-    // order below).
+    // Every domain's globs are walked, each with its stat cache loaded beside it (the walk
+    // only reads the file system; the claims between domains are settled in order below):
+    // on a thread each, at once, unless the caches this process kept say the site is
+    // small. A thread's start and end cost more than a walk of a few dozen files (with
+    // mimalloc, its heap handed back at its end signals the other cores).
     let git_dir = wc.repository().path().to_path_buf();
-    let scanned: Vec<(std::io::Result<sources::Scan>, StatCache)> = std::thread::scope(|s| {
-        let walks: Vec<_> = specs
-            .iter()
-            .map(|spec| {
-                let cache_file = statcache::path(&git_dir, spec.domain);
-                let kept = ctx.stat_caches;
-                s.spawn(move || {
-                    (
-                        sources::scan(&settings.source_root, &spec.patterns),
-                        kept.take_or_load(spec.domain, &cache_file),
-                    )
+    let scan = |spec: &DomainSpec| {
+        (
+            sources::scan(&settings.source_root, &spec.patterns),
+            ctx.stat_caches
+                .take_or_load(spec.domain, &statcache::path(&git_dir, spec.domain)),
+        )
+    };
+    let small = ctx
+        .stat_caches
+        .kept_files(specs.iter().map(|s| s.domain))
+        .is_some_and(|files| files < SCAN_ON_THREADS_FROM);
+    let scanned: Vec<(std::io::Result<sources::Scan>, StatCache)> = if small {
+        specs.iter().map(scan).collect()
+    } else {
+        std::thread::scope(|s| {
+            let walks: Vec<_> = specs.iter().map(|spec| s.spawn(move || scan(spec))).collect();
+            walks
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        (
+                            Err(std::io::Error::other("the scan thread panicked")),
+                            StatCache::default(),
+                        )
+                    })
                 })
-            })
-            .collect();
-        walks
-            .into_iter()
-            .map(|w| {
-                w.join().unwrap_or_else(|_| {
-                    (
-                        Err(std::io::Error::other("the scan thread panicked")),
-                        StatCache::default(),
-                    )
-                })
-            })
-            .collect()
-    });
+                .collect()
+        })
+    };
     let (scans, caches): (Vec<_>, Vec<_>) = scanned.into_iter().unzip();
     // In domain order: claims, and what each domain must read.
     let mut prepared = Vec::with_capacity(specs.len());
@@ -408,6 +413,9 @@ fn git_phase(
 }
 
 use repo::Rewrites as Rewritten;
+
+/// Files in the kept stat caches from which a run walks its domains on a thread each.
+const SCAN_ON_THREADS_FROM: usize = 256;
 
 /// Files read in a run past which its free memory is handed back (a first backup, a full
 /// re-hash of a large site); a run of a few changed files skips the heap walk.
