@@ -86,7 +86,9 @@ fn work(shared: &(Mutex<State>, Condvar)) {
 
 /// Packs `dir`'s loose objects and rolls up its small packs, each only past git's limit.
 fn keep_compact(dir: &Path) {
-    if too_many_loose(dir) {
+    // Opened once for both questions; when git2 cannot open it, git decides.
+    let repo = git2::Repository::open(dir).ok();
+    if repo.as_ref().is_none_or(too_many_loose) {
         run_git(
             dir,
             &[
@@ -101,7 +103,7 @@ fn keep_compact(dir: &Path) {
         );
     }
     // Packing the loose objects made one pack more.
-    if too_many_packs(dir) {
+    if repo.as_ref().is_some_and(too_many_packs) {
         run_git(dir, &["repack", "-d", "-l", "-q", "--geometric=2"]);
     }
 }
@@ -135,29 +137,23 @@ fn setting(repo: &git2::Repository, name: &str, default: i64) -> i64 {
     repo.config().and_then(|c| c.get_i64(name)).unwrap_or(default)
 }
 
-/// Whether `dir` has more loose objects than `gc.auto` (default 6,700; 0 turns it off),
-/// estimated from `objects/17` as git does: most runs add a few objects, and starting
-/// git twice a run to learn that was a fifth of a small site's no-change run. When in
-/// doubt (a repository git2 cannot open), git decides.
-fn too_many_loose(dir: &Path) -> bool {
-    let Ok(repo) = git2::Repository::open(dir) else {
-        return true;
-    };
-    let limit = setting(&repo, "gc.auto", 6700);
+/// Whether the repository has more loose objects than `gc.auto` (default 6,700; 0 turns
+/// it off), estimated from `objects/17` as git does: most runs add a few objects, and
+/// starting git twice a run to learn that was a fifth of a small site's no-change run.
+fn too_many_loose(repo: &git2::Repository) -> bool {
+    let limit = setting(repo, "gc.auto", 6700);
     let loose = std::fs::read_dir(repo.path().join("objects/17")).map_or(0, |d| {
         d.filter_map(Result::ok).filter(|e| e.file_name().len() == 38).count() as i64
     });
     limit > 0 && loose > (limit + 255) / 256
 }
 
-/// Whether `dir` has more packs not kept (no `.keep`) than `gc.autoPackLimit` (default
-/// 50; 0 turns it off, as does `gc.auto=0`). Each push to a local remote leaves a pack.
-fn too_many_packs(dir: &Path) -> bool {
-    let Ok(repo) = git2::Repository::open(dir) else {
-        return false;
-    };
-    let limit = setting(&repo, "gc.autoPackLimit", 50);
-    if limit <= 0 || setting(&repo, "gc.auto", 6700) <= 0 {
+/// Whether the repository has more packs not kept (no `.keep`) than `gc.autoPackLimit`
+/// (default 50; 0 turns it off, as does `gc.auto=0`). Each push to a local remote leaves
+/// a pack.
+fn too_many_packs(repo: &git2::Repository) -> bool {
+    let limit = setting(repo, "gc.autoPackLimit", 50);
+    if limit <= 0 || setting(repo, "gc.auto", 6700) <= 0 {
         return false;
     }
     let packs = std::fs::read_dir(repo.path().join("objects/pack")).map_or(0, |d| {
@@ -190,6 +186,10 @@ mod tests {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "git {args:?}");
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn open(dir: &Path) -> git2::Repository {
+        git2::Repository::open(dir).unwrap()
     }
 
     /// The pack files of `dir`'s repository.
@@ -226,7 +226,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dir = dir.path();
         git(dir, &["init", "-q"], "");
-        assert!(!too_many_loose(dir) && !too_many_packs(dir), "a new repository");
+        assert!(
+            !too_many_loose(&open(dir)) && !too_many_packs(&open(dir)),
+            "a new repository"
+        );
         // Loose objects: git counts `objects/17` and scales by 256.
         let repo = git2::Repository::open(dir).unwrap();
         let mut in_17 = 0;
@@ -240,21 +243,24 @@ mod tests {
             }
         }
         git(dir, &["config", "gc.auto", "256"], "");
-        assert!(too_many_loose(dir), "2 loose objects in 17/ is more than 256 / 256");
+        assert!(
+            too_many_loose(&open(dir)),
+            "2 loose objects in 17/ is more than 256 / 256"
+        );
         git(dir, &["config", "gc.auto", "512"], "");
-        assert!(!too_many_loose(dir), "and not more than 512 / 256");
+        assert!(!too_many_loose(&open(dir)), "and not more than 512 / 256");
         git(dir, &["config", "gc.auto", "0"], "");
-        assert!(!too_many_loose(dir), "gc.auto=0 turns it off");
+        assert!(!too_many_loose(&open(dir)), "gc.auto=0 turns it off");
         git(dir, &["config", "--unset", "gc.auto"], "");
         // Packs: more than gc.autoPackLimit, a kept one not counted.
         packs_over_the_limit(dir);
-        assert!(too_many_packs(dir), "3 packs, the limit 2");
+        assert!(too_many_packs(&open(dir)), "3 packs, the limit 2");
         git(dir, &["config", "gc.auto", "0"], "");
-        assert!(!too_many_packs(dir), "gc.auto=0 turns it all off");
+        assert!(!too_many_packs(&open(dir)), "gc.auto=0 turns it all off");
         git(dir, &["config", "--unset", "gc.auto"], "");
         let pack = pack_files(dir).remove(0);
         std::fs::write(pack.with_extension("keep"), "").unwrap();
-        assert!(!too_many_packs(dir), "one of them kept");
+        assert!(!too_many_packs(&open(dir)), "one of them kept");
     }
 
     /// Past the pack limit, the small packs are rolled up into one and the large pack of
@@ -297,7 +303,7 @@ mod tests {
         );
         assert_eq!(objects(dir), before);
         git(dir, &["fsck", "--no-progress"], "");
-        assert!(!too_many_packs(dir));
+        assert!(!too_many_packs(&open(dir)));
     }
 
     /// Two repositories asked for back to back (the second while the thread works on
