@@ -457,9 +457,10 @@ fn make_patches<'a>(
 /// The patch of the diff's `idx`-th file, whose blobs the caller has read. A patch made from
 /// the tree diff reads both blobs itself (libgit2 caches no blob), and the summary and
 /// the redaction read them again: one file's two versions were inflated twice. A patch
-/// made from the blobs in hand is the same text when both sides are plain files (mode
-/// 100644: the mode a patch from blobs gives each side). A file added, removed, made
-/// executable or a link keeps the patch from the tree diff, for its mode lines.
+/// made from the blobs in hand is the same text when each side is a plain file (mode
+/// 100644: the mode a patch from blobs gives a side) or absent (a file added or removed).
+/// A file made executable, or a link, keeps the patch from the tree diff, for its mode
+/// lines.
 fn patch_of<'b>(
     diff: &git2::Diff<'b>,
     idx: usize,
@@ -467,15 +468,61 @@ fn patch_of<'b>(
     old: Option<&'b git2::Blob<'_>>,
     new: Option<&'b git2::Blob<'_>>,
 ) -> Result<Option<git2::Patch<'b>>, EngineError> {
-    let plain = |f: git2::DiffFile<'_>| f.mode() == git2::FileMode::Blob;
-    match (old, new) {
-        (Some(old), Some(new)) if plain(delta.old_file()) && plain(delta.new_file()) => {
-            git2::Patch::from_blobs(old, delta.old_file().path(), new, delta.new_file().path(), None)
-                .map(Some)
-                .map_err(git)
-        }
-        _ => git2::Patch::from_diff(diff, idx).map_err(git),
+    let plain_or_absent =
+        |blob: Option<&git2::Blob<'_>>, f: git2::DiffFile<'_>| blob.is_none() || f.mode() == git2::FileMode::Blob;
+    if (old.is_some() || new.is_some())
+        && plain_or_absent(old, delta.old_file())
+        && plain_or_absent(new, delta.new_file())
+    {
+        return patch_of_blobs(old, delta.old_file().path(), new, delta.new_file().path())
+            .map(Some)
+            .map_err(git);
     }
+    git2::Patch::from_diff(diff, idx).map_err(git)
+}
+
+/// A patch between two blobs, either of which may be absent (the side a file is added or
+/// removed on). libgit2 takes an absent side (`git_patch_from_blobs` with NULL); git2's
+/// `Patch::from_blobs` takes two blobs only.
+fn patch_of_blobs<'b>(
+    old: Option<&'b git2::Blob<'_>>,
+    old_path: Option<&Path>,
+    new: Option<&'b git2::Blob<'_>>,
+    new_path: Option<&Path>,
+) -> Result<git2::Patch<'b>, git2::Error> {
+    use git2::Binding;
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = |p: Option<&Path>| {
+        p.map(|p| std::ffi::CString::new(p.as_os_str().as_bytes()))
+            .transpose()
+            .map_err(|_| git2::Error::from_str("a path holds a NUL byte"))
+    };
+    let (old_path, new_path) = (c_path(old_path)?, c_path(new_path)?);
+    let blob = |b: Option<&git2::Blob<'_>>| b.map_or(std::ptr::null(), |b| b.raw().cast_const());
+    let path = |p: &Option<std::ffi::CString>| p.as_ref().map_or(std::ptr::null(), |p| p.as_ptr());
+    let mut out = std::ptr::null_mut();
+    // SAFETY: each blob pointer is null or a live blob borrowed for the call; each path is
+    // null or a NUL-terminated string that outlives the call; null options are libgit2's
+    // defaults. On success `out` is a patch the caller owns.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libgit2_sys::git_patch_from_blobs(
+            &mut out,
+            blob(old),
+            path(&old_path),
+            blob(new),
+            path(&new_path),
+            std::ptr::null(),
+        )
+    };
+    if rc < 0 {
+        return Err(git2::Error::last_error(rc));
+    }
+    // SAFETY: `out` is the patch libgit2 just made, owned from here on by the `Patch`
+    // (freed on drop). It holds its own references to the blobs' data (`git_blob_dup`),
+    // and is bound to the blobs' lifetime all the same, as git2's own `from_blobs` is.
+    #[allow(unsafe_code)]
+    Ok(unsafe { git2::Patch::from_raw(out) })
 }
 
 /// A side's blob, read in place (none for the side a file is added or removed on).
@@ -641,11 +688,12 @@ mod tests {
             );
             let ours = super::patch_of(&diff, idx, &delta, old.as_ref(), new.as_ref()).unwrap();
             let theirs = git2::Patch::from_diff(&diff, idx).unwrap();
+            let plain_or_absent =
+                |blob: Option<&git2::Blob<'_>>, f: git2::DiffFile<'_>| blob.is_none() || f.mode() == FileMode::Blob;
             from_blobs += usize::from(
-                old.is_some()
-                    && new.is_some()
-                    && delta.old_file().mode() == FileMode::Blob
-                    && delta.new_file().mode() == FileMode::Blob,
+                (old.is_some() || new.is_some())
+                    && plain_or_absent(old.as_ref(), delta.old_file())
+                    && plain_or_absent(new.as_ref(), delta.new_file()),
             );
             let path = delta.new_file().path().unwrap().display().to_string();
             match (ours, theirs) {
@@ -669,7 +717,10 @@ mod tests {
                 (None, theirs) => assert!(theirs.is_none(), "{path}"),
             }
         }
-        assert_eq!(from_blobs, 3, "a.conf, b.conf and bin are made from the blobs in hand");
+        assert_eq!(
+            from_blobs, 5,
+            "a.conf, b.conf, bin, gone.conf and new.conf are made from the blobs in hand"
+        );
     }
 
     #[test]
