@@ -363,8 +363,39 @@ fn compare(old: &[Item<'_>], new: &[Item<'_>]) -> Summary {
     Summary { summary, changes }
 }
 
-/// A side's items by key: (kind, scope, key) and value.
-type Keyed<'i> = ((&'static str, &'i str, &'i str), &'i str);
+/// An item's key: (kind, scope, key).
+type Key<'i> = (&'static str, &'i str, &'i str);
+
+/// A side's items by key: the key and the value.
+type Keyed<'i> = (Key<'i>, &'i str);
+
+/// Whether two strings are equal; at once when they are the same string or both empty
+/// (the kinds are the parsers' literals, and most values and scopes are empty). Two
+/// versions' items are compared tens of thousands of times in a Diff, most of them equal.
+fn str_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (a.is_empty() || std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
+}
+
+/// Two strings' order, as `str`'s, equal at once when they are the same string.
+fn str_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    if a.len() == b.len() && std::ptr::eq(a.as_ptr(), b.as_ptr()) {
+        std::cmp::Ordering::Equal
+    } else {
+        a.cmp(b)
+    }
+}
+
+/// Whether two keys are equal: the key first, which tells most apart.
+fn key_eq(a: &Key<'_>, b: &Key<'_>) -> bool {
+    str_eq(a.2, b.2) && str_eq(a.0, b.0) && str_eq(a.1, b.1)
+}
+
+/// Two keys' order: by kind, scope and key, as the tuple's.
+fn key_cmp(a: &Key<'_>, b: &Key<'_>) -> std::cmp::Ordering {
+    str_cmp(a.0, b.0)
+        .then_with(|| str_cmp(a.1, b.1))
+        .then_with(|| str_cmp(a.2, b.2))
+}
 
 /// Items sorted by key, each key's values in file order (a stable sort): two versions
 /// are compared by walking both at once. A sorted vector rather than a map of each key's
@@ -375,38 +406,46 @@ fn sorted<'i>(items: &'i [Item<'_>]) -> Vec<Keyed<'i>> {
         .iter()
         .map(|i| ((i.kind, &*i.scope, &*i.key), &*i.value))
         .collect();
-    v.sort_by(|x, y| x.0.cmp(&y.0));
+    v.sort_by(|x, y| key_cmp(&x.0, &y.0));
     v
 }
 
 /// Calls `f` with each key whose values differ between `a` and `b` (both [`sorted`]),
 /// in key order, with its values on each side in file order; most of a large file is the
-/// same in both, and is passed over.
-fn each_differing<'i>(
-    a: &[Keyed<'i>],
-    b: &[Keyed<'i>],
-    mut f: impl FnMut((&'static str, &'i str, &'i str), &[&'i str], &[&'i str]),
-) {
+/// same in both, and is passed over: a key with one entry, the same on both sides, at
+/// once.
+fn each_differing<'i>(a: &[Keyed<'i>], b: &[Keyed<'i>], mut f: impl FnMut(Key<'i>, &[&'i str], &[&'i str])) {
     let (mut o, mut n): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
     let (mut i, mut j) = (0, 0);
     loop {
+        if let (Some(x), Some(y)) = (a.get(i), b.get(j))
+            && key_eq(&x.0, &y.0)
+            && str_eq(x.1, y.1)
+            && a.get(i + 1).is_none_or(|e| !key_eq(&e.0, &x.0))
+            && b.get(j + 1).is_none_or(|e| !key_eq(&e.0, &y.0))
+        {
+            i += 1;
+            j += 1;
+            continue;
+        }
         let key = match (a.get(i), b.get(j)) {
             (None, None) => break,
             (Some(x), None) => x.0,
             (None, Some(y)) => y.0,
-            (Some(x), Some(y)) => x.0.min(y.0),
+            (Some(x), Some(y)) if key_cmp(&x.0, &y.0).is_le() => x.0,
+            (Some(_), Some(y)) => y.0,
         };
         o.clear();
         n.clear();
-        while let Some(&(_, v)) = a.get(i).filter(|e| e.0 == key) {
+        while let Some(&(_, v)) = a.get(i).filter(|e| key_eq(&e.0, &key)) {
             o.push(v);
             i += 1;
         }
-        while let Some(&(_, v)) = b.get(j).filter(|e| e.0 == key) {
+        while let Some(&(_, v)) = b.get(j).filter(|e| key_eq(&e.0, &key)) {
             n.push(v);
             j += 1;
         }
-        if o != n {
+        if o.len() != n.len() || !o.iter().zip(&n).all(|(x, y)| str_eq(x, y)) {
             f(key, &o, &n);
         }
     }

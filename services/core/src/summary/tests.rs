@@ -328,7 +328,15 @@ fn make_items(spec: &[(usize, usize, usize, usize)]) -> Vec<Item<'static>> {
     const KEYS: [&str; 6] = ["a", "b", "c", "nas-01", "secret", "num-threads"];
     const VALUES: [&str; 4] = ["", "1", "x = 1\ny = 2", "x = 1\ny = 3"];
     spec.iter()
-        .map(|&(k, s, key, v)| Item::new(KINDS[k], SCOPES[s], KEYS[key], VALUES[v]))
+        .map(|&(k, s, key, v)| {
+            // Some keys a copy: equal keys compared by their bytes as well as by address.
+            let key: std::borrow::Cow<'static, str> = if v % 2 == 0 {
+                KEYS[key].to_owned().into()
+            } else {
+                KEYS[key].into()
+            };
+            Item::new(KINDS[k], SCOPES[s], key, VALUES[v])
+        })
         .collect()
 }
 
