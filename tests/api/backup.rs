@@ -310,6 +310,11 @@ async fn a_backup_while_another_replica_holds_the_lock_is_aborted_naming_the_run
     assert_eq!(err.code(), tonic::Code::Aborted);
     assert!(err.message().contains(&other.id.to_string()), "{}", err.message());
     assert!(err.message().contains("replica-2"), "{}", err.message());
+    // Refused before anything was written: the lock and the run's row are taken in one
+    // transaction, and the refused run has no row.
+    let runs = store.recent_runs(10).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].outcome, config_backup_core::store::RunOutcome::Success);
     // A run's end recorded with another holder's id leaves the replica's lock alone.
     let mut last = store.last_run().await.unwrap().expect("the first backup's run");
     last.error = Some("recorded again".into());

@@ -252,7 +252,7 @@ async fn a_killed_run_is_reported_interrupted_after_a_restart_and_its_work_tree_
                 .await
                 .unwrap()
                 .into_inner();
-            // Running, and its run recorded (the lock is taken a moment before the row).
+            // Running, and its run recorded (with its lock, in one transaction).
             let recorded = st
                 .last_run
                 .as_ref()

@@ -24,6 +24,7 @@ mod diffs;
 mod domains;
 mod hashing;
 mod history;
+mod lock;
 mod message;
 mod run;
 mod sealing;
@@ -32,6 +33,8 @@ mod status;
 pub(crate) use audit::anchor_problems;
 pub use audit::audit_rows;
 pub use history::HISTORY_MAX_AGE;
+pub use lock::EngineLock;
+pub(crate) use lock::Held;
 pub use message::{Trailers, commit_message};
 pub use sealing::ClearHistory;
 use status::CachedStatus;
@@ -317,53 +320,6 @@ struct Inner {
     security_warnings: std::sync::Mutex<BTreeMap<Domain, u64>>,
 }
 
-/// Holds the engine lock and renews it until released.
-#[derive(Debug)]
-pub struct EngineLock {
-    store: Arc<dyn Store>,
-    id: Uuid,
-    heartbeat: tokio::task::JoinHandle<()>,
-    /// Released already, in the transaction that recorded its holder's end.
-    released: std::sync::atomic::AtomicBool,
-}
-
-impl EngineLock {
-    /// The id the lock is held under.
-    pub fn id(&self) -> Uuid {
-        self.id
-    }
-
-    /// Stops renewing the lock: the caller releases it in its own transaction (or it expires).
-    pub fn stop_renewing(&self) {
-        self.heartbeat.abort();
-    }
-
-    /// Notes that the lock was released in the transaction that recorded its holder's
-    /// end ([`crate::store::Runs::finish_run`]): [`EngineLock::release`] has nothing
-    /// left to write.
-    pub(crate) fn released_with_record(&self) {
-        self.heartbeat.abort();
-        self.released.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Releases the lock.
-    pub async fn release(self) {
-        self.heartbeat.abort();
-        if self.released.load(std::sync::atomic::Ordering::Relaxed) {
-            return;
-        }
-        if let Err(e) = self.store.release_lock(self.id).await {
-            tracing::error!(error = %e, id = %self.id, "could not release the engine lock; it expires by itself");
-        }
-    }
-}
-
-impl Drop for EngineLock {
-    fn drop(&mut self) {
-        self.heartbeat.abort();
-    }
-}
-
 impl Engine {
     /// An engine over these settings and this store.
     /// Fails when the secrets key file cannot be read (or the default one created).
@@ -608,46 +564,6 @@ impl Engine {
         });
     }
 
-    /// Takes the engine lock for a backup or rollback, or says who holds it.
-    pub async fn lock(&self, kind: LockKind, id: Uuid) -> Result<EngineLock, EngineError> {
-        let store = self.inner.store.clone();
-        let holder = LockHolder {
-            kind,
-            id,
-            host: self.inner.host.clone(),
-            pid: std::process::id(),
-            instance: crate::store::instance().to_owned(),
-            acquired_at: Utc::now(),
-        };
-        let ttl = self.inner.settings.lock_ttl;
-        match store.try_lock(&holder, ttl).await? {
-            LockAttempt::Held(h) => return Err(EngineError::Busy(h)),
-            LockAttempt::Acquired { replaced: Some(dead) } => {
-                tracing::warn!(%dead, "took over the engine lock from a holder that stopped");
-            }
-            LockAttempt::Acquired { replaced: None } => {}
-        }
-        let hb_store = store.clone();
-        let heartbeat = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(ttl / 3);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                match hb_store.renew_lock(id, Utc::now()).await {
-                    Ok(true) => {}
-                    Ok(false) => tracing::error!(%id, "the engine lock was taken over while held"),
-                    Err(e) => tracing::warn!(error = %e, %id, "could not renew the engine lock"),
-                }
-            }
-        });
-        Ok(EngineLock {
-            store,
-            id,
-            heartbeat,
-            released: Default::default(),
-        })
-    }
-
     /// The last successful backup's start, if any.
     pub async fn last_success_at(&self) -> Result<Option<DateTime<Utc>>, EngineError> {
         Ok(self.inner.store.last_successful_run().await?.map(|r| r.started_at))
@@ -694,10 +610,18 @@ impl Engine {
     }
 
     async fn backup_locked(&self, params: BackupParams, specs: Vec<DomainSpec>) -> Result<BackupReport, EngineError> {
-        let run_id = Uuid::new_v4();
-        let lock = self.lock(LockKind::Backup, run_id).await?;
+        let at = Instant::now();
+        let run = self.new_run(&params);
+        let run_id = run.id;
+        let (lock, interrupted) = self.lock_starting(LockKind::Backup, &run).await?;
+        let started = Box::new(lock::Started {
+            lock: &lock,
+            run,
+            at,
+            interrupted,
+        });
         let result = tracing::Instrument::instrument(
-            self.backup_inner(run_id, params, specs, CommitTitle::Backup, Some(&lock)),
+            self.backup_inner(params, specs, CommitTitle::Backup, Held::ByRun(started)),
             tracing::info_span!("backup", run_id = %run_id),
         )
         .await;

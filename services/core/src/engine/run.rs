@@ -9,30 +9,14 @@ use std::time::Duration;
 use tracing::Instrument;
 
 impl Engine {
-    /// A run, with the engine lock already held by the caller. `release`: the lock the
-    /// run's end releases, in the transaction that records the end (a rollback's
-    /// recording run passes none: the rollback holds its lock past it).
-    pub(crate) async fn backup_inner(
-        &self,
-        run_id: Uuid,
-        params: BackupParams,
-        specs: Vec<DomainSpec>,
-        title: CommitTitle,
-        release: Option<&EngineLock>,
-    ) -> Result<BackupReport, EngineError> {
-        let store = &self.inner.store;
-        let started = Instant::now();
-        let started_at = Utc::now();
-        let interrupted = store.mark_interrupted_runs(run_id, started_at).await?;
-        if !interrupted.is_empty() {
-            tracing::warn!(runs = ?interrupted, "runs interrupted by a stop were marked; their commits are recovered now");
-        }
-        let mut run = RunRecord {
-            id: run_id,
+    /// A new run's record, not started yet.
+    pub(super) fn new_run(&self, params: &BackupParams) -> RunRecord {
+        RunRecord {
+            id: Uuid::new_v4(),
             trigger: params.trigger,
             requested_by: params.actor.as_audit().to_owned(),
             host: self.inner.host.clone(),
-            started_at,
+            started_at: Utc::now(),
             finished_at: None,
             outcome: RunOutcome::Running,
             error: None,
@@ -45,8 +29,36 @@ impl Engine {
             files_unchanged: 0,
             commits: 0,
             request_id: params.request_id.clone(),
+        }
+    }
+
+    /// A run under the engine lock, `held` by its caller or by the run itself (then its
+    /// row is written already, and the lock is released in the transaction that records
+    /// its end).
+    pub(crate) async fn backup_inner(
+        &self,
+        params: BackupParams,
+        specs: Vec<DomainSpec>,
+        title: CommitTitle,
+        held: Held<'_>,
+    ) -> Result<BackupReport, EngineError> {
+        let store = &self.inner.store;
+        let (mut run, started, interrupted, release) = match held {
+            Held::ByRun(s) => {
+                let s = *s;
+                (s.run, s.at, s.interrupted, Some(s.lock))
+            }
+            Held::ByCaller => {
+                let started = Instant::now();
+                let run = self.new_run(&params);
+                let interrupted = store.start_run(&run, None).await?.unwrap_or_default();
+                (run, started, interrupted, None)
+            }
         };
-        store.insert_run(&run).await?;
+        let (run_id, started_at) = (run.id, run.started_at);
+        if !interrupted.is_empty() {
+            tracing::warn!(runs = ?interrupted, "runs interrupted by a stop were marked; their commits are recovered now");
+        }
         tracing::info!(run_id = %run_id, trigger = run.trigger.as_str(), by = %run.requested_by, "backup started");
 
         let mut timings = RunTimings {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::command::{self, shell_quote};
 use crate::domain::{Actor, CommitPrefix, Domain, RepoPath};
-use crate::engine::{BackupParams, CommitTitle, Engine, EngineLock};
+use crate::engine::{BackupParams, CommitTitle, Engine, EngineLock, Held};
 use crate::error::{EngineError, blocking};
 use crate::fs::write_atomically;
 use crate::repo::{self, WorkingCopy};
@@ -413,7 +413,7 @@ impl Engine {
                 )
                 .with_request_id(progress.task.request_id.clone())
                 .with_summaries(prepared.summaries.clone());
-                match self.backup_inner(Uuid::new_v4(), params, specs, title, None).await {
+                match self.backup_inner(params, specs, title, Held::ByCaller).await {
                     Ok(r) if r.run.commits > 0 => {}
                     Ok(r) => progress.task.warnings.push(format!(
                         "the rollback commit failed: {}",
@@ -507,7 +507,7 @@ impl Engine {
         )
         .with_request_id(progress.task.request_id.clone());
         match progress
-            .in_stage(self.backup_inner(Uuid::new_v4(), params, specs, CommitTitle::Backup, None))
+            .in_stage(self.backup_inner(params, specs, CommitTitle::Backup, Held::ByCaller))
             .await
         {
             Ok(r) if r.run.commits > 0 => {

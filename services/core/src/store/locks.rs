@@ -160,6 +160,16 @@ macro_rules! locks_sql {
                 row.as_ref().map(Self::lock_from_row).transpose()
             }
             pub(in crate::store) async fn insert_lock(&self, holder: &LockHolder) -> Result<bool, StoreError> {
+                let taken = self.insert_lock_with(&self.pool, holder).await?;
+                self.wrote();
+                Ok(taken)
+            }
+            /// Takes the free lock for `holder` through `executor` (a transaction that
+            /// records more with it, or the pool); false when someone holds it.
+            pub(in crate::store) async fn insert_lock_with<'e, E>(&self, executor: E, holder: &LockHolder) -> Result<bool, StoreError>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
                 let now = micros(Utc::now());
                 let done = sqlx::query(
                     "INSERT INTO engine_lock (name, holder_kind, holder_id, host, pid, instance, acquired_at, heartbeat_at, site) \
@@ -174,9 +184,8 @@ macro_rules! locks_sql {
                 .bind(micros(holder.acquired_at))
                 .bind(now)
                 .bind(&self.site)
-                .execute(&self.pool)
+                .execute(executor)
                 .await?;
-                self.wrote();
                 Ok(done.rows_affected() == 1)
             }
         }

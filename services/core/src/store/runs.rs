@@ -101,6 +101,12 @@ pub struct RunRecord {
 pub trait Runs: Send + Sync {
     /// Records a new run.
     async fn insert_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+    /// Starts a run in one transaction: takes the engine lock for `lock` when given (the
+    /// lock must be free: `None` when it is held, and nothing is written), marks every
+    /// other run still `running` as interrupted ([`Runs::mark_interrupted_runs`]), and
+    /// inserts the run. Returns the runs marked. One commit, one flush, where taking the
+    /// lock and recording the start were two.
+    async fn start_run(&self, run: &RunRecord, lock: Option<&LockHolder>) -> Result<Option<Vec<Uuid>>, StoreError>;
     /// Updates a run's outcome and counts.
     async fn update_run(&self, run: &RunRecord) -> Result<(), StoreError>;
     /// Records a run's end ([`Runs::update_run`]) and, in the same transaction, releases
@@ -175,18 +181,10 @@ macro_rules! runs_sql {
                     request_id: row.try_get("request_id")?,
                 })
             }
-            pub(in crate::store) async fn fetch_run(&self, sql: &str) -> Result<Option<RunRecord>, StoreError> {
-                let row = sqlx::query(sql)
-                    .bind(&self.site)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.as_ref().map(Self::run_from_row).transpose()
-            }
-        }
-
-        #[async_trait]
-        impl Runs for $store {
-            async fn insert_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+            async fn insert_run_with<'e, E>(&self, executor: E, run: &RunRecord) -> Result<(), StoreError>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
                 let sql = format!(
                     "INSERT INTO config_backup_runs ({RUN_COLUMNS}, site) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
@@ -200,10 +198,70 @@ macro_rules! runs_sql {
                 bind_outcome!(query, run)
                     .bind(&run.request_id)
                     .bind(&self.site)
-                    .execute(&self.pool)
+                    .execute(executor)
                     .await?;
+                Ok(())
+            }
+            async fn mark_interrupted_with<'e, E>(
+                &self,
+                executor: E,
+                except: Uuid,
+                at: DateTime<Utc>,
+            ) -> Result<Vec<Uuid>, StoreError>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                let rows = sqlx::query(
+                    "UPDATE config_backup_runs SET outcome = $1, finished_at = $2, \
+                     error = $3 WHERE outcome = $4 AND id <> $5 AND site = $6 RETURNING id",
+                )
+                .bind(RunOutcome::Interrupted.as_str())
+                .bind(micros(at))
+                .bind("interrupted: the server stopped during this run; its commits were recovered by the next run")
+                .bind(RunOutcome::Running.as_str())
+                .bind(except)
+                .bind(&self.site)
+                .fetch_all(executor)
+                .await?;
+                rows.iter()
+                    .map(|r| r.try_get::<Uuid, _>("id").map_err(StoreError::from))
+                    .collect()
+            }
+            pub(in crate::store) async fn fetch_run(&self, sql: &str) -> Result<Option<RunRecord>, StoreError> {
+                let row = sqlx::query(sql)
+                    .bind(&self.site)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(Self::run_from_row).transpose()
+            }
+        }
+
+        #[async_trait]
+        impl Runs for $store {
+            async fn insert_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+                self.insert_run_with(&self.pool, run).await?;
                 self.wrote();
                 Ok(())
+            }
+            async fn start_run(
+                &self,
+                run: &RunRecord,
+                lock: Option<&LockHolder>,
+            ) -> Result<Option<Vec<Uuid>>, StoreError> {
+                let mut tx = self.begin_write().await?;
+                if let Some(holder) = lock
+                    && !self.insert_lock_with(&mut *tx, holder).await?
+                {
+                    // Held: the transaction is dropped, rolled back, having written nothing.
+                    return Ok(None);
+                }
+                let interrupted = self
+                    .mark_interrupted_with(&mut *tx, run.id, run.started_at)
+                    .await?;
+                self.insert_run_with(&mut *tx, run).await?;
+                tx.commit().await?;
+                self.wrote();
+                Ok(Some(interrupted))
             }
             async fn update_run(&self, run: &RunRecord) -> Result<(), StoreError> {
                 let query = sqlx::query(UPDATE_RUN);
@@ -236,22 +294,9 @@ macro_rules! runs_sql {
                 row.as_ref().map(Self::run_from_row).transpose()
             }
             async fn mark_interrupted_runs(&self, except: Uuid, at: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
-                let rows = sqlx::query(
-                    "UPDATE config_backup_runs SET outcome = $1, finished_at = $2, \
-                     error = $3 WHERE outcome = $4 AND id <> $5 AND site = $6 RETURNING id",
-                )
-                .bind(RunOutcome::Interrupted.as_str())
-                .bind(micros(at))
-                .bind("interrupted: the server stopped during this run; its commits were recovered by the next run")
-                .bind(RunOutcome::Running.as_str())
-                .bind(except)
-                .bind(&self.site)
-                .fetch_all(&self.pool)
-                .await?;
+                let marked = self.mark_interrupted_with(&self.pool, except, at).await?;
                 self.wrote();
-                rows.iter()
-                    .map(|r| r.try_get::<Uuid, _>("id").map_err(StoreError::from))
-                    .collect()
+                Ok(marked)
             }
             async fn last_run(&self) -> Result<Option<RunRecord>, StoreError> {
                 self.fetch_run(&format!(
