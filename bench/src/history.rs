@@ -152,6 +152,14 @@ pub(crate) async fn history(root: &Path, cli: &Cli) -> anyhow::Result<Option<His
     }
     if cli.history_from.is_some() {
         eprintln!("{}", serde_json::to_string_pretty(&measure)?);
+        let diff = diff_latency(&server, &dir.join("wc")).await?;
+        eprintln!(
+            "Diff: first {:.1} ms, p50 {:.2} ms; git diff --stat p99 {:.1} ms; first ÷ git p99 {:.2}×",
+            diff.grpc_first_ms,
+            diff.grpc_p50_ms,
+            diff.git_p99_ms,
+            diff.grpc_p99_ms / diff.git_p99_ms
+        );
         let rest_load = crate::load::rest_under_backups(&server, "domain=dns&page_size=100").await?;
         eprintln!("REST under back-to-back backups: {rest_load:?}");
         return Ok(None);
@@ -180,52 +188,7 @@ pub(crate) async fn history(root: &Path, cli: &Cli) -> anyhow::Result<Option<His
         10,
     );
 
-    // Diff first ↔ last dns commit.
-    let all = c
-        .history(req(pb::HistoryRequest {
-            domain: "dns".into(),
-            include_unchanged: true,
-            page_size: 1,
-            ..Default::default()
-        }))
-        .await?
-        .into_inner();
-    let last = all.entries[0].commit_hash.clone();
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(&wc)
-        .args(["log", "--reverse", "--format=%H", "--grep=Config-Backup-Domain: dns"])
-        .output()?;
-    let first = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let mut dg = Vec::new();
-    let mut dr = Vec::new();
-    for _ in 0..20 {
-        let t = Instant::now();
-        c.diff(req(pb::DiffRequest {
-            commit1: first.clone(),
-            commit2: last.clone(),
-            domain: "dns".into(),
-            ..Default::default()
-        }))
-        .await?;
-        dg.push(t.elapsed());
-        let t = Instant::now();
-        let resp = http
-            .get(format!(
-                "{}/api/v1/backups/config/diff?commit1={first}&commit2={last}&domain=dns",
-                server.http
-            ))
-            .header("authorization", &bearer)
-            .send()
-            .await?;
-        resp.bytes().await?;
-        dr.push(t.elapsed());
-    }
-    let (gd50, gd99) = git_time(&["diff", "--stat", &first, &last, "--", "config/unbound"], 10);
+    let diff = diff_latency(&server, &wc).await?;
 
     // Rollback of one domain at M, request to success, no reload command.
     let kea_first = {
@@ -325,15 +288,7 @@ pub(crate) async fn history(root: &Path, cli: &Cli) -> anyhow::Result<Option<His
             page20_p50_ms: ms(p50),
             page20_p99_ms: ms(p99),
         },
-        diff: DiffLatency {
-            grpc_first_ms: ms(dg[0]),
-            grpc_p50_ms: ms(pct(&mut dg, 0.5)),
-            grpc_p99_ms: ms(pct(&mut dg, 0.99)),
-            rest_p50_ms: ms(pct(&mut dr, 0.5)),
-            rest_p99_ms: ms(pct(&mut dr, 0.99)),
-            git_p50_ms: ms(gd50),
-            git_p99_ms: ms(gd99),
-        },
+        diff,
         rollback: RollbackFigure {
             ms: ms(rollback),
             state,
@@ -341,4 +296,81 @@ pub(crate) async fn history(root: &Path, cli: &Cli) -> anyhow::Result<Option<His
         throughput,
         rest_load,
     }))
+}
+
+/// Diff of the dns domain's first and last commits, 20 calls over gRPC and REST each
+/// (the first gRPC call makes it; the later ones get the answer the server keeps), and
+/// `git diff --stat` of the same commits.
+async fn diff_latency(server: &Server, wc: &Path) -> anyhow::Result<DiffLatency> {
+    let mut c = server.client().await;
+    let http = reqwest::Client::new();
+    let bearer = format!("Bearer {}", token(Role::Admin));
+    let all = c
+        .history(req(pb::HistoryRequest {
+            domain: "dns".into(),
+            include_unchanged: true,
+            page_size: 1,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    let last = all.entries[0].commit_hash.clone();
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(wc)
+        .args(["log", "--reverse", "--format=%H", "--grep=Config-Backup-Domain: dns"])
+        .output()?;
+    let first = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut dg = Vec::new();
+    let mut dr = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        c.diff(req(pb::DiffRequest {
+            commit1: first.clone(),
+            commit2: last.clone(),
+            domain: "dns".into(),
+            ..Default::default()
+        }))
+        .await?;
+        dg.push(t.elapsed());
+        let t = Instant::now();
+        let resp = http
+            .get(format!(
+                "{}/api/v1/backups/config/diff?commit1={first}&commit2={last}&domain=dns",
+                server.http
+            ))
+            .header("authorization", &bearer)
+            .send()
+            .await?;
+        resp.bytes().await?;
+        dr.push(t.elapsed());
+    }
+    let mut git: Vec<Duration> = (0..10)
+        .map(|_| {
+            time(|| {
+                run(Command::new("git").arg("-C").arg(wc).args([
+                    "diff",
+                    "--stat",
+                    &first,
+                    &last,
+                    "--",
+                    "config/unbound",
+                ]))
+            })
+            .0
+        })
+        .collect();
+    Ok(DiffLatency {
+        grpc_first_ms: ms(dg[0]),
+        grpc_p50_ms: ms(pct(&mut dg, 0.5)),
+        grpc_p99_ms: ms(pct(&mut dg, 0.99)),
+        rest_p50_ms: ms(pct(&mut dr, 0.5)),
+        rest_p99_ms: ms(pct(&mut dr, 0.99)),
+        git_p50_ms: ms(pct(&mut git, 0.5)),
+        git_p99_ms: ms(pct(&mut git, 0.99)),
+    })
 }
