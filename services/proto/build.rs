@@ -15,6 +15,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(&descriptor)
         .compile_well_known_types(true)
+        // prost's codec, its encoder sizing the buffer to the message (src/codec.rs).
+        .codec_path("crate::codec::SizedCodec")
         .extern_path(".google.protobuf", "::pbjson_types")
         .compile_with_config(config, &[&proto], &[&root, &include])?;
 

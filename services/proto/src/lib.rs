@@ -4,6 +4,8 @@
 
 #![allow(clippy::all, missing_docs)]
 
+pub mod codec;
+
 /// Package `configbackup.v1`.
 pub mod v1 {
     tonic::include_proto!("configbackup.v1");
