@@ -156,7 +156,19 @@ impl SqliteStore {
         if let Some(parent) = opts.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
         }
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            // A connection given back while sqlx still counts a transaction open is closed,
+            // not reused. A `COMMIT` that fails (a full disk: SQLite has rolled the
+            // transaction back already) leaves the count at one, the `ROLLBACK` sent when
+            // the transaction is dropped fails too ("no transaction is active"), and every
+            // later `BEGIN IMMEDIATE` on that connection was refused as a savepoint
+            // statement: the audit trail stayed unavailable after the disk had room again.
+            // A dropped transaction whose `ROLLBACK` is still queued is closed as well (a
+            // failed request's); the `ROLLBACK` runs before the connection closes.
+            .after_release(|conn, _| Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) }))
+            .connect_with(opts)
+            .await?;
         sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
         Ok(SqliteStore::new(pool, site))
     }
