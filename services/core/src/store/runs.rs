@@ -103,7 +103,7 @@ pub trait Runs: Send + Sync {
     async fn insert_run(&self, run: &RunRecord) -> Result<(), StoreError>;
     /// Starts a run in one transaction: takes the engine lock for `lock` when given (the
     /// lock must be free: `None` when it is held, and nothing is written), marks every
-    /// other run still `running` as interrupted ([`Runs::mark_interrupted_runs`]), and
+    /// other run still `running` as interrupted, and
     /// inserts the run. Returns the runs marked. One commit, one flush, where taking the
     /// lock and recording the start were two.
     async fn start_run(&self, run: &RunRecord, lock: Option<&LockHolder>) -> Result<Option<Vec<Uuid>>, StoreError>;
@@ -114,8 +114,6 @@ pub trait Runs: Send + Sync {
     async fn finish_run(&self, run: &RunRecord, release: Option<Uuid>) -> Result<(), StoreError>;
     /// A run by id.
     async fn run(&self, id: Uuid) -> Result<Option<RunRecord>, StoreError>;
-    /// Marks every run still `running`, other than `except`, as interrupted.
-    async fn mark_interrupted_runs(&self, except: Uuid, at: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError>;
     /// The most recent run.
     async fn last_run(&self) -> Result<Option<RunRecord>, StoreError>;
     /// The most recent successful run.
@@ -252,7 +250,8 @@ macro_rules! runs_sql {
                 if let Some(holder) = lock
                     && !self.insert_lock_with(&mut *tx, holder).await?
                 {
-                    // Held: the transaction is dropped, rolled back, having written nothing.
+                    // Held: nothing written.
+                    tx.rollback().await?;
                     return Ok(None);
                 }
                 let interrupted = self
@@ -292,11 +291,6 @@ macro_rules! runs_sql {
                 .fetch_optional(&self.pool)
                 .await?;
                 row.as_ref().map(Self::run_from_row).transpose()
-            }
-            async fn mark_interrupted_runs(&self, except: Uuid, at: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
-                let marked = self.mark_interrupted_with(&self.pool, except, at).await?;
-                self.wrote();
-                Ok(marked)
             }
             async fn last_run(&self) -> Result<Option<RunRecord>, StoreError> {
                 self.fetch_run(&format!(
