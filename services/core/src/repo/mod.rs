@@ -617,6 +617,21 @@ mod tests {
         }
     }
 
+    /// libgit2's zlib is the one linked into the binary (zlib-rs, `shims/libz-sys`): no
+    /// system zlib is loaded, and an object written is inflated back whole.
+    #[test]
+    fn libgit2_deflates_and_inflates_with_the_linked_zlib_and_loads_no_system_zlib() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init_bare(dir.path()).unwrap();
+        let content: Vec<u8> = (0..50_000u32).flat_map(|i| (i % 97).to_le_bytes()).collect();
+        let id = repo.blob(&content).unwrap();
+        // A new handle has nothing cached: the blob is read from its loose file, inflated.
+        let again = git2::Repository::open_bare(dir.path()).unwrap();
+        assert_eq!(again.find_blob(id).unwrap().content(), &content[..]);
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(!maps.contains("libz.so"), "a system zlib is loaded:\n{maps}");
+    }
+
     #[test]
     fn a_runs_commits_reach_the_branch_in_one_update_and_never_over_a_branch_moved_meanwhile() {
         let dir = tempfile::tempdir().unwrap();
