@@ -103,9 +103,9 @@ pub trait Runs: Send + Sync {
     async fn insert_run(&self, run: &RunRecord) -> Result<(), StoreError>;
     /// Starts a run in one transaction: takes the engine lock for `lock` when given (the
     /// lock must be free: `None` when it is held, and nothing is written), marks every
-    /// other run still `running` as interrupted, and
-    /// inserts the run. Returns the runs marked. One commit, one flush, where taking the
-    /// lock and recording the start were two.
+    /// other run still `running` as interrupted, and inserts the run. Returns the runs
+    /// marked. One commit, one flush, where taking the lock and recording the start were
+    /// two.
     async fn start_run(&self, run: &RunRecord, lock: Option<&LockHolder>) -> Result<Option<Vec<Uuid>>, StoreError>;
     /// Updates a run's outcome and counts.
     async fn update_run(&self, run: &RunRecord) -> Result<(), StoreError>;
