@@ -144,13 +144,24 @@ impl Engine {
     /// site) adds unpushed commits, tracked files, the remote and the schedule.
     async fn read_status_from(&self, store: &dyn Store, local: bool) -> Result<EngineStatus, EngineError> {
         let settings = &self.inner.settings;
-        let mut last_run = store.last_run().await?;
-        let last_successful_run = store.last_successful_run().await?;
-        let last_push_at = store.last_push_success().await?;
         // A run is running only while its holder is alive: it renews its heartbeat within
         // the TTL and, on this host, its process exists.
         let me = self.lock_observer();
-        let (running, interrupted) = match store.lock_holder().await? {
+        let alive = |holder: &Option<(LockHolder, DateTime<Utc>)>| matches!(holder, Some((h, beat)) if crate::store::holder_alive(h, *beat, settings.lock_ttl, Utc::now(), &me));
+        // The lock, then the last run: a run that ends in between (its outcome and the
+        // lock's release are one transaction) is told ended. A run that starts in between
+        // reads as running without a live holder, as an interrupted run does: the pair is
+        // read again, and only a run still so on the third reading is told interrupted.
+        let (mut holder, mut last_run) = (store.lock_holder().await?, store.last_run().await?);
+        for _ in 0..2 {
+            if alive(&holder) || last_run.as_ref().is_none_or(|r| r.outcome != RunOutcome::Running) {
+                break;
+            }
+            (holder, last_run) = (store.lock_holder().await?, store.last_run().await?);
+        }
+        let last_successful_run = store.last_successful_run().await?;
+        let last_push_at = store.last_push_success().await?;
+        let (running, interrupted) = match holder {
             Some((h, beat)) if crate::store::holder_alive(&h, beat, settings.lock_ttl, Utc::now(), &me) => {
                 (Some(h), None)
             }
