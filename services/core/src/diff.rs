@@ -484,6 +484,16 @@ fn patch_of<'b>(
 /// A patch between two blobs, either of which may be absent (the side a file is added or
 /// removed on). libgit2 takes an absent side (`git_patch_from_blobs` with NULL); git2's
 /// `Patch::from_blobs` takes two blobs only.
+///
+/// A path git prints as it is is not given to libgit2 (the patch is made unnamed, and
+/// [`render`] names its header): with a path, libgit2 looks the file's `diff` attribute
+/// up for its diff driver, and with no session to keep what it read, every lookup
+/// checks every place attributes may come from (the system's and the user's files,
+/// `info/attributes`, the index) for every directory above the path: a fifth of the
+/// patches' time. No attribute ever applies here (the host's git config is not read,
+/// and nothing writes `info/attributes`), so the driver is libgit2's automatic one
+/// either way, and the patch's lines are the same. A path git quotes keeps the lookup,
+/// and its header is libgit2's own.
 fn patch_of_blobs<'b>(
     old: Option<&'b git2::Blob<'_>>,
     old_path: Option<&Path>,
@@ -497,7 +507,10 @@ fn patch_of_blobs<'b>(
             .transpose()
             .map_err(|_| git2::Error::from_str("a path holds a NUL byte"))
     };
-    let (old_path, new_path) = (c_path(old_path)?, c_path(new_path)?);
+    fn unnamed(p: Option<&Path>) -> Option<&Path> {
+        p.map(|p| if printed_as_is(p) { Path::new("") } else { p })
+    }
+    let (old_path, new_path) = (c_path(unnamed(old_path))?, c_path(unnamed(new_path))?);
     let blob = |b: Option<&git2::Blob<'_>>| b.map_or(std::ptr::null(), |b| b.raw().cast_const());
     let path = |p: &Option<std::ffi::CString>| p.as_ref().map_or(std::ptr::null(), |p| p.as_ptr());
     let mut out = std::ptr::null_mut();
@@ -523,6 +536,38 @@ fn patch_of_blobs<'b>(
     // and is bound to the blobs' lifetime all the same, as git2's own `from_blobs` is.
     #[allow(unsafe_code)]
     Ok(unsafe { git2::Patch::from_raw(out) })
+}
+
+/// Whether git prints a path in a patch's header as it is, unquoted: printable ASCII
+/// other than `"` and `\\` (libgit2's `git_str_quote`).
+fn printed_as_is(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str()
+        .as_bytes()
+        .iter()
+        .all(|b| (b' '..=b'~').contains(b) && *b != b'"' && *b != b'\\')
+}
+
+/// A patch's text with the path of an unnamed patch ([`patch_of_blobs`]) in its header:
+/// `diff --git a/ b/`, `--- a/` and `+++ b/` before the first hunk are named `path`
+/// (which [`printed_as_is`]). Any other text is returned as it is.
+fn named<'t>(text: std::borrow::Cow<'t, str>, path: &str) -> std::borrow::Cow<'t, str> {
+    const UNNAMED: &str = "diff --git a/ b/\n";
+    if !text.starts_with(UNNAMED) {
+        return text;
+    }
+    let header_end = text.find("\n@@").map_or(text.len(), |i| i + 1);
+    let mut out = String::with_capacity(text.len() + 4 * path.len());
+    out.push_str(&format!("diff --git a/{path} b/{path}\n"));
+    for line in text[UNNAMED.len()..header_end].split_inclusive('\n') {
+        match line {
+            "--- a/\n" => out.push_str(&format!("--- a/{path}\n")),
+            "+++ b/\n" => out.push_str(&format!("+++ b/{path}\n")),
+            other => out.push_str(other),
+        }
+    }
+    out.push_str(&text[header_end..]);
+    std::borrow::Cow::Owned(out)
 }
 
 /// A side's blob, read in place (none for the side a file is added or removed on).
@@ -595,7 +640,7 @@ fn render(
         (String::new(), 1)
     } else {
         let buf = patch.to_buf().map_err(git)?;
-        let text = String::from_utf8_lossy(&buf);
+        let text = named(String::from_utf8_lossy(&buf), &fd.path);
         let text = if q.reveal_secrets {
             text.into_owned()
         } else {
@@ -661,6 +706,8 @@ mod tests {
                 ("made-exec.sh", &a1, FileMode::Blob),
                 ("link", b"a.conf", FileMode::Link),
                 ("same.conf", &a1, FileMode::Blob),
+                ("quoted \"é\".conf", &a1, FileMode::Blob),
+                ("empty.conf", b"", FileMode::Blob),
             ],
         );
         let c2 = commit(
@@ -674,11 +721,13 @@ mod tests {
                 ("new.conf", &a2, FileMode::Blob),
                 ("link", b"b.conf", FileMode::Link),
                 ("same.conf", &a1, FileMode::Blob),
+                ("quoted \"é\".conf", &a2, FileMode::Blob),
+                ("new-empty.conf", b"", FileMode::Blob),
             ],
         );
         let tree = |c| repo.find_commit(c).unwrap().tree().unwrap();
         let diff = repo.diff_tree_to_tree(Some(&tree(c1)), Some(&tree(c2)), None).unwrap();
-        assert_eq!(diff.deltas().len(), 8, "every kind of change is in the diff");
+        assert_eq!(diff.deltas().len(), 11, "every kind of change is in the diff");
         let mut from_blobs = 0;
         for idx in 0..diff.deltas().len() {
             let delta = diff.get_delta(idx).unwrap();
@@ -690,11 +739,10 @@ mod tests {
             let theirs = git2::Patch::from_diff(&diff, idx).unwrap();
             let plain_or_absent =
                 |blob: Option<&git2::Blob<'_>>, f: git2::DiffFile<'_>| blob.is_none() || f.mode() == FileMode::Blob;
-            from_blobs += usize::from(
-                (old.is_some() || new.is_some())
-                    && plain_or_absent(old.as_ref(), delta.old_file())
-                    && plain_or_absent(new.as_ref(), delta.new_file()),
-            );
+            let made_from_blobs = (old.is_some() || new.is_some())
+                && plain_or_absent(old.as_ref(), delta.old_file())
+                && plain_or_absent(new.as_ref(), delta.new_file());
+            from_blobs += usize::from(made_from_blobs);
             let path = delta.new_file().path().unwrap().display().to_string();
             match (ours, theirs) {
                 (Some(mut ours), Some(mut theirs)) => {
@@ -707,8 +755,19 @@ mod tests {
                         continue;
                     }
                     assert_eq!(ours.line_stats().unwrap(), theirs.line_stats().unwrap(), "{path}");
+                    let raw = ours.to_buf().unwrap();
+                    let raw = String::from_utf8_lossy(&raw);
+                    // Made from the blobs, a path printed as it is is not given to libgit2
+                    // (no attribute lookup), and the header is named afterwards.
+                    let unnamed = ours.delta().new_file().path() == Some(std::path::Path::new(""));
+                    assert_eq!(unnamed, raw.starts_with("diff --git a/ b/\n"), "{path}: {raw}");
                     assert_eq!(
-                        String::from_utf8_lossy(&ours.to_buf().unwrap()),
+                        unnamed,
+                        made_from_blobs && super::printed_as_is(std::path::Path::new(&path)),
+                        "{path}"
+                    );
+                    assert_eq!(
+                        super::named(raw, &path),
                         String::from_utf8_lossy(&theirs.to_buf().unwrap()),
                         "{path}"
                     );
@@ -718,8 +777,8 @@ mod tests {
             }
         }
         assert_eq!(
-            from_blobs, 5,
-            "a.conf, b.conf, bin, gone.conf and new.conf are made from the blobs in hand"
+            from_blobs, 8,
+            "a.conf, b.conf, bin, gone.conf, new.conf, the quoted path and both empty files are made from the blobs in hand"
         );
     }
 

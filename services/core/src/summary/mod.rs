@@ -272,6 +272,54 @@ fn secretish(name: &str) -> bool {
 
 /// Compares two versions' items and tells the difference.
 fn compare(old: &[Item<'_>], new: &[Item<'_>]) -> Summary {
+    let (old, new) = unshared(old, new);
+    tell(&old, &new)
+}
+
+/// What of two versions' items (each in file order) can tell them apart, in file order:
+/// all but their common prefix, and of their common suffix only the items whose key is
+/// also in what is left between. A change is mostly a few lines in a large file: what is
+/// sorted and walked is those lines, not the file.
+///
+/// [`tell`] reads the same difference from these as from all items. A key's values are
+/// compared in file order, pair by pair from the first: the common prefix holds each
+/// key's first values, the same on both sides, and removing them removes equal pairs from
+/// the front. A key of the suffix found nowhere else has the same values on both sides
+/// and is told nowhere; a key also found between keeps its suffix items, so its values
+/// stay whole (removing its last values would shift which pairs are compared when the
+/// two sides hold different numbers of it).
+#[allow(clippy::type_complexity)]
+fn unshared<'i, 'a>(old: &'i [Item<'a>], new: &'i [Item<'a>]) -> (Vec<&'i Item<'a>>, Vec<&'i Item<'a>>) {
+    let same = |a: &Item<'_>, b: &Item<'_>| {
+        str_eq(&a.key, &b.key) && a.kind == b.kind && str_eq(&a.scope, &b.scope) && str_eq(&a.value, &b.value)
+    };
+    let prefix = old.iter().zip(new).take_while(|(a, b)| same(a, b)).count();
+    let (old, new) = (&old[prefix..], &new[prefix..]);
+    let suffix = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take_while(|(a, b)| same(a, b))
+        .count();
+    let (old_between, old_suffix) = old.split_at(old.len() - suffix);
+    let (new_between, new_suffix) = new.split_at(new.len() - suffix);
+    let key = |i: &'i Item<'a>| -> Key<'i> { (i.kind, &*i.scope, &*i.key) };
+    let between: std::collections::HashSet<Key<'i>> = if suffix == 0 {
+        Default::default()
+    } else {
+        old_between.iter().chain(new_between).map(key).collect()
+    };
+    let side = |between_part: &'i [Item<'a>], suffix_part: &'i [Item<'a>]| -> Vec<&'i Item<'a>> {
+        between_part
+            .iter()
+            .chain(suffix_part.iter().filter(|i| between.contains(&key(i))))
+            .collect()
+    };
+    (side(old_between, old_suffix), side(new_between, new_suffix))
+}
+
+/// Tells the difference between two versions' items (each in file order).
+fn tell(old: &[&Item<'_>], new: &[&Item<'_>]) -> Summary {
     // Per (kind, scope): counts, and the named entries with their words.
     let mut groups: BTreeMap<(&'static str, &str), (Change, Vec<String>)> = BTreeMap::new();
     each_differing(&sorted(old), &sorted(new), |(kind, scope, name), o, n| {
@@ -401,7 +449,7 @@ fn key_cmp(a: &Key<'_>, b: &Key<'_>) -> std::cmp::Ordering {
 /// are compared by walking both at once. A sorted vector rather than a map of each key's
 /// values: a blocklist is tens of thousands of keys, and a map made one allocation per
 /// key (and hashed each key twice).
-fn sorted<'i>(items: &'i [Item<'_>]) -> Vec<Keyed<'i>> {
+fn sorted<'i>(items: &[&'i Item<'_>]) -> Vec<Keyed<'i>> {
     let mut v: Vec<Keyed<'i>> = items
         .iter()
         .map(|i| ((i.kind, &*i.scope, &*i.key), &*i.value))

@@ -345,8 +345,34 @@ proptest! {
     fn the_sorted_walk_finds_the_keys_a_map_found_in_key_order(old in arb_items(), new in arb_items()) {
         let (old, new) = (make_items(&old), make_items(&new));
         let mut walked = Vec::new();
-        each_differing(&sorted(&old), &sorted(&new), |k, o, n| walked.push((k, (o.to_vec(), n.to_vec()))));
+        let (old_all, new_all): (Vec<&Item<'_>>, Vec<&Item<'_>>) = (old.iter().collect(), new.iter().collect());
+        each_differing(&sorted(&old_all), &sorted(&new_all), |k, o, n| walked.push((k, (o.to_vec(), n.to_vec()))));
         let expected: Vec<_> = differing_by_map(&old, &new).into_iter().collect();
         prop_assert_eq!(walked, expected);
+    }
+}
+
+proptest! {
+    /// Versions that share a prefix and a suffix of items (a change in the middle of a
+    /// file), and versions that share nothing, are told the same from the items
+    /// `unshared` keeps as from all of them.
+    #[test]
+    fn what_is_told_from_the_unshared_items_is_what_all_items_tell(
+        prefix in arb_items(),
+        old_between in arb_items(),
+        new_between in arb_items(),
+        suffix in arb_items(),
+        shared in any::<bool>(),
+    ) {
+        let (none, prefix, suffix) = (Vec::new(), make_items(&prefix), make_items(&suffix));
+        let (prefix, suffix) = if shared { (&prefix, &suffix) } else { (&none, &none) };
+        let join = |between: &[(usize, usize, usize, usize)]| -> Vec<Item<'static>> {
+            prefix.iter().cloned().chain(make_items(between)).chain(suffix.iter().cloned()).collect()
+        };
+        let (old, new) = (join(&old_between), join(&new_between));
+        let (old_all, new_all): (Vec<&Item<'_>>, Vec<&Item<'_>>) = (old.iter().collect(), new.iter().collect());
+        let (old_kept, new_kept) = unshared(&old, &new);
+        prop_assert!(old_kept.len() <= old.len() - prefix.len() && new_kept.len() <= new.len() - prefix.len());
+        prop_assert_eq!(compare(&old, &new), tell(&old_all, &new_all));
     }
 }
