@@ -304,15 +304,22 @@ fn unshared<'i, 'a>(old: &'i [Item<'a>], new: &'i [Item<'a>]) -> (Vec<&'i Item<'
     let (old_between, old_suffix) = old.split_at(old.len() - suffix);
     let (new_between, new_suffix) = new.split_at(new.len() - suffix);
     let key = |i: &'i Item<'a>| -> Key<'i> { (i.kind, &*i.scope, &*i.key) };
-    let between: std::collections::HashSet<Key<'i>> = if suffix == 0 {
-        Default::default()
-    } else {
-        old_between.iter().chain(new_between).map(key).collect()
-    };
+    // The keys between, sorted: a suffix is most of a file, and a search of the few keys
+    // between compares a handful of bytes where a hash set hashed every suffix key whole.
+    let mut between: Vec<Key<'i>> = Vec::new();
+    if suffix > 0 {
+        between.extend(old_between.iter().chain(new_between).map(key));
+        between.sort_unstable_by(key_cmp);
+        between.dedup_by(|a, b| key_eq(a, b));
+    }
     let side = |between_part: &'i [Item<'a>], suffix_part: &'i [Item<'a>]| -> Vec<&'i Item<'a>> {
         between_part
             .iter()
-            .chain(suffix_part.iter().filter(|i| between.contains(&key(i))))
+            .chain(
+                suffix_part
+                    .iter()
+                    .filter(|i| between.binary_search_by(|k| key_cmp(k, &key(i))).is_ok()),
+            )
             .collect()
     };
     (side(old_between, old_suffix), side(new_between, new_suffix))
