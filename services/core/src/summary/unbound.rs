@@ -25,7 +25,9 @@ const LISTS: [&str; 14] = [
 ];
 
 pub(super) fn items(text: &str) -> Option<Vec<Item<'_>>> {
-    let mut out = Vec::new();
+    // At most an item a line: a blocklist of tens of thousands of lines is not copied
+    // again each time the vector doubles.
+    let mut out = Vec::with_capacity(memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1);
     let none: Rc<str> = Rc::from("");
     let mut section: Rc<str> = none.clone();
     // The open forward-zone or stub-zone: its kind, name and other lines.
